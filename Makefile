@@ -1,0 +1,53 @@
+# The two commands of the README: `make run` and `make test`. Both set up everything they need.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: run test install browser lint migrate demo clean bench
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+# Reinstall when pyproject.toml changes.
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+migrate: install
+	$(BIN)/python manage.py migrate --noinput
+
+demo: migrate
+	$(BIN)/python manage.py seed_demo
+
+# The portal on http://127.0.0.1:8000 and the django-q2 worker; one Ctrl-C stops both.
+run: demo
+	$(BIN)/python manage.py runportal
+
+# Debian's Chromium for the browser tests (never a downloaded browser build).
+browser:
+	@if [ ! -x /usr/bin/chromium ]; then \
+		if [ "$$(id -u)" = "0" ]; then \
+			echo "Installing Debian's chromium for the browser tests"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+		else \
+			echo "WARNING: /usr/bin/chromium is missing and this is not root: browser tests will be skipped (sudo apt-get install chromium)"; \
+		fi; \
+	fi
+
+test: install browser
+	GOVERNANCE_TESTING=1 $(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+bench: migrate
+	$(BIN)/python -m benchmarks
+
+clean:
+	rm -rf $(VENV) db.sqlite3 db.sqlite3-wal db.sqlite3-shm var *.egg-info

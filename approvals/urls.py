@@ -1,0 +1,4 @@
+
+app_name = "approvals"
+
+urlpatterns: list = []

@@ -1,0 +1,69 @@
+"""Domain errors. Services raise these; one handler maps them to problem details for the API
+(``governance.api.problems``) and one middleware to an error page or form message for the web
+(``governance.middleware.DomainErrorMiddleware``). Services never raise Http404 or DRF errors."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+
+class DomainError(Exception):
+    status = 400
+    title = "Bad request"
+    type_slug = "bad-request"
+
+    def __init__(self, detail: str = "", *, errors: Mapping[str, Sequence[str]] | None = None) -> None:
+        super().__init__(detail or self.title)
+        self.detail = detail or self.title
+        self.errors = {k: list(v) for k, v in (errors or {}).items()}
+
+
+class ValidationFailed(DomainError):
+    """Input breaks a rule; ``errors`` names the field(s) at fault."""
+
+    status = 400
+    title = "Invalid input"
+    type_slug = "validation-error"
+
+    @classmethod
+    def on(cls, field: str, message: str) -> ValidationFailed:
+        return cls(message, errors={field: [message]})
+
+
+class NotAllowed(DomainError):
+    """The caller can see the object but may not take this action on it."""
+
+    status = 403
+    title = "Not allowed"
+    type_slug = "not-allowed"
+
+
+class NotFound(DomainError):
+    """The object does not exist or the caller may not see it (the two look the same)."""
+
+    status = 404
+    title = "Not found"
+    type_slug = "not-found"
+
+
+class Conflict(DomainError):
+    """The object changed under the caller (already decided, withdrawn, suspended...)."""
+
+    status = 409
+    title = "Conflict"
+    type_slug = "conflict"
+
+
+class IllegalTransition(Conflict):
+    title = "Illegal state transition"
+    type_slug = "illegal-transition"
+
+
+class RateLimited(DomainError):
+    status = 429
+    title = "Too many requests"
+    type_slug = "rate-limited"
+
+    def __init__(self, detail: str = "", *, retry_after: int = 1) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after

@@ -1,0 +1,95 @@
+"""Request-scoped middleware: request id and client address for the audit trail, the auditor's
+read-only guarantee, and friendly pages for domain errors raised under web views."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+
+from governance import context
+from governance.exceptions import DomainError
+from governance.roles import is_read_only
+
+SAFE_METHODS = {"GET", "HEAD", "OPTIONS", "TRACE"}
+# Paths an auditor may POST to: signing in and out changes nothing governed.
+_AUDITOR_POST_ALLOWED = ("/accounts/login/", "/accounts/logout/", "/login/", "/complete/")
+
+
+def client_ip(request: HttpRequest) -> str | None:
+    if settings.TRUST_X_FORWARDED_FOR:
+        forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
+        if forwarded:
+            return forwarded.split(",")[0].strip() or None
+    return request.META.get("REMOTE_ADDR") or None
+
+
+class RequestContextMiddleware:
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        incoming = request.META.get("HTTP_X_REQUEST_ID", "")
+        request_id = incoming[:64] if incoming.isascii() and incoming.strip() else context.new_request_id()
+        ctx = context.RequestContext(request_id=request_id, client_ip=client_ip(request))
+        request.request_id = request_id  # type: ignore[attr-defined]
+        with context.bind(ctx):
+            response = self.get_response(request)
+        response["X-Request-ID"] = request_id
+        return response
+
+
+class AuditorReadOnlyMiddleware:
+    """An auditor reads everything and changes nothing: any unsafe method from a read-only user
+    is refused here, whatever view it reaches. (Token-authenticated API calls are checked by
+    ``governance.api.permissions.AuditorsReadOnly``, since DRF authenticates inside the view.)"""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        user = getattr(request, "user", None)
+        if (
+            request.method not in SAFE_METHODS
+            and user is not None
+            and user.is_authenticated
+            and is_read_only(user)
+            and not request.path.startswith(_AUDITOR_POST_ALLOWED)
+        ):
+            return _refuse_read_only(request)
+        return self.get_response(request)
+
+
+def _refuse_read_only(request: HttpRequest) -> HttpResponse:
+    detail = "Auditors have read-only access: this action would change something."
+    if request.path.startswith("/api/"):
+        from governance.api.problems import problem_response
+
+        return problem_response(status=403, title="Not allowed", detail=detail, type_slug="read-only")
+    return render(request, "governance/error.html", {"title": "Not allowed", "detail": detail}, status=403)
+
+
+class DomainErrorMiddleware:
+    """A domain error that escapes a web view becomes a page with its status and message."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if not isinstance(exception, DomainError):
+            return None
+        if request.path.startswith("/api/"):
+            from governance.api.problems import problem_for_domain_error
+
+            return problem_for_domain_error(exception)
+        return render(
+            request,
+            "governance/error.html",
+            {"title": exception.title, "detail": exception.detail},
+            status=exception.status,
+        )

@@ -1,0 +1,174 @@
+"""The kernel's data: people, the audit trail, API tokens and the email outbox."""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import AbstractUser
+from django.db import models
+from django.utils import timezone
+from simple_history.models import HistoricalRecords
+
+
+class User(AbstractUser):
+    """A person, or a service account used by an integration (ticketing system, AI agent).
+
+    ``manager`` feeds the "requester's manager" reviewer pools and escalations. Role membership
+    is group membership (see ``governance.roles``). Deactivating a user goes through
+    ``governance.services.user_deactivate`` so their integrations become orphaned.
+    """
+
+    display_name = models.CharField(max_length=150, blank=True)
+    department = models.CharField(max_length=120, blank=True)
+    manager = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="reports"
+    )
+    is_service_account = models.BooleanField(
+        default=False,
+        help_text="A non-human account used by an integration through API tokens; its actions "
+        "are audited with actor kind 'integration'.",
+    )
+
+    history = HistoricalRecords(excluded_fields=["last_login", "password"])
+
+    class Meta(AbstractUser.Meta):
+        swappable = "AUTH_USER_MODEL"
+        ordering = ["username"]
+
+    def __str__(self) -> str:
+        return self.username
+
+    @property
+    def label(self) -> str:
+        """Name shown in pages and emails: the display name, or the full name, or the username."""
+        return self.display_name or self.get_full_name() or self.username
+
+
+class ActorKind(models.TextChoices):
+    HUMAN = "human", "Human"
+    INTEGRATION = "integration", "Integration"
+    SYSTEM = "system", "System"
+
+
+class AuditEventQuerySet(models.QuerySet["AuditEvent"]):
+    """Refuses bulk rewrites: the trail is append-only through the ORM."""
+
+    def update(self, **kwargs: object) -> int:
+        raise AuditTrailIsAppendOnly("Audit events cannot be updated.")
+
+    def delete(self) -> tuple[int, dict[str, int]]:
+        raise AuditTrailIsAppendOnly("Audit events cannot be deleted.")
+
+
+class AuditTrailIsAppendOnly(Exception):
+    pass
+
+
+class AuditEvent(models.Model):
+    """One privileged action, written by ``governance.audit.audit_record`` in the transaction
+    of the change it records.
+
+    Each row holds the hash of the row before it (``prev_hash``) and its own ``hash`` over its
+    content and ``prev_hash``: altering, removing or inserting a row breaks the chain, which
+    ``manage.py verify_audit`` detects. Rows cannot be updated or deleted through the ORM.
+    """
+
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    actor = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="audit_events_as_actor"
+    )
+    actor_username = models.CharField(max_length=150, blank=True)
+    actor_kind = models.CharField(max_length=16, choices=ActorKind.choices)
+    owner = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="audit_events_as_owner"
+    )
+    owner_username = models.CharField(max_length=150, blank=True)
+    action = models.CharField(max_length=80, db_index=True)
+    target_type = models.CharField(max_length=80, db_index=True)
+    target_id = models.CharField(max_length=64, db_index=True)
+    target_repr = models.CharField(max_length=255, blank=True)
+    before = models.JSONField(null=True, blank=True)
+    after = models.JSONField(null=True, blank=True)
+    reason = models.TextField(blank=True)
+    request_id = models.CharField(max_length=64, blank=True)
+    client_ip = models.GenericIPAddressField(null=True, blank=True)
+    prev_hash = models.CharField(max_length=64)
+    hash = models.CharField(max_length=64, unique=True)
+
+    objects = AuditEventQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["target_type", "target_id", "id"])]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.actor_username or 'system'} {self.action} {self.target_type}:{self.target_id}"
+
+    def save(self, *args: object, **kwargs: object) -> None:
+        if self.pk is not None:
+            raise AuditTrailIsAppendOnly("Audit events cannot be changed once written.")
+        super().save(*args, **kwargs)  # type: ignore[arg-type]
+
+    def delete(self, *args: object, **kwargs: object) -> tuple[int, dict[str, int]]:
+        raise AuditTrailIsAppendOnly("Audit events cannot be deleted.")
+
+
+class ApiToken(models.Model):
+    """An API token. Only the SHA-256 of the key is stored; the key is shown once at issue."""
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=100, blank=True)
+    prefix = models.CharField(max_length=12, help_text="First characters of the key, to recognise it.")
+    key_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    history = HistoricalRecords(excluded_fields=["last_used_at"])
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.prefix}… ({self.user})"
+
+    @property
+    def is_usable(self) -> bool:
+        now = timezone.now()
+        return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)
+
+
+class EmailStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    SENDING = "sending", "Sending"
+    SENT = "sent", "Sent"
+    FAILED = "failed", "Failed"
+
+
+class OutboundEmail(models.Model):
+    """One email in the outbox. Written in the transaction of the change that causes it,
+    delivered by a background task that retries with backoff.
+
+    ``key`` is unique: enqueueing the same notification twice (a task run twice) stores one row,
+    and a row is claimed by a conditional UPDATE before sending, so it is sent once.
+    """
+
+    key = models.CharField(max_length=200, unique=True)
+    recipient = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="emails")
+    to_address = models.EmailField()
+    subject = models.CharField(max_length=255)
+    body_text = models.TextField()
+    body_html = models.TextField(blank=True)
+    status = models.CharField(max_length=10, choices=EmailStatus.choices, default=EmailStatus.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["status", "next_attempt_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.subject} → {self.to_address} ({self.status})"

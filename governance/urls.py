@@ -1,0 +1,22 @@
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+
+from governance import views
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("accounts/login/", views.PortalLoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("audit/", views.audit_list, name="audit-list"),
+    path("inventory/", include("inventory.urls")),
+    path("approvals/", include("approvals.urls")),
+    path("admin/", admin.site.urls),
+    path("api/v1/", include("governance.api.urls")),
+    path("", include("social_django.urls", namespace="social")),
+]
+
+handler400 = "governance.views.bad_request"
+handler403 = "governance.views.permission_denied"
+handler404 = "governance.views.page_not_found"
+handler500 = "governance.views.server_error"

@@ -1,0 +1,252 @@
+"""What exists: the scope catalog, integrations (the NHIs being governed), their credentials and
+the grants they hold. State changes go through ``inventory.services``; nothing here saves a
+status by itself."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+from simple_history.models import HistoricalRecords
+
+
+class Sensitivity(models.TextChoices):
+    LOW = "low", "Low"
+    MEDIUM = "medium", "Medium"
+    HIGH = "high", "High"
+    CRITICAL = "critical", "Critical"
+
+
+class AccessLevel(models.TextChoices):
+    READ = "read", "Read"
+    WRITE = "write", "Write"
+    ADMIN = "admin", "Admin"
+
+
+class ResourceSystem(models.Model):
+    """A system that holds data or actions (Microsoft Graph, Salesforce, the HR database).
+    Its ``owners`` are the resource owners that workflows and campaigns can ask."""
+
+    code = models.SlugField(max_length=40, unique=True, help_text="Short code used in scope codes, e.g. msgraph.")
+    name = models.CharField(max_length=120)
+    description = models.TextField(blank=True)
+    owners = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="owned_systems")
+
+    history = HistoricalRecords(m2m_fields=[owners])
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Scope(models.Model):
+    """One permission on one resource system, e.g. ``msgraph:Mail.Read``."""
+
+    system = models.ForeignKey(ResourceSystem, on_delete=models.PROTECT, related_name="scopes")
+    name = models.CharField(max_length=120)
+    code = models.CharField(max_length=170, unique=True, editable=False, help_text="system:name")
+    description = models.TextField(blank=True)
+    sensitivity = models.CharField(max_length=10, choices=Sensitivity.choices, default=Sensitivity.MEDIUM)
+    access = models.CharField(max_length=10, choices=AccessLevel.choices, default=AccessLevel.READ)
+    is_active = models.BooleanField(default=True, help_text="Retired scopes cannot be requested any more.")
+
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["code"]
+        constraints = [models.UniqueConstraint(fields=["system", "name"], name="scope_unique_per_system")]
+
+    def __str__(self) -> str:
+        return self.code
+
+
+class IntegrationKind(models.TextChoices):
+    CHATBOT = "chatbot", "Chatbot"
+    AGENT = "agent", "Agent"
+    PLUGIN = "plugin", "Plugin"
+    AUTOMATION = "automation", "Automation"
+    EMBEDDED_MODEL = "embedded_model", "Embedded model"
+    OTHER = "other", "Other"
+
+
+class Environment(models.TextChoices):
+    PRODUCTION = "production", "Production"
+    STAGING = "staging", "Staging"
+    DEVELOPMENT = "development", "Development"
+
+
+class DataClassification(models.TextChoices):
+    PUBLIC = "public", "Public"
+    INTERNAL = "internal", "Internal"
+    CONFIDENTIAL = "confidential", "Confidential"
+    RESTRICTED = "restricted", "Restricted"
+
+
+class Autonomy(models.TextChoices):
+    SUGGEST_ONLY = "suggest_only", "Suggests only"
+    HUMAN_IN_LOOP = "human_in_loop", "Human in the loop"
+    AUTONOMOUS = "autonomous", "Autonomous"
+
+
+class IntegrationStatus(models.TextChoices):
+    DRAFT = "draft", "Draft"
+    PENDING = "pending", "Pending approval"
+    ACTIVE = "active", "Active"
+    REJECTED = "rejected", "Rejected"
+    SUSPENDED = "suspended", "Suspended"
+    RETIRED = "retired", "Retired"
+
+
+class RiskTier(models.TextChoices):
+    LOW = "low", "Low"
+    MEDIUM = "medium", "Medium"
+    HIGH = "high", "High"
+    CRITICAL = "critical", "Critical"
+
+
+RISK_TIER_ORDER = {RiskTier.LOW: 0, RiskTier.MEDIUM: 1, RiskTier.HIGH: 2, RiskTier.CRITICAL: 3}
+
+
+class Integration(models.Model):
+    """One AI tool, agent, plugin or automation: the non-human identity being governed.
+
+    ``requested_scopes`` is what its owners ask for; what it actually holds is its active
+    ``grants``. ``data_classifications`` and ``tags`` are JSON lists (filtered with
+    ``icontains`` on the quoted value, which works on SQLite and PostgreSQL alike).
+    """
+
+    name = models.CharField(max_length=150)
+    kind = models.CharField(max_length=20, choices=IntegrationKind.choices)
+    purpose = models.TextField()
+    vendor = models.CharField(max_length=120, blank=True, help_text="Empty for an in-house integration.")
+    environment = models.CharField(max_length=20, choices=Environment.choices, default=Environment.PRODUCTION)
+    business_owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="business_owned_integrations"
+    )
+    technical_owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="technical_owned_integrations"
+    )
+    backup_owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="backup_owned_integrations"
+    )
+    data_classifications = models.JSONField(default=list, blank=True)
+    acts_for_users = models.BooleanField(default=False, help_text="Uses delegated user context (acts as the signed-in user).")
+    autonomy = models.CharField(max_length=20, choices=Autonomy.choices, default=Autonomy.HUMAN_IN_LOOP)
+    requested_scopes = models.ManyToManyField(Scope, blank=True, related_name="requested_by")
+    workload_identity = models.CharField(
+        max_length=300, blank=True, help_text="e.g. spiffe://example.org/ns/ai/sa/agent or an OIDC issuer and subject."
+    )
+    invokes = models.ManyToManyField("self", symmetrical=False, blank=True, related_name="invoked_by")
+    ticket_ref = models.CharField(max_length=100, blank=True, db_index=True)
+    tags = models.JSONField(default=list, blank=True)
+
+    status = models.CharField(max_length=12, choices=IntegrationStatus.choices, default=IntegrationStatus.DRAFT, db_index=True)
+    risk_score = models.PositiveIntegerField(default=0)
+    risk_tier = models.CharField(max_length=10, choices=RiskTier.choices, default=RiskTier.LOW, db_index=True)
+    risk_factors = models.JSONField(default=list, blank=True)
+    orphaned = models.BooleanField(default=False, db_index=True, help_text="An owner left; IAM must find a new one.")
+    status_reason = models.TextField(blank=True)
+
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="created_integrations"
+    )
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    history = HistoricalRecords(m2m_fields=[requested_scopes, invokes], excluded_fields=["updated_at"])
+
+    class Meta:
+        ordering = ["name", "id"]
+        indexes = [models.Index(fields=["business_owner", "status"])]
+        permissions = [
+            ("suspend_integration", "Can suspend (kill switch) any integration"),
+            ("manage_all_integrations", "Can change any integration, whoever owns it"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def owner_ids(self) -> set[int]:
+        return {i for i in (self.business_owner_id, self.technical_owner_id, self.backup_owner_id) if i}
+
+
+class CredentialType(models.TextChoices):
+    API_KEY = "api_key", "API key"
+    OAUTH_CLIENT = "oauth_client", "OAuth client"
+    OAUTH_GRANT = "oauth_grant", "OAuth grant"
+    SERVICE_ACCOUNT = "service_account", "Service account"
+    CERTIFICATE = "certificate", "Certificate"
+    WORKLOAD_IDENTITY_TOKEN = "workload_identity_token", "Workload identity token"
+
+
+class Credential(models.Model):
+    """Metadata of a credential an integration uses. Never a secret value (DESIGN.md invariant 3):
+    ``identifier`` is a key id, client id, account name or certificate fingerprint."""
+
+    integration = models.ForeignKey(Integration, on_delete=models.CASCADE, related_name="credentials")
+    type = models.CharField(max_length=30, choices=CredentialType.choices)
+    identifier = models.CharField(max_length=200, help_text="Key id, client id, account or fingerprint — never the secret.")
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    last_rotated_at = models.DateTimeField(null=True, blank=True)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["integration_id", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.get_type_display()} {self.identifier}"
+
+
+class GrantStatus(models.TextChoices):
+    ACTIVE = "active", "Active"
+    EXPIRED = "expired", "Expired"
+    REVOKED = "revoked", "Revoked"
+
+
+class Grant(models.Model):
+    """An integration holding a scope (DESIGN.md invariant 4: it knows where it came from and
+    when it ends). ``source_type``/``source_id`` name what justified it, e.g.
+    ``approvals.accessrequest`` and the request's id — inventory does not import approvals."""
+
+    integration = models.ForeignKey(Integration, on_delete=models.PROTECT, related_name="grants")
+    scope = models.ForeignKey(Scope, on_delete=models.PROTECT, related_name="grants")
+    status = models.CharField(max_length=10, choices=GrantStatus.choices, default=GrantStatus.ACTIVE)
+    source_type = models.CharField(max_length=60)
+    source_id = models.CharField(max_length=64)
+    approvers = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="approved_grants")
+    granted_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    ended_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="ended_grants"
+    )
+    end_reason = models.TextField(blank=True)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["-granted_at", "id"]
+        indexes = [
+            models.Index(fields=["integration", "status"]),
+            models.Index(fields=["status", "expires_at"]),
+            models.Index(fields=["source_type", "source_id"]),
+        ]
+        constraints = [
+            # At most one active grant of a scope per integration.
+            models.UniqueConstraint(
+                fields=["integration", "scope"],
+                condition=models.Q(status="active"),
+                name="grant_one_active_per_scope",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.integration} → {self.scope}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status == GrantStatus.ACTIVE

@@ -1,0 +1,109 @@
+"""Shared fixtures: the cast (owner, reviewer, admin, auditor, outsider) and API clients.
+
+Data is built through services where a service exists (STYLE.md habit 10).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import Group
+from django.core.cache import cache
+from rest_framework.test import APIClient
+
+from governance.models import User
+from governance.roles import Pool, Role, roles_sync
+
+
+@pytest.fixture(autouse=True)
+def _clean_cache() -> Iterator[None]:
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture
+def roles(db: Any) -> None:
+    roles_sync()
+
+
+@pytest.fixture
+def make_user(roles: None) -> Callable[..., User]:
+    counter = {"n": 0}
+
+    def make(username: str | None = None, *role_names: str, manager: User | None = None, **extra: Any) -> User:
+        counter["n"] += 1
+        name = username or f"user{counter['n']}"
+        user = User.objects.create_user(
+            username=name, email=f"{name}@example.com", password="pw", manager=manager, **extra
+        )
+        if role_names:
+            user.groups.set(Group.objects.filter(name__in=role_names))
+        return user
+
+    return make
+
+
+@pytest.fixture
+def owner(make_user: Callable[..., User]) -> User:
+    return make_user("owner", Role.BUSINESS_USER)
+
+
+@pytest.fixture
+def outsider(make_user: Callable[..., User]) -> User:
+    return make_user("outsider", Role.BUSINESS_USER)
+
+
+@pytest.fixture
+def reviewer(make_user: Callable[..., User]) -> User:
+    return make_user("reviewer", Role.REVIEWER, Pool.IAM_REVIEWERS)
+
+
+@pytest.fixture
+def second_reviewer(make_user: Callable[..., User]) -> User:
+    return make_user("reviewer2", Role.REVIEWER, Pool.IAM_REVIEWERS)
+
+
+@pytest.fixture
+def security_reviewer(make_user: Callable[..., User]) -> User:
+    return make_user("security", Role.REVIEWER, Pool.SECURITY_REVIEWERS)
+
+
+@pytest.fixture
+def iam_admin(make_user: Callable[..., User]) -> User:
+    return make_user("admin", Role.IAM_ADMIN, is_staff=True)
+
+
+@pytest.fixture
+def auditor(make_user: Callable[..., User]) -> User:
+    return make_user("auditor", Role.AUDITOR)
+
+
+@pytest.fixture
+def api_client() -> APIClient:
+    return APIClient()
+
+
+@pytest.fixture
+def api_as() -> Callable[[User], APIClient]:
+    """An API client authenticated as ``user`` (force_authenticate: no token round trip)."""
+
+    def make(user: User) -> APIClient:
+        client = APIClient()
+        client.force_authenticate(user=user)
+        return client
+
+    return make
+
+
+@pytest.fixture
+def web_as(client: Any) -> Callable[[User], Any]:
+    """The Django test client, logged in as ``user`` through the session."""
+
+    def make(user: User) -> Any:
+        client.force_login(user)
+        return client
+
+    return make
