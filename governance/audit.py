@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -85,6 +85,16 @@ class EventSpec:
     before: Any = None
     after: Any = None
     reason: str = ""
+
+
+# Called with the events just written, inside the same transaction (webhooks subscribe here so
+# that every audited change can become an outbound event atomically). Register in AppConfig.ready.
+_LISTENERS: list[Callable[[list[AuditEvent]], None]] = []
+
+
+def register_listener(listener: Callable[[list[AuditEvent]], None]) -> None:
+    if listener not in _LISTENERS:
+        _LISTENERS.append(listener)
 
 
 def _lock_chain() -> None:
@@ -175,6 +185,8 @@ def audit_record_many(*, actor: Actor | User, events: Iterable[EventSpec], batch
         built.append(event)
     for start in range(0, len(built), batch_size):
         AuditEvent.objects.bulk_create(built[start : start + batch_size])
+    for listener in _LISTENERS:
+        listener(built)
     return built
 
 

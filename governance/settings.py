@@ -64,8 +64,10 @@ INSTALLED_APPS = [
     "social_django",
     "simple_history",
     "governance",
+    "governance.webhooks",
     "inventory",
     "approvals",
+    "approvals.campaigns",
 ]
 
 MIDDLEWARE = [

@@ -11,6 +11,8 @@ urlpatterns = [
     path("audit/", views.audit_list, name="audit-list"),
     path("inventory/", include("inventory.urls")),
     path("approvals/", include("approvals.urls")),
+    path("campaigns/", include("approvals.campaigns.urls")),
+    path("webhooks/", include("governance.webhooks.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include("governance.api.urls")),
     path("", include("social_django.urls", namespace="social")),

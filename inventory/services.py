@@ -11,10 +11,55 @@ from django.utils import timezone
 
 from governance.actors import Actor
 from governance.audit import EventSpec, audit_record, audit_record_many
-from governance.exceptions import Conflict, ValidationFailed
+from governance.exceptions import Conflict, IllegalTransition, ValidationFailed
 from governance.history import history_record_many
 from governance.models import User
-from inventory.models import Grant, GrantStatus, Integration, Scope
+from inventory.models import Grant, GrantStatus, Integration, IntegrationStatus, Scope
+
+S = IntegrationStatus
+# Allowed moves of Integration.status. Approvals drive pending -> active / rejected / draft;
+# owners drive draft -> pending; IAM drives suspension and retirement.
+INTEGRATION_TRANSITIONS: dict[str, frozenset[str]] = {
+    S.DRAFT: frozenset({S.PENDING, S.RETIRED}),
+    S.PENDING: frozenset({S.ACTIVE, S.REJECTED, S.DRAFT, S.SUSPENDED, S.RETIRED}),
+    S.REJECTED: frozenset({S.PENDING, S.DRAFT, S.RETIRED}),
+    S.ACTIVE: frozenset({S.SUSPENDED, S.RETIRED}),
+    S.SUSPENDED: frozenset({S.PENDING, S.RETIRED}),
+    S.RETIRED: frozenset(),
+}
+
+
+def integration_transition(
+    *, actor: Actor | User, integration: Integration, to_status: str, reason: str = "", action: str | None = None
+) -> Integration:
+    """Move ``integration`` to ``to_status`` if the table allows it from its *current* status
+    (re-read under lock: a stale caller gets a Conflict, never a quiet success), and audit it as
+    ``action`` (default ``integration.<to_status>``)."""
+    resolved = Actor.coerce(actor)
+    with transaction.atomic():
+        locked = Integration.objects.select_for_update().get(pk=integration.pk)
+        if to_status not in INTEGRATION_TRANSITIONS[locked.status]:
+            raise IllegalTransition(
+                f"{locked.name} is {locked.get_status_display().lower()}; it cannot become {S(to_status).label.lower()}."
+            )
+        before = locked.status
+        locked.status = to_status
+        locked.status_reason = reason
+        locked.updated_at = timezone.now()
+        locked._history_user = resolved.user  # type: ignore[attr-defined]
+        locked._change_reason = reason[:100] if reason else None  # type: ignore[attr-defined]
+        locked.save(update_fields=["status", "status_reason", "updated_at"])
+        audit_record(
+            actor=resolved,
+            action=action or f"integration.{to_status}",
+            target=locked,
+            owner=locked.business_owner,
+            before={"status": before},
+            after={"status": to_status},
+            reason=reason,
+        )
+    integration.status, integration.status_reason, integration.updated_at = locked.status, locked.status_reason, locked.updated_at
+    return locked
 
 
 def _grant_after(grant: Grant) -> dict[str, object]:
