@@ -3,7 +3,8 @@
 ``sync_roles_from_groups`` maps the IdP's group claim to portal roles with
 ``settings.OIDC_GROUP_ROLE_MAP`` on every login, so a role removed at the IdP is removed here at
 the next login. Groups the map does not name are ignored (never created), so an IdP cannot make
-up roles.
+up roles. ``refuse_inactive_user`` keeps a portal deactivation in force even while the IdP still
+vouches for the person.
 """
 
 from __future__ import annotations
@@ -11,37 +12,58 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from social_core.exceptions import AuthForbidden
+from social_core.exceptions import AuthPolicyError
 
 from governance.actors import Actor
 from governance.services import user_set_roles
 
+DEACTIVATED_MESSAGE = (
+    "This account is deactivated in the portal, so single sign-on cannot sign you in. "
+    "Ask the IAM team to restore it if you still need access."
+)
 
-def _claim_groups(response: dict[str, Any], details: dict[str, Any]) -> list[str]:
-    raw = response.get(settings.OIDC_GROUPS_CLAIM)
-    if raw is None:
-        raw = details.get(settings.OIDC_GROUPS_CLAIM)
+
+class AccountDeactivated(AuthPolicyError):
+    """Raised by the pipeline for a deactivated portal account. social-core 7 replaces an
+    exception's text with a generic reason looked up by code; the login page must say why."""
+
+    def __str__(self) -> str:
+        return DEACTIVATED_MESSAGE
+
+
+def _claim_groups(backend: Any, response: dict[str, Any]) -> list[str]:
+    """Groups from the validated ID token, else from the userinfo response (whose ``sub`` the
+    backend has already checked against the ID token)."""
+    claim = settings.OIDC_GROUPS_CLAIM
+    id_token = getattr(backend, "id_token", None) or {}
+    raw = id_token.get(claim) if claim in id_token else response.get(claim)
     if isinstance(raw, str):
         return [g.strip() for g in raw.split(",") if g.strip()]
-    if isinstance(raw, (list, tuple)):
+    if isinstance(raw, list | tuple):
         return [str(g) for g in raw]
     return []
 
 
 def refuse_inactive_user(backend: Any, user: Any = None, **_: Any) -> None:
-    """A deactivated portal account stays refused even when the IdP still vouches for it."""
+    """A deactivated portal account stays refused even when the IdP still vouches for it.
+    Placed right after ``social_user`` so nothing about the account is updated first."""
     if user is not None and not user.is_active:
-        raise AuthForbidden(backend, "This account is deactivated in the portal. Ask the IAM team to restore it.")
+        raise AccountDeactivated(backend, code="authentication_disallowed", stage="pipeline")
 
 
-def sync_roles_from_groups(
-    backend: Any, user: Any = None, response: dict[str, Any] | None = None, details: dict[str, Any] | None = None, **_: Any
-) -> None:
+def sync_roles_from_groups(backend: Any, user: Any = None, response: dict[str, Any] | None = None, **_: Any) -> None:
+    """Give the user exactly the roles their IdP groups map to (audited as
+    ``user.roles_changed`` when anything changes); none mapped -> ``OIDC_DEFAULT_ROLE``."""
     if user is None:
         return
-    groups = _claim_groups(response or {}, details or {})
+    groups = _claim_groups(backend, response or {})
     mapping = settings.OIDC_GROUP_ROLE_MAP
     roles = {mapping[g] for g in groups if g in mapping}
     if not roles and settings.OIDC_DEFAULT_ROLE:
         roles = {settings.OIDC_DEFAULT_ROLE}
-    user_set_roles(actor=Actor.coerce(user), user=user, roles=roles, reason=f"single sign-on groups: {', '.join(groups) or 'none'}")
+    user_set_roles(
+        actor=Actor.coerce(user),
+        user=user,
+        roles=roles,
+        reason=f"single sign-on groups: {', '.join(groups) or 'none'}",
+    )
