@@ -152,10 +152,14 @@ else:
 
 # --- Email ----------------------------------------------------------------------------------
 MAIL_DIR = VAR_DIR / "mail"
-EMAIL_CONFIG = env.email_url("EMAIL_URL", default=f"filemail://{MAIL_DIR}")
+_EMAIL_URL = env.str("EMAIL_URL", default="filemail://var/mail")
+EMAIL_CONFIG = environ.Env.email_url_config(_EMAIL_URL)
 vars().update(EMAIL_CONFIG)
 if EMAIL_CONFIG.get("EMAIL_BACKEND", "").endswith("filebased.EmailBackend"):
-    EMAIL_FILE_PATH = EMAIL_CONFIG.get("EMAIL_FILE_PATH") or str(MAIL_DIR)
+    # django-environ drops the leading "/" of filemail:///abs/path, so read the path ourselves:
+    # filemail://var/mail is relative to the project folder, filemail:///srv/mail absolute.
+    _mail_path = _EMAIL_URL.split("://", 1)[1]
+    EMAIL_FILE_PATH = str(BASE_DIR / _mail_path) if _mail_path else str(MAIL_DIR)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="AI Governance Portal <governance@localhost>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 EMAIL_TIMEOUT = 10
