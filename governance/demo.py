@@ -8,8 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from django.contrib.auth.models import Group
-
+from governance.actors import Actor
 from governance.models import User
 from governance.roles import Pool, Role
 
@@ -49,6 +48,8 @@ DEMO_PEOPLE: list[tuple[str, str, str, str, str, list[str]]] = [
 
 
 def seed_people() -> None:
+    from governance.services import user_set_roles  # services import models; keep this module light
+
     users: dict[str, User] = {}
     for username, first, last, dept, _manager, role_list in DEMO_PEOPLE:
         user, created = User.objects.get_or_create(
@@ -58,13 +59,16 @@ def seed_people() -> None:
                 "last_name": last,
                 "email": f"{username}@example.com",
                 "department": dept,
-                "is_staff": Role.IAM_ADMIN in role_list,
+                # The admin is where IAM admins manage people and auditors read everything.
+                "is_staff": Role.IAM_ADMIN in role_list or Role.AUDITOR in role_list,
             },
         )
         if created:
             user.set_password(DEMO_PASSWORD)
             user.save(update_fields=["password"])
-            user.groups.set(Group.objects.filter(name__in=role_list))
+            # Through the service, so the demo trail starts with who got which role (audited);
+            # only on creation, so a demo user's roles changed by hand survive a re-seed.
+            user_set_roles(actor=Actor.system(on_behalf_of=None), user=user, roles=role_list, reason="demo data")
         users[username] = user
     for username, *_rest in DEMO_PEOPLE:
         manager_name = next(p[4] for p in DEMO_PEOPLE if p[0] == username)

@@ -15,7 +15,7 @@ from governance.roles import is_read_only
 
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS", "TRACE"}
 # Paths an auditor may POST to: signing in and out changes nothing governed.
-_AUDITOR_POST_ALLOWED = ("/accounts/login/", "/accounts/logout/", "/login/", "/complete/")
+_AUDITOR_POST_ALLOWED = ("/accounts/login/", "/accounts/logout/", "/admin/logout/", "/login/", "/complete/")
 
 
 def client_ip(request: HttpRequest) -> str | None:

@@ -37,6 +37,10 @@ class Pool(TextChoices):
     SECURITY_REVIEWERS = "security_reviewers", "Security reviewers"
 
 
+# What admins and auditors also read in the admin: the role groups and the background tasks.
+# (Not social_django: its rows hold the IdP's tokens.)
+_KERNEL_VIEWS = ("auth.view_group", "auth.view_permission", "django_q.view_*")
+
 # Permission patterns ("app_label.codename", shell-style) each role's group receives.
 ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
     Role.BUSINESS_USER: (
@@ -50,8 +54,8 @@ ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
     ),
     Role.REVIEWER: tuple(f"{app}.view_*" for app in GOVERNED_APPS if app != "webhooks")
     + ("approvals.decide_*", "campaigns.decide_*"),
-    Role.IAM_ADMIN: tuple(f"{app}.*" for app in GOVERNED_APPS),
-    Role.AUDITOR: tuple(f"{app}.view_*" for app in GOVERNED_APPS),
+    Role.IAM_ADMIN: tuple(f"{app}.*" for app in GOVERNED_APPS) + _KERNEL_VIEWS,
+    Role.AUDITOR: tuple(f"{app}.view_*" for app in GOVERNED_APPS) + _KERNEL_VIEWS,
 }
 POOL_ROLE = {Pool.IAM_REVIEWERS: Role.REVIEWER, Pool.SECURITY_REVIEWERS: Role.REVIEWER}
 
