@@ -228,3 +228,26 @@ def outbox_due_ids(*, limit: int = 500) -> list[int]:
     pending = OutboundEmail.objects.filter(status=EmailStatus.PENDING, next_attempt_at__lte=now)
     stuck = OutboundEmail.objects.filter(status=EmailStatus.SENDING, claimed_at__lt=stale_claim)
     return list((pending | stuck).order_by("next_attempt_at", "id").values_list("id", flat=True)[:limit])
+
+
+def email_retry(*, actor: Actor | User, email: OutboundEmail) -> OutboundEmail:
+    """An IAM admin asks for a failed (or waiting) email to be tried again now. Only a failed or
+    pending email can be retried; a sent one stays sent. The delivery itself is the task's job."""
+    with transaction.atomic():
+        now = timezone.now()
+        updated = OutboundEmail.objects.filter(
+            pk=email.pk, status__in=[EmailStatus.FAILED, EmailStatus.PENDING]
+        ).update(status=EmailStatus.PENDING, next_attempt_at=now)
+        if updated != 1:
+            raise Conflict("Only a failed or waiting email can be retried.")
+        audit_record(
+            actor=actor,
+            action="outbound_email.retried",
+            target=email,
+            owner=email.recipient,
+            before={"status": email.status, "attempts": email.attempts},
+            after={"status": EmailStatus.PENDING},
+        )
+        email.refresh_from_db()
+        transaction.on_commit(lambda: _schedule_delivery(email.pk))
+    return email
