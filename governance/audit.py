@@ -228,3 +228,17 @@ def _iterate(chunk_size: int) -> Iterator[AuditEvent]:
         yield from batch
         last_id = batch[-1].pk
 
+
+
+def verify_and_record(*, chunk_size: int = 2000) -> tuple[int, ChainBreak | None]:
+    """Walk the chain and keep the result for the home page (see ``AuditChainCheck``)."""
+    from governance.models import AuditChainCheck
+
+    checked, broken = verify_chain(chunk_size=chunk_size)
+    AuditChainCheck.objects.create(
+        events_checked=checked,
+        intact=broken is None,
+        broken_event_id=broken.event_id if broken else None,
+        problem=broken.problem if broken else "",
+    )
+    return checked, broken

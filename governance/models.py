@@ -172,3 +172,21 @@ class OutboundEmail(models.Model):
 
     def __str__(self) -> str:
         return f"{self.subject} → {self.to_address} ({self.status})"
+
+
+class AuditChainCheck(models.Model):
+    """The result of one walk of the audit chain (``verify_audit`` or the hourly task), so the
+    auditor's home page can show the trail's integrity without walking it on every page view."""
+
+    checked_at = models.DateTimeField(default=timezone.now, db_index=True)
+    events_checked = models.PositiveIntegerField()
+    intact = models.BooleanField()
+    broken_event_id = models.BigIntegerField(null=True, blank=True)
+    problem = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-checked_at", "-id"]
+
+    def __str__(self) -> str:
+        state = "intact" if self.intact else f"broken at #{self.broken_event_id}"
+        return f"{self.checked_at:%Y-%m-%d %H:%M} {state} ({self.events_checked} events)"

@@ -37,6 +37,9 @@ class Pool(TextChoices):
     SECURITY_REVIEWERS = "security_reviewers", "Security reviewers"
 
 
+# Every group that ``governance.services.user_set_roles`` manages.
+ASSIGNABLE_GROUPS = frozenset({r.value for r in Role} | {p.value for p in Pool})
+
 # What admins and auditors also read in the admin: the role groups and the background tasks.
 # (Not social_django: its rows hold the IdP's tokens.)
 _KERNEL_VIEWS = ("auth.view_group", "auth.view_permission", "django_q.view_*")

@@ -9,6 +9,8 @@ urlpatterns = [
     path("accounts/login/", views.PortalLoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("audit/", views.audit_list, name="audit-list"),
+    path("outbox/", views.outbox_list, name="outbox"),
+    path("outbox/<int:pk>/retry/", views.outbox_retry, name="outbox-retry"),
     path("inventory/", include("inventory.urls")),
     path("approvals/", include("approvals.urls")),
     path("campaigns/", include("approvals.campaigns.urls")),

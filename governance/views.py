@@ -5,17 +5,23 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import LoginView
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
-from django.views.decorators.http import require_GET
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_POST
 
 from governance import portal, roles
 from governance.api.problems import problem_response
+from governance.exceptions import DomainError
 from governance.filters import AuditEventFilter
-from governance.selectors import audit_events_for
+from governance.models import EmailStatus
+from governance.permissions import can_retry_email, can_view_outbox
+from governance.selectors import audit_events_for, outbox_for
+from governance.services import email_retry
 
 log = logging.getLogger(__name__)
 
@@ -41,10 +47,20 @@ class PortalLoginView(LoginView):
         return ctx
 
 
+# What the home page says each role is there for (the panels below it show the work itself).
+ROLE_HOME = {
+    roles.Role.BUSINESS_USER: ("Your AI integrations", "What you own, what waits for your answer, and what expires soon."),
+    roles.Role.REVIEWER: ("Your reviews", "Approval steps and recertification items waiting for your decision."),
+    roles.Role.IAM_ADMIN: ("Portal administration", "Everything waiting for a decision, and what needs the IAM team's attention."),
+    roles.Role.AUDITOR: ("Audit overview", "The latest privileged actions and the integrity of the audit trail. You have read-only access."),
+}
+
+
 @login_required
 @require_GET
 def home(request: HttpRequest) -> HttpResponse:
     user_roles = roles.role_names(request.user)
+    heading, intro = ROLE_HOME.get(roles.primary_role(request.user), ("Welcome", ""))
     panels = []
     for panel in portal.home_panels():
         if panel.roles and not any(roles.has_role(request.user, r) for r in panel.roles):
@@ -52,7 +68,49 @@ def home(request: HttpRequest) -> HttpResponse:
         data = panel.build(request)
         if data is not None:
             panels.append({"template": panel.template, "data": data, "key": panel.key})
-    return render(request, "governance/home.html", {"panels": panels, "has_roles": bool(user_roles) or request.user.is_superuser})
+    return render(
+        request,
+        "governance/home.html",
+        {"panels": panels, "has_roles": bool(user_roles) or request.user.is_superuser, "heading": heading, "intro": intro},
+    )
+
+
+@login_required
+@require_GET
+def outbox_list(request: HttpRequest) -> HttpResponse:
+    """Emails not yet delivered (failed first), or one status; IAM admins may retry them."""
+    if not can_view_outbox(request.user):
+        raise Http404
+    status = request.GET.get("status", "")
+    if status not in EmailStatus.values:
+        status = ""
+    page = Paginator(outbox_for(request.user, status=status), 50).get_page(request.GET.get("page"))
+    return render(
+        request,
+        "governance/outbox.html",
+        {
+            "page": page,
+            "status": status,
+            "statuses": EmailStatus.choices,
+            "query": f"status={status}" if status else "",
+            "can_retry": can_retry_email(request.user),
+        },
+    )
+
+
+@login_required
+@require_POST
+def outbox_retry(request: HttpRequest, pk: int) -> HttpResponse:
+    email = get_object_or_404(outbox_for(request.user), pk=pk)
+    if not can_retry_email(request.user):
+        raise PermissionDenied("Only IAM admins can retry emails.")
+    try:
+        email_retry(actor=request.user, email=email)  # type: ignore[arg-type]
+    except DomainError as exc:
+        messages.error(request, exc.detail)
+    else:
+        messages.success(request, f"The email to {email.to_address} will be sent again now.")
+    return redirect("outbox")
 
 
 @login_required

@@ -1,0 +1,16 @@
+"""Who may call the kernel's actions (STYLE.md: "who may call" lives here)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from governance.roles import Role, has_role, is_iam_admin
+
+
+def can_view_outbox(user: Any) -> bool:
+    """IAM admins run the outbox; auditors read it like everything else."""
+    return has_role(user, Role.IAM_ADMIN, Role.AUDITOR)
+
+
+def can_retry_email(user: Any) -> bool:
+    return is_iam_admin(user)
