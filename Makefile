@@ -4,6 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
+# Where `make run` serves (e.g. `make run ADDR=0.0.0.0:8080`).
+ADDR ?= 127.0.0.1:8000
 
 .PHONY: run test install browser lint migrate demo clean bench
 
@@ -26,7 +28,7 @@ demo: migrate
 
 # The portal on http://127.0.0.1:8000 and the django-q2 worker; one Ctrl-C stops both.
 run: demo
-	$(BIN)/python manage.py runportal
+	$(BIN)/python manage.py runportal --addr $(ADDR)
 
 # Debian's Chromium for the browser tests (never a downloaded browser build).
 browser:
