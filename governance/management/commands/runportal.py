@@ -2,16 +2,34 @@
 
 Used by ``make run``. If either process exits, the other is stopped too, so a crashed worker is
 never left unnoticed behind a running web server.
+
+Each child runs in its own process group, so a Ctrl-C in the terminal reaches only this command
+(and make), which then stops each child exactly once: qcluster's own signal handler fails when it
+is signalled twice (once by the terminal, once by us). Children get SIGTERM when this process dies
+for any reason (Linux PDEATHSIG), so nothing is left holding the port.
 """
 
 from __future__ import annotations
 
+import ctypes
 import signal
 import subprocess
 import sys
 import time
 
 from django.core.management.base import BaseCommand, CommandParser
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _child_setup() -> None:
+    # A shell starts background jobs with SIGINT ignored, and that is inherited; restore it.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        except OSError:
+            pass
 
 
 class Command(BaseCommand):
@@ -22,11 +40,16 @@ class Command(BaseCommand):
 
     def handle(self, *args: object, **options: object) -> None:
         manage = [sys.executable, "manage.py"]
+        addr = str(options["addr"])
+
+        def start(cmd: list[str]) -> subprocess.Popen[bytes]:
+            return subprocess.Popen(cmd, process_group=0, preexec_fn=_child_setup)  # noqa: PLW1509
+
         procs = {
-            "web": subprocess.Popen([*manage, "runserver", str(options["addr"]), "--noreload"]),
-            "worker": subprocess.Popen([*manage, "qcluster"]),
+            "web": start([*manage, "runserver", addr, "--noreload"]),
+            "worker": start([*manage, "qcluster"]),
         }
-        self.stdout.write(f"Portal on http://{options['addr']}/ with its worker. Press Ctrl-C to stop both.")
+        self.stdout.write(f"Portal on http://{addr}/ with its worker. Press Ctrl-C to stop both.")
         stopping = False
 
         def stop(*_: object) -> None:
@@ -34,22 +57,28 @@ class Command(BaseCommand):
             if stopping:
                 return
             stopping = True
+            self.stdout.write("Stopping the web server and the worker...")
             for proc in procs.values():
                 if proc.poll() is None:
-                    proc.send_signal(signal.SIGINT)
+                    # SIGTERM: runserver exits at once; qcluster finishes its running tasks first.
+                    proc.send_signal(signal.SIGTERM)
 
         signal.signal(signal.SIGINT, stop)
         signal.signal(signal.SIGTERM, stop)
         try:
             while all(p.poll() is None for p in procs.values()) and not stopping:
                 time.sleep(0.5)
+            for name, proc in procs.items():
+                if proc.poll() is not None and not stopping:
+                    self.stderr.write(f"The {name} process exited (code {proc.returncode}); stopping the other.")
         finally:
             stop()
-            deadline = time.monotonic() + 15
+            deadline = time.monotonic() + 20
             for name, proc in procs.items():
                 try:
                     proc.wait(timeout=max(0.1, deadline - time.monotonic()))
                 except subprocess.TimeoutExpired:
-                    self.stderr.write(f"{name} did not stop in time; killing it")
+                    self.stderr.write(f"The {name} process did not stop in time; killing it.")
                     proc.kill()
+                    proc.wait()
         self.stdout.write("Stopped.")
