@@ -278,7 +278,11 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": r"/api/v1",
-    "ENUM_NAME_OVERRIDES": {},
+    "ENUM_NAME_OVERRIDES": {
+        "AccessRequestStatusEnum": "approvals.models.RequestStatus",
+        "RequestStepStatusEnum": "approvals.models.StepStatus",
+        "GrantStatusEnum": "inventory.models.GrantStatus",
+    },
 }
 API_TOKEN_DEFAULT_DAYS = env.int("API_TOKEN_DEFAULT_DAYS", default=90)
 

@@ -1,0 +1,94 @@
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from approvals.models import AccessRequest, Decision, DecisionKind, RequestStep
+from inventory.models import Grant, GrantStatus
+
+
+class DecisionOutSerializer(serializers.ModelSerializer[Decision]):
+    reviewer = serializers.CharField(source="reviewer.username", read_only=True, help_text="Who decided.")
+    reviewer_name = serializers.CharField(source="reviewer.label", read_only=True)
+    approved_scopes = serializers.SlugRelatedField(slug_field="code", many=True, read_only=True)
+    step = serializers.CharField(source="step.name", read_only=True)
+
+    class Meta:
+        model = Decision
+        fields = ["id", "step", "reviewer", "reviewer_name", "decision", "comment", "approved_scopes", "expires_at", "created_at"]
+        read_only_fields = fields
+
+
+class StepSerializer(serializers.ModelSerializer[RequestStep]):
+    reviewers = serializers.SerializerMethodField(help_text="Usernames of the people who may decide this step.")
+    decisions = DecisionOutSerializer(many=True, read_only=True)
+    decided_by = serializers.CharField(source="decided_by.username", read_only=True, allow_null=True, default=None)
+
+    class Meta:
+        model = RequestStep
+        fields = ["id", "round", "order", "name", "status", "rule", "quorum", "sla_hours", "due_at", "escalated_at",
+                  "decided_at", "decided_by", "reviewers", "decisions"]
+        read_only_fields = fields
+
+    @extend_schema_field(serializers.ListField(child=serializers.CharField()))
+    def get_reviewers(self, step: RequestStep) -> list[str]:
+        return [a.user.username for a in step.assignments.all()]
+
+
+class AccessRequestSerializer(serializers.ModelSerializer[AccessRequest]):
+    integration_name = serializers.CharField(source="integration.name", read_only=True)
+    requester = serializers.CharField(source="requester.username", read_only=True)
+    requested_scopes = serializers.SlugRelatedField(slug_field="code", many=True, read_only=True)
+
+    class Meta:
+        model = AccessRequest
+        fields = ["id", "type", "status", "integration", "integration_name", "requester", "requested_scopes", "ticket_ref",
+                  "justification", "risk_tier", "round", "created_at", "updated_at", "closed_at", "outcome_reason"]
+        read_only_fields = fields
+
+
+class AccessRequestDetailSerializer(AccessRequestSerializer):
+    steps = StepSerializer(many=True, read_only=True)
+
+    class Meta(AccessRequestSerializer.Meta):
+        fields = [*AccessRequestSerializer.Meta.fields, "steps"]
+        read_only_fields = fields
+
+
+class DecisionInSerializer(serializers.Serializer[Any]):
+    decision = serializers.ChoiceField(choices=DecisionKind.choices)
+    comment = serializers.CharField(required=False, allow_blank=True, default="", max_length=5000,
+                                    help_text="Required to reject or to request changes.")
+    approved_scopes = serializers.ListField(
+        child=serializers.CharField(min_length=3, max_length=170), required=False, allow_empty=False,
+        help_text="Scope codes to approve (a subset of the requested ones); default all.",
+    )
+    expires_at = serializers.DateTimeField(required=False, help_text="An earlier expiry than the tier's default.")
+    step = serializers.IntegerField(required=False, min_value=1, help_text="The step id the caller decides (default: the current one).")
+
+
+class WithdrawInSerializer(serializers.Serializer[Any]):
+    reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
+
+
+class GrantSerializer(serializers.ModelSerializer[Grant]):
+    integration_name = serializers.CharField(source="integration.name", read_only=True)
+    scope = serializers.CharField(source="scope.code", read_only=True)
+    approvers = serializers.SlugRelatedField(slug_field="username", many=True, read_only=True)
+    ended_by = serializers.CharField(source="ended_by.username", read_only=True, allow_null=True, default=None)
+    active = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Grant
+        fields = ["id", "integration", "integration_name", "scope", "status", "active", "source_type", "source_id",
+                  "approvers", "granted_at", "expires_at", "ended_at", "ended_by", "end_reason"]
+        read_only_fields = fields
+
+    def get_active(self, grant: Grant) -> bool:
+        return grant.status == GrantStatus.ACTIVE
+
+
+class RevokeInSerializer(serializers.Serializer[Any]):
+    reason = serializers.CharField(min_length=1, max_length=2000)

@@ -1,0 +1,113 @@
+"""Access requests and grants (API.md). Reads are declarative viewsets over the selectors; each
+workflow action is its own endpoint: input serializer -> service -> output serializer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import QuerySet
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import status, viewsets
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from approvals import selectors, services
+from approvals.api.serializers import (
+    AccessRequestDetailSerializer,
+    AccessRequestSerializer,
+    DecisionInSerializer,
+    DecisionOutSerializer,
+    GrantSerializer,
+    RevokeInSerializer,
+    WithdrawInSerializer,
+)
+from approvals.filters import AccessRequestFilter, GrantFilter
+from approvals.models import AccessRequest
+from approvals.permissions import can_revoke_grant
+from governance.exceptions import NotAllowed, ValidationFailed
+from inventory.models import Grant, Scope
+from inventory.services import grant_revoke
+
+PROBLEM = OpenApiResponse(description="Problem details (RFC 9457).")
+ERRORS = {400: PROBLEM, 403: PROBLEM, 404: PROBLEM, 409: PROBLEM}
+
+
+@extend_schema_view(
+    list=extend_schema(summary="Access requests the caller may see", responses={200: AccessRequestSerializer(many=True)}),
+    retrieve=extend_schema(summary="One access request with its steps and decisions", responses={200: AccessRequestDetailSerializer, 404: PROBLEM}),
+)
+class AccessRequestViewSet(viewsets.ReadOnlyModelViewSet[AccessRequest]):
+    filterset_class = AccessRequestFilter
+    ordering_fields = ["created_at", "id", "updated_at"]
+    ordering = ["-created_at", "-id"]
+
+    def get_queryset(self) -> QuerySet[AccessRequest]:
+        if self.action == "list":
+            return selectors.access_requests_listed(self.request.user)
+        return selectors.access_request_detail(self.request.user)
+
+    def get_serializer_class(self) -> Any:
+        return AccessRequestSerializer if self.action == "list" else AccessRequestDetailSerializer
+
+    @extend_schema(summary="Decide the step assigned to the caller", request=DecisionInSerializer,
+                   responses={201: DecisionOutSerializer, **ERRORS})
+    @action(detail=True, methods=["post"], url_path="decisions")
+    def decisions(self, request: Request, pk: str | None = None) -> Response:
+        req = self.get_object()
+        data = DecisionInSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        codes = data.validated_data.get("approved_scopes")
+        scopes = None
+        if codes is not None:
+            scopes = list(Scope.objects.filter(code__in=codes))
+            missing = sorted(set(codes) - {s.code for s in scopes})
+            if missing:
+                raise ValidationFailed.on("approved_scopes", f"Unknown scope(s): {', '.join(missing)}.")
+        made = services.request_decide(
+            actor=request.user, request=req, decision=data.validated_data["decision"],
+            comment=data.validated_data["comment"], approved_scopes=scopes,
+            expires_at=data.validated_data.get("expires_at"), step_id=data.validated_data.get("step"),
+        )
+        return Response(DecisionOutSerializer(made).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(summary="The requester withdraws the request", request=WithdrawInSerializer,
+                   responses={200: AccessRequestDetailSerializer, **ERRORS})
+    @action(detail=True, methods=["post"], url_path="withdraw")
+    def withdraw(self, request: Request, pk: str | None = None) -> Response:
+        req = self.get_object()
+        data = WithdrawInSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.request_withdraw(actor=request.user, request=req, reason=data.validated_data["reason"])
+        fresh = selectors.access_request_detail(request.user).get(pk=req.pk)
+        return Response(AccessRequestDetailSerializer(fresh).data)
+
+
+@extend_schema_view(
+    list=extend_schema(summary="Grants the caller may see"),
+    retrieve=extend_schema(summary="One grant", responses={200: GrantSerializer, 404: PROBLEM}),
+)
+class GrantViewSet(viewsets.ReadOnlyModelViewSet[Grant]):
+    serializer_class = GrantSerializer
+    filterset_class = GrantFilter
+    ordering_fields = ["granted_at", "expires_at", "id"]
+    ordering = ["-granted_at", "id"]
+
+    def get_queryset(self) -> QuerySet[Grant]:
+        return (
+            selectors.grants_for(self.request.user)
+            .select_related("integration", "scope", "ended_by")
+            .prefetch_related("approvers")
+        )
+
+    @extend_schema(summary="Revoke a grant at once (IAM admins and the integration's owners)", request=RevokeInSerializer,
+                   responses={200: GrantSerializer, **ERRORS})
+    @action(detail=True, methods=["post"], url_path="revoke")
+    def revoke(self, request: Request, pk: str | None = None) -> Response:
+        grant = self.get_object()
+        if not can_revoke_grant(request.user, grant):
+            raise NotAllowed("Only IAM admins and the integration's owners can revoke its grants.")
+        data = RevokeInSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        grant_revoke(actor=request.user, grant=grant, reason=data.validated_data["reason"])
+        return Response(GrantSerializer(self.get_queryset().get(pk=grant.pk)).data)

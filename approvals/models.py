@@ -1,0 +1,266 @@
+"""Every decision about access: access requests, the workflows that decide them, the step
+instances of each round, the reviewers assigned to a step and the decisions they make.
+
+State changes go through ``approvals.services``; nothing here changes a status by itself.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib.auth.models import Group
+from django.db import models
+from django.utils import timezone
+from simple_history.models import HistoricalRecords
+
+from inventory.models import Integration, RiskTier, Scope
+
+
+class RequestType(models.TextChoices):
+    REGISTRATION = "registration", "New registration"
+    EXPANSION = "expansion", "Scope expansion"
+    RENEWAL = "renewal", "Renewal"
+    RE_REVIEW = "re_review", "Re-review (risk raised)"
+
+
+class RequestStatus(models.TextChoices):
+    IN_REVIEW = "in_review", "In review"
+    CHANGES_REQUESTED = "changes_requested", "Changes requested"
+    APPROVED = "approved", "Approved"
+    REJECTED = "rejected", "Rejected"
+    WITHDRAWN = "withdrawn", "Withdrawn"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+OPEN_STATUSES = (RequestStatus.IN_REVIEW, RequestStatus.CHANGES_REQUESTED)
+Rs = RequestStatus
+# Allowed moves of AccessRequest.status (approvals.services.request_* check them under lock).
+REQUEST_TRANSITIONS: dict[str, frozenset[str]] = {
+    Rs.IN_REVIEW: frozenset({Rs.APPROVED, Rs.REJECTED, Rs.CHANGES_REQUESTED, Rs.WITHDRAWN, Rs.CANCELLED}),
+    Rs.CHANGES_REQUESTED: frozenset({Rs.IN_REVIEW, Rs.WITHDRAWN, Rs.CANCELLED}),
+    Rs.APPROVED: frozenset(),
+    Rs.REJECTED: frozenset(),
+    Rs.WITHDRAWN: frozenset(),
+    Rs.CANCELLED: frozenset(),
+}
+
+
+class PoolKind(models.TextChoices):
+    GROUP = "group", "A group"
+    USERS = "users", "Named people"
+    RESOURCE_OWNERS = "resource_owners", "Owners of the requested scopes' systems"
+    MANAGER = "manager", "The requester's manager"
+
+
+class Rule(models.TextChoices):
+    ANY = "any", "Any one reviewer"
+    ALL = "all", "All reviewers"
+    QUORUM = "quorum", "A quorum of N reviewers"
+
+
+class Workflow(models.Model):
+    """The ordered steps a request of ``request_type`` for an integration of ``risk_tier`` runs
+    through. Configured by IAM admins in the portal; one active workflow per (type, tier)."""
+
+    name = models.CharField(max_length=120)
+    request_type = models.CharField(max_length=20, choices=RequestType.choices)
+    risk_tier = models.CharField(max_length=10, choices=RiskTier.choices)
+    description = models.TextField(blank=True)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["request_type", "risk_tier"]
+        constraints = [models.UniqueConstraint(fields=["request_type", "risk_tier"], name="workflow_one_per_type_tier")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class WorkflowStep(models.Model):
+    """One step of a workflow: who decides (the pool), how many must agree (the rule), how fast
+    (SLA) and who takes over when the SLA passes (escalation). ``only_for_tiers`` skips the step
+    for other risk tiers (empty: always runs)."""
+
+    workflow = models.ForeignKey(Workflow, on_delete=models.CASCADE, related_name="steps")
+    order = models.PositiveSmallIntegerField(default=1)
+    name = models.CharField(max_length=120)
+    pool_kind = models.CharField(max_length=20, choices=PoolKind.choices, default=PoolKind.GROUP)
+    pool_group = models.ForeignKey(Group, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    pool_users = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="+")
+    rule = models.CharField(max_length=10, choices=Rule.choices, default=Rule.ANY)
+    quorum = models.PositiveSmallIntegerField(default=1, help_text="Approvals needed when the rule is a quorum.")
+    sla_hours = models.PositiveIntegerField(default=48)
+    escalation_group = models.ForeignKey(
+        Group, null=True, blank=True, on_delete=models.PROTECT, related_name="+", help_text="Empty: the IAM admins."
+    )
+    escalation_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    only_for_tiers = models.JSONField(default=list, blank=True, help_text="Run only for these risk tiers; empty: always.")
+
+    history = HistoricalRecords(m2m_fields=[pool_users])
+
+    class Meta:
+        ordering = ["workflow_id", "order", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.workflow}: {self.order}. {self.name}"
+
+
+class GrantExpiryPolicy(models.Model):
+    """Default lifetime of a grant by the integration's risk tier (configurable by IAM admins)."""
+
+    risk_tier = models.CharField(max_length=10, choices=RiskTier.choices, unique=True)
+    days = models.PositiveIntegerField()
+
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["days"]
+
+    def __str__(self) -> str:
+        return f"{self.risk_tier}: {self.days} days"
+
+
+DEFAULT_EXPIRY_DAYS = {RiskTier.CRITICAL: 30, RiskTier.HIGH: 90, RiskTier.MEDIUM: 180, RiskTier.LOW: 365}
+
+
+class AccessRequest(models.Model):
+    """A change of access to decide. ``type`` and ``integration`` never change after submission.
+    Each resubmission after "changes requested" is a new ``round`` of the same request: its steps
+    and decisions of earlier rounds stay, as evidence."""
+
+    type = models.CharField(max_length=20, choices=RequestType.choices)
+    integration = models.ForeignKey(Integration, on_delete=models.PROTECT, related_name="access_requests")
+    status = models.CharField(max_length=20, choices=RequestStatus.choices, default=RequestStatus.IN_REVIEW)
+    requester = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="access_requests")
+    requested_scopes = models.ManyToManyField(Scope, related_name="access_requests")
+    ticket_ref = models.CharField(max_length=100, blank=True, db_index=True)
+    justification = models.TextField(blank=True)
+    risk_tier = models.CharField(max_length=10, choices=RiskTier.choices, help_text="The tier when the round started.")
+    workflow = models.ForeignKey(Workflow, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    round = models.PositiveSmallIntegerField(default=1)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    updated_at = models.DateTimeField(default=timezone.now)
+    closed_at = models.DateTimeField(null=True, blank=True)
+    outcome_reason = models.TextField(blank=True)
+
+    history = HistoricalRecords(excluded_fields=["updated_at"])
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["integration", "status"]), models.Index(fields=["requester", "status"])]
+        permissions = [("decide_accessrequest", "Can decide access request steps")]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.get_type_display()} — {self.integration.name}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in OPEN_STATUSES
+
+
+class StepStatus(models.TextChoices):
+    WAITING = "waiting", "Waiting for earlier steps"
+    ACTIVE = "active", "Waiting for a decision"
+    APPROVED = "approved", "Approved"
+    REJECTED = "rejected", "Rejected"
+    CHANGES_REQUESTED = "changes_requested", "Changes requested"
+    SKIPPED = "skipped", "Skipped"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+class RequestStep(models.Model):
+    """One step of one round of a request, copied from the workflow when the round starts (so a
+    later change of the workflow does not change a running request)."""
+
+    request = models.ForeignKey(AccessRequest, on_delete=models.CASCADE, related_name="steps")
+    round = models.PositiveSmallIntegerField(default=1)
+    order = models.PositiveSmallIntegerField()
+    name = models.CharField(max_length=120)
+    pool_kind = models.CharField(max_length=20, choices=PoolKind.choices)
+    pool_group = models.ForeignKey(Group, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    rule = models.CharField(max_length=10, choices=Rule.choices, default=Rule.ANY)
+    quorum = models.PositiveSmallIntegerField(default=1)
+    sla_hours = models.PositiveIntegerField(default=48)
+    escalation_group = models.ForeignKey(Group, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    escalation_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    status = models.CharField(max_length=20, choices=StepStatus.choices, default=StepStatus.WAITING, db_index=True)
+    activated_at = models.DateTimeField(null=True, blank=True)
+    remind_at = models.DateTimeField(null=True, blank=True)
+    due_at = models.DateTimeField(null=True, blank=True)
+    reminded_at = models.DateTimeField(null=True, blank=True)
+    escalated_at = models.DateTimeField(null=True, blank=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    reviewers = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, through="StepAssignment", related_name="assigned_steps", blank=True
+    )
+
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["request_id", "round", "order"]
+        indexes = [models.Index(fields=["status", "due_at"]), models.Index(fields=["status", "remind_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.request_id}/{self.round}.{self.order} {self.name}"
+
+    @property
+    def required_approvals(self) -> int:
+        if self.rule == Rule.ANY:
+            return 1
+        if self.rule == Rule.QUORUM:
+            return max(1, self.quorum)
+        return 0  # ALL: every assigned reviewer
+
+
+class StepAssignment(models.Model):
+    """A person who may decide an active step (names, not just a group). ``is_open`` and
+    ``due_at`` are copied from the step so the reviewer queue is one indexed range scan."""
+
+    step = models.ForeignKey(RequestStep, on_delete=models.CASCADE, related_name="assignments")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="step_assignments")
+    is_open = models.BooleanField(default=True)
+    due_at = models.DateTimeField(null=True, blank=True)
+    via = models.CharField(max_length=60, blank=True, help_text="How they reached the step (group, owner, escalation).")
+    assigned_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["step_id", "id"]
+        indexes = [models.Index(fields=["user", "is_open", "due_at"])]
+        constraints = [models.UniqueConstraint(fields=["step", "user"], name="assignment_once_per_step")]
+
+    def __str__(self) -> str:
+        return f"{self.user} on {self.step}"
+
+
+class DecisionKind(models.TextChoices):
+    APPROVE = "approve", "Approve"
+    REJECT = "reject", "Reject"
+    REQUEST_CHANGES = "request_changes", "Request changes"
+
+
+class Decision(models.Model):
+    """One reviewer's decision on one step: who, what, when, why, and for an approval which of
+    the requested scopes and until when."""
+
+    step = models.ForeignKey(RequestStep, on_delete=models.PROTECT, related_name="decisions")
+    request = models.ForeignKey(AccessRequest, on_delete=models.PROTECT, related_name="decisions")
+    reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="approval_decisions")
+    decision = models.CharField(max_length=20, choices=DecisionKind.choices)
+    comment = models.TextField(blank=True)
+    approved_scopes = models.ManyToManyField(Scope, blank=True, related_name="+")
+    expires_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [models.UniqueConstraint(fields=["step", "reviewer"], name="decision_once_per_reviewer_step")]
+
+    def __str__(self) -> str:
+        return f"{self.reviewer} {self.decision} {self.step}"

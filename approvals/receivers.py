@@ -1,0 +1,67 @@
+"""Receivers of the inventory's signals (``inventory/signals.py``). Each one only calls a
+service; they run inside the inventory's transaction, so the request opens (or the requests are
+cancelled) atomically with the change that caused it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from approvals import services
+from approvals.models import AccessRequest, RequestStatus, RequestType
+from governance.actors import Actor
+from inventory.models import GrantStatus, Integration, IntegrationStatus, Scope
+
+
+def _requester(actor: Actor) -> Any:
+    return actor.on_behalf_of or actor.user
+
+
+def on_integration_submitted(sender: Any, *, integration: Integration, actor: Actor, scopes: list[Scope], **_: Any) -> None:
+    """A submission opens a registration request — or, after "changes requested", the next round
+    of the same request."""
+    waiting = AccessRequest.objects.filter(
+        integration=integration, type=RequestType.REGISTRATION, status=RequestStatus.CHANGES_REQUESTED
+    ).first()
+    if waiting is not None:
+        services.request_resubmit(actor=actor, request=waiting, scopes=scopes)
+        return
+    services.request_open(
+        actor=actor, integration=integration, type=RequestType.REGISTRATION, scopes=scopes, requester=_requester(actor)
+    )
+
+
+def on_integration_scopes_added(
+    sender: Any, *, integration: Integration, actor: Actor, added_scopes: list[Scope], **_: Any
+) -> None:
+    services.request_open(
+        actor=actor, integration=integration, type=RequestType.EXPANSION, scopes=added_scopes, requester=_requester(actor)
+    )
+
+
+def on_integration_risk_raised(
+    sender: Any, *, integration: Integration, actor: Actor, old_tier: str, new_tier: str, **_: Any
+) -> None:
+    """An active integration whose tier rose is re-reviewed for what it holds. (A pending one is
+    still in its registration review, which started at the old tier; see the report.)"""
+    if integration.status != IntegrationStatus.ACTIVE:
+        return
+    scopes = list(Scope.objects.filter(grants__integration=integration, grants__status=GrantStatus.ACTIVE).distinct())
+    if not scopes or AccessRequest.objects.filter(
+        integration=integration, type=RequestType.RE_REVIEW, status__in=[RequestStatus.IN_REVIEW, RequestStatus.CHANGES_REQUESTED]
+    ).exists():
+        return
+    services.request_open(
+        actor=actor, integration=integration, type=RequestType.RE_REVIEW, scopes=scopes, requester=_requester(actor),
+        justification=f"Risk tier raised from {old_tier} to {new_tier}.",
+    )
+
+
+def on_integration_disabled(
+    sender: Any, *, integration: Integration, actor: Actor, status: str, reason: str = "", **_: Any
+) -> None:
+    services.requests_cancel_for_integration(
+        actor=actor, integration=integration, reason=reason or f"The integration became {status}."
+    )
+
+
+
