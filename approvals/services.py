@@ -577,12 +577,12 @@ def request_decide(
             raise Conflict(f"This request is already {req.get_status_display().lower()}{by}: nothing left to decide.")
         _check_integration_usable(integration)
         if step_id is not None:
-            step = RequestStep.objects.select_for_update().select_related("decided_by").filter(pk=step_id, request=req).first()
+            step = RequestStep.objects.select_for_update(of=("self",)).select_related("decided_by").filter(pk=step_id, request=req).first()
             if step is None:
                 raise ValidationFailed.on("step", "This step does not belong to the request.")
         else:
             found = current_step(req)
-            step = RequestStep.objects.select_for_update().select_related("decided_by").get(pk=found.pk) if found else None
+            step = RequestStep.objects.select_for_update(of=("self",)).select_related("decided_by").get(pk=found.pk) if found else None
         if step is None or step.status != StepStatus.ACTIVE:
             who = step.decided_by.label if step is not None and step.decided_by else "another reviewer"
             raise Conflict(f"This step was already decided by {who}.")
@@ -766,7 +766,7 @@ def steps_escalate_overdue(*, now: datetime | None = None) -> int:
     for step_id in ids:
         with transaction.atomic():
             step = (
-                RequestStep.objects.select_for_update()
+                RequestStep.objects.select_for_update(of=("self",))
                 .filter(pk=step_id, status=StepStatus.ACTIVE, escalated_at__isnull=True)
                 .select_related("request__integration__business_owner", "request__requester")
                 .first()
