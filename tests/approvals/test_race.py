@@ -23,34 +23,36 @@ pytestmark = [
 ]
 
 
-def race(n_rounds: int, fn_a, fn_b):  # noqa: ANN001, ANN201
-    outcomes: list[list[str]] = []
-    for _ in range(n_rounds):
-        barrier = threading.Barrier(2)
-        results: list[str] = []
-        lock = threading.Lock()
+def race(fn_a, fn_b):  # noqa: ANN001, ANN201
+    """Run both at the same moment, each in its own thread (own connection); their outcomes."""
+    barrier = threading.Barrier(2)
+    results: list[str] = []
+    lock = threading.Lock()
 
-        def run(fn) -> None:  # noqa: ANN001
-            try:
-                barrier.wait()
-                fn()
-                outcome = "decided"
-            except Conflict as exc:
-                outcome = f"conflict: {exc.detail}"
-            except Exception as exc:  # any other failure must show in the assertion, not vanish
-                outcome = f"error: {type(exc).__name__}: {exc}"
-            finally:
-                connections.close_all()
-            with lock:
-                results.append(outcome)
+    def run(fn) -> None:  # noqa: ANN001
+        try:
+            barrier.wait()
+            fn()
+            outcome = "decided"
+        except Conflict as exc:
+            outcome = f"conflict: {exc.detail}"
+        except Exception as exc:  # any other failure must show in the assertion, not vanish
+            outcome = f"error: {type(exc).__name__}: {exc}"
+        finally:
+            connections.close_all()
+        with lock:
+            results.append(outcome)
 
-        threads = [threading.Thread(target=run, args=(f,)) for f in (fn_a, fn_b)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(timeout=30)
-        outcomes.append(results)
-    return outcomes
+    threads = [threading.Thread(target=run, args=(f,)) for f in (fn_a, fn_b)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    return results
+
+
+def decide(actor, req, step, decision="approve", comment=""):  # noqa: ANN001, ANN201
+    return lambda: services.request_decide(actor=actor, request=req, decision=decision, comment=comment, step_id=step.pk)
 
 
 def test_two_reviewers_approving_the_same_step_at_once_yield_one_decision(
@@ -59,11 +61,7 @@ def test_two_reviewers_approving_the_same_step_at_once_yield_one_decision(
     for i in range(5):
         req = submit(make_integration(f"Race {i}", tier="low"))
         step = req.steps.get(status=StepStatus.ACTIVE)
-        [results] = race(
-            1,
-            lambda: services.request_decide(actor=reviewer, request=req, decision="approve", step_id=step.pk),
-            lambda: services.request_decide(actor=second_reviewer, request=req, decision="approve", step_id=step.pk),
-        )
+        results = race(decide(reviewer, req, step), decide(second_reviewer, req, step))
         assert sorted(r.split(":")[0] for r in results) == ["conflict", "decided"], results
         loser = next(r for r in results if r.startswith("conflict"))
         assert "already" in loser and "decided by" in loser
@@ -76,11 +74,7 @@ def test_two_reviewers_approving_the_same_step_at_once_yield_one_decision(
 def test_approve_and_reject_at_the_same_moment_leave_one_outcome(make_integration, submit, reviewer, second_reviewer):
     req = submit(make_integration("Race mixed", tier="low"))
     step = req.steps.get(status=StepStatus.ACTIVE)
-    [results] = race(
-        1,
-        lambda: services.request_decide(actor=reviewer, request=req, decision="approve", step_id=step.pk),
-        lambda: services.request_decide(actor=second_reviewer, request=req, decision="reject", comment="no", step_id=step.pk),
-    )
+    results = race(decide(reviewer, req, step), decide(second_reviewer, req, step, "reject", "no"))
     assert sorted(r.split(":")[0] for r in results) == ["conflict", "decided"]
     req.refresh_from_db()
     assert Decision.objects.filter(request=req).count() == 1

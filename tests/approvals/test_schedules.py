@@ -8,6 +8,8 @@ from datetime import timedelta
 import pytest
 import time_machine
 from django.utils import timezone
+from django_q import conf as q_conf
+from django_q import scheduler as q_scheduler
 from django_q.brokers import get_broker
 from django_q.models import Schedule
 
@@ -34,12 +36,10 @@ def test_expired_grant_turns_inactive_by_the_scheduled_task(granted, monkeypatch
     assert schedule.func == "approvals.tasks.grants_expire"
     with time_machine.travel(granted.expires_at + timedelta(minutes=1)):
         # One deterministic scheduler pass (PITFALLS.md), running the task synchronously.
-        import django_q.conf
-
-        monkeypatch.setattr(django_q.conf.Conf, "SYNC", True)
-        monkeypatch.setattr(django_q.scheduler, "close_old_django_connections", lambda: None)
+        monkeypatch.setattr(q_conf.Conf, "SYNC", True)
+        monkeypatch.setattr(q_scheduler, "close_old_django_connections", lambda: None)
         Schedule.objects.filter(pk=schedule.pk).update(next_run=timezone.now() - timedelta(seconds=1))
-        django_q.scheduler.scheduler(broker=get_broker())
+        q_scheduler.scheduler(broker=get_broker())
     granted.refresh_from_db()
     assert granted.status == GrantStatus.EXPIRED
     assert AuditEvent.objects.filter(action="grant.expired", target_id=str(granted.pk)).exists()
