@@ -23,9 +23,11 @@ pytestmark = [
 
 
 @pytest.fixture
-def browser() -> Iterator[Any]:
-    # Playwright's sync API refuses to run inside a running asyncio loop; Django's async-unsafe
-    # guard must also allow the live server's ORM calls from this thread.
+def browser(demo_site: str) -> Iterator[Any]:
+    # The data is seeded before Playwright starts, and the browser (with its keep-alive
+    # connections, each holding a server thread and its database connection) closes before the
+    # test database is flushed and dropped.
+    # Playwright's sync API runs an event loop in this thread; let the ORM run here anyway.
     os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     from playwright.sync_api import sync_playwright
 
