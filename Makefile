@@ -1,6 +1,7 @@
 # The two commands of the README: `make run` and `make test`. Both set up everything they need.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
-VENV := .venv
+# .ci/run points VENV at a fresh directory to install from scratch.
+VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
