@@ -5,7 +5,7 @@ from typing import Any
 from django import forms
 from django.contrib.auth.models import Group
 
-from approvals.models import DecisionKind, GrantExpiryPolicy, PoolKind, Rule, WorkflowStep
+from approvals.models import DecisionKind, PoolKind, Rule, WorkflowStep
 from governance.models import User
 from inventory.models import RiskTier
 
@@ -51,7 +51,6 @@ class WorkflowStepForm(forms.ModelForm):  # type: ignore[type-arg]
         self.fields["escalation_user"].queryset = User.objects.filter(is_active=True, is_service_account=False)
 
 
-class ExpiryPolicyForm(forms.ModelForm):  # type: ignore[type-arg]
-    class Meta:
-        model = GrantExpiryPolicy
-        fields = ["risk_tier", "days"]
+class ExpiryPolicyForm(forms.Form):
+    risk_tier = forms.ChoiceField(choices=RiskTier.choices)
+    days = forms.IntegerField(min_value=1, max_value=3650, help_text="Default lifetime of a grant for this tier.")

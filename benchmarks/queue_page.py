@@ -1,0 +1,84 @@
+"""Reviewer queue page with 20,000 pending requests assigned to one reviewer: render it N times
+with the Django test client and report the median (target: at most 200 ms).
+
+    DATABASE_URL=sqlite:////tmp/bench.sqlite3 python -m benchmarks queue_page
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/<db> python -m benchmarks queue_page
+
+It migrates the database of ``DATABASE_URL`` and adds its data once (users ``bench_owner`` and
+``bench_reviewer``); run it on a database of its own, never on one holding real data.
+Environment: BENCH_ITEMS (20000), BENCH_RUNS (30).
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+
+
+def main() -> None:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "governance.settings")
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext, setup_test_environment
+
+    from approvals.bulkdata import pending_requests_bulk
+    from approvals.models import StepAssignment
+    from governance.models import User
+    from governance.roles import Pool, Role, roles_sync
+    from inventory.models import ResourceSystem, Scope
+
+    items = int(os.environ.get("BENCH_ITEMS", "20000"))
+    runs = int(os.environ.get("BENCH_RUNS", "30"))
+    setup_test_environment()
+    call_command("migrate", verbosity=0)
+    roles_sync()
+    from django.contrib.auth.models import Group
+
+    owner, _ = User.objects.get_or_create(username="bench_owner", defaults={"email": "bench_owner@example.com"})
+    reviewer, _ = User.objects.get_or_create(username="bench_reviewer", defaults={"email": "bench_reviewer@example.com"})
+    reviewer.groups.add(*Group.objects.filter(name__in=[Role.REVIEWER, Pool.IAM_REVIEWERS]))
+    system, _ = ResourceSystem.objects.get_or_create(code="benchsys", defaults={"name": "Bench system"})
+    scopes = [
+        Scope.objects.get_or_create(system=system, name=n, defaults={"code": f"benchsys:{n}", "sensitivity": s})[0]
+        for n, s in (("read", "low"), ("write", "high"))
+    ]
+    have = StepAssignment.objects.filter(user=reviewer, is_open=True).count()
+    if have < items:
+        started = time.perf_counter()
+        pending_requests_bulk(n=items - have, owner=owner, reviewer=reviewer, scopes=scopes)
+        print(f"created {items - have} pending requests in {time.perf_counter() - started:.1f} s")
+    total = StepAssignment.objects.filter(user=reviewer, is_open=True).count()
+
+    client = Client()
+    client.force_login(reviewer)
+    for _ in range(3):  # warm up: templates, caches, connection
+        assert client.get("/approvals/queue/").status_code == 200
+    with CaptureQueriesContext(connection) as queries:
+        client.get("/approvals/queue/")
+    timings = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        response = client.get("/approvals/queue/")
+        timings.append((time.perf_counter() - started) * 1000)
+        assert response.status_code == 200
+    timings.sort()
+    print(
+        f"queue page, {connection.vendor}, {total} items waiting for the reviewer, {runs} renders: "
+        f"median {statistics.median(timings):.1f} ms, p90 {timings[int(len(timings) * 0.9) - 1]:.1f} ms, "
+        f"min {timings[0]:.1f} ms, max {timings[-1]:.1f} ms, {len(queries)} SQL queries per render"
+    )
+    filtered = []
+    for _ in range(max(5, runs // 3)):
+        started = time.perf_counter()
+        client.get("/approvals/queue/?tier=low&overdue=1")
+        filtered.append((time.perf_counter() - started) * 1000)
+    print(f"filtered (tier=low, overdue): median {statistics.median(filtered):.1f} ms")
+
+
+if __name__ == "__main__":
+    main()
