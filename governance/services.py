@@ -22,6 +22,7 @@ from django.utils import timezone
 from governance.actors import Actor
 from governance.audit import audit_record
 from governance.exceptions import Conflict, ValidationFailed
+from governance.history import history_record_many
 from governance.models import ApiToken, EmailStatus, OutboundEmail, User
 from governance.roles import Pool, Role, clear_role_cache
 from governance.signals import user_deactivated
@@ -71,7 +72,12 @@ def user_deactivate(*, actor: Actor | User, user: User, reason: str) -> User:
             raise Conflict(f"{locked.username} is already deactivated.")
         locked.is_active = False
         locked.save(update_fields=["is_active"])
-        ApiToken.objects.filter(user=locked, revoked_at__isnull=True).update(revoked_at=timezone.now())
+        tokens = list(ApiToken.objects.select_for_update().filter(user=locked, revoked_at__isnull=True))
+        now = timezone.now()
+        ApiToken.objects.filter(pk__in=[t.pk for t in tokens]).update(revoked_at=now)
+        for token in tokens:
+            token.revoked_at = now
+        history_record_many(tokens, user=resolved.user, reason=reason)
         audit_record(
             actor=resolved,
             action="user.deactivated",
@@ -127,6 +133,7 @@ def api_token_revoke(*, actor: Actor | User, token: ApiToken, reason: str = "") 
         if updated != 1:
             raise Conflict("This token is already revoked.")
         token.refresh_from_db()
+        history_record_many([token], user=Actor.coerce(actor).user, reason=reason)
         audit_record(actor=actor, action="api_token.revoked", target=token, owner=token.user, reason=reason)
     return token
 
