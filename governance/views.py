@@ -34,6 +34,7 @@ DEMO_ACCOUNTS = [
     ("omar", "Resource owner (internal data systems)"),
     ("ivan", "IAM admin"),
     ("audrey", "Auditor"),
+    ("mark", "Business user, manager of alice and bob"),
 ]
 
 

@@ -148,7 +148,11 @@ def test_auditor_can_read_every_page_and_endpoint(client: Any, audrey: User) -> 
             allowed |= {302, 403}
         if response.status_code not in allowed:
             failures.append(f"GET {endpoint.path} -> {response.status_code}")
-    assert not failures, "\n".join(failures)
+    assert not failures, (
+        "An auditor must be able to read every page and endpoint (issue 2); let the view's "
+        "permission admit auditors for GET (governance.roles.is_auditor / sees_everything):\n"
+        + "\n".join(failures)
+    )
 
 
 def test_auditor_reads_the_admin_but_it_offers_no_change(client: Any, audrey: User) -> None:

@@ -192,7 +192,7 @@ def test_deactivated_portal_user_is_refused_with_a_clear_message(client: Any, is
     assert final.redirect_chain[-1][0] == "/accounts/login/"
     assert not final.wsgi_request.user.is_authenticated
     html = final.content.decode()
-    assert "This account is deactivated in the portal" in html
+    assert 'role="alert">This account is deactivated in the portal' in html
     assert "Ask the IAM team to restore it" in html
     # Refused before anything about the account changed: no roles synced from the new claim.
     assert AuditEvent.objects.filter(action="user.roles_changed").count() == roles_before
