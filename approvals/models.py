@@ -232,7 +232,11 @@ class StepAssignment(models.Model):
 
     class Meta:
         ordering = ["step_id", "id"]
-        indexes = [models.Index(fields=["user", "is_open", "due_at"])]
+        # The queue reads "open for this user, oldest due first": a partial index in that order
+        # lets the database stop after one page instead of sorting every open item.
+        indexes = [
+            models.Index(fields=["user", "due_at", "id"], condition=models.Q(is_open=True), name="assignment_open_queue"),
+        ]
         constraints = [models.UniqueConstraint(fields=["step", "user"], name="assignment_once_per_step")]
 
     def __str__(self) -> str:
