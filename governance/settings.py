@@ -282,6 +282,10 @@ SPECTACULAR_SETTINGS = {
         "AccessRequestStatusEnum": "approvals.models.RequestStatus",
         "RequestStepStatusEnum": "approvals.models.StepStatus",
         "GrantStatusEnum": "inventory.models.GrantStatus",
+        "CredentialTypeEnum": "inventory.models.CredentialType",
+        "AccessRequestTypeEnum": "approvals.models.RequestType",
+        # Scope sensitivity and risk tier share one choice set (low/medium/high/critical).
+        "LevelEnum": "inventory.models.Sensitivity",
     },
 }
 API_TOKEN_DEFAULT_DAYS = env.int("API_TOKEN_DEFAULT_DAYS", default=90)

@@ -250,3 +250,48 @@ class Grant(models.Model):
     @property
     def is_active(self) -> bool:
         return self.status == GrantStatus.ACTIVE
+
+
+class OwnerRole(models.TextChoices):
+    BUSINESS = "business_owner", "Business owner"
+    TECHNICAL = "technical_owner", "Technical owner"
+    BACKUP = "backup_owner", "Backup owner"
+
+
+class TransferStatus(models.TextChoices):
+    PROPOSED = "proposed", "Proposed"
+    ACCEPTED = "accepted", "Accepted"
+    DECLINED = "declined", "Declined"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+class OwnershipTransfer(models.Model):
+    """A proposal to hand one owner role of an integration to another person. It takes effect
+    only when that person accepts it (``inventory.services.ownership_transfer_accept``);
+    proposed -> accepted | declined | cancelled, nothing else."""
+
+    integration = models.ForeignKey(Integration, on_delete=models.CASCADE, related_name="transfers")
+    role = models.CharField(max_length=20, choices=OwnerRole.choices, default=OwnerRole.BUSINESS)
+    from_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    to_user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="incoming_transfers")
+    proposed_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    reason = models.TextField(blank=True)
+    status = models.CharField(max_length=10, choices=TransferStatus.choices, default=TransferStatus.PROPOSED)
+    created_at = models.DateTimeField(default=timezone.now)
+    decided_at = models.DateTimeField(null=True, blank=True)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["-created_at", "id"]
+        constraints = [
+            # One open proposal per integration and role: a second one would race the first.
+            models.UniqueConstraint(
+                fields=["integration", "role"], condition=models.Q(status="proposed"), name="transfer_one_open_per_role"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.integration}: {self.get_role_display()} → {self.to_user}"

@@ -1,4 +1,24 @@
+from django.urls import path
+
+from inventory import views
 
 app_name = "inventory"
 
-urlpatterns: list = []
+urlpatterns = [
+    path("", views.integration_list, name="list"),
+    path("new/", views.integration_create, name="create"),
+    path("<int:pk>/", views.integration_detail, name="detail"),
+    path("<int:pk>/edit/", views.integration_edit, name="edit"),
+    path("<int:pk>/submit/", views.integration_submit, name="submit"),
+    path("<int:pk>/suspend/", views.integration_suspend, name="suspend"),
+    path("<int:pk>/reactivate/", views.integration_reactivate, name="reactivate"),
+    path("<int:pk>/retire/", views.integration_retire, name="retire"),
+    path("<int:pk>/transfer/", views.integration_transfer, name="transfer-propose"),
+    path("transfers/<int:pk>/", views.transfer_detail, name="transfer"),
+    path("orphaned/", views.orphans, name="orphans"),
+    path("catalog/", views.catalog, name="catalog"),
+    path("catalog/systems/new/", views.system_form, name="system-create"),
+    path("catalog/systems/<int:pk>/", views.system_form, name="system-edit"),
+    path("catalog/systems/<int:system_pk>/scopes/new/", views.scope_form, name="scope-create"),
+    path("catalog/scopes/<int:pk>/", views.scope_form, name="scope-edit"),
+]

@@ -1,0 +1,221 @@
+"""Inventory API: declarative reads with filtersets; each change its own endpoint:
+input serializer -> service -> output serializer (STYLE.md habit 8)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import django_filters
+from django.db.models import Q, QuerySet
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.serializers import BaseSerializer
+
+from inventory import selectors, services
+from inventory.api.serializers import (
+    HistoryEntrySerializer,
+    IntegrationCreateSerializer,
+    IntegrationSerializer,
+    IntegrationWriteSerializer,
+    OptionalReasonSerializer,
+    OwnershipTransferSerializer,
+    ReasonSerializer,
+    ScopeSerializer,
+    TransferProposeSerializer,
+)
+from inventory.filters import ORDERING_FIELDS, IntegrationFilter
+from inventory.models import AccessLevel, Integration, OwnershipTransfer, Scope, Sensitivity
+
+_PROBLEM = OpenApiResponse(description="Problem details (application/problem+json).")
+_ERRORS = {400: _PROBLEM, 403: _PROBLEM, 404: _PROBLEM, 409: _PROBLEM}
+
+
+class ScopeFilter(django_filters.FilterSet):
+    system = django_filters.CharFilter(field_name="system__code", help_text="Resource system code, e.g. msgraph.")
+    sensitivity = django_filters.ChoiceFilter(choices=Sensitivity.choices)
+    access = django_filters.ChoiceFilter(choices=AccessLevel.choices)
+    q = django_filters.CharFilter(method="search", help_text="Words in the code, name or description.")
+
+    class Meta:
+        model = Scope
+        fields = ["system", "sensitivity", "access", "q"]
+
+    def search(self, qs: QuerySet[Scope], name: str, value: str) -> QuerySet[Scope]:
+        for word in value.split()[:5]:
+            qs = qs.filter(Q(code__icontains=word) | Q(name__icontains=word) | Q(description__icontains=word))
+        return qs
+
+
+class ScopeViewSet(viewsets.ReadOnlyModelViewSet[Scope]):
+    """The scope catalog, kept by IAM admins in the portal; every signed-in caller reads it."""
+
+    serializer_class = ScopeSerializer
+    filterset_class = ScopeFilter
+    lookup_field = "code"
+    lookup_value_regex = "[^/]+"
+    ordering_fields = ["code", "sensitivity", "access"]
+    ordering = ["code"]
+
+    def get_queryset(self) -> QuerySet[Scope]:
+        return selectors.scopes_for(self.request.user)
+
+
+def _out(integration: Integration, request: Request, code: int = status.HTTP_200_OK) -> Response:
+    fresh = selectors.integration_detail(request.user).get(pk=integration.pk)
+    return Response(IntegrationSerializer(fresh, context={"request": request}).data, status=code)
+
+
+def _values(data: dict[str, Any], request: Request) -> dict[str, Any]:
+    values = {k: v for k, v in data.items() if k != "submit"}
+    if "credentials" in values:
+        values["credentials"] = [dict(c) for c in values["credentials"]]
+    return values
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List the integrations you may see"),
+    retrieve=extend_schema(summary="One integration", responses={200: IntegrationSerializer, 404: _PROBLEM}),
+)
+class IntegrationViewSet(
+    mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet[Integration]
+):
+    """Owners see theirs; reviewers, IAM admins and auditors see all; any other integration is
+    a 404. Owners and IAM admins change it (others who can see it get a 403)."""
+
+    serializer_class = IntegrationSerializer
+    filterset_class = IntegrationFilter
+    ordering_fields = ORDERING_FIELDS
+    ordering = ["name", "id"]
+
+    def get_queryset(self) -> QuerySet[Integration]:
+        if self.action == "list":
+            return selectors.integrations_listed(self.request.user)
+        if self.action == "retrieve":
+            return selectors.integration_detail(self.request.user)
+        return selectors.integrations_for(self.request.user)
+
+    def get_serializer_class(self) -> type[BaseSerializer[Any]]:
+        return IntegrationSerializer
+
+    @extend_schema(
+        summary="Register an integration (a draft, or submitted with submit=true)",
+        request=IntegrationCreateSerializer,
+        responses={201: IntegrationSerializer, 400: _PROBLEM, 403: _PROBLEM},
+    )
+    def create(self, request: Request) -> Response:
+        data = IntegrationCreateSerializer(data=request.data, context={"request": request})
+        data.is_valid(raise_exception=True)
+        values = _values(dict(data.validated_data), request)
+        values.setdefault("business_owner", request.user)
+        integ = services.integration_register(actor=request.user, values=values, submit=data.validated_data.get("submit", False))
+        return _out(integ, request, status.HTTP_201_CREATED)
+
+    @extend_schema(
+        summary="Change an integration (new scopes are requested, never granted)",
+        request=IntegrationWriteSerializer,
+        responses={200: IntegrationSerializer, **_ERRORS},
+    )
+    def partial_update(self, request: Request, pk: str | None = None) -> Response:
+        integ = self.get_object()
+        data = IntegrationWriteSerializer(data=request.data, partial=True, context={"request": request})
+        data.is_valid(raise_exception=True)
+        services.integration_update(actor=request.user, integration=integ, values=_values(dict(data.validated_data), request))
+        return _out(integ, request)
+
+    @extend_schema(summary="Kill switch: suspend and revoke every active grant at once", request=ReasonSerializer,
+                   responses={200: IntegrationSerializer, **_ERRORS})
+    @action(detail=True, methods=["post"])
+    def suspend(self, request: Request, pk: str | None = None) -> Response:
+        integ = self.get_object()
+        data = ReasonSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.integration_suspend(actor=request.user, integration=integ, reason=data.validated_data["reason"])
+        return _out(integ, request)
+
+    @extend_schema(summary="Submit a draft (or a rejected one) for approval", request=OptionalReasonSerializer,
+                   responses={200: IntegrationSerializer, **_ERRORS})
+    @action(detail=True, methods=["post"])
+    def submit(self, request: Request, pk: str | None = None) -> Response:
+        integ = self.get_object()
+        data = OptionalReasonSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.integration_submit(actor=request.user, integration=integ, reason=data.validated_data["reason"])
+        return _out(integ, request)
+
+    @extend_schema(summary="Ask for a suspended integration to be reactivated (a new request)",
+                   request=OptionalReasonSerializer, responses={200: IntegrationSerializer, **_ERRORS})
+    @action(detail=True, methods=["post"])
+    def reactivate(self, request: Request, pk: str | None = None) -> Response:
+        integ = self.get_object()
+        data = OptionalReasonSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.integration_reactivate(actor=request.user, integration=integ, reason=data.validated_data["reason"])
+        return _out(integ, request)
+
+    @extend_schema(summary="Retire for good (every active grant revoked)", request=ReasonSerializer,
+                   responses={200: IntegrationSerializer, **_ERRORS})
+    @action(detail=True, methods=["post"])
+    def retire(self, request: Request, pk: str | None = None) -> Response:
+        integ = self.get_object()
+        data = ReasonSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.integration_retire(actor=request.user, integration=integ, reason=data.validated_data["reason"])
+        return _out(integ, request)
+
+    @extend_schema(summary="Propose an ownership transfer (the new owner must accept)", request=TransferProposeSerializer,
+                   responses={201: OwnershipTransferSerializer, **_ERRORS})
+    @action(detail=True, methods=["post"])
+    def transfer(self, request: Request, pk: str | None = None) -> Response:
+        integ = self.get_object()
+        data = TransferProposeSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        t = services.ownership_transfer_propose(
+            actor=request.user, integration=integ, to_user=data.validated_data["to_user"],
+            role=data.validated_data["role"], reason=data.validated_data["reason"],
+        )
+        return Response(OwnershipTransferSerializer(t).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(summary="Every recorded change: who, when, what changed (newest first)",
+                   responses={200: HistoryEntrySerializer(many=True), 404: _PROBLEM})
+    @action(detail=True, methods=["get"], filterset_class=None, pagination_class=None, ordering=None)
+    def history(self, request: Request, pk: str | None = None) -> Response:
+        integ = self.get_object()
+        entries = selectors.integration_timeline(integ)
+        return Response(HistoryEntrySerializer(entries, many=True).data)
+
+
+@extend_schema_view(
+    list=extend_schema(summary="Ownership transfers addressed to you or about integrations you see"),
+    retrieve=extend_schema(responses={200: OwnershipTransferSerializer, 404: _PROBLEM}),
+)
+class OwnershipTransferViewSet(viewsets.ReadOnlyModelViewSet[OwnershipTransfer]):
+    serializer_class = OwnershipTransferSerializer
+    filterset_fields = ["status", "integration"]
+    ordering = ["-created_at"]
+    ordering_fields = ["created_at"]
+
+    def get_queryset(self) -> QuerySet[OwnershipTransfer]:
+        return selectors.transfers_for(self.request.user).select_related("from_user", "to_user", "proposed_by")
+
+    @extend_schema(summary="The proposed owner accepts", request=OptionalReasonSerializer,
+                   responses={200: OwnershipTransferSerializer, **_ERRORS})
+    @action(detail=True, methods=["post"])
+    def accept(self, request: Request, pk: str | None = None) -> Response:
+        t = self.get_object()
+        data = OptionalReasonSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.ownership_transfer_accept(actor=request.user, transfer=t, reason=data.validated_data["reason"])
+        return Response(OwnershipTransferSerializer(t).data)
+
+    @extend_schema(summary="The proposed owner declines", request=OptionalReasonSerializer,
+                   responses={200: OwnershipTransferSerializer, **_ERRORS})
+    @action(detail=True, methods=["post"])
+    def decline(self, request: Request, pk: str | None = None) -> Response:
+        t = self.get_object()
+        data = OptionalReasonSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.ownership_transfer_decline(actor=request.user, transfer=t, reason=data.validated_data["reason"])
+        return Response(OwnershipTransferSerializer(t).data)

@@ -1,0 +1,276 @@
+"""Forms of the inventory pages. They parse and show input; the services validate the rules
+again (whoever calls) and their field errors are put back next to the field, input kept."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time
+from typing import Any
+
+from django import forms
+from django.utils import timezone
+
+from governance.exceptions import ValidationFailed
+from governance.models import User
+from inventory.credentials import secret_problem
+from inventory.models import (
+    AccessLevel,
+    Autonomy,
+    CredentialType,
+    DataClassification,
+    Environment,
+    Integration,
+    IntegrationKind,
+    OwnerRole,
+    Scope,
+    Sensitivity,
+)
+
+
+class AccessibleForm(forms.Form):
+    """Ties help texts and errors to their inputs (``aria-describedby``, ``aria-invalid``)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for name, field in self.fields.items():
+            if field.help_text:
+                field.widget.attrs["aria-describedby"] = f"{self[name].auto_id}-help"
+
+    def full_clean(self) -> None:
+        super().full_clean()
+        self.mark_errors()
+
+    def mark_errors(self) -> None:
+        for name in self.errors:
+            if name in self.fields:
+                bound = self[name]
+                attrs = self.fields[name].widget.attrs
+                attrs["aria-invalid"] = "true"
+                ids = [f"{bound.auto_id}-error"] + ([f"{bound.auto_id}-help"] if self.fields[name].help_text else [])
+                attrs["aria-describedby"] = " ".join(ids)
+
+
+def _people() -> Any:
+    return User.objects.filter(is_active=True, is_service_account=False).exclude(username="system").order_by("username")
+
+
+class PersonField(forms.ModelChoiceField):  # type: ignore[type-arg]
+    def label_from_instance(self, obj: Any) -> str:
+        return f"{obj.label} ({obj.username})"
+
+
+def _no_secret(value: str, *, entropy: bool = True) -> str:
+    problem = secret_problem(value or "", check_entropy=entropy)
+    if problem:
+        raise forms.ValidationError(problem)
+    return value
+
+
+def as_datetime(value: date | None) -> datetime | None:
+    if value is None:
+        return None
+    return timezone.make_aware(datetime.combine(value, time(0, 0)))
+
+
+class IntegrationForm(AccessibleForm):
+    """The self-service registration form, in the sections a person thinks in."""
+
+    SECTIONS = [
+        ("what", "What it is", ["name", "kind", "purpose", "vendor", "environment", "ticket_ref", "tags"]),
+        ("who", "Who owns it", ["business_owner", "technical_owner", "backup_owner"]),
+        ("touches", "What it touches", ["data_classifications", "acts_for_users", "autonomy", "invokes"]),
+        ("auth", "How it authenticates", ["workload_identity"]),
+    ]
+
+    name = forms.CharField(max_length=150, help_text="The name people know it by, e.g. “Sales email assistant”.")
+    kind = forms.ChoiceField(choices=[("", "Choose…"), *IntegrationKind.choices], help_text="What sort of AI integration it is.")
+    purpose = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="What it does and for whom, in a sentence or two. Reviewers read this first.",
+    )
+    vendor = forms.CharField(
+        max_length=120, required=False, help_text="The company that provides it. Leave empty if it is built in-house."
+    )
+    environment = forms.ChoiceField(choices=Environment.choices, initial=Environment.PRODUCTION, help_text="Where it runs.")
+    ticket_ref = forms.CharField(
+        max_length=100, required=False, label="Ticket reference", help_text="Optional: the ServiceNow or Jira ticket for this change."
+    )
+    tags = forms.CharField(max_length=300, required=False, help_text="Optional labels, separated by commas, e.g. sales, pilot.")
+    business_owner = PersonField(
+        queryset=User.objects.none(), help_text="The person accountable for it (required). Usually you."
+    )
+    technical_owner = PersonField(
+        queryset=User.objects.none(), required=False, help_text="Who runs it day to day; may be the same person."
+    )
+    backup_owner = PersonField(queryset=User.objects.none(), required=False, help_text="Who answers when the owners are away.")
+    data_classifications = forms.MultipleChoiceField(
+        choices=DataClassification.choices, required=False, widget=forms.CheckboxSelectMultiple,
+        label="Data it handles", help_text="Every classification of data it reads or writes.",
+    )
+    acts_for_users = forms.BooleanField(
+        required=False, label="It acts as the signed-in user (delegated user context)",
+        help_text="Tick if it uses the user's own permissions, e.g. reads their mailbox through an OAuth consent.",
+    )
+    autonomy = forms.ChoiceField(
+        choices=Autonomy.choices, initial=Autonomy.HUMAN_IN_LOOP, widget=forms.RadioSelect,
+        help_text="Does a person approve what it does before it happens?",
+    )
+    invokes = forms.ModelMultipleChoiceField(
+        queryset=Integration.objects.none(), required=False, label="Other integrations it calls",
+        help_text="The delegation chain: what this one hands work to. Hold Ctrl (Cmd) to pick several.",
+    )
+    requested_scopes = forms.ModelMultipleChoiceField(
+        queryset=Scope.objects.none(), required=False, label="Scopes it needs",
+        help_text="Pick only what it needs; each scope shows how sensitive it is. Nothing is granted until approved.",
+    )
+    workload_identity = forms.CharField(
+        max_length=300, required=False,
+        help_text="How it proves what it is without a shared secret: a SPIFFE ID (spiffe://…) or an OIDC issuer and subject. Leave empty if none.",
+    )
+
+    def __init__(self, *args: Any, user: Any, visible: Any, instance: Integration | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for name in ("business_owner", "technical_owner", "backup_owner"):
+            self.fields[name].queryset = _people()  # type: ignore[attr-defined]
+        invokes = visible.exclude(status="retired").only("id", "name").order_by("name")
+        if instance is not None:
+            invokes = invokes.exclude(pk=instance.pk)
+        self.fields["invokes"].queryset = invokes  # type: ignore[attr-defined]
+        self.fields["requested_scopes"].queryset = Scope.objects.filter(is_active=True).select_related("system")  # type: ignore[attr-defined]
+        if instance is None and not self.is_bound:
+            self.initial.setdefault("business_owner", user.pk)
+
+    def clean_name(self) -> str:
+        return _no_secret(self.cleaned_data["name"].strip())
+
+    def clean_purpose(self) -> str:
+        return _no_secret(self.cleaned_data["purpose"].strip(), entropy=False)
+
+    def clean_vendor(self) -> str:
+        return _no_secret(self.cleaned_data["vendor"].strip())
+
+    def clean_workload_identity(self) -> str:
+        return _no_secret(self.cleaned_data["workload_identity"].strip())
+
+    def clean_ticket_ref(self) -> str:
+        return _no_secret(self.cleaned_data["ticket_ref"].strip())
+
+    def clean_tags(self) -> list[str]:
+        tags = [t.strip() for t in self.cleaned_data["tags"].split(",") if t.strip()]
+        for t in tags:
+            _no_secret(t)
+        return tags
+
+    def values(self) -> dict[str, Any]:
+        data = dict(self.cleaned_data)
+        data["requested_scopes"] = list(data["requested_scopes"])
+        data["invokes"] = list(data["invokes"])
+        return data
+
+    def scope_groups(self) -> list[dict[str, Any]]:
+        """The scope picker: active scopes grouped by system, with what is ticked (kept from the
+        submitted input when the form comes back with errors)."""
+        if self.is_bound:
+            chosen = set(self.data.getlist(self.add_prefix("requested_scopes")))
+        else:
+            chosen = {str(getattr(s, "pk", s)) for s in self.initial.get("requested_scopes", [])}
+        groups: dict[str, dict[str, Any]] = {}
+        for scope in self.fields["requested_scopes"].queryset.order_by("system__name", "name"):  # type: ignore[attr-defined]
+            group = groups.setdefault(scope.system.code, {"system": scope.system, "scopes": []})
+            group["scopes"].append({"scope": scope, "checked": str(scope.pk) in chosen})
+        return list(groups.values())
+
+    def sections(self) -> list[dict[str, Any]]:
+        return [{"key": key, "title": title, "fields": [self[n] for n in names]} for key, title, names in self.SECTIONS]
+
+
+class CredentialForm(AccessibleForm):
+    type = forms.ChoiceField(choices=[("", "Choose…"), *CredentialType.choices], help_text="What kind of credential it is.")
+    identifier = forms.CharField(
+        max_length=200, label="Identifier or fingerprint",
+        help_text="Key id, client id, account name or certificate fingerprint — never the secret itself.",
+    )
+    created_at = forms.DateField(required=False, label="Created", widget=forms.DateInput(attrs={"type": "date"}), help_text="When it was issued.")
+    expires_at = forms.DateField(required=False, label="Expires", widget=forms.DateInput(attrs={"type": "date"}), help_text="Empty if it never expires.")
+    last_rotated_at = forms.DateField(
+        required=False, label="Last rotated", widget=forms.DateInput(attrs={"type": "date"}), help_text="Empty if never rotated."
+    )
+
+    def clean_identifier(self) -> str:
+        return _no_secret(self.cleaned_data["identifier"].strip())
+
+    def value(self) -> dict[str, Any]:
+        d = self.cleaned_data
+        return {
+            "type": d["type"],
+            "identifier": d["identifier"],
+            "created_at": as_datetime(d.get("created_at")),
+            "expires_at": as_datetime(d.get("expires_at")),
+            "last_rotated_at": as_datetime(d.get("last_rotated_at")),
+        }
+
+
+class BaseCredentialFormSet(forms.BaseFormSet):  # type: ignore[type-arg]
+    def values(self) -> list[dict[str, Any]]:
+        return [f.value() for f in self.forms if f.has_changed() and not self._should_delete_form(f) and f.cleaned_data]
+
+
+CredentialFormSet = forms.formset_factory(CredentialForm, formset=BaseCredentialFormSet, extra=1, can_delete=True)
+
+
+def apply_service_errors(exc: ValidationFailed, form: IntegrationForm, formset: Any) -> None:
+    """Put a service's field errors back next to their fields (``credentials.N.field`` on the
+    N-th credential form); anything else becomes a form-wide error."""
+    cred_forms = [f for f in formset.forms if f.has_changed() and not formset._should_delete_form(f)]
+    placed = False
+    for field, messages in exc.errors.items():
+        parts = field.split(".")
+        for message in messages:
+            if parts[0] == "credentials" and len(parts) == 3 and parts[1].isdigit() and int(parts[1]) < len(cred_forms):
+                target = cred_forms[int(parts[1])]
+                target.add_error(parts[2] if parts[2] in target.fields else None, message)
+                target.mark_errors()
+                placed = True
+            elif field in form.fields:
+                form.add_error(field, message)
+                placed = True
+            else:
+                form.add_error(None, message)
+                placed = True
+    if not placed:
+        form.add_error(None, exc.detail)
+    form.mark_errors()
+
+
+class ReasonForm(AccessibleForm):
+    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), help_text="Why; recorded in the audit trail and sent to the owners.")
+
+
+class TransferForm(AccessibleForm):
+    to_user = PersonField(queryset=User.objects.none(), label="New owner", help_text="They must accept before anything changes.")
+    role = forms.ChoiceField(choices=OwnerRole.choices, help_text="Which owner role they take over.")
+    reason = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}), help_text="Optional: why, for them and the audit trail.")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["to_user"].queryset = _people()  # type: ignore[attr-defined]
+
+
+class ResourceSystemForm(AccessibleForm):
+    code = forms.SlugField(max_length=40, help_text="Short code used in scope codes, e.g. msgraph. Fixed once it has scopes.")
+    name = forms.CharField(max_length=120, help_text="The system's name, e.g. Microsoft Graph.")
+    description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}), help_text="What it holds.")
+    owners = forms.ModelMultipleChoiceField(
+        queryset=User.objects.none(), required=False, help_text="Resource owners that workflows and campaigns may ask."
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["owners"].queryset = _people()  # type: ignore[attr-defined]
+
+
+class ScopeForm(AccessibleForm):
+    name = forms.CharField(max_length=120, help_text="The permission's name in the system, e.g. Mail.Read. Fixed once created.")
+    description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}), help_text="What it allows, in plain words.")
+    sensitivity = forms.ChoiceField(choices=Sensitivity.choices, help_text="How sensitive the data or action behind it is.")
+    access = forms.ChoiceField(choices=AccessLevel.choices, help_text="Read, write (changes data) or admin.")
+    is_active = forms.BooleanField(required=False, initial=True, label="Can be requested", help_text="Untick to retire the scope.")

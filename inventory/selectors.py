@@ -1,0 +1,185 @@
+"""Reads of the inventory, always for a user (DESIGN.md invariant 2). Pages and API views use
+these; visibility is derived in the query from ownership columns and roles, never from lists
+of ids."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import Count, OuterRef, Prefetch, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
+
+from governance.roles import sees_everything
+from inventory.models import (
+    Credential,
+    Grant,
+    GrantStatus,
+    Integration,
+    OwnershipTransfer,
+    ResourceSystem,
+    Scope,
+    TransferStatus,
+)
+
+
+def owned_by(user: Any, prefix: str = "") -> Q:
+    """Integrations where ``user`` is the business, technical or backup owner."""
+    return Q(**{f"{prefix}business_owner": user}) | Q(**{f"{prefix}technical_owner": user}) | Q(**{f"{prefix}backup_owner": user})
+
+
+def integrations_for(user: Any) -> QuerySet[Integration]:
+    """What ``user`` may see: owners see their own; reviewers, IAM admins and auditors see all;
+    everyone else nothing (an unseen integration answers 404)."""
+    if not getattr(user, "is_authenticated", False):
+        return Integration.objects.none()
+    if sees_everything(user):
+        return Integration.objects.all()
+    return Integration.objects.filter(owned_by(user))
+
+
+def integrations_listed(user: Any) -> QuerySet[Integration]:
+    """For list pages and the list endpoint: everything a row shows, in a fixed number of
+    queries (owners joined, scopes/credentials/invokes prefetched, active grants counted)."""
+    return (
+        integrations_for(user)
+        .select_related("business_owner", "technical_owner", "backup_owner")
+        .prefetch_related(
+            Prefetch("requested_scopes", queryset=Scope.objects.select_related("system")),
+            "credentials",
+            Prefetch("invokes", queryset=Integration.objects.only("id")),
+        )
+        # A correlated subquery, evaluated for the rows of the page only (not a GROUP BY over
+        # every grant of every visible integration).
+        .annotate(
+            active_grants=Coalesce(
+                Subquery(
+                    Grant.objects.filter(integration=OuterRef("pk"), status=GrantStatus.ACTIVE)
+                    .order_by()
+                    .values("integration")
+                    .annotate(n=Count("pk"))
+                    .values("n")[:1]
+                ),
+                0,
+            )
+        )
+    )
+
+
+def integration_detail(user: Any) -> QuerySet[Integration]:
+    """For the detail page and detail endpoint."""
+    return (
+        integrations_for(user)
+        .select_related("business_owner", "technical_owner", "backup_owner", "created_by")
+        .prefetch_related(
+            Prefetch("requested_scopes", queryset=Scope.objects.select_related("system")),
+            "credentials",
+            Prefetch("invokes", queryset=Integration.objects.only("id", "name", "status", "risk_tier")),
+        )
+    )
+
+
+def grants_of(integration: Integration) -> QuerySet[Grant]:
+    return integration.grants.select_related("scope__system").order_by("status", "-granted_at")
+
+
+def credentials_of(integration: Integration) -> QuerySet[Credential]:
+    return integration.credentials.all()
+
+
+def invoked_by_visible(user: Any, integration: Integration) -> QuerySet[Integration]:
+    """What calls ``integration``, limited to what the user may see."""
+    return integrations_for(user).filter(invokes=integration).only("id", "name", "status", "risk_tier")
+
+
+def orphaned_for(user: Any) -> QuerySet[Integration]:
+    return integrations_listed(user).filter(orphaned=True).exclude(status="retired")
+
+
+def transfers_awaiting(user: Any) -> QuerySet[OwnershipTransfer]:
+    """Proposals waiting for ``user`` to accept or decline."""
+    if not getattr(user, "is_authenticated", False):
+        return OwnershipTransfer.objects.none()
+    return OwnershipTransfer.objects.filter(to_user=user, status=TransferStatus.PROPOSED).select_related(
+        "integration", "from_user", "proposed_by"
+    )
+
+
+def transfers_for(user: Any) -> QuerySet[OwnershipTransfer]:
+    """Proposals the user may see: about integrations they see, or addressed to them."""
+    if not getattr(user, "is_authenticated", False):
+        return OwnershipTransfer.objects.none()
+    if sees_everything(user):
+        return OwnershipTransfer.objects.all()
+    return OwnershipTransfer.objects.filter(Q(to_user=user) | owned_by(user, "integration__"))
+
+
+def scopes_for(user: Any) -> QuerySet[Scope]:
+    """The catalog is public to every signed-in user (they pick from it)."""
+    if not getattr(user, "is_authenticated", False):
+        return Scope.objects.none()
+    return Scope.objects.select_related("system")
+
+
+def systems_for(user: Any) -> QuerySet[ResourceSystem]:
+    if not getattr(user, "is_authenticated", False):
+        return ResourceSystem.objects.none()
+    return ResourceSystem.objects.prefetch_related(
+        Prefetch("scopes", queryset=Scope.objects.order_by("name")), "owners"
+    ).annotate(scope_count=Count("scopes"))
+
+
+def integration_timeline(integration: Integration) -> list[dict[str, Any]]:
+    """Every recorded change of ``integration``, newest first: the simple-history rows as diffs
+    (who, when, which field from what to what) and the audit events about it (submissions,
+    suspensions, transfers, grants ended with it)."""
+    from governance.models import AuditEvent
+
+    entries: list[dict[str, Any]] = []
+    records = list(integration.history.select_related("history_user").order_by("history_date", "history_id"))  # type: ignore[attr-defined]
+    scope_codes = dict(Scope.objects.values_list("pk", "code"))
+    previous = None
+    for record in records:
+        changes: list[dict[str, Any]] = []
+        if previous is None:
+            changes = [{"field": "created", "old": None, "new": record.name}]
+        else:
+            delta = record.diff_against(previous, excluded_fields=["risk_factors"])
+            for change in delta.changes:
+                old, new = change.old, change.new
+                if change.field == "requested_scopes":
+                    old = sorted(scope_codes.get(r["scope"], r["scope"]) for r in (old or []))
+                    new = sorted(scope_codes.get(r["scope"], r["scope"]) for r in (new or []))
+                elif change.field == "invokes":
+                    old = sorted(r["to_integration"] for r in (old or []))
+                    new = sorted(r["to_integration"] for r in (new or []))
+                if old != new:
+                    changes.append({"field": change.field, "old": old, "new": new})
+        previous = record
+        if not changes:
+            continue
+        entries.append(
+            {
+                "at": record.history_date,
+                "who": record.history_user.username if record.history_user else "",
+                "source": "history",
+                "action": {"+": "created", "~": "changed", "-": "deleted"}[record.history_type],
+                "reason": record.history_change_reason or "",
+                "changes": changes,
+            }
+        )
+    events = AuditEvent.objects.filter(target_type="inventory.integration", target_id=str(integration.pk)).order_by("id")
+    for event in events:
+        before, after = event.before or {}, event.after or {}
+        keys = list(dict.fromkeys([*before.keys(), *after.keys()])) if isinstance(after, dict) and isinstance(before, dict) else []
+        entries.append(
+            {
+                "at": event.created_at,
+                "who": event.actor_username,
+                "source": "audit",
+                "action": event.action,
+                "reason": event.reason,
+                "changes": [{"field": k, "old": before.get(k), "new": after.get(k)} for k in keys],
+            }
+        )
+    entries.sort(key=lambda e: e["at"], reverse=True)
+    return entries
