@@ -1,35 +1,44 @@
 """Demo data of approvals (order 20, after the inventory): the default workflows, then the
-inventory's submitted demo integrations decided through the services — some approved (active with
-grants), others left pending in the right reviewers' queues."""
+inventory's submitted demo integrations decided through the services — low-risk ones approved
+(active with grants and expiries), one medium one moved on to its resource owner, one high one
+moved on to security, the rest waiting in the IAM reviewers' queues (rita, raj).
+Idempotent: once any decision exists, nothing more is decided."""
 
 from __future__ import annotations
 
 from approvals import services
-from approvals.models import AccessRequest, RequestStatus, StepStatus
+from approvals.models import AccessRequest, Decision, RequestStatus, StepStatus
 from governance.models import User
+
+
+def _decide_current(req: AccessRequest, comment: str) -> bool:
+    """Approve the current step as its first eligible demo reviewer; False when nobody can."""
+    req.refresh_from_db()
+    if req.status != RequestStatus.IN_REVIEW:
+        return False
+    step = req.steps.filter(round=req.round, status=StepStatus.ACTIVE).first()
+    if step is None:
+        return False
+    for reviewer in User.objects.filter(step_assignments__step=step, step_assignments__is_open=True).order_by("username"):
+        if services.step_may_decide(reviewer, req, step) is None:
+            services.request_decide(actor=reviewer, request=req, decision="approve", comment=comment, step_id=step.pk)
+            return True
+    return False
 
 
 def seed() -> None:
     services.default_workflows_ensure()
-    # Approve the first two open registrations whose current reviewers are demo people; leave
-    # the others waiting. Decided through request_decide, so the trail shows who approved.
-    open_reqs = list(
-        AccessRequest.objects.filter(status=RequestStatus.IN_REVIEW).select_related("integration").order_by("id")
-    )
-    to_approve = [r for r in open_reqs if r.integration.risk_tier in ("low", "medium")][:2]
-    for req in to_approve:
-        for _ in range(5):
-            req.refresh_from_db()
-            if req.status != RequestStatus.IN_REVIEW:
-                break
-            step = req.steps.filter(round=req.round, status=StepStatus.ACTIVE).first()
-            if step is None:
-                break
-            reviewer = (
-                User.objects.filter(step_assignments__step=step, step_assignments__is_open=True)
-                .order_by("username")
-                .first()
-            )
-            if reviewer is None or services.step_may_decide(reviewer, req, step):
-                break
-            services.request_decide(actor=reviewer, request=req, decision="approve", comment="Demo: looks fine.", step_id=step.pk)
+    if Decision.objects.exists():
+        return
+    open_reqs = list(AccessRequest.objects.filter(status=RequestStatus.IN_REVIEW).select_related("integration").order_by("id"))
+    medium_done = high_done = False
+    for req in open_reqs:
+        tier = req.integration.risk_tier
+        if tier == "low":
+            for _ in range(5):  # every step, until approved
+                if not _decide_current(req, "Demo: low risk, narrow scopes."):
+                    break
+        elif tier == "medium" and not medium_done:
+            medium_done = _decide_current(req, "Demo: IAM checks done; over to the data owner.")
+        elif tier == "high" and not high_done:
+            high_done = _decide_current(req, "Demo: IAM checks done.") and _decide_current(req, "Demo: data owner agrees.")

@@ -324,6 +324,10 @@ def _start_round(req: AccessRequest, *, actor: Actor) -> None:
     """Copy the workflow's steps for this round (skipping those whose tier condition does not
     hold) and activate the first. Without any configured workflow, one IAM review step runs."""
     workflow = workflow_for(req.type, req.risk_tier)
+    if workflow is None and not Workflow.objects.exists():
+        # The data migration seeds the defaults; a flushed database (transactional tests) has none.
+        default_workflows_ensure()
+        workflow = workflow_for(req.type, req.risk_tier)
     req.workflow = workflow
     req.save(update_fields=["workflow"])
     templates = list(workflow.steps.prefetch_related("pool_users")) if workflow else []
