@@ -209,6 +209,9 @@ OIDC_GROUP_ROLE_MAP = env.dict(
         "ai-portal-auditors": "auditor",
     },
 )
+# Whether the first SSO login of someone without a portal account creates one (off: refused
+# with a message; the IAM team creates accounts).
+OIDC_CREATE_USERS = env.bool("OIDC_CREATE_USERS", default=True)
 # Users who log in through the IdP with none of the mapped groups get this role ("" for none).
 OIDC_DEFAULT_ROLE = env.str("OIDC_DEFAULT_ROLE", default="business_user")
 SOCIAL_AUTH_LOGIN_ERROR_URL = "/accounts/login/"
@@ -224,6 +227,7 @@ SOCIAL_AUTH_PIPELINE = (
     "social_core.pipeline.social_auth.auth_allowed",
     "social_core.pipeline.social_auth.social_user",
     "governance.sso.refuse_inactive_user",
+    "governance.sso.refuse_unknown_user",
     "social_core.pipeline.user.get_username",
     "social_core.pipeline.user.create_user",
     "social_core.pipeline.social_auth.associate_user",

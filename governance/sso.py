@@ -23,6 +23,19 @@ DEACTIVATED_MESSAGE = (
 )
 
 
+UNKNOWN_MESSAGE = (
+    "There is no portal account for you yet, and this portal does not create accounts at "
+    "single sign-on. Ask the IAM team to create yours."
+)
+
+
+class AccountUnknown(AuthPolicyError):
+    """Raised when ``OIDC_CREATE_USERS`` is off and the IdP's user has no portal account."""
+
+    def __str__(self) -> str:
+        return UNKNOWN_MESSAGE
+
+
 class AccountDeactivated(AuthPolicyError):
     """Raised by the pipeline for a deactivated portal account. social-core 7 replaces an
     exception's text with a generic reason looked up by code; the login page must say why."""
@@ -49,6 +62,13 @@ def refuse_inactive_user(backend: Any, user: Any = None, **_: Any) -> None:
     Placed right after ``social_user`` so nothing about the account is updated first."""
     if user is not None and not user.is_active:
         raise AccountDeactivated(backend, code="authentication_disallowed", stage="pipeline")
+
+
+def refuse_unknown_user(backend: Any, user: Any = None, **_: Any) -> None:
+    """With ``OIDC_CREATE_USERS`` off, only people who already have a portal account (linked to
+    this IdP by an earlier login) get in; the IAM team creates accounts."""
+    if user is None and not settings.OIDC_CREATE_USERS:
+        raise AccountUnknown(backend, code="authentication_disallowed", stage="pipeline")
 
 
 def sync_roles_from_groups(backend: Any, user: Any = None, response: dict[str, Any] | None = None, **_: Any) -> None:

@@ -180,6 +180,22 @@ def test_unmapped_user_without_default_role_gets_no_role_and_is_told(client: Any
     assert "no role in the portal yet" in final.content.decode()
 
 
+def test_unknown_user_is_refused_with_a_clear_message_when_accounts_are_not_created_at_login(
+    client: Any, issuer: FakeIssuer
+) -> None:
+    issuer.login(client, sub="u-350", username="known", groups=["ai-portal-users"])
+    client.logout()
+    with override_settings(OIDC_CREATE_USERS=False):
+        final = issuer.login(client, sub="u-351", username="unknown", groups=["ai-portal-admins"])
+        assert final.redirect_chain[-1][0] == "/accounts/login/"
+        assert not final.wsgi_request.user.is_authenticated
+        assert 'role="alert">There is no portal account for you yet' in final.content.decode()
+        assert not User.objects.filter(username="unknown").exists()
+        # Someone who already has an account (linked by an earlier login) still gets in.
+        again = issuer.login(client, sub="u-350", username="known", groups=["ai-portal-users"])
+        assert again.wsgi_request.user.username == "known"
+
+
 def test_deactivated_portal_user_is_refused_with_a_clear_message(client: Any, issuer: FakeIssuer, iam_admin: User) -> None:
     issuer.login(client, sub="u-400", username="leaver", groups=["ai-portal-users"])
     client.logout()
