@@ -31,7 +31,7 @@ class ApprovalsConfig(AppConfig):
         )
         portal.register_nav(portal.NavEntry(label="Requests", url_name="approvals:request-list", order=21))
         portal.register_nav(
-            portal.NavEntry(label="Workflows", url_name="approvals:workflow-list", order=80, visible=_is_admin)
+            portal.NavEntry(label="Workflows", url_name="approvals:workflow-list", order=80, visible=_reads_workflows)
         )
         portal.register_panel(
             portal.HomePanel(key="approvals-queue", template="approvals/panels/queue.html", build=_queue_panel, order=20,
@@ -50,10 +50,11 @@ def _is_reviewer(user: Any) -> bool:
     return sees_queue(user)
 
 
-def _is_admin(user: Any) -> bool:
+def _reads_workflows(user: Any) -> bool:
     from approvals.permissions import can_manage_workflows
+    from governance.roles import is_auditor
 
-    return can_manage_workflows(user)
+    return can_manage_workflows(user) or is_auditor(user)
 
 
 def _queue_count(request: Any) -> int:

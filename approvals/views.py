@@ -28,6 +28,7 @@ from approvals.models import (
     WorkflowStep,
 )
 from governance.exceptions import DomainError
+from governance.roles import is_auditor, sees_everything
 from inventory.models import Grant, GrantStatus, RiskTier, Scope
 
 PAGE_SIZE = 50
@@ -45,7 +46,7 @@ def _wants_json(request: HttpRequest) -> bool:
 def queue(request: HttpRequest) -> HttpResponse:
     """Everything waiting for my decision (my groups are resolved into names when a step starts),
     oldest SLA first, with what is needed to decide without opening another page."""
-    if not permissions.sees_queue(request.user):
+    if not sees_everything(request.user):
         raise Http404
     rtype = request.GET.get("type", "") if request.GET.get("type") in RequestType.values else ""
     tier = request.GET.get("tier", "") if request.GET.get("tier") in RiskTier.values else ""
@@ -83,7 +84,7 @@ def queue(request: HttpRequest) -> HttpResponse:
     return render(request, "approvals/queue.html", {
         "page": page, "rows": rows, "types": RequestType.choices, "tiers": RiskTier.choices,
         "type": rtype, "tier": tier, "overdue": overdue, "query": query.urlencode(),
-        "decisions": DecisionKind.choices,
+        "decisions": DecisionKind.choices, "can_decide": permissions.can_decide_any(request.user),
     })
 
 
@@ -175,7 +176,7 @@ def request_list(request: HttpRequest) -> HttpResponse:
     qs = selectors.access_requests_listed(request.user).order_by("-created_at", "-id")
     if status:
         qs = qs.filter(status=status)
-    if request.GET.get("mine") == "1" or not permissions.sees_queue(request.user):
+    if request.GET.get("mine") == "1" or not sees_everything(request.user):
         from django.db.models import Q
 
         qs = qs.filter(Q(requester=request.user) | Q(integration__business_owner=request.user)
@@ -274,7 +275,11 @@ def _require_admin(request: HttpRequest) -> None:
 @login_required
 @require_http_methods(["GET", "POST"])
 def workflow_list(request: HttpRequest) -> HttpResponse:
-    _require_admin(request)
+    """The workflows and expiry policies: IAM admins change them, auditors read them."""
+    if not (permissions.can_manage_workflows(request.user) or is_auditor(request.user)):
+        raise Http404
+    if request.method == "POST":
+        _require_admin(request)
     form = ExpiryPolicyForm()
     if request.method == "POST":
         form = ExpiryPolicyForm(request.POST)
@@ -293,6 +298,7 @@ def workflow_list(request: HttpRequest) -> HttpResponse:
     )
     return render(request, "approvals/workflow_list.html", {
         "workflows": workflows, "policies": GrantExpiryPolicy.objects.all(), "form": form,
+        "can_edit": permissions.can_manage_workflows(request.user),
     })
 
 

@@ -188,3 +188,15 @@ def test_queue_and_assigned_to_me_run_a_fixed_number_of_queries(path, web_as, re
         response = client.get(path)
     assert response.status_code == 200
     assert len(large) == len(small), [q["sql"][:120] for q in large.captured_queries]
+
+
+def test_auditor_reads_the_queue_and_workflows_without_any_way_to_change_them(web_as, auditor, reviewer, make_integration, submit):
+    submit(make_integration())
+    client = web_as(auditor)
+    queue = client.get("/approvals/queue/")
+    assert queue.status_code == 200 and "Submit decision" not in queue.content.decode()
+    workflows = client.get("/approvals/workflows/")
+    assert workflows.status_code == 200
+    html = workflows.content.decode()
+    assert "Low risk" in html and "Add a step" not in html and "Remove" not in html
+    assert client.post("/approvals/workflows/", {"risk_tier": "low", "days": 1}).status_code == 403
