@@ -50,7 +50,7 @@ def secret_problem(value: str, *, check_entropy: bool = True) -> str | None:
     for pattern, what in _KNOWN:
         if pattern.search(value):
             return f"This looks like {what}. Record only its id, name or fingerprint — never the secret value."
-    if check_entropy:
+    if check_entropy and not _FINGERPRINT.match(value.strip()):
         for token in _TOKEN.findall(value):
             if _high_entropy(token):
                 return (

@@ -551,7 +551,7 @@ def integration_suspend(*, actor: Actor | User, integration: Integration, reason
         raise ValidationFailed.on("reason", "A reason is required to suspend an integration.")
     resolved = Actor.coerce(actor)
     with transaction.atomic():
-        locked = Integration.objects.select_for_update().select_related("business_owner", "technical_owner", "backup_owner").get(pk=integration.pk)
+        locked = Integration.objects.select_for_update(of=("self",)).select_related("business_owner", "technical_owner", "backup_owner").get(pk=integration.pk)
         if not permissions.can_suspend(resolved, locked):
             raise NotAllowed("Only the integration's owners and IAM admins may suspend it.")
         integration_transition(

@@ -1,0 +1,140 @@
+"""The inventory pages: registration form (errors next to fields, nothing typed lost), list
+(filters, fixed queries, CSV), detail, catalog, home panels."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from inventory.models import Integration, Scope
+
+pytestmark = pytest.mark.django_db
+
+
+def _form_data(catalog: dict[str, Scope], **over: Any) -> dict[str, Any]:
+    data = {
+        "name": "Deal desk copilot", "kind": "agent", "purpose": "Prepares deal summaries.", "vendor": "",
+        "environment": "production", "ticket_ref": "", "tags": "sales, pilot", "business_owner": "",
+        "technical_owner": "", "backup_owner": "", "autonomy": "human_in_loop", "workload_identity": "",
+        "requested_scopes": [str(catalog["msgraph:Mail.Read"].pk)], "data_classifications": ["confidential"],
+        "cred-TOTAL_FORMS": "1", "cred-INITIAL_FORMS": "0", "cred-MIN_NUM_FORMS": "0", "cred-MAX_NUM_FORMS": "1000",
+        "cred-0-type": "api_key", "cred-0-identifier": "deal-desk-key-01", "cred-0-created_at": "", "cred-0-expires_at": "",
+        "cred-0-last_rotated_at": "", "action": "draft",
+    }
+    data.update(over)
+    return data
+
+
+def test_validation_errors_keep_every_input(owner: Any, web_as: Any, catalog: dict[str, Scope]) -> None:
+    client = web_as(owner)
+    data = _form_data(catalog, business_owner=str(owner.pk), kind="", **{"cred-0-identifier": "ghp_16C7e42F292c6912E7710c838347Ae178B4a"})
+    response = client.post(reverse("inventory:create"), data)
+    assert response.status_code == 400
+    html = response.content.decode()
+    assert 'value="Deal desk copilot"' in html
+    assert "Prepares deal summaries." in html
+    assert f'value="{catalog["msgraph:Mail.Read"].pk}" id="scope-{catalog["msgraph:Mail.Read"].pk}" checked' in html
+    assert 'value="confidential"' in html and "checked" in html
+    assert 'value="ghp_16C7e42F292c6912E7710c838347Ae178B4a"' in html  # shown back so it can be fixed, never stored
+    assert 'id="id_cred-0-identifier-error"' in html and "GitHub token" in html
+    assert 'id="id_kind-error"' in html
+    assert 'aria-invalid="true"' in html
+    assert not Integration.objects.exists()
+
+
+def test_owner_saves_a_draft_then_submits(owner: Any, web_as: Any, catalog: dict[str, Scope]) -> None:
+    client = web_as(owner)
+    response = client.post(reverse("inventory:create"), _form_data(catalog, business_owner=str(owner.pk)))
+    assert response.status_code == 302
+    integ = Integration.objects.get()
+    assert integ.status == "draft" and integ.tags == ["sales", "pilot"]
+    assert list(integ.credentials.values_list("identifier", flat=True)) == ["deal-desk-key-01"]
+    client.post(reverse("inventory:submit", args=[integ.pk]))
+    integ.refresh_from_db()
+    assert integ.status == "pending"
+    page = client.get(reverse("inventory:detail", args=[integ.pk])).content.decode()
+    assert "Pending approval" in page and "confidential_data" in page
+
+
+def test_form_submit_button_registers_pending(owner: Any, web_as: Any, catalog: dict[str, Scope]) -> None:
+    response = web_as(owner).post(reverse("inventory:create"), _form_data(catalog, business_owner=str(owner.pk), action="submit"))
+    assert response.status_code == 302
+    assert Integration.objects.get().status == "pending"
+
+
+def test_list_page_runs_fixed_queries_at_5_and_50(owner: Any, reviewer: Any, make_integration: Any, web_as: Any) -> None:
+    client = web_as(reviewer)
+    for n in range(5):
+        make_integration(owner, name=f"I{n:02}", credentials=[{"type": "api_key", "identifier": f"k{n}"}])
+    client.get(reverse("inventory:list"))
+    with CaptureQueriesContext(connection) as small:
+        response = client.get(reverse("inventory:list"), {"page_size": 50})
+    assert response.content.decode().count('href="/inventory/') >= 5
+    for n in range(5, 50):
+        make_integration(owner, name=f"I{n:02}", credentials=[{"type": "api_key", "identifier": f"k{n}"}])
+    with CaptureQueriesContext(connection) as large:
+        response = client.get(reverse("inventory:list"))
+    assert "I24" in response.content.decode()
+    assert len(large.captured_queries) == len(small.captured_queries), [q["sql"] for q in large.captured_queries]
+
+
+def test_list_page_filters_and_csv(owner: Any, outsider: Any, make_integration: Any, web_as: Any) -> None:
+    make_integration(owner, name="Alpha", data_classifications=["restricted"])
+    make_integration(owner, name="Beta", scopes=("hrdb:admin",))
+    make_integration(outsider, name="Gamma")
+    client = web_as(owner)
+    html = client.get(reverse("inventory:list"), {"data_classification": "restricted"}).content.decode()
+    assert "Alpha" in html and "Beta" not in html and "Gamma" not in html
+    html = client.get(reverse("inventory:list"), {"scope": "hrdb:admin"}).content.decode()
+    assert "Beta" in html and "Alpha" not in html
+    response = client.get(reverse("inventory:list"), {"format": "csv"})
+    body = b"".join(response.streaming_content).decode()
+    assert body.splitlines()[0].startswith("id,name,kind")
+    assert "Alpha" in body and "Beta" in body and "Gamma" not in body
+
+
+def test_detail_shows_chain_both_ways_and_timeline(owner: Any, make_integration: Any, web_as: Any) -> None:
+    hr = make_integration(owner, name="HR flow", scopes=("hrdb:compensation.read",))
+    assistant = make_integration(owner, name="Assistant", invokes=[hr])
+    html = web_as(owner).get(reverse("inventory:detail", args=[assistant.pk])).content.decode()
+    assert "HR flow" in html and "hrdb:compensation.read" in html and "chain_reaches_sensitive_data" in html
+    assert "integration.registered" in html
+    html = web_as(owner).get(reverse("inventory:detail", args=[hr.pk])).content.decode()
+    assert "Assistant" in html  # what calls it
+
+
+def test_iam_admin_keeps_the_catalog_in_the_portal(iam_admin: Any, owner: Any, web_as: Any, catalog: Any) -> None:
+    client = web_as(owner)
+    assert client.get(reverse("inventory:catalog")).status_code == 200
+    assert client.get(reverse("inventory:system-create")).status_code == 403
+    client = web_as(iam_admin)
+    r = client.post(reverse("inventory:system-create"), {"code": "slack", "name": "Slack", "description": ""})
+    assert r.status_code == 302
+    from inventory.models import ResourceSystem
+
+    slack = ResourceSystem.objects.get(code="slack")
+    r = client.post(reverse("inventory:scope-create", args=[slack.pk]),
+                    {"name": "chat:write", "description": "Post", "sensitivity": "medium", "access": "write", "is_active": "on"})
+    assert r.status_code == 302
+    assert "slack:chat:write" in client.get(reverse("inventory:catalog")).content.decode()
+
+
+def test_home_shows_my_integrations_and_drafts(owner: Any, make_integration: Any, web_as: Any) -> None:
+    make_integration(owner, name="My draft")
+    html = web_as(owner).get("/").content.decode()
+    assert "Your AI integrations" in html and "My draft" in html
+
+
+def test_suspend_from_the_page_needs_a_reason(owner: Any, make_integration: Any, web_as: Any) -> None:
+    integ = make_integration(owner, submit=True)
+    client = web_as(owner)
+    client.post(reverse("inventory:suspend", args=[integ.pk]), {"reason": ""})
+    integ.refresh_from_db()
+    assert integ.status == "pending"
+    client.post(reverse("inventory:suspend", args=[integ.pk]), {"reason": "Vendor breach"})
+    integ.refresh_from_db()
+    assert integ.status == "suspended"
