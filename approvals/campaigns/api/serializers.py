@@ -1,0 +1,110 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.models import Group
+from rest_framework import serializers
+
+from approvals.campaigns.models import Campaign, CampaignDefinition, Decision, ReviewItem
+from governance.models import User
+from inventory.models import ResourceSystem
+
+
+class _Username(serializers.SlugRelatedField):
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("slug_field", "username")
+        kwargs.setdefault("queryset", User.objects.all())
+        super().__init__(**kwargs)
+
+
+class _GroupName(serializers.SlugRelatedField):
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("slug_field", "name")
+        kwargs.setdefault("queryset", Group.objects.all())
+        kwargs.setdefault("required", False)
+        kwargs.setdefault("allow_null", True)
+        super().__init__(**kwargs)
+
+
+class CampaignDefinitionSerializer(serializers.ModelSerializer[CampaignDefinition]):
+    owner = _Username()
+    reviewer_group = _GroupName()
+    fallback_group = _GroupName()
+    second_stage_group = _GroupName()
+    fallback_user = _Username(required=False, allow_null=True)
+    business_owners = _Username(many=True, required=False)
+    resource_systems = serializers.SlugRelatedField(
+        slug_field="code", queryset=ResourceSystem.objects.all(), many=True, required=False
+    )
+    risk_tiers = serializers.ListField(child=serializers.CharField(), required=False)
+    kinds = serializers.ListField(child=serializers.CharField(), required=False)
+    vendors = serializers.ListField(child=serializers.CharField(), required=False)
+    sensitivities = serializers.ListField(child=serializers.CharField(), required=False)
+    reminder_days = serializers.ListField(child=serializers.IntegerField(min_value=1), required=False)
+
+    class Meta:
+        model = CampaignDefinition
+        fields = [
+            "id", "name", "description", "owner", "is_active", "risk_tiers", "kinds", "vendors", "sensitivities",
+            "resource_systems", "business_owners", "not_reviewed_days", "reviewer_rule", "reviewer_group",
+            "fallback_group", "fallback_user", "forbid_self_review", "granularity", "second_stage",
+            "second_stage_group", "duration_days", "default_action", "escalation_grace_days", "apply_mode",
+            "reminder_days", "escalate_days_before", "recurrence", "created_at", "updated_at",
+        ]
+        read_only_fields = ["id", "created_at", "updated_at"]
+
+
+class CampaignSerializer(serializers.ModelSerializer[Campaign]):
+    owner = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    definition_name = serializers.CharField(source="definition.name", read_only=True)
+    progress_percent = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Campaign
+        fields = [
+            "id", "name", "definition", "definition_name", "owner", "status", "granularity", "default_action",
+            "apply_mode", "second_stage", "reminder_days", "escalate_days_before", "created_at", "launched_at",
+            "deadline", "closed_at", "total_expected", "processed", "items_total", "launch_finished_at",
+            "progress_percent",
+        ]
+        read_only_fields = fields
+
+    def get_progress_percent(self, obj: Campaign) -> int:
+        if obj.status in ("active", "closed"):
+            return 100
+        return int(obj.processed * 100 / obj.total_expected) if obj.total_expected else 0
+
+
+class CampaignCreateSerializer(serializers.Serializer[Any]):
+    definition = serializers.PrimaryKeyRelatedField(queryset=CampaignDefinition.objects.all())
+    name = serializers.CharField(required=False, allow_blank=True, max_length=200)
+    launch = serializers.BooleanField(required=False, default=False, help_text="Launch at once.")
+
+
+class ReviewItemSerializer(serializers.ModelSerializer[ReviewItem]):
+    integration_name = serializers.CharField(source="integration.name", read_only=True)
+    scope = serializers.SerializerMethodField()
+    reviewer = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    reviewer_group = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    decided_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    grant_ids = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ReviewItem
+        fields = [
+            "id", "campaign", "integration", "integration_name", "grant", "grant_ids", "scope", "reviewer",
+            "reviewer_group", "assigned_reason", "critical", "status", "decision", "decided_by", "decided_at",
+            "comment", "by_default", "confirmed_at", "applied_at", "flagged", "escalated_at",
+        ]
+        read_only_fields = fields
+
+    def get_scope(self, obj: ReviewItem) -> str | None:
+        return obj.grant.scope.code if obj.grant_id and obj.grant else None
+
+    def get_grant_ids(self, obj: ReviewItem) -> list[int]:
+        return obj.covered_grant_ids()
+
+
+class DecisionInSerializer(serializers.Serializer[Any]):
+    decision = serializers.ChoiceField(choices=Decision.choices)
+    comment = serializers.CharField(required=False, allow_blank=True, default="", max_length=4000)
