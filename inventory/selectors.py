@@ -178,7 +178,11 @@ def integration_timeline(integration: Integration) -> list[dict[str, Any]]:
                 "source": "audit",
                 "action": event.action,
                 "reason": event.reason,
-                "changes": [{"field": k, "old": before.get(k), "new": after.get(k)} for k in keys],
+                "changes": [
+                    {"field": k, "old": before.get(k), "new": after.get(k)}
+                    for k in keys
+                    if before.get(k) not in (None, "", []) or after.get(k) not in (None, "", [])
+                ],
             }
         )
     entries.sort(key=lambda e: e["at"], reverse=True)
