@@ -103,9 +103,12 @@ class CampaignViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         return Response(CampaignSerializer(self.get_queryset().get(pk=campaign.pk)).data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(summary="The campaign's review items the caller may see", responses={200: ReviewItemSerializer(many=True), 404: PROBLEM})
-    @action(detail=True, methods=["get"], url_path="items", filterset_fields=["status", "reviewer"])
+    @action(detail=True, methods=["get"], url_path="items")
     def items(self, request: Request, pk: str | None = None) -> Response:
-        campaign = self.get_object()
+        # Not get_object(): the campaign filters (?status=) are the items' filters here.
+        campaign = self.get_queryset().filter(pk=pk).first() if str(pk).isdigit() else None
+        if campaign is None:
+            raise NotFound("No such campaign.")
         qs = _items_listed(request.user).filter(campaign=campaign).order_by("pk")
         wanted = request.query_params.get("status")
         if wanted:
