@@ -10,6 +10,20 @@ from governance.models import User
 from inventory.models import RiskTier
 
 
+class AccessibleErrorsMixin:
+    """Inputs with an error carry ``aria-invalid`` and point at their message (the templates
+    render it with the id ``<auto_id>-error``)."""
+
+    def full_clean(self) -> None:
+        super().full_clean()  # type: ignore[misc]
+        for name in self.errors:  # type: ignore[attr-defined]
+            if name in self.fields:  # type: ignore[attr-defined]
+                bound = self[name]  # type: ignore[index]
+                attrs = self.fields[name].widget.attrs  # type: ignore[attr-defined]
+                attrs["aria-invalid"] = "true"
+                attrs["aria-describedby"] = f"{bound.auto_id}-error"
+
+
 class DecisionForm(forms.Form):
     decision = forms.ChoiceField(choices=DecisionKind.choices, widget=forms.RadioSelect)
     comment = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}), max_length=5000,
@@ -24,7 +38,7 @@ class DecisionForm(forms.Form):
         self.fields["approved_scopes"].choices = [(c, c) for c in (scope_codes or [])]
 
 
-class WorkflowStepForm(forms.ModelForm):  # type: ignore[type-arg]
+class WorkflowStepForm(AccessibleErrorsMixin, forms.ModelForm):  # type: ignore[type-arg]
     only_for_tiers = forms.MultipleChoiceField(
         choices=RiskTier.choices, required=False, widget=forms.CheckboxSelectMultiple,
         help_text="Skip the step for other tiers; none ticked: the step always runs.",
@@ -51,6 +65,6 @@ class WorkflowStepForm(forms.ModelForm):  # type: ignore[type-arg]
         self.fields["escalation_user"].queryset = User.objects.filter(is_active=True, is_service_account=False)
 
 
-class ExpiryPolicyForm(forms.Form):
+class ExpiryPolicyForm(AccessibleErrorsMixin, forms.Form):
     risk_tier = forms.ChoiceField(choices=RiskTier.choices)
     days = forms.IntegerField(min_value=1, max_value=3650, help_text="Default lifetime of a grant for this tier.")
