@@ -7,7 +7,7 @@ class InventoryConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from governance import demo
+        from governance import demo, scheduling
         from governance.signals import user_deactivated
         from inventory import panels
         from inventory.demo import seed
@@ -16,3 +16,4 @@ class InventoryConfig(AppConfig):
         user_deactivated.connect(on_user_deactivated, dispatch_uid="inventory.orphan_on_deactivation")
         panels.register()
         demo.register("inventory", 10, seed)
+        scheduling.register("inventory-risk-refresh", "inventory.tasks.risk_refresh_all", "40 5 * * *")

@@ -159,7 +159,11 @@ class Integration(models.Model):
 
     class Meta:
         ordering = ["name", "id"]
-        indexes = [models.Index(fields=["business_owner", "status"])]
+        indexes = [
+            models.Index(fields=["business_owner", "status"]),
+            # The list's default order: a page of 25 reads the index instead of sorting every row.
+            models.Index(fields=["name", "id"], name="integration_name_id"),
+        ]
         permissions = [
             ("suspend_integration", "Can suspend (kill switch) any integration"),
             ("manage_all_integrations", "Can change any integration, whoever owns it"),

@@ -395,6 +395,9 @@ def integrations_risk_refresh(*, actor: Actor | User, integration_ids: Iterable[
         for integ in Integration.objects.select_for_update().filter(pk__in=list(integration_ids)).order_by("pk"):
             if integ.status == IntegrationStatus.RETIRED:
                 continue
+            fresh = risk.assess(risk.input_from(integ))
+            if (fresh.score, fresh.tier, fresh.factors) == (integ.risk_score, integ.risk_tier, integ.risk_factors):
+                continue  # unchanged: no history row, no event
             old, new = _apply_risk(actor=resolved, integration=integ, user=resolved.user, reason=reason)
             changed += old != new
     return changed

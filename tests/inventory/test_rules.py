@@ -237,3 +237,26 @@ def test_scope_catalog_is_kept_by_iam_admins_only(owner: Any, iam_admin: Any) ->
     scope = services.scope_save(actor=iam_admin, system=system, values={"name": "read", "sensitivity": "low", "access": "read"})
     assert scope.code == "x:read"
     assert AuditEvent.objects.filter(action="scope.created", actor_username="admin").exists()
+
+
+def test_daily_risk_refresh_catches_credentials_that_aged(owner: Any, reviewer: Any, make_integration: Any) -> None:
+    from inventory.tasks import risk_refresh_all
+
+    now = timezone.now()
+    integ = make_integration(owner, acts_for_users=True, credentials=[
+        {"type": "certificate", "identifier": "SHA256:abc", "created_at": now, "expires_at": now + timezone.timedelta(days=400)}])
+    grant_all(integ, reviewer)
+    assert integ.risk_tier == "low"  # 15 points
+    history_rows = integ.history.count()
+    assert risk_refresh_all() == 0 and integ.history.count() == history_rows  # nothing changed: no noise
+    seen: list[Any] = []
+    integration_risk_raised.connect(lambda sender, **kw: seen.append(kw["new_tier"]), weak=False, dispatch_uid="t-daily")
+    try:
+        with time_machine.travel(now + timezone.timedelta(days=120)):
+            assert risk_refresh_all() == 1
+            assert risk_refresh_all() == 0  # idempotent
+    finally:
+        integration_risk_raised.disconnect(dispatch_uid="t-daily")
+    integ.refresh_from_db()
+    assert "credential_not_rotated" in [f["code"] for f in integ.risk_factors]
+    assert integ.risk_tier == "medium" and seen == ["medium"]
