@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from governance.roles import has_role, is_iam_admin, is_read_only, is_reviewer
+from governance.roles import has_role, is_iam_admin, is_read_only
 
 
 def can_decide_any(user: Any) -> bool:
-    """Reviewers and IAM admins decide steps; auditors never (read-only)."""
-    return bool(getattr(user, "is_authenticated", False)) and is_reviewer(user) and not is_read_only(user)
+    """Whoever a step is assigned to may decide it (reviewers, and also a requester's manager or
+    a resource owner without the reviewer role); the service checks the assignment and
+    separation of duties. Auditors never (read-only)."""
+    return bool(getattr(user, "is_authenticated", False)) and not is_read_only(user)
 
 
 def can_manage_workflows(user: Any) -> bool:
@@ -32,4 +34,9 @@ def can_open_renewal(user: Any, integration: Any) -> bool:
 
 
 def sees_queue(user: Any) -> bool:
-    return has_role(user, "reviewer", "iam_admin")
+    """Reviewers and IAM admins, and anyone who was ever assigned a step (e.g. a manager)."""
+    if has_role(user, "reviewer", "iam_admin"):
+        return True
+    from approvals.models import StepAssignment
+
+    return bool(getattr(user, "is_authenticated", False)) and StepAssignment.objects.filter(user=user).exists()

@@ -42,7 +42,10 @@ def access_requests_for(user: Any) -> QuerySet[AccessRequest]:
         return qs.none()
     if sees_everything(user):
         return qs
-    return qs.filter(Q(requester=user) | _owned(user))
+    # People asked to decide (a requester's manager, a resource owner without the reviewer role)
+    # see the requests they were assigned, even after deciding them.
+    assigned = StepAssignment.objects.filter(user=user).values("step__request_id")
+    return qs.filter(Q(requester=user) | _owned(user) | Q(pk__in=assigned))
 
 
 def access_requests_listed(user: Any) -> QuerySet[AccessRequest]:

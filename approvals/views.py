@@ -46,7 +46,7 @@ def _wants_json(request: HttpRequest) -> bool:
 def queue(request: HttpRequest) -> HttpResponse:
     """Everything waiting for my decision (my groups are resolved into names when a step starts),
     oldest SLA first, with what is needed to decide without opening another page."""
-    if not sees_everything(request.user):
+    if not (sees_everything(request.user) or permissions.sees_queue(request.user)):
         raise Http404
     rtype = request.GET.get("type", "") if request.GET.get("type") in RequestType.values else ""
     tier = request.GET.get("tier", "") if request.GET.get("tier") in RiskTier.values else ""

@@ -87,3 +87,19 @@ def test_renewal_extends_the_held_grants(make_integration, submit, reviewer, sec
     grant.refresh_from_db()
     assert grant.status == GrantStatus.ACTIVE and grant.expires_at > first_expiry
     assert grant.source_id == str(req.pk)
+
+
+def test_manager_without_reviewer_role_sees_and_decides_the_assigned_request(make_user, make_integration, submit, workflows, api_as, web_as):
+    manager = make_user("boss2", Role.BUSINESS_USER)
+    owner = make_user("worker2", Role.BUSINESS_USER, manager=manager)
+    step = low_step(workflows)
+    step.pool_kind, step.pool_group = "manager", None
+    step.save()
+    req = submit(make_integration(business_owner=owner))
+    page = web_as(manager).get("/approvals/queue/")
+    assert page.status_code == 200 and "Submit decision" in page.content.decode()
+    client = api_as(manager)
+    assert [r["id"] for r in client.get("/api/v1/access-requests/?assigned_to_me=true").json()["results"]] == [req.pk]
+    response = client.post(f"/api/v1/access-requests/{req.pk}/decisions/", {"decision": "approve"}, format="json")
+    assert response.status_code == 201
+    assert client.get(f"/api/v1/access-requests/{req.pk}/").status_code == 200, "still visible after deciding"
