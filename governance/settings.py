@@ -285,6 +285,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "AccessRequestStatusEnum": "approvals.models.RequestStatus",
         "RequestStepStatusEnum": "approvals.models.StepStatus",
+        "AccessRequestDecisionEnum": "approvals.models.DecisionKind",
         "GrantStatusEnum": "inventory.models.GrantStatus",
         "CredentialTypeEnum": "inventory.models.CredentialType",
         "AccessRequestTypeEnum": "approvals.models.RequestType",

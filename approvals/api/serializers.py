@@ -9,7 +9,7 @@ from approvals.models import AccessRequest, Decision, DecisionKind, RequestStep
 from inventory.models import Grant, GrantStatus
 
 
-class DecisionOutSerializer(serializers.ModelSerializer[Decision]):
+class AccessRequestDecisionSerializer(serializers.ModelSerializer[Decision]):
     reviewer = serializers.CharField(source="reviewer.username", read_only=True, help_text="Who decided.")
     reviewer_name = serializers.CharField(source="reviewer.label", read_only=True)
     approved_scopes = serializers.SlugRelatedField(slug_field="code", many=True, read_only=True)
@@ -21,9 +21,9 @@ class DecisionOutSerializer(serializers.ModelSerializer[Decision]):
         read_only_fields = fields
 
 
-class StepSerializer(serializers.ModelSerializer[RequestStep]):
+class AccessRequestStepSerializer(serializers.ModelSerializer[RequestStep]):
     reviewers = serializers.SerializerMethodField(help_text="Usernames of the people who may decide this step.")
-    decisions = DecisionOutSerializer(many=True, read_only=True)
+    decisions = AccessRequestDecisionSerializer(many=True, read_only=True)
     decided_by = serializers.CharField(source="decided_by.username", read_only=True, allow_null=True, default=None)
 
     class Meta:
@@ -50,14 +50,14 @@ class AccessRequestSerializer(serializers.ModelSerializer[AccessRequest]):
 
 
 class AccessRequestDetailSerializer(AccessRequestSerializer):
-    steps = StepSerializer(many=True, read_only=True)
+    steps = AccessRequestStepSerializer(many=True, read_only=True)
 
     class Meta(AccessRequestSerializer.Meta):
         fields = [*AccessRequestSerializer.Meta.fields, "steps"]
         read_only_fields = fields
 
 
-class DecisionInSerializer(serializers.Serializer[Any]):
+class AccessRequestDecisionInSerializer(serializers.Serializer[Any]):
     decision = serializers.ChoiceField(choices=DecisionKind.choices)
     comment = serializers.CharField(required=False, allow_blank=True, default="", max_length=5000,
                                     help_text="Required to reject or to request changes.")
@@ -69,7 +69,7 @@ class DecisionInSerializer(serializers.Serializer[Any]):
     step = serializers.IntegerField(required=False, min_value=1, help_text="The step id the caller decides (default: the current one).")
 
 
-class WithdrawInSerializer(serializers.Serializer[Any]):
+class AccessRequestWithdrawInSerializer(serializers.Serializer[Any]):
     reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
 
 
@@ -90,5 +90,5 @@ class GrantSerializer(serializers.ModelSerializer[Grant]):
         return grant.status == GrantStatus.ACTIVE
 
 
-class RevokeInSerializer(serializers.Serializer[Any]):
+class GrantRevokeInSerializer(serializers.Serializer[Any]):
     reason = serializers.CharField(min_length=1, max_length=2000)

@@ -14,13 +14,13 @@ from rest_framework.response import Response
 
 from approvals import selectors, services
 from approvals.api.serializers import (
+    AccessRequestDecisionInSerializer,
+    AccessRequestDecisionSerializer,
     AccessRequestDetailSerializer,
     AccessRequestSerializer,
-    DecisionInSerializer,
-    DecisionOutSerializer,
+    AccessRequestWithdrawInSerializer,
+    GrantRevokeInSerializer,
     GrantSerializer,
-    RevokeInSerializer,
-    WithdrawInSerializer,
 )
 from approvals.filters import AccessRequestFilter, GrantFilter
 from approvals.models import AccessRequest
@@ -50,12 +50,12 @@ class AccessRequestViewSet(viewsets.ReadOnlyModelViewSet[AccessRequest]):
     def get_serializer_class(self) -> Any:
         return AccessRequestSerializer if self.action == "list" else AccessRequestDetailSerializer
 
-    @extend_schema(summary="Decide the step assigned to the caller", request=DecisionInSerializer,
-                   responses={201: DecisionOutSerializer, **ERRORS})
+    @extend_schema(summary="Decide the step assigned to the caller", request=AccessRequestDecisionInSerializer,
+                   responses={201: AccessRequestDecisionSerializer, **ERRORS})
     @action(detail=True, methods=["post"], url_path="decisions")
     def decisions(self, request: Request, pk: str | None = None) -> Response:
         req = self.get_object()
-        data = DecisionInSerializer(data=request.data)
+        data = AccessRequestDecisionInSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         codes = data.validated_data.get("approved_scopes")
         scopes = None
@@ -69,14 +69,14 @@ class AccessRequestViewSet(viewsets.ReadOnlyModelViewSet[AccessRequest]):
             comment=data.validated_data["comment"], approved_scopes=scopes,
             expires_at=data.validated_data.get("expires_at"), step_id=data.validated_data.get("step"),
         )
-        return Response(DecisionOutSerializer(made).data, status=status.HTTP_201_CREATED)
+        return Response(AccessRequestDecisionSerializer(made).data, status=status.HTTP_201_CREATED)
 
-    @extend_schema(summary="The requester withdraws the request", request=WithdrawInSerializer,
+    @extend_schema(summary="The requester withdraws the request", request=AccessRequestWithdrawInSerializer,
                    responses={200: AccessRequestDetailSerializer, **ERRORS})
     @action(detail=True, methods=["post"], url_path="withdraw")
     def withdraw(self, request: Request, pk: str | None = None) -> Response:
         req = self.get_object()
-        data = WithdrawInSerializer(data=request.data)
+        data = AccessRequestWithdrawInSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         services.request_withdraw(actor=request.user, request=req, reason=data.validated_data["reason"])
         fresh = selectors.access_request_detail(request.user).get(pk=req.pk)
@@ -100,14 +100,14 @@ class GrantViewSet(viewsets.ReadOnlyModelViewSet[Grant]):
             .prefetch_related("approvers")
         )
 
-    @extend_schema(summary="Revoke a grant at once (IAM admins and the integration's owners)", request=RevokeInSerializer,
+    @extend_schema(summary="Revoke a grant at once (IAM admins and the integration's owners)", request=GrantRevokeInSerializer,
                    responses={200: GrantSerializer, **ERRORS})
     @action(detail=True, methods=["post"], url_path="revoke")
     def revoke(self, request: Request, pk: str | None = None) -> Response:
         grant = self.get_object()
         if not can_revoke_grant(request.user, grant):
             raise NotAllowed("Only IAM admins and the integration's owners can revoke its grants.")
-        data = RevokeInSerializer(data=request.data)
+        data = GrantRevokeInSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         grant_revoke(actor=request.user, grant=grant, reason=data.validated_data["reason"])
         return Response(GrantSerializer(self.get_queryset().get(pk=grant.pk)).data)
