@@ -4,6 +4,7 @@ of ids."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from django.db.models import Count, OuterRef, Prefetch, Q, QuerySet, Subquery
@@ -34,12 +35,18 @@ def integrations_for(user: Any) -> QuerySet[Integration]:
         return Integration.objects.none()
     if sees_everything(user):
         return Integration.objects.all()
-    return Integration.objects.filter(owned_by(user))
+    # A UNION of three index lookups rather than one OR: with OR, SQLite walks the name index of
+    # every integration to fill a page (450 ms at 100,000 rows); this reads only the user's own.
+    mine = Integration.objects.order_by().values("pk")
+    return Integration.objects.filter(
+        pk__in=mine.filter(business_owner=user).union(mine.filter(technical_owner=user), mine.filter(backup_owner=user))
+    )
 
 
 def integrations_listed(user: Any) -> QuerySet[Integration]:
     """For list pages and the list endpoint: everything a row shows, in a fixed number of
-    queries (owners joined, scopes/credentials/invokes prefetched, active grants counted)."""
+    queries (owners joined; scopes, credentials and invokes prefetched). The count of active
+    grants is added for the rows of the page only, by ``with_active_grants``."""
     return (
         integrations_for(user)
         .select_related("business_owner", "technical_owner", "backup_owner")
@@ -48,19 +55,45 @@ def integrations_listed(user: Any) -> QuerySet[Integration]:
             "credentials",
             Prefetch("invokes", queryset=Integration.objects.only("id")),
         )
-        # A correlated subquery, evaluated for the rows of the page only (not a GROUP BY over
-        # every grant of every visible integration).
-        .annotate(
-            active_grants=Coalesce(
-                Subquery(
-                    Grant.objects.filter(integration=OuterRef("pk"), status=GrantStatus.ACTIVE)
-                    .order_by()
-                    .values("integration")
-                    .annotate(n=Count("pk"))
-                    .values("n")[:1]
-                ),
-                0,
-            )
+    )
+
+
+def rows_for_page(listed: QuerySet[Integration], page_ids: Sequence[int]) -> list[Integration]:
+    """The full rows of one page, in the page's order. Lists are paged over a narrow query of
+    ids (filters and sort touch only indexed columns, no joined owners or wide JSON), then this
+    loads the page's 25 or 50 rows with everything they show — a fixed number of queries."""
+    by_id = {row.pk: row for row in listed.filter(pk__in=list(page_ids)).order_by()}
+    return list(with_active_grants([by_id[pk] for pk in page_ids if pk in by_id]))
+
+
+def with_active_grants(rows: Sequence[Integration]) -> Sequence[Integration]:
+    """Set ``active_grants`` on each row with one grouped query. (As a correlated subquery in
+    the list query, SQLite computed it for every matching row before sorting: 130 ms for a
+    filter matching 3,500 of 100,000 integrations.)"""
+    counts = dict(
+        Grant.objects.filter(integration__in=[r.pk for r in rows], status=GrantStatus.ACTIVE)
+        .order_by()
+        .values("integration")
+        .annotate(n=Count("pk"))
+        .values_list("integration", "n")
+    )
+    for row in rows:
+        row.active_grants = counts.get(row.pk, 0)  # type: ignore[attr-defined]
+    return rows
+
+
+def active_grants_annotated(qs: QuerySet[Integration]) -> QuerySet[Integration]:
+    """For streaming exports, where rows are not paged: the count as a subquery per row."""
+    return qs.annotate(
+        active_grants=Coalesce(
+            Subquery(
+                Grant.objects.filter(integration=OuterRef("pk"), status=GrantStatus.ACTIVE)
+                .order_by()
+                .values("integration")
+                .annotate(n=Count("pk"))
+                .values("n")[:1]
+            ),
+            0,
         )
     )
 
@@ -92,7 +125,7 @@ def invoked_by_visible(user: Any, integration: Integration) -> QuerySet[Integrat
 
 
 def orphaned_for(user: Any) -> QuerySet[Integration]:
-    return integrations_listed(user).filter(orphaned=True).exclude(status="retired")
+    return active_grants_annotated(integrations_listed(user)).filter(orphaned=True).exclude(status="retired")
 
 
 def transfers_awaiting(user: Any) -> QuerySet[OwnershipTransfer]:

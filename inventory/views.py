@@ -41,13 +41,15 @@ def _ordering(request: HttpRequest) -> str:
 
 @login_required
 def integration_list(request: HttpRequest) -> HttpResponse:
-    base = selectors.integrations_listed(request.user)
+    base = selectors.integrations_for(request.user)
     filt = IntegrationFilter(request.GET, queryset=base)
     ordering = _ordering(request)
     qs = filt.qs.order_by(ordering, "id")
+    listed = selectors.integrations_listed(request.user)
     if request.GET.get("format") == "csv":
-        return _csv(qs)
-    page = Paginator(qs, PAGE_SIZE).get_page(request.GET.get("page"))
+        return _csv(selectors.active_grants_annotated(listed.filter(pk__in=qs.values("pk")).order_by(ordering, "id")))
+    page = Paginator(qs.values_list("pk", flat=True), PAGE_SIZE).get_page(request.GET.get("page"))
+    page.object_list = selectors.rows_for_page(listed, list(page.object_list))
     query = request.GET.copy()
     query.pop("page", None)
     sort_query = query.copy()

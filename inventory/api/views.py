@@ -100,6 +100,14 @@ class IntegrationViewSet(
     def get_serializer_class(self) -> type[BaseSerializer[Any]]:
         return IntegrationSerializer
 
+    def list(self, request: Request) -> Response:
+        # Paged over ids, then the page's rows loaded in full (see selectors.rows_for_page).
+        ids = self.filter_queryset(selectors.integrations_for(request.user)).values_list("pk", flat=True)
+        page_ids = self.paginate_queryset(ids)
+        assert page_ids is not None
+        rows = selectors.rows_for_page(selectors.integrations_listed(request.user), list(page_ids))
+        return self.get_paginated_response(IntegrationSerializer(rows, many=True, context={"request": request}).data)
+
     @extend_schema(
         summary="Register an integration (a draft, or submitted with submit=true)",
         request=IntegrationCreateSerializer,
