@@ -180,3 +180,17 @@ def test_full_medium_flow_through_the_api_with_tokens(make_integration, submit, 
     assert grants[0]["expires_at"].startswith(until[:10])
     assert Grant.objects.filter(integration=integration, status=GrantStatus.ACTIVE).count() == 1
     assert OutboundEmail.objects.filter(recipient=owner, key__startswith="approval-decision-").count() == 2
+
+
+def test_decision_with_the_same_idempotency_key_is_recorded_once(api_as, reviewer, make_integration, submit):
+    req = submit(make_integration("Idem bot", tier="medium"))
+    client = api_as(reviewer)
+    url = f"/api/v1/access-requests/{req.pk}/decisions/"
+    first = client.post(url, {"decision": "approve", "comment": "ok"}, format="json", HTTP_IDEMPOTENCY_KEY="k-1")
+    again = client.post(url, {"decision": "approve", "comment": "ok"}, format="json", HTTP_IDEMPOTENCY_KEY="k-1")
+    assert first.status_code == again.status_code == 201
+    assert again.json() == first.json() and again["Idempotent-Replayed"] == "true"
+    assert req.decisions.count() == 1
+    other_body = client.post(url, {"decision": "approve", "comment": "changed"}, format="json", HTTP_IDEMPOTENCY_KEY="k-1")
+    assert other_body.status_code == 400
+    assert client.post(url, {"decision": "approve"}, format="json").status_code in (403, 409)
