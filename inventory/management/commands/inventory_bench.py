@@ -71,7 +71,7 @@ class Command(BaseCommand):
             times = []
             queries: list[str] = []
 
-            def count(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+            def count(execute: Any, sql: str, params: Any, many: bool, context: Any, queries: list[str] = queries) -> Any:
                 queries.append(sql)
                 return execute(sql, params, many, context)
 
