@@ -211,3 +211,15 @@ def test_list_endpoint_runs_fixed_queries_at_5_and_50(owner: Any, reviewer: Any,
         make_integration(owner, name=f"I{n}", credentials=[{"type": "api_key", "identifier": f"k{n}"}])
     with django_assert_num_queries(len(small.captured_queries)):
         assert len(api.get("/api/v1/integrations/").json()["results"]) == 50
+
+
+def test_register_with_the_same_idempotency_key_creates_one(owner: Any, api_as: Any, catalog: Any) -> None:
+    api = api_as(owner)
+    body = {"name": "Once", "kind": "agent", "purpose": "p", "requested_scopes": ["msgraph:User.Read"]}
+    first = api.post("/api/v1/integrations/", body, format="json", HTTP_IDEMPOTENCY_KEY="k-1")
+    again = api.post("/api/v1/integrations/", body, format="json", HTTP_IDEMPOTENCY_KEY="k-1")
+    assert first.status_code == again.status_code == 201
+    assert first.json()["id"] == again.json()["id"]
+    assert Integration.objects.filter(name="Once").count() == 1
+    other = api.post("/api/v1/integrations/", {**body, "name": "Twice"}, format="json", HTTP_IDEMPOTENCY_KEY="k-1")
+    assert other.status_code == 400 and "Idempotency-Key" in other.json()["errors"]
