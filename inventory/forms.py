@@ -7,10 +7,12 @@ from datetime import date, datetime, time
 from typing import Any
 
 from django import forms
+from django.db.models import Q
 from django.utils import timezone
 
 from governance.exceptions import ValidationFailed
 from governance.models import User
+from governance.roles import sees_everything
 from inventory.credentials import secret_problem
 from inventory.models import (
     AccessLevel,
@@ -132,6 +134,14 @@ class IntegrationForm(AccessibleForm):
         for name in ("business_owner", "technical_owner", "backup_owner"):
             self.fields[name].queryset = _people()  # type: ignore[attr-defined]
         invokes = visible.exclude(status="retired").only("id", "name").order_by("name")
+        if sees_everything(user):
+            # An admin or reviewer sees every integration: offer those of the same owners (and
+            # what it already calls), not a list of 100,000. The API takes any visible id.
+            people = [user.pk] + ([p for p in instance.owner_ids()] if instance is not None else [])
+            current = list(instance.invokes.values_list("pk", flat=True)) if instance is not None else []
+            invokes = invokes.filter(
+                Q(business_owner__in=people) | Q(technical_owner__in=people) | Q(backup_owner__in=people) | Q(pk__in=current)
+            )
         if instance is not None:
             invokes = invokes.exclude(pk=instance.pk)
         self.fields["invokes"].queryset = invokes  # type: ignore[attr-defined]

@@ -138,3 +138,33 @@ def test_suspend_from_the_page_needs_a_reason(owner: Any, make_integration: Any,
     client.post(reverse("inventory:suspend", args=[integ.pk]), {"reason": "Vendor breach"})
     integ.refresh_from_db()
     assert integ.status == "suspended"
+
+
+def test_iam_admin_edits_anyones_integration_from_the_page(owner: Any, iam_admin: Any, make_integration: Any, web_as: Any, catalog: Any) -> None:
+    integ = make_integration(owner)
+    client = web_as(iam_admin)
+    assert client.get(reverse("inventory:edit", args=[integ.pk])).status_code == 200
+    data = _form_data(catalog, business_owner=str(owner.pk), name="Renamed by IAM",
+                      **{"requested_scopes": [str(catalog["msgraph:User.Read"].pk)]})
+    assert client.post(reverse("inventory:edit", args=[integ.pk]), data).status_code == 302
+    integ.refresh_from_db()
+    assert integ.name == "Renamed by IAM"
+    from governance.models import AuditEvent
+
+    event = AuditEvent.objects.get(action="integration.changed", target_id=str(integ.pk))
+    assert event.actor_username == "admin" and event.after["name"] == "Renamed by IAM"
+
+
+def test_orphan_work_list_and_transfer_pages_are_hidden_from_others(owner: Any, outsider: Any, make_user: Any, make_integration: Any, web_as: Any) -> None:
+    from inventory import services
+
+    heir = make_user("heir", "business_user")
+    integ = make_integration(owner)
+    t = services.ownership_transfer_propose(actor=owner, integration=integ, to_user=heir)
+    assert web_as(outsider).get(reverse("inventory:orphans")).status_code == 404
+    assert web_as(outsider).get(reverse("inventory:transfer", args=[t.pk])).status_code == 404
+    assert web_as(outsider).post(reverse("inventory:transfer", args=[t.pk]), {"decision": "accept"}).status_code == 404
+    page = web_as(heir).get(reverse("inventory:transfer", args=[t.pk])).content.decode()
+    assert "Accept" in page
+    home = web_as(heir).get("/").content.decode()
+    assert "Waiting for your answer" in home

@@ -223,3 +223,25 @@ def test_register_with_the_same_idempotency_key_creates_one(owner: Any, api_as: 
     assert Integration.objects.filter(name="Once").count() == 1
     other = api.post("/api/v1/integrations/", {**body, "name": "Twice"}, format="json", HTTP_IDEMPOTENCY_KEY="k-1")
     assert other.status_code == 400 and "Idempotency-Key" in other.json()["errors"]
+
+
+def test_outsider_sees_no_transfer_and_cannot_decline(owner: Any, outsider: Any, make_user: Any, make_integration: Any, api_as: Any) -> None:
+    from inventory import services
+
+    heir = make_user("heir", Role.BUSINESS_USER)
+    t = services.ownership_transfer_propose(actor=owner, integration=make_integration(owner), to_user=heir)
+    api = api_as(outsider)
+    assert api.get("/api/v1/ownership-transfers/").json()["count"] == 0
+    assert api.get(f"/api/v1/ownership-transfers/{t.pk}/").status_code == 404
+    assert api.post(f"/api/v1/ownership-transfers/{t.pk}/decline/", {}, format="json").status_code == 404
+    assert api_as(heir).get(f"/api/v1/ownership-transfers/{t.pk}/").status_code == 200
+
+
+def test_auditor_cannot_answer_a_transfer(owner: Any, auditor: Any, make_user: Any, make_integration: Any, api_as: Any) -> None:
+    from inventory import services
+
+    heir = make_user("heir", Role.BUSINESS_USER)
+    t = services.ownership_transfer_propose(actor=owner, integration=make_integration(owner), to_user=heir)
+    assert api_as(auditor).post(f"/api/v1/ownership-transfers/{t.pk}/accept/", {}, format="json").status_code == 403
+    t.refresh_from_db()
+    assert t.status == "proposed"
