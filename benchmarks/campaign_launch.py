@@ -1,0 +1,113 @@
+"""Campaign launch over 100,000 active grants: time ``campaign_launch_run`` (the background task's
+body: items in keyset-paginated chunks, one email per reviewer, one audit event) and its peak
+memory. Target: at most 60 s on SQLite and on PostgreSQL.
+
+    DATABASE_URL=sqlite:////tmp/bench_campaigns.sqlite3 python -m benchmarks campaign_launch
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/<db> python -m benchmarks campaign_launch
+
+It migrates the database of ``DATABASE_URL`` and adds its data once (users ``bench_c_*``);
+run it on a database of its own, never on one holding real data.
+Environment: BENCH_GRANTS (100000), BENCH_OWNERS (500), BENCH_RUNS (3).
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import statistics
+import time
+import tracemalloc
+
+
+def main() -> None:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "governance.settings")
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+    from django.db import connection
+
+    from approvals.campaigns import services
+    from approvals.campaigns.models import Campaign, CampaignDefinition, ReviewItem
+    from governance.actors import Actor
+    from governance.models import User
+    from governance.roles import roles_sync
+    from inventory.models import Grant, Integration, ResourceSystem, Scope
+
+    n_grants = int(os.environ.get("BENCH_GRANTS", "100000"))
+    n_owners = int(os.environ.get("BENCH_OWNERS", "500"))
+    runs = int(os.environ.get("BENCH_RUNS", "3"))
+    per_integration = 5
+    call_command("migrate", verbosity=0)
+    roles_sync()
+
+    system, _ = ResourceSystem.objects.get_or_create(code="benchc", defaults={"name": "Bench campaigns"})
+    scopes = [
+        Scope.objects.get_or_create(system=system, name=f"s{i}", defaults={"code": f"benchc:s{i}", "sensitivity": "high"})[0]
+        for i in range(per_integration)
+    ]
+    have = Grant.objects.filter(scope__system=system, status="active").count()
+    if have < n_grants:
+        started = time.perf_counter()
+        existing = set(User.objects.filter(username__startswith="bench_c_").values_list("username", flat=True))
+        User.objects.bulk_create([
+            User(username=f"bench_c_{i}", email=f"bench_c_{i}@example.com")
+            for i in range(n_owners) if f"bench_c_{i}" not in existing
+        ])
+        owners = list(User.objects.filter(username__startswith="bench_c_").order_by("pk"))
+        need_integrations = (n_grants - have + per_integration - 1) // per_integration
+        batch = 5000
+        for start in range(0, need_integrations, batch):
+            count = min(batch, need_integrations - start)
+            made = Integration.objects.bulk_create([
+                Integration(name=f"Bench bot {start + i}", kind="agent", purpose="benchmark", status="active",
+                            risk_tier="high", business_owner=owners[(start + i) % len(owners)],
+                            technical_owner=owners[(start + i + 1) % len(owners)])
+                for i in range(count)
+            ])
+            if made and made[0].pk is None:  # backends without RETURNING ids
+                made = list(Integration.objects.filter(name__startswith="Bench bot ").order_by("-pk")[:count])
+            Grant.objects.bulk_create(
+                [Grant(integration=i, scope=s, source_type="benchmark", source_id="0") for i in made for s in scopes],
+                batch_size=5000,
+            )
+        print(f"created {Grant.objects.filter(scope__system=system).count() - have} grants in {time.perf_counter() - started:.1f} s")
+    total = Grant.objects.filter(scope__system=system, status="active").count()
+
+    admin = User.objects.get_or_create(username="bench_c_admin", defaults={"email": "bench_c_admin@example.com"})[0]
+    actor = Actor.system(on_behalf_of=admin)
+    definition = CampaignDefinition.objects.filter(name="Benchmark launch").first() or services.definition_save(
+        actor=actor, values={"name": "Benchmark launch", "owner": admin, "resource_systems": [system],
+                             "reviewer_rule": "business_owner", "duration_days": 14},
+    )
+
+    def one_run(measure_memory: bool) -> tuple[float, int, int]:
+        campaign = services.campaign_create(actor=actor, definition=definition)
+        services.campaign_launch_request(actor=actor, campaign=campaign, enqueue=False)
+        if measure_memory:
+            tracemalloc.start()
+        started = time.perf_counter()
+        services.campaign_launch_run(campaign_id=campaign.pk)
+        elapsed = time.perf_counter() - started
+        peak = 0
+        if measure_memory:
+            _current, peak = tracemalloc.get_traced_memory()
+            tracemalloc.stop()
+        items = ReviewItem.objects.filter(campaign=campaign).count()
+        # Keep the database the same size for the next run.
+        ReviewItem.objects.filter(campaign=campaign).delete()
+        Campaign.objects.filter(pk=campaign.pk).update(status="closed")
+        return elapsed, peak, items
+
+    times = []
+    for run in range(runs):
+        elapsed, _peak, items = one_run(measure_memory=False)
+        times.append(elapsed)
+        print(f"run {run + 1}: {items} items in {elapsed:.2f} s")
+        assert items == total, (items, total)
+    mem_elapsed, peak, items = one_run(measure_memory=True)
+    print(f"database: {connection.vendor}; grants selected: {total}; reviewers: {n_owners}")
+    print(f"launch median {statistics.median(times):.2f} s over {runs} runs (min {min(times):.2f}, max {max(times):.2f}); "
+          f"target <= 60 s")
+    print(f"peak Python allocations during a launch (tracemalloc, run took {mem_elapsed:.2f} s traced): "
+          f"{peak / 1024 / 1024:.1f} MiB; process max RSS so far {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
