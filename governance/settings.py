@@ -78,6 +78,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Idempotency-Key on /api/v1/ POSTs (needs the session user, so after authentication).
+    "governance.webhooks.idempotency.IdempotencyMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
@@ -266,7 +268,27 @@ REST_FRAMEWORK = {
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
     "DATETIME_FORMAT": "iso-8601",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    # Per token, per user and per anonymous address; rates in API_RATE_LIMITS below.
+    "DEFAULT_THROTTLE_CLASSES": [
+        "governance.webhooks.throttles.TokenRateThrottle",
+        "governance.webhooks.throttles.UserRateThrottle",
+        "governance.webhooks.throttles.AnonRateThrottle",
+    ],
 }
+# API rate limits ("<n>/<sec|min|hour|day>", empty for none), counted in the cache (Redis in
+# production). A call over a limit gets a 429 problem with Retry-After.
+API_RATE_LIMITS = {
+    "token": env.str("API_RATE_LIMIT_TOKEN", default="600/min"),
+    "user": env.str("API_RATE_LIMIT_USER", default="1200/min"),
+    "anon": env.str("API_RATE_LIMIT_ANON", default="60/min"),
+}
+# Outbound webhooks: HTTP timeout per attempt, exponential backoff (base, cap) and how long a
+# delivery is retried before it is given up (a day).
+WEBHOOK_TIMEOUT_SECONDS = env.int("WEBHOOK_TIMEOUT_SECONDS", default=10)
+WEBHOOK_RETRY_BASE_SECONDS = env.int("WEBHOOK_RETRY_BASE_SECONDS", default=30)
+WEBHOOK_RETRY_MAX_SECONDS = env.int("WEBHOOK_RETRY_MAX_SECONDS", default=3600)
+WEBHOOK_RETRY_HOURS = env.int("WEBHOOK_RETRY_HOURS", default=24)
+WEBHOOK_ALLOW_HTTP = env.bool("WEBHOOK_ALLOW_HTTP", default=False)
 SPECTACULAR_SETTINGS = {
     "TITLE": "AI Governance Portal API",
     "DESCRIPTION": (
@@ -282,6 +304,11 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": r"/api/v1",
+    # Problem-details responses and the Idempotency-Key header on every operation.
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "governance.api.schema.postprocess_problem_responses",
+    ],
     "ENUM_NAME_OVERRIDES": {
         "AccessRequestStatusEnum": "approvals.models.RequestStatus",
         "RequestStepStatusEnum": "approvals.models.StepStatus",
@@ -291,6 +318,9 @@ SPECTACULAR_SETTINGS = {
         "AccessRequestTypeEnum": "approvals.models.RequestType",
         # Scope sensitivity and risk tier share one choice set (low/medium/high/critical).
         "LevelEnum": "inventory.models.Sensitivity",
+        "ReviewItemDecisionEnum": "approvals.campaigns.models.Decision",
+        "ReviewItemStatusEnum": "approvals.campaigns.models.ItemStatus",
+        "CampaignStatusEnum": "approvals.campaigns.models.CampaignStatus",
     },
 }
 API_TOKEN_DEFAULT_DAYS = env.int("API_TOKEN_DEFAULT_DAYS", default=90)
