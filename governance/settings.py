@@ -214,6 +214,9 @@ OIDC_GROUP_ROLE_MAP = env.dict(
 # Whether the first SSO login of someone without a portal account creates one (off: refused
 # with a message; the IAM team creates accounts).
 OIDC_CREATE_USERS = env.bool("OIDC_CREATE_USERS", default=True)
+# A first SSO login reaches the existing portal account with the same username (a deactivated
+# one stays refused) instead of creating a second account.
+OIDC_LINK_BY_USERNAME = env.bool("OIDC_LINK_BY_USERNAME", default=True)
 # Users who log in through the IdP with none of the mapped groups get this role ("" for none).
 OIDC_DEFAULT_ROLE = env.str("OIDC_DEFAULT_ROLE", default="business_user")
 SOCIAL_AUTH_LOGIN_ERROR_URL = "/accounts/login/"
@@ -229,6 +232,7 @@ SOCIAL_AUTH_PIPELINE = (
     "social_core.pipeline.social_auth.auth_allowed",
     "social_core.pipeline.social_auth.social_user",
     "governance.sso.refuse_inactive_user",
+    "governance.sso.link_existing_account",
     "governance.sso.refuse_unknown_user",
     "social_core.pipeline.user.get_username",
     "social_core.pipeline.user.create_user",

@@ -14,7 +14,8 @@ from typing import Any
 from django.conf import settings
 from social_core.exceptions import AuthPolicyError
 
-from governance.actors import Actor
+from governance.actors import SYSTEM_USERNAME, Actor
+from governance.models import User
 from governance.services import user_set_roles
 
 DEACTIVATED_MESSAGE = (
@@ -62,6 +63,26 @@ def refuse_inactive_user(backend: Any, user: Any = None, **_: Any) -> None:
     Placed right after ``social_user`` so nothing about the account is updated first."""
     if user is not None and not user.is_active:
         raise AccountDeactivated(backend, code="authentication_disallowed", stage="pipeline")
+
+
+def link_existing_account(backend: Any, details: dict[str, Any], user: Any = None, **_: Any) -> dict[str, Any] | None:
+    """A person's first SSO login reaches their existing portal account with the same username
+    (``OIDC_LINK_BY_USERNAME``), instead of a second account: otherwise a deactivated leaver
+    whom the IdP still lists would get a fresh, active account. Service accounts and the system
+    account are never reachable through SSO."""
+    if user is not None or not settings.OIDC_LINK_BY_USERNAME:
+        return None
+    username = str(details.get("username") or "").strip()
+    if not username:
+        return None
+    existing = User.objects.filter(username__iexact=username).first()
+    if existing is None:
+        return None
+    if existing.is_service_account or existing.username == SYSTEM_USERNAME:
+        raise AccountUnknown(backend, code="authentication_disallowed", stage="pipeline")
+    if not existing.is_active:
+        raise AccountDeactivated(backend, code="authentication_disallowed", stage="pipeline")
+    return {"user": existing}
 
 
 def refuse_unknown_user(backend: Any, user: Any = None, **_: Any) -> None:

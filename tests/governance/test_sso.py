@@ -215,6 +215,35 @@ def test_deactivated_portal_user_is_refused_with_a_clear_message(client: Any, is
     assert role_names(User.objects.get(pk=leaver.pk)) == {Role.BUSINESS_USER}
 
 
+def test_deactivated_local_account_is_not_bypassed_by_a_first_sso_login(
+    client: Any, issuer: FakeIssuer, make_user: Any, iam_admin: User
+) -> None:
+    """The IdP still lists a leaver who never used SSO: no fresh account, the same refusal."""
+    leaver = make_user("olga", Role.BUSINESS_USER)
+    user_deactivate(actor=iam_admin, user=leaver, reason="Left")
+    final = issuer.login(client, sub="u-450", username="olga", groups=["ai-portal-admins"])
+    assert not final.wsgi_request.user.is_authenticated
+    assert 'role="alert">This account is deactivated in the portal' in final.content.decode()
+    assert User.objects.filter(username__startswith="olga").count() == 1
+
+
+def test_first_sso_login_reaches_the_existing_account_with_the_same_username(
+    client: Any, issuer: FakeIssuer, make_user: Any
+) -> None:
+    carol = make_user("carol", Role.BUSINESS_USER)
+    final = issuer.login(client, sub="u-460", username="carol", groups=["ai-portal-reviewers"])
+    assert final.wsgi_request.user.pk == carol.pk
+    assert User.objects.filter(username__startswith="carol").count() == 1
+    assert role_names(User.objects.get(pk=carol.pk)) == {Role.REVIEWER}
+
+
+def test_service_accounts_cannot_be_reached_through_sso(client: Any, issuer: FakeIssuer, make_user: Any) -> None:
+    make_user("servicenow", is_service_account=True)
+    final = issuer.login(client, sub="u-470", username="servicenow", groups=["ai-portal-admins"])
+    assert not final.wsgi_request.user.is_authenticated
+    assert User.objects.filter(username__startswith="servicenow").count() == 1
+
+
 def test_wrong_nonce_is_refused(client: Any, issuer: FakeIssuer) -> None:
     issuer.nonce_override = "a-nonce-from-another-login"
     final = issuer.login(client, sub="u-500", username="mallory", groups=["ai-portal-admins"])
