@@ -322,6 +322,8 @@ SPECTACULAR_SETTINGS = {
         "AccessRequestTypeEnum": "approvals.models.RequestType",
         # Scope sensitivity and risk tier share one choice set (low/medium/high/critical).
         "LevelEnum": "inventory.models.Sensitivity",
+        "WebhookSubscriptionStatusEnum": "governance.webhooks.models.SubscriptionStatus",
+        "WebhookDeliveryStatusEnum": "governance.webhooks.models.DeliveryStatus",
         "ReviewItemDecisionEnum": "approvals.campaigns.models.Decision",
         "ReviewItemStatusEnum": "approvals.campaigns.models.ItemStatus",
         "CampaignStatusEnum": "approvals.campaigns.models.CampaignStatus",

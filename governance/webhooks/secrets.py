@@ -1,0 +1,47 @@
+"""Webhook signing secrets: stored encrypted, never in clear (DESIGN.md invariant 3).
+
+The key is derived from SECRET_KEY, so rotating SECRET_KEY makes existing secrets unreadable:
+their deliveries fail with a clear error and the subscription must be recreated.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets as _random
+
+from cryptography.fernet import Fernet, InvalidToken
+from django.conf import settings
+
+SECRET_PREFIX = "whsec_"
+
+
+def _fernet() -> Fernet:
+    digest = hashlib.sha256(b"governance.webhooks.secret:" + settings.SECRET_KEY.encode()).digest()
+    return Fernet(base64.urlsafe_b64encode(digest))
+
+
+def generate() -> str:
+    return SECRET_PREFIX + _random.token_urlsafe(32)
+
+
+def encrypt(secret: str) -> str:
+    return _fernet().encrypt(secret.encode()).decode()
+
+
+class SecretUnreadable(Exception):
+    pass
+
+
+def decrypt(token: str) -> str:
+    try:
+        return _fernet().decrypt(token.encode()).decode()
+    except InvalidToken as exc:
+        raise SecretUnreadable("The signing secret cannot be decrypted (was SECRET_KEY changed?).") from exc
+
+
+def sign(secret: str, timestamp: int, body: bytes) -> str:
+    """The ``X-Signature`` header value: ``t=<unix ts>,v1=<hex HMAC-SHA256 of "<ts>.<body>">``."""
+    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={mac}"

@@ -1,0 +1,294 @@
+"""Writes of the webhooks app: subscriptions (create, delete), sending a delivery, redelivery.
+
+Every function that an admin triggers takes ``actor=`` and audits in the same transaction.
+``delivery_send`` is the worker's: it claims the row with a conditional UPDATE that also checks
+that no earlier delivery for the same (subscription, target) is still open, so events about one
+object reach the receiver in order, and two workers never send the same row.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterable
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import transaction
+from django.db.models import Exists, OuterRef
+from django.utils import timezone
+
+from governance.actors import Actor
+from governance.audit import audit_record
+from governance.exceptions import Conflict, NotAllowed, ValidationFailed
+from governance.models import User
+from governance.webhooks import events, permissions
+from governance.webhooks import secrets as webhook_secrets
+from governance.webhooks.models import (
+    OPEN_STATUSES,
+    DeliveryStatus,
+    SubscriptionStatus,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookSubscription,
+)
+
+log = logging.getLogger(__name__)
+USER_AGENT = "ai-governance-portal-webhooks/1"
+
+
+# --- Subscriptions ----------------------------------------------------------------------------
+
+
+def _validate_url(url: str) -> None:
+    if not url.startswith(("https://", "http://")):
+        raise ValidationFailed.on("target_url", "Use an http:// or https:// address.")
+    if settings.PRODUCTION and not url.startswith("https://") and not settings.WEBHOOK_ALLOW_HTTP:
+        raise ValidationFailed.on("target_url", "Use an https:// address in production.")
+
+
+def subscription_create(
+    *, actor: Actor | User, name: str, target_url: str, event_types: Iterable[str], secret: str = ""
+) -> tuple[WebhookSubscription, str]:
+    """Create a subscription and return it with its signing secret in clear — the only time the
+    secret is available; only its encrypted form and a short prefix are stored. IAM admins only."""
+    resolved = Actor.coerce(actor)
+    if not permissions.can_manage_webhooks(resolved.user):
+        raise NotAllowed("Only IAM admins manage webhook subscriptions.")
+    patterns = [p.strip() for p in event_types if p.strip()]
+    if not patterns:
+        raise ValidationFailed.on("event_types", "Name at least one event type (e.g. integration.*).")
+    problems = [msg for p in patterns if (msg := events.pattern_problem(p))]
+    if problems:
+        raise ValidationFailed("; ".join(problems), errors={"event_types": problems})
+    if not name.strip():
+        raise ValidationFailed.on("name", "A name is required.")
+    _validate_url(target_url)
+    if secret and len(secret) < 24:
+        raise ValidationFailed.on("secret", "A secret must have at least 24 characters (or leave it empty to get one).")
+    clear = secret or webhook_secrets.generate()
+    with transaction.atomic():
+        sub = WebhookSubscription.objects.create(
+            name=name.strip(),
+            target_url=target_url,
+            event_types=sorted(set(patterns)),
+            secret_encrypted=webhook_secrets.encrypt(clear),
+            secret_prefix=clear[:10],
+            created_by=resolved.user,
+        )
+        audit_record(
+            actor=resolved,
+            action="webhook_subscription.created",
+            target=sub,
+            owner=resolved.user if not resolved.is_system else resolved.on_behalf_of,
+            after={"name": sub.name, "target_url": sub.target_url, "event_types": sub.event_types},
+        )
+    return sub, clear
+
+
+def subscription_delete(*, actor: Actor | User, subscription: WebhookSubscription, reason: str = "") -> WebhookSubscription:
+    """Stop a subscription: nothing new is queued for it and what is still queued is given up.
+    Its deliveries stay visible. IAM admins only."""
+    resolved = Actor.coerce(actor)
+    if not permissions.can_manage_webhooks(resolved.user):
+        raise NotAllowed("Only IAM admins manage webhook subscriptions.")
+    with transaction.atomic():
+        now = timezone.now()
+        updated = WebhookSubscription.objects.filter(pk=subscription.pk, status=SubscriptionStatus.ACTIVE).update(
+            status=SubscriptionStatus.DELETED, deleted_at=now
+        )
+        if updated != 1:
+            raise Conflict("This subscription is already deleted.")
+        dropped = WebhookDelivery.objects.filter(subscription=subscription, status__in=OPEN_STATUSES).update(
+            status=DeliveryStatus.FAILED, last_error="Subscription deleted.", claimed_at=None
+        )
+        audit_record(
+            actor=resolved,
+            action="webhook_subscription.deleted",
+            target=subscription,
+            owner=resolved.user,
+            before={"status": SubscriptionStatus.ACTIVE},
+            after={"status": SubscriptionStatus.DELETED, "deliveries_given_up": dropped},
+            reason=reason,
+        )
+    subscription.refresh_from_db()
+    return subscription
+
+
+# --- Delivery ---------------------------------------------------------------------------------
+
+
+def _earlier_open() -> Exists:
+    return Exists(
+        WebhookDelivery.objects.filter(
+            subscription_id=OuterRef("subscription_id"),
+            target_type=OuterRef("target_type"),
+            target_id=OuterRef("target_id"),
+            id__lt=OuterRef("id"),
+            status__in=OPEN_STATUSES,
+        )
+    )
+
+
+def _claim(delivery_id: int, now: Any) -> bool:
+    """Conditional UPDATE: pending, due, and nothing earlier for the same object still open."""
+    stale = now - timedelta(seconds=settings.WEBHOOK_TIMEOUT_SECONDS * 6 + 60)
+    claimed = (
+        WebhookDelivery.objects.filter(pk=delivery_id, status=DeliveryStatus.PENDING, next_attempt_at__lte=now)
+        .exclude(_earlier_open())
+        .update(status=DeliveryStatus.SENDING, claimed_at=now)
+    )
+    if not claimed:
+        # A worker killed mid-send leaves SENDING behind; take it over after a while.
+        claimed = WebhookDelivery.objects.filter(
+            pk=delivery_id, status=DeliveryStatus.SENDING, claimed_at__lt=stale
+        ).update(claimed_at=now)
+    return claimed == 1
+
+
+def payload(delivery: WebhookDelivery) -> dict[str, Any]:
+    """The JSON body: event id (stable across retries), type, when, the object, its ticket_ref."""
+    data = events.represent(delivery.target_type, delivery.target_id, delivery.fallback)
+    ref = data.get("ticket_ref") if isinstance(data, dict) else ""
+    return {
+        "id": str(delivery.event_id),
+        "type": delivery.event_type,
+        "occurred_at": delivery.occurred_at.isoformat(),
+        "target": {"type": delivery.target_type, "id": delivery.target_id},
+        "ticket_ref": ref or "",
+        "data": data,
+    }
+
+
+def _post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int | None, str]:
+    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=settings.WEBHOOK_TIMEOUT_SECONDS) as response:  # noqa: S310
+            return response.status, ""
+    except urllib.error.HTTPError as exc:
+        return exc.code, f"HTTP {exc.code}"
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        return None, f"{type(exc).__name__}: {reason}"[:2000]
+
+
+def _retry_delay(attempts: int) -> timedelta:
+    seconds = settings.WEBHOOK_RETRY_BASE_SECONDS * (2 ** max(attempts - 1, 0))
+    return timedelta(seconds=min(seconds, settings.WEBHOOK_RETRY_MAX_SECONDS))
+
+
+def delivery_send(*, delivery_id: int) -> str:
+    """Send one delivery if it is due and nothing earlier about the same object is still open.
+    Records the attempt; on failure schedules a retry with exponential backoff until
+    ``give_up_at`` (a day after the event), then marks it failed. Returns the resulting status
+    (or ``blocked``/``not_due`` when it was not this worker's turn)."""
+    now = timezone.now()
+    if not _claim(delivery_id, now):
+        status = WebhookDelivery.objects.filter(pk=delivery_id).values_list("status", flat=True).first()
+        return "blocked" if status == DeliveryStatus.PENDING else (status or "missing")
+    delivery = WebhookDelivery.objects.select_related("subscription").get(pk=delivery_id)
+    sub = delivery.subscription
+    started = time.monotonic()
+    try:
+        secret = webhook_secrets.decrypt(sub.secret_encrypted)
+        body = json.dumps(payload(delivery), cls=DjangoJSONEncoder, separators=(",", ":")).encode()
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": USER_AGENT,
+            "X-Event-Id": str(delivery.event_id),
+            "X-Event-Type": delivery.event_type,
+            "X-Signature": webhook_secrets.sign(secret, int(time.time()), body),
+        }
+        code, error = _post(sub.target_url, body, headers)
+    except Exception as exc:  # building the payload failed: record it like a transport error
+        log.exception("Webhook delivery %s could not be built", delivery_id)
+        code, error = None, f"{type(exc).__name__}: {exc}"[:2000]
+    duration = int((time.monotonic() - started) * 1000)
+    finished = timezone.now()
+    WebhookAttempt.objects.create(
+        delivery=delivery, attempted_at=finished, status_code=code, error=error, duration_ms=duration
+    )
+    attempts = delivery.attempts + 1
+    if code is not None and 200 <= code < 300:
+        WebhookDelivery.objects.filter(pk=delivery.pk).update(
+            status=DeliveryStatus.DELIVERED, attempts=attempts, delivered_at=finished,
+            last_status_code=code, last_error="", claimed_at=None,
+        )
+        return DeliveryStatus.DELIVERED
+    next_at = finished + _retry_delay(attempts)
+    final = next_at > delivery.give_up_at
+    WebhookDelivery.objects.filter(pk=delivery.pk).update(
+        status=DeliveryStatus.FAILED if final else DeliveryStatus.PENDING,
+        attempts=attempts,
+        next_attempt_at=next_at,
+        last_status_code=code,
+        last_error=error,
+        claimed_at=None,
+    )
+    log.warning("Webhook delivery %s attempt %s failed: %s", delivery.pk, attempts, error or code)
+    return DeliveryStatus.FAILED if final else DeliveryStatus.PENDING
+
+
+def due_delivery_ids(*, limit: int = 1000) -> list[int]:
+    """Deliveries the sweep should try now, oldest first (so earlier events unblock later ones)."""
+    now = timezone.now()
+    stale = now - timedelta(seconds=settings.WEBHOOK_TIMEOUT_SECONDS * 6 + 60)
+    pending = WebhookDelivery.objects.filter(status=DeliveryStatus.PENDING, next_attempt_at__lte=now).exclude(
+        _earlier_open()
+    )
+    stuck = WebhookDelivery.objects.filter(status=DeliveryStatus.SENDING, claimed_at__lt=stale)
+    return list((pending | stuck).order_by("id").values_list("id", flat=True)[:limit])
+
+
+def next_in_line(delivery_id: int) -> int | None:
+    """The next open delivery for the same (subscription, target), to send right after this one."""
+    row = WebhookDelivery.objects.filter(pk=delivery_id).values("subscription_id", "target_type", "target_id").first()
+    if row is None:
+        return None
+    return (
+        WebhookDelivery.objects.filter(**row, id__gt=delivery_id, status=DeliveryStatus.PENDING)
+        .order_by("id")
+        .values_list("id", flat=True)
+        .first()
+    )
+
+
+def delivery_redeliver(*, actor: Actor | User, delivery: WebhookDelivery) -> WebhookDelivery:
+    """An IAM admin sends a delivery again (same event id, so receivers can deduplicate): a
+    failed or delivered one is queued again now with a fresh day of retries."""
+    resolved = Actor.coerce(actor)
+    if not permissions.can_manage_webhooks(resolved.user):
+        raise NotAllowed("Only IAM admins redeliver webhooks.")
+    with transaction.atomic():
+        now = timezone.now()
+        updated = (
+            WebhookDelivery.objects.filter(
+                pk=delivery.pk,
+                status__in=[DeliveryStatus.FAILED, DeliveryStatus.DELIVERED],
+                subscription__status=SubscriptionStatus.ACTIVE,
+            ).update(
+                status=DeliveryStatus.PENDING,
+                next_attempt_at=now,
+                give_up_at=now + timedelta(hours=settings.WEBHOOK_RETRY_HOURS),
+                claimed_at=None,
+            )
+        )
+        if updated != 1:
+            raise Conflict("Only a delivered or failed delivery of an active subscription can be redelivered.")
+        audit_record(
+            actor=resolved,
+            action="webhook_delivery.redelivered",
+            target=delivery,
+            owner=resolved.user,
+            before={"status": delivery.status, "attempts": delivery.attempts},
+            after={"status": DeliveryStatus.PENDING},
+        )
+        delivery_id = delivery.pk
+        transaction.on_commit(lambda: events._enqueue([delivery_id]))
+    delivery.refresh_from_db()
+    return delivery
