@@ -23,6 +23,13 @@ pytestmark = [
 ]
 
 
+@pytest.fixture(autouse=True)
+def _no_delivery_from_threads(monkeypatch):  # noqa: ANN001, ANN202
+    # The outbox's on_commit hook enqueues delivery through django-q's broker, which keeps its
+    # own connection in the thread and would outlive it; delivery is not what is tested here.
+    monkeypatch.setattr("governance.services._schedule_delivery", lambda email_id: None)
+
+
 def race(fn_a, fn_b):  # noqa: ANN001, ANN201
     """Run both at the same moment, each in its own thread (own connection); their outcomes."""
     barrier = threading.Barrier(2)
