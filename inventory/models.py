@@ -163,6 +163,8 @@ class Integration(models.Model):
             models.Index(fields=["business_owner", "status"]),
             # The list's default order: a page of 25 reads the index instead of sorting every row.
             models.Index(fields=["name", "id"], name="integration_name_id"),
+            # The IAM team's usual question: "what is active and high risk?"
+            models.Index(fields=["status", "risk_tier"], name="integration_status_tier"),
         ]
         permissions = [
             ("suspend_integration", "Can suspend (kill switch) any integration"),

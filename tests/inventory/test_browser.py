@@ -109,3 +109,6 @@ def test_business_user_registers_fixes_errors_and_submits(browser: Any, site: st
     integ = Integration.objects.get()
     assert integ.status == "pending" and integ.business_owner.username == "alice"
     assert sorted(s.code for s in integ.requested_scopes.all()) == ["msgraph:Mail.Read", "salesforce:api"]
+    page.goto(f"{site}/inventory/?status=pending")
+    assert page.get_by_role("link", name="Deal desk copilot").is_visible()
+    page.screenshot(path=str(SHOTS / "inventory-list.png"), full_page=True)
