@@ -9,7 +9,7 @@ from typing import Any
 from approvals import services
 from approvals.models import AccessRequest, RequestStatus, RequestType
 from governance.actors import Actor
-from inventory.models import GrantStatus, Integration, IntegrationStatus, Scope
+from inventory.models import RISK_TIER_ORDER, GrantStatus, Integration, IntegrationStatus, Scope
 
 
 def _requester(actor: Actor) -> Any:
@@ -41,8 +41,13 @@ def on_integration_scopes_added(
 def on_integration_risk_raised(
     sender: Any, *, integration: Integration, actor: Actor, old_tier: str, new_tier: str, **_: Any
 ) -> None:
-    """An active integration whose tier rose is re-reviewed for what it holds. (A pending one is
-    still in its registration review, which started at the old tier; see the report.)"""
+    """An active integration whose tier rose is re-reviewed for what it holds; an open request
+    that started at a lower tier starts again with the new tier's workflow."""
+    for req in AccessRequest.objects.filter(integration=integration, status=RequestStatus.IN_REVIEW):
+        if RISK_TIER_ORDER.get(req.risk_tier, 0) < RISK_TIER_ORDER.get(new_tier, 0):  # type: ignore[call-overload]
+            services.request_restart_for_risk(
+                actor=actor, request=req, new_tier=new_tier, reason=f"Risk tier raised from {old_tier} to {new_tier}."
+            )
     if integration.status != IntegrationStatus.ACTIVE:
         return
     scopes = list(Scope.objects.filter(grants__integration=integration, grants__status=GrantStatus.ACTIVE).distinct())

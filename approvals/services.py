@@ -455,6 +455,30 @@ def request_resubmit(
     return req
 
 
+def request_restart_for_risk(*, actor: Actor | User, request: AccessRequest, new_tier: str, reason: str) -> AccessRequest:
+    """The integration's risk tier rose while its request was in review: the current round is
+    cancelled and a new round starts with the workflow of the new tier (earlier decisions stay
+    as evidence, but the higher tier's reviewers decide from the first step)."""
+    resolved = Actor.coerce(actor)
+    with transaction.atomic():
+        req = AccessRequest.objects.select_for_update().select_related("integration").get(pk=request.pk)
+        if req.status != RequestStatus.IN_REVIEW:
+            raise Conflict(f"Request #{req.pk} is {req.get_status_display().lower()}: nothing to restart.")
+        before = {"round": req.round, "risk_tier": req.risk_tier}
+        _close_round(req, status=StepStatus.CANCELLED)
+        req.round += 1
+        req.risk_tier = new_tier
+        req.updated_at = timezone.now()
+        req._history_user = resolved.user  # type: ignore[attr-defined]
+        req.save(update_fields=["round", "risk_tier", "updated_at"])
+        audit_record(
+            actor=resolved, action="access_request.restarted", target=req, owner=req.integration.business_owner,
+            before=before, after=_audit_after(req), reason=reason,
+        )
+        _start_round(req, actor=resolved)
+    return req
+
+
 def _close_round(req: AccessRequest, *, status: str) -> None:
     """End every open step and assignment of the current round."""
     steps = RequestStep.objects.filter(request=req, round=req.round, status__in=[StepStatus.WAITING, StepStatus.ACTIVE])
@@ -637,7 +661,8 @@ def request_decide(
         if decision == DecisionKind.APPROVE:
             approvals = Decision.objects.filter(step=step, decision=DecisionKind.APPROVE).count()
             needed = step.required_approvals or step.assignments.exclude(via="escalation").count()
-            if approvals >= max(1, needed):
+            # The escalation target takes the step over: their approval completes it whatever the rule.
+            if approvals >= max(1, needed) or mine.via == "escalation":
                 _complete_step(step, StepStatus.APPROVED, user)
                 _advance(req, actor=resolved)
         else:

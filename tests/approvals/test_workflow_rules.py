@@ -103,3 +103,33 @@ def test_manager_without_reviewer_role_sees_and_decides_the_assigned_request(mak
     response = client.post(f"/api/v1/access-requests/{req.pk}/decisions/", {"decision": "approve"}, format="json")
     assert response.status_code == 201
     assert client.get(f"/api/v1/access-requests/{req.pk}/").status_code == 200, "still visible after deciding"
+
+
+def test_risk_raised_during_review_restarts_the_request_with_the_new_tiers_workflow(make_integration, submit, owner):
+    integration = make_integration(tier="low")
+    req = submit(integration)
+    with transaction.atomic():
+        Integration.objects.filter(pk=integration.pk).update(risk_tier="high")
+        integration.risk_tier = "high"
+        integration_risk_raised.send(sender=Integration, integration=integration, actor=Actor.coerce(owner),
+                                     old_tier="low", new_tier="high", factors=[])
+    req.refresh_from_db()
+    assert req.round == 2 and req.risk_tier == "high" and req.status == RequestStatus.IN_REVIEW
+    assert [s.name for s in req.steps.filter(round=2)] == ["IAM review", "Resource owner", "Security review"]
+    assert req.steps.filter(round=1, status=StepStatus.CANCELLED).count() == 1
+    assert not integration.access_requests.filter(type="re_review").exists()
+
+
+def test_escalation_target_completes_an_all_rule_step(make_integration, submit, reviewer, second_reviewer, iam_admin, catalog):
+    import time_machine
+
+    from approvals import tasks
+
+    req = submit(make_integration(tier="critical"), scopes=[catalog["hr"]])
+    services.request_decide(actor=reviewer, request=req, decision="approve")
+    step = req.steps.get(status=StepStatus.ACTIVE)
+    with time_machine.travel(step.due_at):
+        tasks.sla_sweep()
+    services.request_decide(actor=iam_admin, request=req, decision="approve", comment="taking over")
+    step.refresh_from_db()
+    assert step.status == StepStatus.APPROVED
