@@ -16,19 +16,27 @@ from inventory.models import (
 )
 
 
+class OrphanedWidget(django_filters.widgets.BooleanWidget):
+    def __init__(self, attrs: Any = None) -> None:
+        super().__init__(attrs)
+        self.choices = [("", "Any"), ("true", "Orphaned only"), ("false", "Not orphaned")]
+
+
 class IntegrationFilter(django_filters.FilterSet):
     q = django_filters.CharFilter(method="search", label="Search", help_text="Words in the name, purpose, vendor, ticket or tags.")
-    status = django_filters.ChoiceFilter(choices=IntegrationStatus.choices)
-    risk_tier = django_filters.ChoiceFilter(choices=RiskTier.choices, label="Risk tier")
-    kind = django_filters.ChoiceFilter(choices=IntegrationKind.choices)
-    owner = django_filters.CharFilter(method="by_owner", help_text="Username of any of its owners.")
-    vendor = django_filters.CharFilter(field_name="vendor", lookup_expr="icontains", help_text="Vendor name (part of it).")
-    scope = django_filters.CharFilter(method="by_scope", help_text="Scope code it requests, e.g. msgraph:Mail.Read.")
+    status = django_filters.ChoiceFilter(choices=IntegrationStatus.choices, empty_label="Any status")
+    risk_tier = django_filters.ChoiceFilter(choices=RiskTier.choices, label="Risk tier", empty_label="Any tier")
+    kind = django_filters.ChoiceFilter(choices=IntegrationKind.choices, empty_label="Any kind")
+    owner = django_filters.CharFilter(method="by_owner", label="Owner (username)", help_text="Username of any of its owners.")
+    vendor = django_filters.CharFilter(field_name="vendor", lookup_expr="icontains", label="Vendor", help_text="Vendor name (part of it).")
+    scope = django_filters.CharFilter(method="by_scope", label="Scope code", help_text="Scope code it requests, e.g. msgraph:Mail.Read.")
     data_classification = django_filters.ChoiceFilter(
-        choices=DataClassification.choices, method="by_classification", label="Data classification"
+        choices=DataClassification.choices, method="by_classification", label="Data classification", empty_label="Any data"
     )
-    orphaned = django_filters.BooleanFilter(help_text="Only integrations whose owner left (true) or not (false).")
-    ticket_ref = django_filters.CharFilter(help_text="Exact ticket reference.")
+    orphaned = django_filters.BooleanFilter(
+        widget=OrphanedWidget, help_text="Only integrations whose owner left (true) or not (false)."
+    )
+    ticket_ref = django_filters.CharFilter(label="Ticket", help_text="Exact ticket reference.")
 
     class Meta:
         model = Integration
