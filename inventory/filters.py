@@ -43,11 +43,10 @@ class IntegrationFilter(django_filters.FilterSet):
         fields = ["q", "status", "risk_tier", "kind", "owner", "vendor", "scope", "data_classification", "orphaned", "ticket_ref"]
 
     def search(self, qs: QuerySet[Integration], name: str, value: str) -> QuerySet[Integration]:
-        for word in value.split()[:5]:
-            qs = qs.filter(
-                Q(name__icontains=word) | Q(purpose__icontains=word) | Q(vendor__icontains=word)
-                | Q(ticket_ref__icontains=word) | Q(tags__icontains=f'"{word}')
-            )
+        # One lower-cased column (see Integration.search_text), matched case-sensitively: no
+        # UPPER() per row, and PostgreSQL's trigram index answers LIKE '%word%'.
+        for word in value.lower().split()[:5]:
+            qs = qs.filter(search_text__contains=word)
         return qs
 
     def by_owner(self, qs: QuerySet[Integration], name: str, value: str) -> QuerySet[Integration]:

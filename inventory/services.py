@@ -357,12 +357,18 @@ def _diff(before: dict[str, Any], after: dict[str, Any]) -> tuple[dict[str, Any]
     return {k: before.get(k) for k in keys}, {k: after[k] for k in keys}
 
 
+def search_text_of(integration: Integration) -> str:
+    parts = [integration.name, integration.vendor, integration.ticket_ref, " ".join(integration.tags or []), integration.purpose]
+    return " ".join(p for p in parts if p).lower()
+
+
 def _apply_risk(
     *, actor: Actor, integration: Integration, user: User | None, reason: str = ""
 ) -> tuple[str, str]:
     """Recompute and store the score; return (old tier, new tier). A raised tier on a live
     integration sends ``integration_risk_raised`` (approvals opens a re-review)."""
     old_tier = integration.risk_tier
+    integration.search_text = search_text_of(integration)
     result = risk.assess(risk.input_from(integration))
     integration.risk_score, integration.risk_tier, integration.risk_factors = result.score, result.tier, result.factors
     integration.updated_at = timezone.now()

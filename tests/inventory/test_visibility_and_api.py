@@ -245,3 +245,15 @@ def test_auditor_cannot_answer_a_transfer(owner: Any, auditor: Any, make_user: A
     assert api_as(auditor).post(f"/api/v1/ownership-transfers/{t.pk}/accept/", {}, format="json").status_code == 403
     t.refresh_from_db()
     assert t.status == "proposed"
+
+
+def test_search_matches_words_in_purpose_vendor_ticket_and_tags_whatever_the_case(owner: Any, make_integration: Any, api_as: Any) -> None:
+    from inventory import services
+
+    integ = make_integration(owner, name="Alpha", vendor="Acme", ticket_ref="CHG-42", tags=["Pilot"])
+    api = api_as(owner)
+    names = lambda q: [r["name"] for r in api.get("/api/v1/integrations/", {"q": q}).json()["results"]]  # noqa: E731
+    assert names("MEETINGS") == ["Alpha"] and names("acme") == ["Alpha"] and names("chg-42") == ["Alpha"]
+    assert names("pilot alpha") == ["Alpha"] and names("pilot beta") == []
+    services.integration_update(actor=owner, integration=integ, values={"purpose": "Writes invoices."})
+    assert names("invoices") == ["Alpha"] and names("meetings") == []

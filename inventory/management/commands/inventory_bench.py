@@ -26,12 +26,18 @@ from django.utils import timezone
 from governance.models import User
 from governance.roles import Role, roles_sync
 from inventory.models import Integration, ResourceSystem, Scope
+from inventory.services import search_text_of
 
 KINDS = ["chatbot", "agent", "plugin", "automation", "embedded_model", "other"]
 TIERS = ["low", "medium", "high", "critical"]
 STATUSES = ["active", "active", "active", "pending", "draft", "suspended", "retired"]
 CLASSES = [["internal"], ["internal", "confidential"], ["public"], ["restricted"]]
 VENDORS = ["", "", "OpenAI", "Anthropic", "Zapier", "Microsoft", "Google"]
+
+
+def _with_search_text(integ: Integration) -> Integration:
+    integ.search_text = search_text_of(integ)
+    return integ
 
 
 class Command(BaseCommand):
@@ -118,7 +124,7 @@ class Command(BaseCommand):
         batch = 5000
         for start in range(have, n, batch):
             rows = [
-                Integration(
+                _with_search_text(Integration(
                     name=f"Bench {words[i % 8]} integration {i:06}", kind=KINDS[i % 6],
                     purpose=f"Benchmark integration number {i} handling {words[(i * 7) % 8]} work.",
                     vendor=VENDORS[i % 7], business_owner=people[i % owners], technical_owner=people[(i + 1) % owners],
@@ -126,7 +132,7 @@ class Command(BaseCommand):
                     risk_factors=[{"code": "autonomous", "points": 20, "reason": "It acts autonomously."}],
                     data_classifications=CLASSES[i % 4], tags=[words[i % 8]], ticket_ref=f"CHG-{i}",
                     created_at=now, updated_at=now,
-                )
+                ))
                 for i in range(start, min(start + batch, n))
             ]
             with transaction.atomic():
