@@ -198,12 +198,16 @@ class ReviewItem(models.Model):
     """One thing to keep or let go: a grant, or (per-integration granularity) every selected
     grant of an integration (``grant_ids``). Assigned to a person or to a group."""
 
-    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="items")
-    integration = models.ForeignKey(Integration, on_delete=models.PROTECT, related_name="+")
+    # Indexes are kept to what the queries use (a launch writes 100k rows; every index costs):
+    # the composite indexes and unique constraints below lead with campaign, reviewer and
+    # integration, so those foreign keys need no index of their own.
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="items", db_index=False)
+    integration = models.ForeignKey(Integration, on_delete=models.PROTECT, related_name="+", db_index=False)
     grant = models.ForeignKey(Grant, null=True, blank=True, on_delete=models.PROTECT, related_name="review_items")
     grant_ids = models.JSONField(default=list, blank=True)
     reviewer = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="review_items"
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="review_items",
+        db_index=False,
     )
     reviewer_group = models.ForeignKey(Group, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     assigned_reason = models.CharField(max_length=200, blank=True)
@@ -211,11 +215,15 @@ class ReviewItem(models.Model):
 
     status = models.CharField(max_length=24, choices=ItemStatus.choices, default=ItemStatus.OPEN)
     decision = models.CharField(max_length=10, choices=Decision.choices, blank=True)
-    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+    )
     decided_at = models.DateTimeField(null=True, blank=True)
     comment = models.TextField(blank=True)
     by_default = models.BooleanField(default=False, help_text="Decided by the default action at the deadline.")
-    confirmed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    confirmed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+    )
     confirmed_at = models.DateTimeField(null=True, blank=True)
     applied_at = models.DateTimeField(null=True, blank=True, help_text="When a revocation took effect.")
     flagged = models.BooleanField(default=False)

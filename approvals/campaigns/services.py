@@ -402,12 +402,20 @@ def _insert_items(rows: list[tuple[Any, ...]]) -> None:
     if not rows:
         return
     qn = connection.ops.quote_name
-    sql = (
-        f"INSERT INTO {qn(ReviewItem._meta.db_table)} ({', '.join(qn(c) for c in _ITEM_COLUMNS)}) "
-        f"VALUES ({', '.join(['%s'] * len(_ITEM_COLUMNS))}) ON CONFLICT DO NOTHING"
-    )
-    with connection.cursor() as cursor:
-        cursor.executemany(sql, rows)
+    head = f"INSERT INTO {qn(ReviewItem._meta.db_table)} ({', '.join(qn(c) for c in _ITEM_COLUMNS)}) VALUES "
+    one = f"({', '.join(['%s'] * len(_ITEM_COLUMNS))})"
+    sql = head + one + " ON CONFLICT DO NOTHING"
+    if connection.vendor == "postgresql":
+        # Django's psycopg cursor binds on the client and parses every statement; a plain
+        # psycopg cursor prepares the INSERT once and pipelines the rows.
+        import psycopg
+
+        connection.ensure_connection()
+        with psycopg.Cursor(connection.connection) as raw:
+            raw.executemany(sql, rows)
+    else:
+        with connection.cursor() as cursor:
+            cursor.executemany(sql, rows)
 
 
 def _item_row(campaign: Campaign, integration_id: int, grant_id: int | None, grant_ids: list[int], a: Assignment,
