@@ -85,6 +85,14 @@ class DefinitionForm(forms.Form):
     escalate_days_before = forms.IntegerField(min_value=1, required=False)
     recurrence = forms.CharField(max_length=100, required=False, help_text="Cron (UTC); quarterly: 0 6 1 1,4,7,10 *")
 
+    def mark_invalid(self) -> None:
+        """Tie each error to its input for assistive technology (aria-invalid, aria-describedby)."""
+        for name in self.errors:
+            if name in self.fields:
+                widget = self.fields[name].widget
+                widget.attrs["aria-invalid"] = "true"
+                widget.attrs["aria-describedby"] = f"id_{name}-error"
+
     @classmethod
     def initial_from(cls, d: CampaignDefinition) -> dict[str, Any]:
         data = {name: getattr(d, name) for name in cls.base_fields if name not in ("resource_systems", "business_owners")}

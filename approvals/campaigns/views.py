@@ -157,6 +157,7 @@ def definition_edit(request: HttpRequest, pk: int | None = None) -> HttpResponse
                 for field, errs in (exc.errors or {"__all__": [exc.detail]}).items():
                     for err in errs:
                         form.add_error(field if field in form.fields else None, err)
+        form.mark_invalid()
     else:
         form = DefinitionForm(initial=DefinitionForm.initial_from(definition) if definition else {"owner": request.user})
     return render(request, "campaigns/definition_form.html", {

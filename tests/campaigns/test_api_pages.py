@@ -127,6 +127,7 @@ def test_admin_defines_a_campaign_through_the_page_and_errors_keep_the_input(wor
             "apply_mode": "immediate", "risk_tiers": ["high"], "forbid_self_review": "on", "is_active": "on"}
     bad = client.post("/campaigns/definitions/new/", {**base, "recurrence": "not cron"})
     assert bad.status_code == 200 and b"five-field cron" in bad.content and b"From the page" in bad.content
+    assert b'aria-invalid="true"' in bad.content and b'id="id_recurrence-error"' in bad.content
     ok = client.post("/campaigns/definitions/new/", {**base, "recurrence": "0 6 1 1,4,7,10 *", "reminder_days": "7, 1"})
     assert ok.status_code == 302
     saved = CampaignDefinition.objects.get(name="From the page")
