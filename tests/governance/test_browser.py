@@ -23,12 +23,14 @@ pytestmark = [
 
 
 @pytest.fixture
-def browser(demo_site: str) -> Iterator[Any]:
+def browser(demo_site: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     # The data is seeded before Playwright starts, and the browser (with its keep-alive
     # connections, each holding a server thread and its database connection) closes before the
     # test database is flushed and dropped.
     # Playwright's sync API runs an event loop in this thread; let the ORM run here anyway.
-    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    # (monkeypatch: the variable must not leak into later tests' subprocesses, where
+    # `check --deploy` rightly refuses it.)
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:

@@ -26,7 +26,10 @@ PRODUCTION_ENV = {
     "SECRET_KEY": secrets.token_urlsafe(64),
     "ALLOWED_HOSTS": "portal.example.com",
 }
-_DROP = ("GOVERNANCE_TESTING", "DJANGO_ENV", "SECRET_KEY", "ALLOWED_HOSTS", "REDIS_URL", "EMAIL_URL", "DEBUG", "DEMO_MODE")
+_DROP = (
+    "GOVERNANCE_TESTING", "DJANGO_ENV", "SECRET_KEY", "ALLOWED_HOSTS", "REDIS_URL", "EMAIL_URL", "DEBUG", "DEMO_MODE",
+    "DJANGO_ALLOW_ASYNC_UNSAFE",
+)
 
 
 def _env(extra: dict[str, str]) -> dict[str, str]:
