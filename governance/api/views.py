@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from django.db.models import QuerySet
 from django.http import HttpRequest, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import viewsets
 
 from governance.api.problems import problem_response
@@ -24,5 +25,8 @@ class AuditEventViewSet(viewsets.ReadOnlyModelViewSet[AuditEvent]):
         return audit_events_for(self.request.user)
 
 
+# Exempt from CSRF: a POST to an unknown API path must get the problem-details 404, not
+# Django's HTML CSRF page (found by schemathesis).
+@csrf_exempt
 def api_not_found(request: HttpRequest) -> JsonResponse:
     return problem_response(status=404, detail=f"No API endpoint at {request.path}.")
