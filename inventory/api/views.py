@@ -15,7 +15,6 @@ from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer
 
 from inventory import selectors, services
-from inventory.api import idempotency
 from inventory.api.serializers import (
     HistoryEntrySerializer,
     IntegrationCreateSerializer,
@@ -112,13 +111,10 @@ class IntegrationViewSet(
     @extend_schema(
         summary="Register an integration (a draft, or submitted with submit=true)",
         request=IntegrationCreateSerializer,
-        parameters=[idempotency.HEADER],
         responses={201: IntegrationSerializer, 400: _PROBLEM, 403: _PROBLEM},
     )
     def create(self, request: Request) -> Response:
-        return idempotency.idempotent(request, lambda: self._register(request))
-
-    def _register(self, request: Request) -> Response:
+        # Idempotency-Key is handled for every POST by governance.webhooks.idempotency.
         data = IntegrationCreateSerializer(data=request.data, context={"request": request})
         data.is_valid(raise_exception=True)
         values = _values(dict(data.validated_data), request)
