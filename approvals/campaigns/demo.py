@@ -28,7 +28,7 @@ def seed() -> None:
                 "description": "Every quarter the business owners confirm the high and critical access their AI "
                 "integrations hold; security confirms every keep on critical items.",
                 "owner": ivan,
-                "risk_tiers": ["high", "critical"],
+                "sensitivities": ["high", "critical"],
                 "reviewer_rule": "business_owner",
                 "fallback_group": Group.objects.get(name=Pool.IAM_REVIEWERS),
                 "forbid_self_review": True,
