@@ -182,3 +182,13 @@ def test_cancel_only_a_draft(world: Any, iam_admin: Any) -> None:
 
     with pytest.raises(IllegalTransition):
         services.campaign_cancel(actor=iam_admin, campaign=world["campaign"], reason="oops")
+
+
+def test_post_campaign_with_the_same_idempotency_key_creates_one(world: Any, iam_admin: Any, api_as: Any) -> None:
+    client = api_as(iam_admin)
+    body = {"definition": world["definition"].pk, "launch": True}
+    first = client.post("/api/v1/campaigns/", body, format="json", HTTP_IDEMPOTENCY_KEY="abc-1")
+    second = client.post("/api/v1/campaigns/", body, format="json", HTTP_IDEMPOTENCY_KEY="abc-1")
+    assert first.status_code == second.status_code == 201
+    assert first.json()["id"] == second.json()["id"]
+    assert Campaign.objects.filter(definition=world["definition"]).count() == 2  # the fixture's run and this one

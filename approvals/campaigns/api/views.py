@@ -6,7 +6,12 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.models import QuerySet
-from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+)
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
@@ -82,14 +87,26 @@ class CampaignViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         return selectors.campaigns_listed(self.request.user)
 
     @extend_schema(summary="Start a campaign run from a definition (IAM admins)", request=CampaignCreateSerializer,
-                   responses={201: CampaignSerializer, **ERRORS})
+                   responses={201: CampaignSerializer, **ERRORS},
+                   parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False,
+                                                description="Retrying with the same key returns the first campaign.")])
     def create(self, request: Request) -> Response:
         data = CampaignCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         definition = selectors.definitions_for(request.user).filter(pk=data.validated_data["definition"].pk).first()
         if definition is None:
             raise NotAllowed("Only IAM admins start campaigns.")
-        campaign = services.campaign_create(actor=request.user, definition=definition, name=data.validated_data.get("name", ""))
+        # Idempotency-Key (API.md): the key names the run, and a definition holds one run per
+        # run key, so a retried POST returns the campaign it made the first time.
+        key = request.headers.get("Idempotency-Key", "").strip()
+        run_key = f"api:{key}"[:80] if key else ""
+        if run_key:
+            existing = Campaign.objects.filter(definition=definition, run_key=run_key).first()
+            if existing is not None:
+                return Response(CampaignSerializer(self.get_queryset().get(pk=existing.pk)).data, status=status.HTTP_201_CREATED)
+        campaign = services.campaign_create(
+            actor=request.user, definition=definition, name=data.validated_data.get("name", ""), run_key=run_key
+        )
         if data.validated_data.get("launch"):
             campaign = services.campaign_launch_request(actor=request.user, campaign=campaign)
         return Response(CampaignSerializer(self.get_queryset().get(pk=campaign.pk)).data, status=status.HTTP_201_CREATED)
