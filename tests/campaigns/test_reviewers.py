@@ -46,6 +46,10 @@ def test_fallback_group_when_no_fallback_user(make_user: Any, make_integration: 
     from approvals.campaigns.selectors import my_open_items
 
     assert list(my_open_items(reviewer)) == [item]
+    from governance.models import OutboundEmail
+
+    assert list(OutboundEmail.objects.filter(key__startswith=f"campaign-{campaign.pk}-assigned-")
+                .values_list("recipient__username", flat=True)) == [reviewer.username]
 
 
 def test_the_only_owner_never_reviews_their_own_integration_alone(make_user: Any, make_integration: Any,
