@@ -5,12 +5,13 @@ may call every endpoint), and fails on any 5xx or any response that does not mat
 (status code, content type, headers, body). It must generate at least 1,000 requests.
 
 PITFALLS.md: ``from_fixture`` breaks with this pytest and the in-process WSGI client closes the
-test's connection on PostgreSQL, hence the CLI against a live server. On SQLite the live server
-shares one in-memory connection between threads, so schemathesis runs with one worker there.
+test's connection on PostgreSQL, hence the CLI against a live server. One schemathesis worker:
+on SQLite the live server shares one in-memory connection between threads, and with several
+workers hypothesis itself crashed once here ("AST constructor recursion depth mismatch").
 
 Stricter input checks (schema-valid input refused, e.g. a username that does not exist;
 schema-violating input accepted) are not part of this gate; set ``SCHEMATHESIS_ALL_CHECKS=1``
-to see them. ``SCHEMATHESIS_MAX_EXAMPLES`` tunes the size of the run (default 12 per operation).
+to see them. ``SCHEMATHESIS_MAX_EXAMPLES`` tunes the size of the run (default 5 per operation).
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from pathlib import Path
 
 import pytest
 from django.core.management import call_command
-from django.db import connection
 
 from governance.models import User
 from governance.services import api_token_issue
@@ -45,15 +45,14 @@ def test_no_5xx_and_every_response_matches_the_schema(live_server, settings, tmp
     call_command("seed_demo", verbosity=0)
     _token, key = api_token_issue(actor=User.objects.get(username="ivan"), user=User.objects.get(username="ivan"))
     report = tmp_path / "schemathesis.json"
-    sqlite = connection.vendor == "sqlite"
     checks = "all" if os.environ.get("SCHEMATHESIS_ALL_CHECKS") == "1" else ",".join(RESPONSE_CHECKS)
     command = [
         str(Path(sys.executable).parent / "st"), "run", f"{live_server.url}/api/v1/schema/",
         "-H", f"Authorization: Token {key}",
         "--checks", checks,
         "--phases", "examples,coverage,fuzzing",
-        "--max-examples", os.environ.get("SCHEMATHESIS_MAX_EXAMPLES", "12"),
-        "--workers", "1" if sqlite else "4",
+        "--max-examples", os.environ.get("SCHEMATHESIS_MAX_EXAMPLES", "5"),
+        "--workers", "1",
         "--seed", os.environ.get("SCHEMATHESIS_SEED", "20261128"),
         "--generation-database", "none",
         "--request-timeout", "30",
