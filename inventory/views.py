@@ -16,7 +16,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from governance.exceptions import DomainError, NotAllowed, ValidationFailed
-from governance.roles import is_iam_admin
+from governance.roles import is_auditor, is_iam_admin
 from inventory import permissions, risk, selectors, services
 from inventory.api.serializers import rotation_status
 from inventory.filters import ORDERING_FIELDS, IntegrationFilter
@@ -292,7 +292,8 @@ def transfer_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 def orphans(request: HttpRequest) -> HttpResponse:
-    if not is_iam_admin(request.user):
+    # The IAM work list: admins act on it, auditors read it.
+    if not (is_iam_admin(request.user) or is_auditor(request.user)):
         raise Http404
     page = Paginator(selectors.orphaned_for(request.user).order_by("name", "id"), PAGE_SIZE).get_page(request.GET.get("page"))
     return render(request, "inventory/orphans.html", {"page": page, "query": ""})

@@ -13,7 +13,6 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from approvals import selectors, services
-from approvals.api import idempotency
 from approvals.api.serializers import (
     AccessRequestDecisionInSerializer,
     AccessRequestDecisionSerializer,
@@ -52,13 +51,11 @@ class AccessRequestViewSet(viewsets.ReadOnlyModelViewSet[AccessRequest]):
         return AccessRequestSerializer if self.action == "list" else AccessRequestDetailSerializer
 
     @extend_schema(summary="Decide the step assigned to the caller", request=AccessRequestDecisionInSerializer,
-                   parameters=[idempotency.HEADER], responses={201: AccessRequestDecisionSerializer, **ERRORS})
+                   responses={201: AccessRequestDecisionSerializer, **ERRORS})
     @action(detail=True, methods=["post"], url_path="decisions")
     def decisions(self, request: Request, pk: str | None = None) -> Response:
+        # Idempotency-Key is handled for every POST by governance.webhooks.idempotency.
         req = self.get_object()
-        return idempotency.idempotent(request, lambda: self._decide(request, req))
-
-    def _decide(self, request: Request, req: AccessRequest) -> Response:
         data = AccessRequestDecisionInSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         codes = data.validated_data.get("approved_scopes")

@@ -182,9 +182,13 @@ def test_full_medium_flow_through_the_api_with_tokens(make_integration, submit, 
     assert OutboundEmail.objects.filter(recipient=owner, key__startswith="approval-decision-").count() == 2
 
 
-def test_decision_with_the_same_idempotency_key_is_recorded_once(api_as, reviewer, make_integration, submit):
+def test_decision_with_the_same_idempotency_key_is_recorded_once(api_client, reviewer, make_integration, submit):
+    from governance.services import api_token_issue
+
     req = submit(make_integration("Idem bot", tier="medium"))
-    client = api_as(reviewer)
+    _token, key = api_token_issue(actor=reviewer, user=reviewer)
+    client = api_client
+    client.credentials(HTTP_AUTHORIZATION=f"Token {key}")  # the kernel's idempotency middleware keys on the caller
     url = f"/api/v1/access-requests/{req.pk}/decisions/"
     first = client.post(url, {"decision": "approve", "comment": "ok"}, format="json", HTTP_IDEMPOTENCY_KEY="k-1")
     again = client.post(url, {"decision": "approve", "comment": "ok"}, format="json", HTTP_IDEMPOTENCY_KEY="k-1")
@@ -192,5 +196,5 @@ def test_decision_with_the_same_idempotency_key_is_recorded_once(api_as, reviewe
     assert again.json() == first.json() and again["Idempotent-Replayed"] == "true"
     assert req.decisions.count() == 1
     other_body = client.post(url, {"decision": "approve", "comment": "changed"}, format="json", HTTP_IDEMPOTENCY_KEY="k-1")
-    assert other_body.status_code == 400
+    assert other_body.status_code == 422
     assert client.post(url, {"decision": "approve"}, format="json").status_code in (403, 409)

@@ -84,9 +84,13 @@ class CampaignCreateSerializer(serializers.Serializer[Any]):
 class ReviewItemSerializer(serializers.ModelSerializer[ReviewItem]):
     integration_name = serializers.CharField(source="integration.name", read_only=True)
     scope = serializers.SerializerMethodField()
-    reviewer = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    reviewer_group = serializers.SlugRelatedField(slug_field="name", read_only=True)
-    decided_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    reviewer = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
+    reviewer_group = serializers.SlugRelatedField(slug_field="name", read_only=True, allow_null=True)
+    decided_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
+    decision = serializers.ChoiceField(
+        choices=Decision.choices, allow_blank=True, read_only=True,
+        help_text="certify or revoke; empty while the item is open.",
+    )
     grant_ids = serializers.SerializerMethodField()
 
     class Meta:
