@@ -11,7 +11,7 @@ class ApprovalsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from approvals import demo, receivers
+        from approvals import demo, receivers, webhooks
         from governance import demo as demo_registry
         from governance import portal, scheduling
         from governance.roles import Role
@@ -22,6 +22,7 @@ class ApprovalsConfig(AppConfig):
         signals.integration_risk_raised.connect(receivers.on_integration_risk_raised, dispatch_uid="approvals.risk_raised")
         signals.integration_disabled.connect(receivers.on_integration_disabled, dispatch_uid="approvals.disabled")
 
+        webhooks.register()
         scheduling.register("approvals-grants-expire", "approvals.tasks.grants_expire", "7 * * * *")
         scheduling.register("approvals-grants-warn", "approvals.tasks.grants_warn", "30 6 * * *")
         scheduling.register("approvals-sla-sweep", "approvals.tasks.sla_sweep", "*/10 * * * *")

@@ -54,9 +54,14 @@ def access_requests_listed(user: Any) -> QuerySet[AccessRequest]:
 
 
 def access_request_detail(user: Any) -> QuerySet[AccessRequest]:
+    return with_detail(access_requests_listed(user))
+
+
+def with_detail(qs: QuerySet[AccessRequest]) -> QuerySet[AccessRequest]:
+    """What the detail representation reads (steps, assignments, decisions), in fixed queries."""
     from django.db.models import Prefetch
 
-    return access_requests_listed(user).prefetch_related(
+    return qs.select_related("integration", "requester").prefetch_related("requested_scopes").prefetch_related(
         Prefetch(
             "steps",
             queryset=RequestStep.objects.select_related("decided_by", "pool_group").prefetch_related(

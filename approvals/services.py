@@ -49,9 +49,10 @@ from approvals.models import (
 from governance.actors import Actor
 from governance.audit import EventSpec, audit_record, audit_record_many, snapshot
 from governance.exceptions import Conflict, IllegalTransition, NotAllowed, ValidationFailed
-from governance.models import User
+from governance.models import OutboundEmail, User
 from governance.roles import Pool, Role
 from governance.services import email_enqueue
+from governance.webhooks.events import emit as webhook_emit
 from inventory.models import Grant, GrantStatus, Integration, IntegrationStatus, RiskTier, Scope
 
 SOURCE_TYPE = "approvals.accessrequest"
@@ -846,10 +847,15 @@ def grants_warn_expiring(*, now: datetime | None = None) -> int:
             integration = grant_list[0].integration
             first = grant_list[0].expires_at
             owners = [o for o in (integration.business_owner, integration.technical_owner, integration.backup_owner) if o]
+            keys = {o.pk: f"grant-expiry-{days}d-{integration.pk}-{o.pk}-{first:%Y%m%d}" for o in owners}
+            already = set(OutboundEmail.objects.filter(key__in=list(keys.values())).values_list("key", flat=True))
             with transaction.atomic():
+                newly_warned = False
                 for owner in {o.pk: o for o in owners}.values():
+                    if keys[owner.pk] in already:
+                        continue
                     email = email_enqueue(
-                        key=f"grant-expiry-{days}d-{integration.pk}-{owner.pk}-{first:%Y%m%d}",
+                        key=keys[owner.pk],
                         recipient=owner,
                         subject=f"Access of {integration.name} expires in less than {days} days",
                         template="grant_expiry_warning",
@@ -859,6 +865,12 @@ def grants_warn_expiring(*, now: datetime | None = None) -> int:
                         },
                     )
                     sent += 1 if email is not None else 0
+                    newly_warned = newly_warned or email is not None
+                if newly_warned:
+                    # The ticketing side hears it once per warning, like the owners (same keys).
+                    for g in grant_list:
+                        webhook_emit(event_type="grant.expiring", target=g,
+                                     data={"expires_at": g.expires_at, "warning_days": days})
     return sent
 
 

@@ -100,8 +100,13 @@ def active_grants_annotated(qs: QuerySet[Integration]) -> QuerySet[Integration]:
 
 def integration_detail(user: Any) -> QuerySet[Integration]:
     """For the detail page and detail endpoint."""
+    return with_detail(integrations_for(user))
+
+
+def with_detail(qs: QuerySet[Integration]) -> QuerySet[Integration]:
+    """What the detail representation reads, in a fixed number of queries."""
     return (
-        integrations_for(user)
+        qs
         .select_related("business_owner", "technical_owner", "backup_owner", "created_by")
         .prefetch_related(
             Prefetch("requested_scopes", queryset=Scope.objects.select_related("system")),

@@ -15,7 +15,7 @@ class CampaignsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from approvals.campaigns import demo
+        from approvals.campaigns import demo, webhooks
         from governance import demo as demo_registry
         from governance import portal, scheduling
         from governance.roles import Role
@@ -34,6 +34,7 @@ class CampaignsConfig(AppConfig):
                              order=23, roles=frozenset({Role.IAM_ADMIN, Role.AUDITOR}))
         )
         demo_registry.register("campaigns", 30, demo.seed)
+        webhooks.register()
 
 
 def _sees_campaigns(user: Any) -> bool:

@@ -50,6 +50,7 @@ from governance.audit import EventSpec, audit_record, audit_record_many, snapsho
 from governance.exceptions import Conflict, IllegalTransition, NotAllowed, ValidationFailed
 from governance.models import OutboundEmail, User
 from governance.services import email_enqueue
+from governance.webhooks.events import emit_many as webhook_emit_many
 from inventory.models import (
     Grant,
     GrantStatus,
@@ -536,6 +537,23 @@ def _email_reviewers(campaign: Campaign, recipients: Mapping[int, list[tuple[str
     return queued
 
 
+def _emit_assigned(campaign: Campaign) -> int:
+    """``review_item.assigned`` for every item, once (the launch finishes once), streamed."""
+    rows = (
+        ReviewItem.objects.filter(campaign=campaign)
+        .order_by("pk")
+        .values_list("pk", "reviewer__username", "reviewer_group__name", "integration_id")
+    )
+    return webhook_emit_many(
+        event_type="review_item.assigned",
+        target_type=ReviewItem._meta.label_lower,
+        targets=(
+            (str(pk), {"campaign": campaign.pk, "reviewer": user, "reviewer_group": group, "integration": integration})
+            for pk, user, group, integration in rows.iterator(chunk_size=2000)
+        ),
+    )
+
+
 def _launch_finish(campaign: Campaign) -> Campaign:
     with transaction.atomic():
         updated = Campaign.objects.filter(pk=campaign.pk, status=CampaignStatus.LAUNCHING).update(
@@ -554,6 +572,7 @@ def _launch_finish(campaign: Campaign) -> Campaign:
             campaign, recipients, key_part="assigned", subject="Recertification: {total} item(s) to review in {name}",
             template="campaign_assigned",
         )
+        _emit_assigned(campaign)
         actor = Actor.coerce(campaign.created_by) if campaign.created_by else _system(campaign)
         audit_record(
             actor=actor,

@@ -152,7 +152,9 @@ def _claim(delivery_id: int, now: Any) -> bool:
 
 
 def payload(delivery: WebhookDelivery) -> dict[str, Any]:
-    """The JSON body: event id (stable across retries), type, when, the object, its ticket_ref."""
+    """The JSON body: event id (stable across retries), type, when, the object's current API
+    representation and its ticket_ref, and ``details``: what happened (the audit event's actor,
+    reason, before/after; or what an emitted event said, e.g. the warning's days)."""
     data = events.represent(delivery.target_type, delivery.target_id, delivery.fallback)
     ref = data.get("ticket_ref") if isinstance(data, dict) else ""
     return {
@@ -162,6 +164,7 @@ def payload(delivery: WebhookDelivery) -> dict[str, Any]:
         "target": {"type": delivery.target_type, "id": delivery.target_id},
         "ticket_ref": ref or "",
         "data": data,
+        "details": delivery.fallback,
     }
 
 

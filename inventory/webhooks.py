@@ -1,0 +1,23 @@
+"""How inventory objects appear in webhook events: their current API representation, read when
+the event is sent (governance.webhooks.events.register_representation)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from governance.webhooks.events import register_representation
+
+
+def integration(target_id: str) -> dict[str, Any] | None:
+    from inventory.api.serializers import IntegrationSerializer
+    from inventory.models import Integration
+    from inventory.selectors import with_detail
+
+    obj = with_detail(Integration.objects.filter(pk=target_id)).first()
+    return dict(IntegrationSerializer(obj).data) if obj else None
+
+
+def register() -> None:
+    from inventory.models import Integration
+
+    register_representation(Integration._meta.label_lower, integration)
