@@ -18,8 +18,12 @@ class ApprovalsConfig(AppConfig):
         from inventory import signals
 
         signals.integration_submitted.connect(receivers.on_integration_submitted, dispatch_uid="approvals.submitted")
-        signals.integration_scopes_added.connect(receivers.on_integration_scopes_added, dispatch_uid="approvals.scopes_added")
-        signals.integration_risk_raised.connect(receivers.on_integration_risk_raised, dispatch_uid="approvals.risk_raised")
+        signals.integration_scopes_added.connect(
+            receivers.on_integration_scopes_added, dispatch_uid="approvals.scopes_added"
+        )
+        signals.integration_risk_raised.connect(
+            receivers.on_integration_risk_raised, dispatch_uid="approvals.risk_raised"
+        )
         signals.integration_disabled.connect(receivers.on_integration_disabled, dispatch_uid="approvals.disabled")
 
         webhooks.register()
@@ -28,19 +32,31 @@ class ApprovalsConfig(AppConfig):
         scheduling.register("approvals-sla-sweep", "approvals.tasks.sla_sweep", "*/10 * * * *")
 
         portal.register_nav(
-            portal.NavEntry(label="Queue", url_name="approvals:queue", order=20, visible=_is_reviewer, count=_queue_count)
+            portal.NavEntry(
+                label="Queue", url_name="approvals:queue", order=20, visible=_is_reviewer, count=_queue_count
+            )
         )
         portal.register_nav(portal.NavEntry(label="Requests", url_name="approvals:request-list", order=21))
         portal.register_nav(
             portal.NavEntry(label="Workflows", url_name="approvals:workflow-list", order=80, visible=_reads_workflows)
         )
         portal.register_panel(
-            portal.HomePanel(key="approvals-queue", template="approvals/panels/queue.html", build=_queue_panel, order=20,
-                             roles=frozenset({Role.REVIEWER, Role.IAM_ADMIN}))
+            portal.HomePanel(
+                key="approvals-queue",
+                template="approvals/panels/queue.html",
+                build=_queue_panel,
+                order=20,
+                roles=frozenset({Role.REVIEWER, Role.IAM_ADMIN}),
+            )
         )
         portal.register_panel(
-            portal.HomePanel(key="approvals-mine", template="approvals/panels/my_requests.html", build=_my_requests_panel,
-                             order=21, roles=frozenset({Role.BUSINESS_USER}))
+            portal.HomePanel(
+                key="approvals-mine",
+                template="approvals/panels/my_requests.html",
+                build=_my_requests_panel,
+                order=21,
+                roles=frozenset({Role.BUSINESS_USER}),
+            )
         )
         demo_registry.register("approvals", 20, demo.seed)
 
@@ -76,6 +92,8 @@ def _my_requests_panel(request: Any) -> dict[str, Any] | None:
     from approvals.selectors import access_requests_listed
 
     rows = list(
-        access_requests_listed(request.user).filter(requester=request.user, status__in=OPEN_STATUSES).order_by("-created_at")[:8]
+        access_requests_listed(request.user)
+        .filter(requester=request.user, status__in=OPEN_STATUSES)
+        .order_by("-created_at")[:8]
     )
     return {"requests": rows}

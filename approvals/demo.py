@@ -19,7 +19,9 @@ def _decide_current(req: AccessRequest, comment: str) -> bool:
     step = req.steps.filter(round=req.round, status=StepStatus.ACTIVE).first()
     if step is None:
         return False
-    for reviewer in User.objects.filter(step_assignments__step=step, step_assignments__is_open=True).order_by("username"):
+    for reviewer in User.objects.filter(step_assignments__step=step, step_assignments__is_open=True).order_by(
+        "username"
+    ):
         if services.step_may_decide(reviewer, req, step) is None:
             services.request_decide(actor=reviewer, request=req, decision="approve", comment=comment, step_id=step.pk)
             return True
@@ -30,7 +32,9 @@ def seed() -> None:
     services.default_workflows_ensure()
     if Decision.objects.exists():
         return
-    open_reqs = list(AccessRequest.objects.filter(status=RequestStatus.IN_REVIEW).select_related("integration").order_by("id"))
+    open_reqs = list(
+        AccessRequest.objects.filter(status=RequestStatus.IN_REVIEW).select_related("integration").order_by("id")
+    )
     medium_done = high_done = False
     for req in open_reqs:
         tier = req.integration.risk_tier
@@ -41,4 +45,6 @@ def seed() -> None:
         elif tier == "medium" and not medium_done:
             medium_done = _decide_current(req, "Demo: IAM checks done; over to the data owner.")
         elif tier == "high" and not high_done:
-            high_done = _decide_current(req, "Demo: IAM checks done.") and _decide_current(req, "Demo: data owner agrees.")
+            high_done = _decide_current(req, "Demo: IAM checks done.") and _decide_current(
+                req, "Demo: data owner agrees."
+            )

@@ -26,10 +26,17 @@ class AccessibleErrorsMixin:
 
 class DecisionForm(forms.Form):
     decision = forms.ChoiceField(choices=DecisionKind.choices, widget=forms.RadioSelect)
-    comment = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}), max_length=5000,
-                              help_text="Required to reject or to request changes.")
-    approved_scopes = forms.MultipleChoiceField(required=False, widget=forms.CheckboxSelectMultiple,
-                                                help_text="Leave all ticked to approve everything still requested.")
+    comment = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        max_length=5000,
+        help_text="Required to reject or to request changes.",
+    )
+    approved_scopes = forms.MultipleChoiceField(
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="Leave all ticked to approve everything still requested.",
+    )
     expires_at = forms.DateTimeField(required=False, help_text="Optional: an earlier expiry (YYYY-MM-DD HH:MM).")
     step = forms.IntegerField(widget=forms.HiddenInput)
 
@@ -40,18 +47,32 @@ class DecisionForm(forms.Form):
 
 class WorkflowStepForm(AccessibleErrorsMixin, forms.ModelForm):  # type: ignore[type-arg]
     only_for_tiers = forms.MultipleChoiceField(
-        choices=RiskTier.choices, required=False, widget=forms.CheckboxSelectMultiple,
+        choices=RiskTier.choices,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
         help_text="Skip the step for other tiers; none ticked: the step always runs.",
     )
     pool_users = forms.ModelMultipleChoiceField(
-        queryset=User.objects.filter(is_active=True, is_service_account=False), required=False,
+        queryset=User.objects.filter(is_active=True, is_service_account=False),
+        required=False,
         help_text="For a pool of named people.",
     )
 
     class Meta:
         model = WorkflowStep
-        fields = ["order", "name", "pool_kind", "pool_group", "pool_users", "rule", "quorum", "sla_hours",
-                  "escalation_group", "escalation_user", "only_for_tiers"]
+        fields = [
+            "order",
+            "name",
+            "pool_kind",
+            "pool_group",
+            "pool_users",
+            "rule",
+            "quorum",
+            "sla_hours",
+            "escalation_group",
+            "escalation_user",
+            "only_for_tiers",
+        ]
         help_texts = {
             "pool_kind": "Who decides: " + "; ".join(str(label) for _, label in PoolKind.choices) + ".",
             "rule": "; ".join(str(label) for _, label in Rule.choices) + ".",

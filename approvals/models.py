@@ -96,7 +96,9 @@ class WorkflowStep(models.Model):
     escalation_user = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
-    only_for_tiers = models.JSONField(default=list, blank=True, help_text="Run only for these risk tiers; empty: always.")
+    only_for_tiers = models.JSONField(
+        default=list, blank=True, help_text="Run only for these risk tiers; empty: always."
+    )
 
     history = HistoricalRecords(m2m_fields=[pool_users])
 
@@ -235,7 +237,9 @@ class StepAssignment(models.Model):
         # The queue reads "open for this user, oldest due first": a partial index in that order
         # lets the database stop after one page instead of sorting every open item.
         indexes = [
-            models.Index(fields=["user", "due_at", "id"], condition=models.Q(is_open=True), name="assignment_open_queue"),
+            models.Index(
+                fields=["user", "due_at", "id"], condition=models.Q(is_open=True), name="assignment_open_queue"
+            ),
         ]
         constraints = [models.UniqueConstraint(fields=["step", "user"], name="assignment_once_per_step")]
 

@@ -16,7 +16,9 @@ def _requester(actor: Actor) -> Any:
     return actor.on_behalf_of or actor.user
 
 
-def on_integration_submitted(sender: Any, *, integration: Integration, actor: Actor, scopes: list[Scope], **_: Any) -> None:
+def on_integration_submitted(
+    sender: Any, *, integration: Integration, actor: Actor, scopes: list[Scope], **_: Any
+) -> None:
     """A submission opens a registration request — or, after "changes requested", the next round
     of the same request."""
     waiting = AccessRequest.objects.filter(
@@ -34,7 +36,11 @@ def on_integration_scopes_added(
     sender: Any, *, integration: Integration, actor: Actor, added_scopes: list[Scope], **_: Any
 ) -> None:
     services.request_open(
-        actor=actor, integration=integration, type=RequestType.EXPANSION, scopes=added_scopes, requester=_requester(actor)
+        actor=actor,
+        integration=integration,
+        type=RequestType.EXPANSION,
+        scopes=added_scopes,
+        requester=_requester(actor),
     )
 
 
@@ -51,12 +57,21 @@ def on_integration_risk_raised(
     if integration.status != IntegrationStatus.ACTIVE:
         return
     scopes = list(Scope.objects.filter(grants__integration=integration, grants__status=GrantStatus.ACTIVE).distinct())
-    if not scopes or AccessRequest.objects.filter(
-        integration=integration, type=RequestType.RE_REVIEW, status__in=[RequestStatus.IN_REVIEW, RequestStatus.CHANGES_REQUESTED]
-    ).exists():
+    if (
+        not scopes
+        or AccessRequest.objects.filter(
+            integration=integration,
+            type=RequestType.RE_REVIEW,
+            status__in=[RequestStatus.IN_REVIEW, RequestStatus.CHANGES_REQUESTED],
+        ).exists()
+    ):
         return
     services.request_open(
-        actor=actor, integration=integration, type=RequestType.RE_REVIEW, scopes=scopes, requester=_requester(actor),
+        actor=actor,
+        integration=integration,
+        type=RequestType.RE_REVIEW,
+        scopes=scopes,
+        requester=_requester(actor),
         justification=f"Risk tier raised from {old_tier} to {new_tier}.",
     )
 
@@ -67,6 +82,3 @@ def on_integration_disabled(
     services.requests_cancel_for_integration(
         actor=actor, integration=integration, reason=reason or f"The integration became {status}."
     )
-
-
-

@@ -32,7 +32,11 @@ def integrations_for(user: Any) -> QuerySet[Integration]:
 
 
 def _owned(user: Any, prefix: str = "integration__") -> Q:
-    return Q(**{f"{prefix}business_owner": user}) | Q(**{f"{prefix}technical_owner": user}) | Q(**{f"{prefix}backup_owner": user})
+    return (
+        Q(**{f"{prefix}business_owner": user})
+        | Q(**{f"{prefix}technical_owner": user})
+        | Q(**{f"{prefix}backup_owner": user})
+    )
 
 
 def access_requests_for(user: Any) -> QuerySet[AccessRequest]:
@@ -61,13 +65,20 @@ def with_detail(qs: QuerySet[AccessRequest]) -> QuerySet[AccessRequest]:
     """What the detail representation reads (steps, assignments, decisions), in fixed queries."""
     from django.db.models import Prefetch
 
-    return qs.select_related("integration", "requester").prefetch_related("requested_scopes").prefetch_related(
-        Prefetch(
-            "steps",
-            queryset=RequestStep.objects.select_related("decided_by", "pool_group").prefetch_related(
-                Prefetch("assignments", queryset=StepAssignment.objects.select_related("user")),
-                Prefetch("decisions", queryset=Decision.objects.select_related("reviewer").prefetch_related("approved_scopes")),
-            ),
+    return (
+        qs.select_related("integration", "requester")
+        .prefetch_related("requested_scopes")
+        .prefetch_related(
+            Prefetch(
+                "steps",
+                queryset=RequestStep.objects.select_related("decided_by", "pool_group").prefetch_related(
+                    Prefetch("assignments", queryset=StepAssignment.objects.select_related("user")),
+                    Prefetch(
+                        "decisions",
+                        queryset=Decision.objects.select_related("reviewer").prefetch_related("approved_scopes"),
+                    ),
+                ),
+            )
         )
     )
 

@@ -82,19 +82,34 @@ def expiry_policy_set(*, actor: Actor | User, risk_tier: str, days: int) -> Gran
         raise ValidationFailed.on("days", "Between 1 and 3650 days.")
     with transaction.atomic():
         policy, _ = GrantExpiryPolicy.objects.select_for_update().get_or_create(
-            risk_tier=risk_tier, defaults={"days": DEFAULT_EXPIRY_DAYS[risk_tier]}  # type: ignore[index]
+            risk_tier=risk_tier,
+            defaults={"days": DEFAULT_EXPIRY_DAYS[risk_tier]},  # type: ignore[index]
         )
         before = policy.days
         policy.days = days
         policy.save(update_fields=["days"])
         audit_record(
-            actor=actor, action="grant_expiry_policy.changed", target=policy, before={"days": before}, after={"days": days}
+            actor=actor,
+            action="grant_expiry_policy.changed",
+            target=policy,
+            before={"days": before},
+            after={"days": days},
         )
     return policy
 
 
-STEP_FIELDS = ["order", "name", "pool_kind", "pool_group", "rule", "quorum", "sla_hours", "escalation_group",
-               "escalation_user", "only_for_tiers"]
+STEP_FIELDS = [
+    "order",
+    "name",
+    "pool_kind",
+    "pool_group",
+    "rule",
+    "quorum",
+    "sla_hours",
+    "escalation_group",
+    "escalation_user",
+    "only_for_tiers",
+]
 
 
 def _validate_step(values: dict[str, Any], pool_users: Sequence[User]) -> None:
@@ -112,7 +127,12 @@ def _validate_step(values: dict[str, Any], pool_users: Sequence[User]) -> None:
 
 
 def workflow_step_save(
-    *, actor: Actor | User, workflow: Workflow, step: WorkflowStep | None, values: dict[str, Any], pool_users: Sequence[User] = ()
+    *,
+    actor: Actor | User,
+    workflow: Workflow,
+    step: WorkflowStep | None,
+    values: dict[str, Any],
+    pool_users: Sequence[User] = (),
 ) -> WorkflowStep:
     """Create or change a workflow step (IAM admins). Running requests keep their copied steps."""
     _validate_step(values, pool_users)
@@ -174,8 +194,12 @@ def default_workflows_ensure() -> int:
                 steps.append({"name": "Resource owner", "pool_kind": PoolKind.RESOURCE_OWNERS, "pool_group": None})
             if tier in (RiskTier.HIGH, RiskTier.CRITICAL):
                 steps.append(
-                    {"name": "Security review", "pool_kind": PoolKind.GROUP, "pool_group": sec,
-                     "only_for_tiers": [RiskTier.HIGH, RiskTier.CRITICAL]}
+                    {
+                        "name": "Security review",
+                        "pool_kind": PoolKind.GROUP,
+                        "pool_group": sec,
+                        "only_for_tiers": [RiskTier.HIGH, RiskTier.CRITICAL],
+                    }
                 )
             for i, s in enumerate(steps, start=1):
                 WorkflowStep.objects.create(
@@ -248,7 +272,9 @@ def _escalation_candidates(step: RequestStep) -> list[tuple[User, str]]:
     active = User.objects.filter(is_active=True)
     if step.escalation_user_id:
         return [(u, "escalation") for u in active.filter(pk=step.escalation_user_id)]
-    group_id = step.escalation_group_id or Group.objects.filter(name=Role.IAM_ADMIN).values_list("id", flat=True).first()
+    group_id = (
+        step.escalation_group_id or Group.objects.filter(name=Role.IAM_ADMIN).values_list("id", flat=True).first()
+    )
     return [(u, "escalation") for u in active.filter(groups=group_id)] if group_id else []
 
 
@@ -292,7 +318,11 @@ def _activate(step: RequestStep, *, actor: Actor, pool_user_ids: Sequence[int] =
     if eligible:
         _assign(step, eligible, actor=actor)
     else:
-        _escalate(step, actor=actor, reason="Nobody in the step's reviewer pool may decide it (separation of duties or an empty pool).")
+        _escalate(
+            step,
+            actor=actor,
+            reason="Nobody in the step's reviewer pool may decide it (separation of duties or an empty pool).",
+        )
 
 
 def _escalate(step: RequestStep, *, actor: Actor, reason: str) -> list[User]:
@@ -335,16 +365,37 @@ def _start_round(req: AccessRequest, *, actor: Actor) -> None:
     steps: list[tuple[RequestStep, list[int]]] = []
     if not templates:
         group = Group.objects.filter(name=Pool.IAM_REVIEWERS).first()
-        steps.append((RequestStep(request=req, round=req.round, order=1, name="IAM review", pool_kind=PoolKind.GROUP,
-                                  pool_group=group, rule=Rule.ANY, sla_hours=48), []))
+        steps.append(
+            (
+                RequestStep(
+                    request=req,
+                    round=req.round,
+                    order=1,
+                    name="IAM review",
+                    pool_kind=PoolKind.GROUP,
+                    pool_group=group,
+                    rule=Rule.ANY,
+                    sla_hours=48,
+                ),
+                [],
+            )
+        )
     for t in templates:
         skipped = bool(t.only_for_tiers) and req.risk_tier not in t.only_for_tiers
         steps.append(
             (
                 RequestStep(
-                    request=req, round=req.round, order=t.order, name=t.name, pool_kind=t.pool_kind,
-                    pool_group_id=t.pool_group_id, rule=t.rule, quorum=t.quorum, sla_hours=t.sla_hours,
-                    escalation_group_id=t.escalation_group_id, escalation_user_id=t.escalation_user_id,
+                    request=req,
+                    round=req.round,
+                    order=t.order,
+                    name=t.name,
+                    pool_kind=t.pool_kind,
+                    pool_group_id=t.pool_group_id,
+                    rule=t.rule,
+                    quorum=t.quorum,
+                    sla_hours=t.sla_hours,
+                    escalation_group_id=t.escalation_group_id,
+                    escalation_user_id=t.escalation_user_id,
                     status=StepStatus.SKIPPED if skipped else StepStatus.WAITING,
                 ),
                 [u.pk for u in t.pool_users.all()],
@@ -394,7 +445,9 @@ def request_open(
         locked = Integration.objects.select_for_update().get(pk=integration.pk)
         _check_integration_usable(locked)
         if type != RequestType.REGISTRATION and locked.status != IntegrationStatus.ACTIVE:
-            raise Conflict(f"{locked.name} is {locked.get_status_display().lower()}: only an active integration can ask for this.")
+            raise Conflict(
+                f"{locked.name} is {locked.get_status_display().lower()}: only an active integration can ask for this."
+            )
         if AccessRequest.objects.filter(integration=locked, type=type, status__in=OPEN_STATUSES).exists():
             raise Conflict(f"{locked.name} already has an open {RequestType(type).label.lower()} request.")
         req = AccessRequest.objects.create(
@@ -456,7 +509,9 @@ def request_resubmit(
     return req
 
 
-def request_restart_for_risk(*, actor: Actor | User, request: AccessRequest, new_tier: str, reason: str) -> AccessRequest:
+def request_restart_for_risk(
+    *, actor: Actor | User, request: AccessRequest, new_tier: str, reason: str
+) -> AccessRequest:
     """The integration's risk tier rose while its request was in review: the current round is
     cancelled and a new round starts with the workflow of the new tier (earlier decisions stay
     as evidence, but the higher tier's reviewers decide from the first step)."""
@@ -473,8 +528,13 @@ def request_restart_for_risk(*, actor: Actor | User, request: AccessRequest, new
         req._history_user = resolved.user  # type: ignore[attr-defined]
         req.save(update_fields=["round", "risk_tier", "updated_at"])
         audit_record(
-            actor=resolved, action="access_request.restarted", target=req, owner=req.integration.business_owner,
-            before=before, after=_audit_after(req), reason=reason,
+            actor=resolved,
+            action="access_request.restarted",
+            target=req,
+            owner=req.integration.business_owner,
+            before=before,
+            after=_audit_after(req),
+            reason=reason,
         )
         _start_round(req, actor=resolved)
     return req
@@ -503,8 +563,13 @@ def request_withdraw(*, actor: Actor | User, request: AccessRequest, reason: str
         req._history_user = resolved.user  # type: ignore[attr-defined]
         req.save(update_fields=["status", "closed_at", "updated_at", "outcome_reason"])
         audit_record(
-            actor=resolved, action="access_request.withdrawn", target=req, owner=req.integration.business_owner,
-            before={"status": before}, after=_audit_after(req), reason=reason,
+            actor=resolved,
+            action="access_request.withdrawn",
+            target=req,
+            owner=req.integration.business_owner,
+            before={"status": before},
+            after=_audit_after(req),
+            reason=reason,
         )
     request.refresh_from_db()
     return req
@@ -525,8 +590,14 @@ def requests_cancel_for_integration(*, actor: Actor | User, integration: Integra
             req._history_user = resolved.user  # type: ignore[attr-defined]
             req.save(update_fields=["status", "closed_at", "updated_at", "outcome_reason"])
             events.append(
-                EventSpec(action="access_request.cancelled", target=req, owner=integration.business_owner,
-                          before={"status": before}, after=_audit_after(req), reason=reason)
+                EventSpec(
+                    action="access_request.cancelled",
+                    target=req,
+                    owner=integration.business_owner,
+                    before={"status": before},
+                    after=_audit_after(req),
+                    reason=reason,
+                )
             )
         if events:
             audit_record_many(actor=resolved, events=events)
@@ -543,9 +614,9 @@ def current_step(req: AccessRequest) -> RequestStep | None:
 def _remaining_scopes(req: AccessRequest) -> list[Scope]:
     """Scopes still in play: those requested, narrowed by every approval of this round so far."""
     remaining = {s.pk: s for s in req.requested_scopes.all()}
-    approvals = Decision.objects.filter(request=req, step__round=req.round, decision=DecisionKind.APPROVE).prefetch_related(
-        "approved_scopes"
-    )
+    approvals = Decision.objects.filter(
+        request=req, step__round=req.round, decision=DecisionKind.APPROVE
+    ).prefetch_related("approved_scopes")
     for d in approvals:
         keep = {s.pk for s in d.approved_scopes.all()}
         remaining = {pk: s for pk, s in remaining.items() if pk in keep}
@@ -560,7 +631,10 @@ def step_may_decide(user: User, req: AccessRequest, step: RequestStep) -> str | 
     if user.pk == req.requester_id:
         return "You requested this: separation of duties forbids deciding your own request."
     other = (
-        Decision.objects.filter(request=req, step__round=step.round, reviewer=user).exclude(step=step).select_related("step").first()
+        Decision.objects.filter(request=req, step__round=step.round, reviewer=user)
+        .exclude(step=step)
+        .select_related("step")
+        .first()
     )
     if other is not None:
         return f"You already decided the step “{other.step.name}” of this request: another person must decide this one."
@@ -601,17 +675,28 @@ def request_decide(
         req = AccessRequest.objects.select_for_update().get(pk=request.pk)
         req.integration = integration
         if req.status != RequestStatus.IN_REVIEW:
-            last = Decision.objects.filter(request=req).select_related("reviewer").order_by("-created_at", "-id").first()
+            last = (
+                Decision.objects.filter(request=req).select_related("reviewer").order_by("-created_at", "-id").first()
+            )
             by = f" (last decided by {last.reviewer.label})" if last and req.status != RequestStatus.WITHDRAWN else ""
             raise Conflict(f"This request is already {req.get_status_display().lower()}{by}: nothing left to decide.")
         _check_integration_usable(integration)
         if step_id is not None:
-            step = RequestStep.objects.select_for_update(of=("self",)).select_related("decided_by").filter(pk=step_id, request=req).first()
+            step = (
+                RequestStep.objects.select_for_update(of=("self",))
+                .select_related("decided_by")
+                .filter(pk=step_id, request=req)
+                .first()
+            )
             if step is None:
                 raise ValidationFailed.on("step", "This step does not belong to the request.")
         else:
             found = current_step(req)
-            step = RequestStep.objects.select_for_update(of=("self",)).select_related("decided_by").get(pk=found.pk) if found else None
+            step = (
+                RequestStep.objects.select_for_update(of=("self",)).select_related("decided_by").get(pk=found.pk)
+                if found
+                else None
+            )
         if step is None or step.status != StepStatus.ACTIVE:
             who = step.decided_by.label if step is not None and step.decided_by else "another reviewer"
             raise Conflict(f"This step was already decided by {who}.")
@@ -630,7 +715,9 @@ def request_decide(
                 wanted = {s.pk for s in approved_scopes}
                 unknown = wanted - {s.pk for s in remaining}
                 if unknown:
-                    raise ValidationFailed.on("approved_scopes", "Approve only scopes that this request still asks for.")
+                    raise ValidationFailed.on(
+                        "approved_scopes", "Approve only scopes that this request still asks for."
+                    )
                 approved = [s for s in remaining if s.pk in wanted]
                 if not approved:
                     raise ValidationFailed.on("approved_scopes", "Approve at least one scope, or reject the request.")
@@ -639,7 +726,8 @@ def request_decide(
                     raise ValidationFailed.on("expires_at", "The expiry must be in the future.")
                 if expires_at > default_expiry:
                     raise ValidationFailed.on(
-                        "expires_at", f"The expiry can only be earlier than the default for this tier ({default_expiry:%Y-%m-%d})."
+                        "expires_at",
+                        f"The expiry can only be earlier than the default for this tier ({default_expiry:%Y-%m-%d}).",
                     )
         else:
             expires_at = None
@@ -654,8 +742,14 @@ def request_decide(
             action="access_request.step_decided",
             target=req,
             owner=integration.business_owner,
-            after={"step": step.name, "round": step.round, "decision": decision, "reviewer": user.username,
-                   "approved_scopes": [s.code for s in approved], "expires_at": expires_at},
+            after={
+                "step": step.name,
+                "round": step.round,
+                "decision": decision,
+                "reviewer": user.username,
+                "approved_scopes": [s.code for s in approved],
+                "expires_at": expires_at,
+            },
             reason=comment,
         )
         _notify_requester(req, made)
@@ -717,43 +811,67 @@ def _finish(req: AccessRequest, *, actor: Actor, status: str, reason: str) -> No
     after: dict[str, Any] = _audit_after(req)
     if status == RequestStatus.APPROVED:
         step_ids = RequestStep.objects.filter(request=req, round=req.round).values_list("pk", flat=True)
-        decisions = list(Decision.objects.filter(step_id__in=step_ids, decision=DecisionKind.APPROVE).select_related("reviewer"))
+        decisions = list(
+            Decision.objects.filter(step_id__in=step_ids, decision=DecisionKind.APPROVE).select_related("reviewer")
+        )
         scopes = _remaining_scopes(req)
         expiries = [d.expires_at for d in decisions if d.expires_at is not None]
         expires_at = min([*expiries, timezone.now() + timedelta(days=default_expiry_days(req.risk_tier))])
         if req.type == RequestType.REGISTRATION and integration.status != IntegrationStatus.ACTIVE:
             inventory.integration_transition(
-                actor=actor, integration=integration, to_status=IntegrationStatus.ACTIVE,
-                reason=f"Access request #{req.pk} approved.", action="integration.approved",
+                actor=actor,
+                integration=integration,
+                to_status=IntegrationStatus.ACTIVE,
+                reason=f"Access request #{req.pk} approved.",
+                action="integration.approved",
             )
         grants = inventory.grant_create_many(
-            actor=actor, integration=integration, scopes=scopes, source_type=SOURCE_TYPE, source_id=str(req.pk),
-            approvers=[d.reviewer for d in decisions], expires_at=expires_at,
+            actor=actor,
+            integration=integration,
+            scopes=scopes,
+            source_type=SOURCE_TYPE,
+            source_id=str(req.pk),
+            approvers=[d.reviewer for d in decisions],
+            expires_at=expires_at,
         )
         after["granted"] = [g.scope.code for g in grants]
         after["expires_at"] = expires_at
     elif status == RequestStatus.REJECTED:
         if req.type == RequestType.REGISTRATION and integration.status == IntegrationStatus.PENDING:
             inventory.integration_transition(
-                actor=actor, integration=integration, to_status=IntegrationStatus.REJECTED, reason=reason,
+                actor=actor,
+                integration=integration,
+                to_status=IntegrationStatus.REJECTED,
+                reason=reason,
                 action="integration.rejected",
             )
         elif req.type == RequestType.RE_REVIEW:
             # A re-review that fails takes away the access it was about.
             ids = list(
-                Grant.objects.filter(integration=integration, status=GrantStatus.ACTIVE, scope__in=req.requested_scopes.all())
-                .values_list("pk", flat=True)
+                Grant.objects.filter(
+                    integration=integration, status=GrantStatus.ACTIVE, scope__in=req.requested_scopes.all()
+                ).values_list("pk", flat=True)
             )
-            inventory.grants_end_many(actor=actor, grant_ids=ids, status=GrantStatus.REVOKED, reason=reason, action="grant.revoked")
+            inventory.grants_end_many(
+                actor=actor, grant_ids=ids, status=GrantStatus.REVOKED, reason=reason, action="grant.revoked"
+            )
     elif status == RequestStatus.CHANGES_REQUESTED:
         if req.type == RequestType.REGISTRATION and integration.status == IntegrationStatus.PENDING:
             inventory.integration_transition(
-                actor=actor, integration=integration, to_status=IntegrationStatus.DRAFT, reason=reason,
+                actor=actor,
+                integration=integration,
+                to_status=IntegrationStatus.DRAFT,
+                reason=reason,
                 action="integration.changes_requested",
             )
     audit_record(
-        actor=actor, action=f"access_request.{status}", target=req, owner=integration.business_owner,
-        before={"status": before}, after=after, reason=reason,
+        actor=actor,
+        action=f"access_request.{status}",
+        target=req,
+        owner=integration.business_owner,
+        before={"status": before},
+        after=after,
+        reason=reason,
     )
 
 
@@ -765,12 +883,19 @@ def steps_remind_due(*, now: datetime | None = None) -> int:
     now = now or timezone.now()
     count = 0
     ids = list(
-        RequestStep.objects.filter(status=StepStatus.ACTIVE, remind_at__lte=now, reminded_at__isnull=True).values_list("pk", flat=True)[:1000]
+        RequestStep.objects.filter(status=StepStatus.ACTIVE, remind_at__lte=now, reminded_at__isnull=True).values_list(
+            "pk", flat=True
+        )[:1000]
     )
     for step_id in ids:
         with transaction.atomic():
             # Conditional update: two sweeps running together remind once.
-            if RequestStep.objects.filter(pk=step_id, status=StepStatus.ACTIVE, reminded_at__isnull=True).update(reminded_at=now) != 1:
+            if (
+                RequestStep.objects.filter(pk=step_id, status=StepStatus.ACTIVE, reminded_at__isnull=True).update(
+                    reminded_at=now
+                )
+                != 1
+            ):
                 continue
             step = RequestStep.objects.select_related("request__integration").get(pk=step_id)
             req = step.request
@@ -791,7 +916,9 @@ def steps_escalate_overdue(*, now: datetime | None = None) -> int:
     now = now or timezone.now()
     count = 0
     ids = list(
-        RequestStep.objects.filter(status=StepStatus.ACTIVE, due_at__lte=now, escalated_at__isnull=True).values_list("pk", flat=True)[:1000]
+        RequestStep.objects.filter(status=StepStatus.ACTIVE, due_at__lte=now, escalated_at__isnull=True).values_list(
+            "pk", flat=True
+        )[:1000]
     )
     for step_id in ids:
         with transaction.atomic():
@@ -804,7 +931,9 @@ def steps_escalate_overdue(*, now: datetime | None = None) -> int:
             if step is None:
                 continue
             owner = step.request.integration.business_owner
-            _escalate(step, actor=Actor.system(on_behalf_of=owner), reason=f"The step's SLA of {step.sla_hours} hours passed.")
+            _escalate(
+                step, actor=Actor.system(on_behalf_of=owner), reason=f"The step's SLA of {step.sla_hours} hours passed."
+            )
             count += 1
     return count
 
@@ -821,8 +950,11 @@ def grants_expire_due(*, now: datetime | None = None) -> int:
     if not ids:
         return 0
     return grants_end_many(
-        actor=Actor.system(on_behalf_of=None), grant_ids=ids, status=GrantStatus.EXPIRED,
-        reason="The grant reached its expiry date.", action="grant.expired",
+        actor=Actor.system(on_behalf_of=None),
+        grant_ids=ids,
+        status=GrantStatus.EXPIRED,
+        reason="The grant reached its expiry date.",
+        action="grant.expired",
     )
 
 
@@ -836,8 +968,12 @@ def grants_warn_expiring(*, now: datetime | None = None) -> int:
     sent = 0
     for days in WARN_DAYS:
         grants = (
-            Grant.objects.filter(status=GrantStatus.ACTIVE, expires_at__gt=now, expires_at__lte=now + timedelta(days=days))
-            .select_related("integration__business_owner", "integration__technical_owner", "integration__backup_owner", "scope")
+            Grant.objects.filter(
+                status=GrantStatus.ACTIVE, expires_at__gt=now, expires_at__lte=now + timedelta(days=days)
+            )
+            .select_related(
+                "integration__business_owner", "integration__technical_owner", "integration__backup_owner", "scope"
+            )
             .order_by("integration_id", "expires_at")
         )
         by_integration: dict[int, list[Grant]] = {}
@@ -846,7 +982,9 @@ def grants_warn_expiring(*, now: datetime | None = None) -> int:
         for grant_list in by_integration.values():
             integration = grant_list[0].integration
             first = grant_list[0].expires_at
-            owners = [o for o in (integration.business_owner, integration.technical_owner, integration.backup_owner) if o]
+            owners = [
+                o for o in (integration.business_owner, integration.technical_owner, integration.backup_owner) if o
+            ]
             keys = {o.pk: f"grant-expiry-{days}d-{integration.pk}-{o.pk}-{first:%Y%m%d}" for o in owners}
             already = set(OutboundEmail.objects.filter(key__in=list(keys.values())).values_list("key", flat=True))
             with transaction.atomic():
@@ -860,7 +998,9 @@ def grants_warn_expiring(*, now: datetime | None = None) -> int:
                         subject=f"Access of {integration.name} expires in less than {days} days",
                         template="grant_expiry_warning",
                         context={
-                            "integration": integration, "grants": grant_list, "days": days,
+                            "integration": integration,
+                            "grants": grant_list,
+                            "days": days,
                             "link": _url("approvals:renew", integration.pk),
                         },
                     )
@@ -869,8 +1009,11 @@ def grants_warn_expiring(*, now: datetime | None = None) -> int:
                 if newly_warned:
                     # The ticketing side hears it once per warning, like the owners (same keys).
                     for g in grant_list:
-                        webhook_emit(event_type="grant.expiring", target=g,
-                                     data={"expires_at": g.expires_at, "warning_days": days})
+                        webhook_emit(
+                            event_type="grant.expiring",
+                            target=g,
+                            data={"expires_at": g.expires_at, "warning_days": days},
+                        )
     return sent
 
 
@@ -879,13 +1022,16 @@ def renewal_request_open(*, actor: Actor | User, integration: Integration, justi
     user = Actor.coerce(actor).user
     if user.pk not in integration.owner_ids():
         raise NotAllowed("Only the integration's owners can ask to renew its access.")
-    scopes = list(
-        Scope.objects.filter(grants__integration=integration, grants__status=GrantStatus.ACTIVE).distinct()
-    )
+    scopes = list(Scope.objects.filter(grants__integration=integration, grants__status=GrantStatus.ACTIVE).distinct())
     if not scopes:
         raise Conflict(f"{integration.name} holds no active grant to renew.")
-    return request_open(actor=actor, integration=integration, type=RequestType.RENEWAL, scopes=scopes,
-                        justification=justification or "Renewal of expiring access.")
+    return request_open(
+        actor=actor,
+        integration=integration,
+        type=RequestType.RENEWAL,
+        scopes=scopes,
+        justification=justification or "Renewal of expiring access.",
+    )
 
 
 def queue_open_count(user: User) -> int:

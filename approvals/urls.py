@@ -16,5 +16,9 @@ urlpatterns = [
     path("workflows/", views.workflow_list, name="workflow-list"),
     path("workflows/<int:workflow_id>/steps/new/", views.workflow_step_edit, name="workflow-step-new"),
     path("workflows/<int:workflow_id>/steps/<int:step_id>/", views.workflow_step_edit, name="workflow-step-edit"),
-    path("workflows/<int:workflow_id>/steps/<int:step_id>/delete/", views.workflow_step_delete, name="workflow-step-delete"),
+    path(
+        "workflows/<int:workflow_id>/steps/<int:step_id>/delete/",
+        views.workflow_step_delete,
+        name="workflow-step-delete",
+    ),
 ]

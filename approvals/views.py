@@ -54,10 +54,10 @@ def queue(request: HttpRequest) -> HttpResponse:
     rtype = request.GET.get("type", "") if request.GET.get("type") in RequestType.values else ""
     tier = request.GET.get("tier", "") if request.GET.get("tier") in RiskTier.values else ""
     overdue = request.GET.get("overdue") == "1"
-    qs = selectors.queue_for(request.user, type=rtype, tier=tier, overdue=overdue).select_related(
-        "step__request__integration", "step__request__requester"
-    ).prefetch_related(
-        Prefetch("step__request__requested_scopes", queryset=Scope.objects.select_related("system"))
+    qs = (
+        selectors.queue_for(request.user, type=rtype, tier=tier, overdue=overdue)
+        .select_related("step__request__integration", "step__request__requester")
+        .prefetch_related(Prefetch("step__request__requested_scopes", queryset=Scope.objects.select_related("system")))
     )
     page = Paginator(qs, QUEUE_PAGE_SIZE).get_page(request.GET.get("page"))
     items = list(page.object_list)
@@ -72,23 +72,36 @@ def queue(request: HttpRequest) -> HttpResponse:
     for a in items:
         req = a.step.request
         holds = held.get(req.integration_id, set())
-        rows.append({
-            "assignment": a,
-            "step": a.step,
-            "req": req,
-            "integration": req.integration,
-            "scopes": [{"scope": s, "held": s.code in holds} for s in req.requested_scopes.all()],
-            "held": sorted(holds),
-            "overdue": a.due_at is not None and a.due_at < now,
-            "bulk_ok": req.integration.risk_tier == RiskTier.LOW,
-        })
+        rows.append(
+            {
+                "assignment": a,
+                "step": a.step,
+                "req": req,
+                "integration": req.integration,
+                "scopes": [{"scope": s, "held": s.code in holds} for s in req.requested_scopes.all()],
+                "held": sorted(holds),
+                "overdue": a.due_at is not None and a.due_at < now,
+                "bulk_ok": req.integration.risk_tier == RiskTier.LOW,
+            }
+        )
     query = request.GET.copy()
     query.pop("page", None)
-    return render(request, "approvals/queue.html", {
-        "page": page, "rows": rows, "types": RequestType.choices, "tiers": RiskTier.choices,
-        "type": rtype, "tier": tier, "overdue": overdue, "query": query.urlencode(),
-        "decisions": DecisionKind.choices, "can_decide": permissions.can_decide_any(request.user),
-    })
+    return render(
+        request,
+        "approvals/queue.html",
+        {
+            "page": page,
+            "rows": rows,
+            "types": RequestType.choices,
+            "tiers": RiskTier.choices,
+            "type": rtype,
+            "tier": tier,
+            "overdue": overdue,
+            "query": query.urlencode(),
+            "decisions": DecisionKind.choices,
+            "can_decide": permissions.can_decide_any(request.user),
+        },
+    )
 
 
 def _decide_from_post(request: HttpRequest, step: RequestStep) -> str:
@@ -98,7 +111,9 @@ def _decide_from_post(request: HttpRequest, step: RequestStep) -> str:
     scopes = list(Scope.objects.filter(code__in=codes)) if codes else None
     expires = None
     if request.POST.get("expires_at"):
-        form = DecisionForm({"decision": decision or "approve", "expires_at": request.POST["expires_at"], "step": step.pk})
+        form = DecisionForm(
+            {"decision": decision or "approve", "expires_at": request.POST["expires_at"], "step": step.pk}
+        )
         form.is_valid()
         if "expires_at" in form.errors:
             from governance.exceptions import ValidationFailed
@@ -106,11 +121,18 @@ def _decide_from_post(request: HttpRequest, step: RequestStep) -> str:
             raise ValidationFailed.on("expires_at", "Enter a date and time like 2026-12-31 17:00.")
         expires = form.cleaned_data.get("expires_at")
     services.request_decide(
-        actor=request.user, request=req, decision=decision, comment=request.POST.get("comment", ""),  # type: ignore[arg-type]
-        approved_scopes=scopes, expires_at=expires, step_id=step.pk,
+        actor=request.user,
+        request=req,
+        decision=decision,
+        comment=request.POST.get("comment", ""),  # type: ignore[arg-type]
+        approved_scopes=scopes,
+        expires_at=expires,
+        step_id=step.pk,
     )
-    return f"{DecisionKind(decision).label}d: {req.integration.name} ({step.name})." if decision != "request_changes" else (
-        f"Changes requested: {req.integration.name}."
+    return (
+        f"{DecisionKind(decision).label}d: {req.integration.name} ({step.name})."
+        if decision != "request_changes"
+        else (f"Changes requested: {req.integration.name}.")
     )
 
 
@@ -133,7 +155,9 @@ def step_decide(request: HttpRequest, step_id: int) -> HttpResponse:
         message = _decide_from_post(request, step)
     except DomainError as exc:
         if _wants_json(request):
-            return JsonResponse({"ok": False, "status": exc.status, "detail": exc.detail, "errors": exc.errors}, status=exc.status)
+            return JsonResponse(
+                {"ok": False, "status": exc.status, "detail": exc.detail, "errors": exc.errors}, status=exc.status
+            )
         messages.error(request, exc.detail)
         return redirect(back)
     if _wants_json(request):
@@ -157,8 +181,13 @@ def bulk_approve(request: HttpRequest) -> HttpResponse:
             refused.append(f"{step.request.integration.name}: only low-risk items can be approved in bulk.")
             continue
         try:
-            services.request_decide(actor=request.user, request=step.request, decision=DecisionKind.APPROVE,  # type: ignore[arg-type]
-                                    comment=request.POST.get("comment", "Bulk approval (low risk)."), step_id=step.pk)
+            services.request_decide(
+                actor=request.user,
+                request=step.request,
+                decision=DecisionKind.APPROVE,  # type: ignore[arg-type]
+                comment=request.POST.get("comment", "Bulk approval (low risk)."),
+                step_id=step.pk,
+            )
             done += 1
         except DomainError as exc:
             refused.append(f"{step.request.integration.name}: {exc.detail}")
@@ -182,14 +211,25 @@ def request_list(request: HttpRequest) -> HttpResponse:
     if request.GET.get("mine") == "1" or not sees_everything(request.user):
         from django.db.models import Q
 
-        qs = qs.filter(Q(requester=request.user) | Q(integration__business_owner=request.user)
-                       | Q(integration__technical_owner=request.user) | Q(integration__backup_owner=request.user))
+        qs = qs.filter(
+            Q(requester=request.user)
+            | Q(integration__business_owner=request.user)
+            | Q(integration__technical_owner=request.user)
+            | Q(integration__backup_owner=request.user)
+        )
     page = Paginator(qs, PAGE_SIZE).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
-    return render(request, "approvals/request_list.html", {
-        "page": page, "statuses": RequestStatus.choices, "status": status, "query": query.urlencode(),
-    })
+    return render(
+        request,
+        "approvals/request_list.html",
+        {
+            "page": page,
+            "statuses": RequestStatus.choices,
+            "status": status,
+            "query": query.urlencode(),
+        },
+    )
 
 
 @login_required
@@ -208,16 +248,28 @@ def request_detail(request: HttpRequest, pk: int) -> HttpResponse:
         reason = services.step_may_decide(request.user, req, current)  # type: ignore[arg-type]
         can_decide, refusal = reason is None, reason or ""
     grants = list(
-        Grant.objects.filter(source_type=services.SOURCE_TYPE, source_id=str(req.pk)).select_related("scope").order_by("scope__code")
+        Grant.objects.filter(source_type=services.SOURCE_TYPE, source_id=str(req.pk))
+        .select_related("scope")
+        .order_by("scope__code")
     )
-    return render(request, "approvals/request_detail.html", {
-        "req": req, "rounds": sorted(rounds.items(), reverse=True), "current": current, "can_decide": can_decide,
-        "refusal": refusal, "grants": grants, "decisions": DecisionKind.choices,
-        "can_withdraw": req.is_open and permissions.can_withdraw(request.user, req),
-        "can_resubmit": req.status == RequestStatus.CHANGES_REQUESTED and req.type != RequestType.REGISTRATION
-        and permissions.can_withdraw(request.user, req),
-        "scope_codes": [s.code for s in req.requested_scopes.all()],
-    })
+    return render(
+        request,
+        "approvals/request_detail.html",
+        {
+            "req": req,
+            "rounds": sorted(rounds.items(), reverse=True),
+            "current": current,
+            "can_decide": can_decide,
+            "refusal": refusal,
+            "grants": grants,
+            "decisions": DecisionKind.choices,
+            "can_withdraw": req.is_open and permissions.can_withdraw(request.user, req),
+            "can_resubmit": req.status == RequestStatus.CHANGES_REQUESTED
+            and req.type != RequestType.REGISTRATION
+            and permissions.can_withdraw(request.user, req),
+            "scope_codes": [s.code for s in req.requested_scopes.all()],
+        },
+    )
 
 
 @login_required
@@ -257,8 +309,11 @@ def renew(request: HttpRequest, integration_id: int) -> HttpResponse:
     error = ""
     if request.method == "POST":
         try:
-            req = services.renewal_request_open(actor=request.user, integration=integration,  # type: ignore[arg-type]
-                                                justification=request.POST.get("justification", ""))
+            req = services.renewal_request_open(
+                actor=request.user,
+                integration=integration,  # type: ignore[arg-type]
+                justification=request.POST.get("justification", ""),
+            )
         except DomainError as exc:
             error = exc.detail
         else:
@@ -288,8 +343,11 @@ def workflow_list(request: HttpRequest) -> HttpResponse:
         form = ExpiryPolicyForm(request.POST)
         if form.is_valid():
             try:
-                services.expiry_policy_set(actor=request.user, risk_tier=form.cleaned_data["risk_tier"],  # type: ignore[arg-type]
-                                           days=form.cleaned_data["days"])
+                services.expiry_policy_set(
+                    actor=request.user,
+                    risk_tier=form.cleaned_data["risk_tier"],  # type: ignore[arg-type]
+                    days=form.cleaned_data["days"],
+                )
             except DomainError as exc:
                 for field, msgs in exc.errors.items():
                     form.add_error(field if field in form.fields else None, msgs)
@@ -299,10 +357,16 @@ def workflow_list(request: HttpRequest) -> HttpResponse:
     workflows = Workflow.objects.prefetch_related(
         Prefetch("steps", queryset=WorkflowStep.objects.select_related("pool_group").order_by("order"))
     )
-    return render(request, "approvals/workflow_list.html", {
-        "workflows": workflows, "policies": GrantExpiryPolicy.objects.all(), "form": form,
-        "can_edit": permissions.can_manage_workflows(request.user),
-    })
+    return render(
+        request,
+        "approvals/workflow_list.html",
+        {
+            "workflows": workflows,
+            "policies": GrantExpiryPolicy.objects.all(),
+            "form": form,
+            "can_edit": permissions.can_manage_workflows(request.user),
+        },
+    )
 
 
 @login_required
@@ -315,8 +379,13 @@ def workflow_step_edit(request: HttpRequest, workflow_id: int, step_id: int | No
     if request.method == "POST" and form.is_valid():
         values = {k: v for k, v in form.cleaned_data.items() if k != "pool_users"}
         try:
-            services.workflow_step_save(actor=request.user, workflow=workflow, step=step, values=values,  # type: ignore[arg-type]
-                                        pool_users=list(form.cleaned_data["pool_users"]))
+            services.workflow_step_save(
+                actor=request.user,
+                workflow=workflow,
+                step=step,
+                values=values,  # type: ignore[arg-type]
+                pool_users=list(form.cleaned_data["pool_users"]),
+            )
         except DomainError as exc:
             for field, msgs in exc.errors.items():
                 form.add_error(field if field in form.fields else None, msgs)
@@ -340,5 +409,3 @@ def workflow_step_delete(request: HttpRequest, workflow_id: int, step_id: int) -
     else:
         messages.success(request, "Step removed.")
     return redirect("approvals:workflow-list")
-
-

@@ -43,42 +43,63 @@ def main() -> None:
 
     system, _ = ResourceSystem.objects.get_or_create(code="benchc", defaults={"name": "Bench campaigns"})
     scopes = [
-        Scope.objects.get_or_create(system=system, name=f"s{i}", defaults={"code": f"benchc:s{i}", "sensitivity": "high"})[0]
+        Scope.objects.get_or_create(
+            system=system, name=f"s{i}", defaults={"code": f"benchc:s{i}", "sensitivity": "high"}
+        )[0]
         for i in range(per_integration)
     ]
     have = Grant.objects.filter(scope__system=system, status="active").count()
     if have < n_grants:
         started = time.perf_counter()
         existing = set(User.objects.filter(username__startswith="bench_c_").values_list("username", flat=True))
-        User.objects.bulk_create([
-            User(username=f"bench_c_{i}", email=f"bench_c_{i}@example.com")
-            for i in range(n_owners) if f"bench_c_{i}" not in existing
-        ])
+        User.objects.bulk_create(
+            [
+                User(username=f"bench_c_{i}", email=f"bench_c_{i}@example.com")
+                for i in range(n_owners)
+                if f"bench_c_{i}" not in existing
+            ]
+        )
         owners = list(User.objects.filter(username__startswith="bench_c_").order_by("pk"))
         need_integrations = (n_grants - have + per_integration - 1) // per_integration
         batch = 5000
         for start in range(0, need_integrations, batch):
             count = min(batch, need_integrations - start)
-            made = Integration.objects.bulk_create([
-                Integration(name=f"Bench bot {start + i}", kind="agent", purpose="benchmark", status="active",
-                            risk_tier="high", business_owner=owners[(start + i) % len(owners)],
-                            technical_owner=owners[(start + i + 1) % len(owners)])
-                for i in range(count)
-            ])
+            made = Integration.objects.bulk_create(
+                [
+                    Integration(
+                        name=f"Bench bot {start + i}",
+                        kind="agent",
+                        purpose="benchmark",
+                        status="active",
+                        risk_tier="high",
+                        business_owner=owners[(start + i) % len(owners)],
+                        technical_owner=owners[(start + i + 1) % len(owners)],
+                    )
+                    for i in range(count)
+                ]
+            )
             if made and made[0].pk is None:  # backends without RETURNING ids
                 made = list(Integration.objects.filter(name__startswith="Bench bot ").order_by("-pk")[:count])
             Grant.objects.bulk_create(
                 [Grant(integration=i, scope=s, source_type="benchmark", source_id="0") for i in made for s in scopes],
                 batch_size=5000,
             )
-        print(f"created {Grant.objects.filter(scope__system=system).count() - have} grants in {time.perf_counter() - started:.1f} s")
+        print(
+            f"created {Grant.objects.filter(scope__system=system).count() - have} grants in {time.perf_counter() - started:.1f} s"
+        )
     total = Grant.objects.filter(scope__system=system, status="active").count()
 
     admin = User.objects.get_or_create(username="bench_c_admin", defaults={"email": "bench_c_admin@example.com"})[0]
     actor = Actor.system(on_behalf_of=admin)
     definition = CampaignDefinition.objects.filter(name="Benchmark launch").first() or services.definition_save(
-        actor=actor, values={"name": "Benchmark launch", "owner": admin, "resource_systems": [system],
-                             "reviewer_rule": "business_owner", "duration_days": 14},
+        actor=actor,
+        values={
+            "name": "Benchmark launch",
+            "owner": admin,
+            "resource_systems": [system],
+            "reviewer_rule": "business_owner",
+            "duration_days": 14,
+        },
     )
 
     def one_run(measure_memory: bool) -> tuple[float, int, int]:
@@ -107,7 +128,11 @@ def main() -> None:
         assert items == total, (items, total)
     mem_elapsed, peak, items = one_run(measure_memory=True)
     print(f"database: {connection.vendor}; grants selected: {total}; reviewers: {n_owners}")
-    print(f"launch median {statistics.median(times):.2f} s over {runs} runs (min {min(times):.2f}, max {max(times):.2f}); "
-          f"target <= 60 s")
-    print(f"peak Python allocations during a launch (tracemalloc, run took {mem_elapsed:.2f} s traced): "
-          f"{peak / 1024 / 1024:.1f} MiB; process max RSS so far {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
+    print(
+        f"launch median {statistics.median(times):.2f} s over {runs} runs (min {min(times):.2f}, max {max(times):.2f}); "
+        f"target <= 60 s"
+    )
+    print(
+        f"peak Python allocations during a launch (tracemalloc, run took {mem_elapsed:.2f} s traced): "
+        f"{peak / 1024 / 1024:.1f} MiB; process max RSS so far {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB"
+    )

@@ -43,7 +43,9 @@ def main() -> None:
     from django.contrib.auth.models import Group
 
     owner, _ = User.objects.get_or_create(username="bench_owner", defaults={"email": "bench_owner@example.com"})
-    reviewer, _ = User.objects.get_or_create(username="bench_reviewer", defaults={"email": "bench_reviewer@example.com"})
+    reviewer, _ = User.objects.get_or_create(
+        username="bench_reviewer", defaults={"email": "bench_reviewer@example.com"}
+    )
     reviewer.groups.add(*Group.objects.filter(name__in=[Role.REVIEWER, Pool.IAM_REVIEWERS]))
     system, _ = ResourceSystem.objects.get_or_create(code="benchsys", defaults={"name": "Bench system"})
     scopes = [

@@ -37,10 +37,17 @@ from typing import Any
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8000"
 DEFAULT_TOLERANCE_SECONDS = 300
-DECIDED = {"access_request.approved", "access_request.rejected", "access_request.changes_requested", "access_request.withdrawn"}
+DECIDED = {
+    "access_request.approved",
+    "access_request.rejected",
+    "access_request.changes_requested",
+    "access_request.withdrawn",
+}
 
 
-def verify_signature(secret: str, header: str, body: bytes, tolerance: int = DEFAULT_TOLERANCE_SECONDS, now: float | None = None) -> bool:
+def verify_signature(
+    secret: str, header: str, body: bytes, tolerance: int = DEFAULT_TOLERANCE_SECONDS, now: float | None = None
+) -> bool:
     """True when ``header`` (the ``X-Signature`` value) signs ``body`` with ``secret`` and its
     timestamp is within ``tolerance`` seconds of ``now`` (replay protection)."""
     parts: dict[str, list[str]] = {}
@@ -101,7 +108,9 @@ def follow(base_url: str, token: str, ticket: str) -> list[dict[str, Any]]:
     return list(page["results"])
 
 
-def make_receiver(secret: str, on_event: Any, tolerance: int = DEFAULT_TOLERANCE_SECONDS) -> type[BaseHTTPRequestHandler]:
+def make_receiver(
+    secret: str, on_event: Any, tolerance: int = DEFAULT_TOLERANCE_SECONDS
+) -> type[BaseHTTPRequestHandler]:
     """A request handler class that verifies, deduplicates and hands each event to ``on_event``."""
     seen: set[str] = set()
 
@@ -170,7 +179,9 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(body, indent=2))
         return 0 if status == 201 else 1
     if args.command == "register":
-        status, body = register(base, args.token, args.ticket, args.name or f"Integration for {args.ticket}", args.scopes.split(","))
+        status, body = register(
+            base, args.token, args.ticket, args.name or f"Integration for {args.ticket}", args.scopes.split(",")
+        )
         print(status, json.dumps(body, indent=2))
         return 0 if status in (200, 201) else 1
     if args.command == "follow":

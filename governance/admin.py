@@ -47,7 +47,16 @@ class UserAdmin(SimpleHistoryAdmin, BaseUserAdmin):  # type: ignore[misc]
 
 @admin.register(AuditEvent)
 class AuditEventAdmin(ReadOnlyAdmin):
-    list_display = ("id", "created_at", "actor_username", "actor_kind", "action", "target_type", "target_id", "owner_username")
+    list_display = (
+        "id",
+        "created_at",
+        "actor_username",
+        "actor_kind",
+        "action",
+        "target_type",
+        "target_id",
+        "owner_username",
+    )
     list_filter = ("actor_kind", "action", "target_type")
     search_fields = ("actor_username", "owner_username", "target_repr", "target_id", "request_id")
     date_hierarchy = "created_at"

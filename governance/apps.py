@@ -22,7 +22,9 @@ class GovernanceConfig(AppConfig):
                 label="Audit trail",
                 url_name="audit-list",
                 order=90,
-                visible=lambda user: roles.has_role(user, roles.Role.AUDITOR, roles.Role.IAM_ADMIN, roles.Role.REVIEWER),
+                visible=lambda user: roles.has_role(
+                    user, roles.Role.AUDITOR, roles.Role.IAM_ADMIN, roles.Role.REVIEWER
+                ),
             )
         )
         portal.register_nav(

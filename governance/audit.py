@@ -229,7 +229,6 @@ def _iterate(chunk_size: int) -> Iterator[AuditEvent]:
         last_id = batch[-1].pk
 
 
-
 def verify_and_record(*, chunk_size: int = 2000) -> tuple[int, ChainBreak | None]:
     """Walk the chain and keep the result for the home page (see ``AuditChainCheck``)."""
     from governance.models import AuditChainCheck

@@ -36,6 +36,8 @@ def portal(request: HttpRequest) -> dict[str, Any]:
         "demo_mode": settings.DEMO_MODE,
         "oidc_enabled": settings.OIDC_ENABLED,
         "user_role": roles.primary_role(user) if authenticated else "",
-        "user_role_label": roles.Role(roles.primary_role(user)).label if authenticated and roles.primary_role(user) else "",
+        "user_role_label": roles.Role(roles.primary_role(user)).label
+        if authenticated and roles.primary_role(user)
+        else "",
         "user_read_only": roles.is_read_only(user) if authenticated else False,
     }

@@ -11,7 +11,12 @@ from governance.models import User
 
 
 def history_record_many(
-    instances: Sequence[models.Model], *, user: User | None, reason: str = "", history_type: str = "~", batch_size: int = 1000
+    instances: Sequence[models.Model],
+    *,
+    user: User | None,
+    reason: str = "",
+    history_type: str = "~",
+    batch_size: int = 1000,
 ) -> None:
     """Write one historical row per instance, as ``save()`` would, after a bulk ``update()``.
 

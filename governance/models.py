@@ -18,9 +18,7 @@ class User(AbstractUser):
 
     display_name = models.CharField(max_length=150, blank=True)
     department = models.CharField(max_length=120, blank=True)
-    manager = models.ForeignKey(
-        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="reports"
-    )
+    manager = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="reports")
     is_service_account = models.BooleanField(
         default=False,
         help_text="A non-human account used by an integration through API tokens; its actions "

@@ -50,7 +50,9 @@ def outbox_health(request: HttpRequest) -> dict[str, Any] | None:
     failed = list(
         OutboundEmail.objects.filter(status=EmailStatus.FAILED).order_by("-created_at").select_related("recipient")[:5]
     )
-    waiting = OutboundEmail.objects.filter(status__in=[EmailStatus.PENDING, EmailStatus.SENDING], attempts__gt=0).count()
+    waiting = OutboundEmail.objects.filter(
+        status__in=[EmailStatus.PENDING, EmailStatus.SENDING], attempts__gt=0
+    ).count()
     return {"failed": failed, "retrying": waiting}
 
 
@@ -76,20 +78,40 @@ def recently_deactivated(request: HttpRequest) -> dict[str, Any] | None:
 def register() -> None:
     P = portal.HomePanel
     portal.register_panel(
-        P(key="audit-latest", template="governance/panels/audit_latest.html", build=latest_audit_events,
-          order=10, roles=frozenset({Role.AUDITOR}))
+        P(
+            key="audit-latest",
+            template="governance/panels/audit_latest.html",
+            build=latest_audit_events,
+            order=10,
+            roles=frozenset({Role.AUDITOR}),
+        )
     )
     portal.register_panel(
-        P(key="outbox-health", template="governance/panels/outbox_health.html", build=outbox_health,
-          order=70, roles=frozenset({Role.IAM_ADMIN}))
+        P(
+            key="outbox-health",
+            template="governance/panels/outbox_health.html",
+            build=outbox_health,
+            order=70,
+            roles=frozenset({Role.IAM_ADMIN}),
+        )
     )
     portal.register_panel(
-        P(key="users-without-roles", template="governance/panels/users_without_roles.html", build=users_without_roles,
-          order=71, roles=frozenset({Role.IAM_ADMIN}))
+        P(
+            key="users-without-roles",
+            template="governance/panels/users_without_roles.html",
+            build=users_without_roles,
+            order=71,
+            roles=frozenset({Role.IAM_ADMIN}),
+        )
     )
     portal.register_panel(
-        P(key="recently-deactivated", template="governance/panels/recently_deactivated.html", build=recently_deactivated,
-          order=72, roles=frozenset({Role.IAM_ADMIN}))
+        P(
+            key="recently-deactivated",
+            template="governance/panels/recently_deactivated.html",
+            build=recently_deactivated,
+            order=72,
+            roles=frozenset({Role.IAM_ADMIN}),
+        )
     )
     portal.register_panel(
         P(key="my-api-tokens", template="governance/panels/api_tokens.html", build=my_api_tokens, order=95)

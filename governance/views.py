@@ -50,10 +50,19 @@ class PortalLoginView(LoginView):
 
 # What the home page says each role is there for (the panels below it show the work itself).
 ROLE_HOME = {
-    roles.Role.BUSINESS_USER: ("Your AI integrations", "What you own, what waits for your answer, and what expires soon."),
+    roles.Role.BUSINESS_USER: (
+        "Your AI integrations",
+        "What you own, what waits for your answer, and what expires soon.",
+    ),
     roles.Role.REVIEWER: ("Your reviews", "Approval steps and recertification items waiting for your decision."),
-    roles.Role.IAM_ADMIN: ("Portal administration", "Everything waiting for a decision, and what needs the IAM team's attention."),
-    roles.Role.AUDITOR: ("Audit overview", "The latest privileged actions and the integrity of the audit trail. You have read-only access."),
+    roles.Role.IAM_ADMIN: (
+        "Portal administration",
+        "Everything waiting for a decision, and what needs the IAM team's attention.",
+    ),
+    roles.Role.AUDITOR: (
+        "Audit overview",
+        "The latest privileged actions and the integrity of the audit trail. You have read-only access.",
+    ),
 }
 
 
@@ -72,7 +81,12 @@ def home(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "governance/home.html",
-        {"panels": panels, "has_roles": bool(user_roles) or request.user.is_superuser, "heading": heading, "intro": intro},
+        {
+            "panels": panels,
+            "has_roles": bool(user_roles) or request.user.is_superuser,
+            "heading": heading,
+            "intro": intro,
+        },
     )
 
 
@@ -146,7 +160,9 @@ def server_error(request: HttpRequest) -> HttpResponse:
 def permission_denied(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     if request.path.startswith("/api/"):
         return problem_response(status=403, detail=str(exception) if exception else "Not allowed.")
-    return render(request, "governance/error.html", {"title": "Not allowed", "detail": str(exception or "")}, status=403)
+    return render(
+        request, "governance/error.html", {"title": "Not allowed", "detail": str(exception or "")}, status=403
+    )
 
 
 def bad_request(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:

@@ -12,13 +12,19 @@ from collections import Counter
 _KNOWN = [
     (re.compile(r"(?:^|[\s\"'=:])sk-[A-Za-z0-9_\-]{8,}"), "an API secret key (sk-…)"),
     (re.compile(r"(?:^|[\s\"'=:])sk_(?:live|test)_[A-Za-z0-9]{8,}"), "a Stripe secret key"),
-    (re.compile(r"(?:^|[\s\"'=:])(?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{16,}|github_pat_[A-Za-z0-9_]{16,}"), "a GitHub token"),
+    (
+        re.compile(r"(?:^|[\s\"'=:])(?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{16,}|github_pat_[A-Za-z0-9_]{16,}"),
+        "a GitHub token",
+    ),
     (re.compile(r"(?:^|[\s\"'=:])xox[abposr]-[A-Za-z0-9\-]{8,}"), "a Slack token"),
     (re.compile(r"(?:^|[^A-Z0-9])(?:AKIA|ASIA)[A-Z0-9]{16}(?:$|[^A-Z0-9])"), "an AWS access key"),
     (re.compile(r"AIza[0-9A-Za-z_\-]{30,}"), "a Google API key"),
     (re.compile(r"-----BEGIN[ A-Z]*(?:PRIVATE KEY|CERTIFICATE|KEY)-----"), "a PEM key or certificate body"),
     (re.compile(r"eyJ[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]{5,}\.?[A-Za-z0-9_\-]*"), "a JWT or bearer token"),
-    (re.compile(r"(?i)\b(?:password|passwd|pwd|secret|client_secret|api_key|apikey|token)\s*[=:]\s*\S+"), "an inline password or secret"),
+    (
+        re.compile(r"(?i)\b(?:password|passwd|pwd|secret|client_secret|api_key|apikey|token)\s*[=:]\s*\S+"),
+        "an inline password or secret",
+    ),
 ]
 # A fingerprint is allowed: "SHA256:…", or hex pairs separated by colons.
 _FINGERPRINT = re.compile(r"^(?:(?:SHA|sha)(?:1|256|384|512):\S+|[0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2}){7,})$")

@@ -23,15 +23,26 @@ class OrphanedWidget(django_filters.widgets.BooleanWidget):
 
 
 class IntegrationFilter(django_filters.FilterSet):
-    q = django_filters.CharFilter(method="search", label="Search", help_text="Words in the name, purpose, vendor, ticket or tags.")
+    q = django_filters.CharFilter(
+        method="search", label="Search", help_text="Words in the name, purpose, vendor, ticket or tags."
+    )
     status = django_filters.ChoiceFilter(choices=IntegrationStatus.choices, empty_label="Any status")
     risk_tier = django_filters.ChoiceFilter(choices=RiskTier.choices, label="Risk tier", empty_label="Any tier")
     kind = django_filters.ChoiceFilter(choices=IntegrationKind.choices, empty_label="Any kind")
-    owner = django_filters.CharFilter(method="by_owner", label="Owner (username)", help_text="Username of any of its owners.")
-    vendor = django_filters.CharFilter(field_name="vendor", lookup_expr="icontains", label="Vendor", help_text="Vendor name (part of it).")
-    scope = django_filters.CharFilter(method="by_scope", label="Scope code", help_text="Scope code it requests, e.g. msgraph:Mail.Read.")
+    owner = django_filters.CharFilter(
+        method="by_owner", label="Owner (username)", help_text="Username of any of its owners."
+    )
+    vendor = django_filters.CharFilter(
+        field_name="vendor", lookup_expr="icontains", label="Vendor", help_text="Vendor name (part of it)."
+    )
+    scope = django_filters.CharFilter(
+        method="by_scope", label="Scope code", help_text="Scope code it requests, e.g. msgraph:Mail.Read."
+    )
     data_classification = django_filters.ChoiceFilter(
-        choices=DataClassification.choices, method="by_classification", label="Data classification", empty_label="Any data"
+        choices=DataClassification.choices,
+        method="by_classification",
+        label="Data classification",
+        empty_label="Any data",
     )
     orphaned = django_filters.BooleanFilter(
         widget=OrphanedWidget, help_text="Only integrations whose owner left (true) or not (false)."
@@ -40,7 +51,18 @@ class IntegrationFilter(django_filters.FilterSet):
 
     class Meta:
         model = Integration
-        fields = ["q", "status", "risk_tier", "kind", "owner", "vendor", "scope", "data_classification", "orphaned", "ticket_ref"]
+        fields = [
+            "q",
+            "status",
+            "risk_tier",
+            "kind",
+            "owner",
+            "vendor",
+            "scope",
+            "data_classification",
+            "orphaned",
+            "ticket_ref",
+        ]
 
     def search(self, qs: QuerySet[Integration], name: str, value: str) -> QuerySet[Integration]:
         # One lower-cased column (see Integration.search_text), matched case-sensitively: no
@@ -56,7 +78,9 @@ class IntegrationFilter(django_filters.FilterSet):
 
     def by_scope(self, qs: QuerySet[Integration], name: str, value: str) -> QuerySet[Integration]:
         # A subquery, not a join: no duplicate rows, no DISTINCT over the whole list.
-        return qs.filter(pk__in=Integration.requested_scopes.through.objects.filter(scope__code=value).values("integration_id"))
+        return qs.filter(
+            pk__in=Integration.requested_scopes.through.objects.filter(scope__code=value).values("integration_id")
+        )
 
     def by_classification(self, qs: QuerySet[Integration], name: str, value: Any) -> QuerySet[Integration]:
         return qs.filter(data_classifications__icontains=f'"{value}"')

@@ -84,7 +84,9 @@ class IntegrationForm(AccessibleForm):
     ]
 
     name = forms.CharField(max_length=150, help_text="The name people know it by, e.g. “Sales email assistant”.")
-    kind = forms.ChoiceField(choices=[("", "Choose…"), *IntegrationKind.choices], help_text="What sort of AI integration it is.")
+    kind = forms.ChoiceField(
+        choices=[("", "Choose…"), *IntegrationKind.choices], help_text="What sort of AI integration it is."
+    )
     purpose = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 3}),
         help_text="What it does and for whom, in a sentence or two. Reviewers read this first.",
@@ -92,40 +94,60 @@ class IntegrationForm(AccessibleForm):
     vendor = forms.CharField(
         max_length=120, required=False, help_text="The company that provides it. Leave empty if it is built in-house."
     )
-    environment = forms.ChoiceField(choices=Environment.choices, initial=Environment.PRODUCTION, help_text="Where it runs.")
-    ticket_ref = forms.CharField(
-        max_length=100, required=False, label="Ticket reference", help_text="Optional: the ServiceNow or Jira ticket for this change."
+    environment = forms.ChoiceField(
+        choices=Environment.choices, initial=Environment.PRODUCTION, help_text="Where it runs."
     )
-    tags = forms.CharField(max_length=300, required=False, help_text="Optional labels, separated by commas, e.g. sales, pilot.")
+    ticket_ref = forms.CharField(
+        max_length=100,
+        required=False,
+        label="Ticket reference",
+        help_text="Optional: the ServiceNow or Jira ticket for this change.",
+    )
+    tags = forms.CharField(
+        max_length=300, required=False, help_text="Optional labels, separated by commas, e.g. sales, pilot."
+    )
     business_owner = PersonField(
         queryset=User.objects.none(), help_text="The person accountable for it (required). Usually you."
     )
     technical_owner = PersonField(
         queryset=User.objects.none(), required=False, help_text="Who runs it day to day; may be the same person."
     )
-    backup_owner = PersonField(queryset=User.objects.none(), required=False, help_text="Who answers when the owners are away.")
+    backup_owner = PersonField(
+        queryset=User.objects.none(), required=False, help_text="Who answers when the owners are away."
+    )
     data_classifications = forms.MultipleChoiceField(
-        choices=DataClassification.choices, required=False, widget=forms.CheckboxSelectMultiple,
-        label="Data it handles", help_text="Every classification of data it reads or writes.",
+        choices=DataClassification.choices,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        label="Data it handles",
+        help_text="Every classification of data it reads or writes.",
     )
     acts_for_users = forms.BooleanField(
-        required=False, label="It acts as the signed-in user (delegated user context)",
+        required=False,
+        label="It acts as the signed-in user (delegated user context)",
         help_text="Tick if it uses the user's own permissions, e.g. reads their mailbox through an OAuth consent.",
     )
     autonomy = forms.ChoiceField(
-        choices=Autonomy.choices, initial=Autonomy.HUMAN_IN_LOOP, widget=forms.RadioSelect,
+        choices=Autonomy.choices,
+        initial=Autonomy.HUMAN_IN_LOOP,
+        widget=forms.RadioSelect,
         help_text="Does a person approve what it does before it happens?",
     )
     invokes = forms.ModelMultipleChoiceField(
-        queryset=Integration.objects.none(), required=False, label="Other integrations it calls",
+        queryset=Integration.objects.none(),
+        required=False,
+        label="Other integrations it calls",
         help_text="The delegation chain: what this one hands work to. Hold Ctrl (Cmd) to pick several.",
     )
     requested_scopes = forms.ModelMultipleChoiceField(
-        queryset=Scope.objects.none(), required=False, label="Scopes it needs",
+        queryset=Scope.objects.none(),
+        required=False,
+        label="Scopes it needs",
         help_text="Pick only what it needs; each scope shows how sensitive it is. Nothing is granted until approved.",
     )
     workload_identity = forms.CharField(
-        max_length=300, required=False,
+        max_length=300,
+        required=False,
         help_text="How it proves what it is without a shared secret: a SPIFFE ID (spiffe://…) or an OIDC issuer and subject. Leave empty if none.",
     )
 
@@ -140,7 +162,10 @@ class IntegrationForm(AccessibleForm):
             people = [user.pk] + ([p for p in instance.owner_ids()] if instance is not None else [])
             current = list(instance.invokes.values_list("pk", flat=True)) if instance is not None else []
             invokes = invokes.filter(
-                Q(business_owner__in=people) | Q(technical_owner__in=people) | Q(backup_owner__in=people) | Q(pk__in=current)
+                Q(business_owner__in=people)
+                | Q(technical_owner__in=people)
+                | Q(backup_owner__in=people)
+                | Q(pk__in=current)
             )
         if instance is not None:
             invokes = invokes.exclude(pk=instance.pk)
@@ -194,15 +219,28 @@ class IntegrationForm(AccessibleForm):
 
 
 class CredentialForm(AccessibleForm):
-    type = forms.ChoiceField(choices=[("", "Choose…"), *CredentialType.choices], help_text="What kind of credential it is.")
+    type = forms.ChoiceField(
+        choices=[("", "Choose…"), *CredentialType.choices], help_text="What kind of credential it is."
+    )
     identifier = forms.CharField(
-        max_length=200, label="Identifier or fingerprint",
+        max_length=200,
+        label="Identifier or fingerprint",
         help_text="Key id, client id, account name or certificate fingerprint — never the secret itself.",
     )
-    created_at = forms.DateField(required=False, label="Created", widget=forms.DateInput(attrs={"type": "date"}), help_text="When it was issued.")
-    expires_at = forms.DateField(required=False, label="Expires", widget=forms.DateInput(attrs={"type": "date"}), help_text="Empty if it never expires.")
+    created_at = forms.DateField(
+        required=False, label="Created", widget=forms.DateInput(attrs={"type": "date"}), help_text="When it was issued."
+    )
+    expires_at = forms.DateField(
+        required=False,
+        label="Expires",
+        widget=forms.DateInput(attrs={"type": "date"}),
+        help_text="Empty if it never expires.",
+    )
     last_rotated_at = forms.DateField(
-        required=False, label="Last rotated", widget=forms.DateInput(attrs={"type": "date"}), help_text="Empty if never rotated."
+        required=False,
+        label="Last rotated",
+        widget=forms.DateInput(attrs={"type": "date"}),
+        help_text="Empty if never rotated.",
     )
 
     def clean_identifier(self) -> str:
@@ -252,13 +290,21 @@ def apply_service_errors(exc: ValidationFailed, form: IntegrationForm, formset: 
 
 
 class ReasonForm(AccessibleForm):
-    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), help_text="Why; recorded in the audit trail and sent to the owners.")
+    reason = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 2}), help_text="Why; recorded in the audit trail and sent to the owners."
+    )
 
 
 class TransferForm(AccessibleForm):
-    to_user = PersonField(queryset=User.objects.none(), label="New owner", help_text="They must accept before anything changes.")
+    to_user = PersonField(
+        queryset=User.objects.none(), label="New owner", help_text="They must accept before anything changes."
+    )
     role = forms.ChoiceField(choices=OwnerRole.choices, help_text="Which owner role they take over.")
-    reason = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}), help_text="Optional: why, for them and the audit trail.")
+    reason = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="Optional: why, for them and the audit trail.",
+    )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -266,7 +312,9 @@ class TransferForm(AccessibleForm):
 
 
 class ResourceSystemForm(AccessibleForm):
-    code = forms.SlugField(max_length=40, help_text="Short code used in scope codes, e.g. msgraph. Fixed once it has scopes.")
+    code = forms.SlugField(
+        max_length=40, help_text="Short code used in scope codes, e.g. msgraph. Fixed once it has scopes."
+    )
     name = forms.CharField(max_length=120, help_text="The system's name, e.g. Microsoft Graph.")
     description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}), help_text="What it holds.")
     owners = forms.ModelMultipleChoiceField(
@@ -279,8 +327,16 @@ class ResourceSystemForm(AccessibleForm):
 
 
 class ScopeForm(AccessibleForm):
-    name = forms.CharField(max_length=120, help_text="The permission's name in the system, e.g. Mail.Read. Fixed once created.")
-    description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}), help_text="What it allows, in plain words.")
-    sensitivity = forms.ChoiceField(choices=Sensitivity.choices, help_text="How sensitive the data or action behind it is.")
+    name = forms.CharField(
+        max_length=120, help_text="The permission's name in the system, e.g. Mail.Read. Fixed once created."
+    )
+    description = forms.CharField(
+        required=False, widget=forms.Textarea(attrs={"rows": 2}), help_text="What it allows, in plain words."
+    )
+    sensitivity = forms.ChoiceField(
+        choices=Sensitivity.choices, help_text="How sensitive the data or action behind it is."
+    )
     access = forms.ChoiceField(choices=AccessLevel.choices, help_text="Read, write (changes data) or admin.")
-    is_active = forms.BooleanField(required=False, initial=True, label="Can be requested", help_text="Untick to retire the scope.")
+    is_active = forms.BooleanField(
+        required=False, initial=True, label="Can be requested", help_text="Untick to retire the scope."
+    )

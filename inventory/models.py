@@ -126,13 +126,23 @@ class Integration(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="business_owned_integrations"
     )
     technical_owner = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="technical_owned_integrations"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="technical_owned_integrations",
     )
     backup_owner = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="backup_owned_integrations"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="backup_owned_integrations",
     )
     data_classifications = models.JSONField(default=list, blank=True)
-    acts_for_users = models.BooleanField(default=False, help_text="Uses delegated user context (acts as the signed-in user).")
+    acts_for_users = models.BooleanField(
+        default=False, help_text="Uses delegated user context (acts as the signed-in user)."
+    )
     autonomy = models.CharField(max_length=20, choices=Autonomy.choices, default=Autonomy.HUMAN_IN_LOOP)
     requested_scopes = models.ManyToManyField(Scope, blank=True, related_name="requested_by")
     workload_identity = models.CharField(
@@ -142,7 +152,9 @@ class Integration(models.Model):
     ticket_ref = models.CharField(max_length=100, blank=True, db_index=True)
     tags = models.JSONField(default=list, blank=True)
 
-    status = models.CharField(max_length=12, choices=IntegrationStatus.choices, default=IntegrationStatus.DRAFT, db_index=True)
+    status = models.CharField(
+        max_length=12, choices=IntegrationStatus.choices, default=IntegrationStatus.DRAFT, db_index=True
+    )
     risk_score = models.PositiveIntegerField(default=0)
     risk_tier = models.CharField(max_length=10, choices=RiskTier.choices, default=RiskTier.LOW, db_index=True)
     risk_factors = models.JSONField(default=list, blank=True)
@@ -197,7 +209,9 @@ class Credential(models.Model):
 
     integration = models.ForeignKey(Integration, on_delete=models.CASCADE, related_name="credentials")
     type = models.CharField(max_length=30, choices=CredentialType.choices)
-    identifier = models.CharField(max_length=200, help_text="Key id, client id, account or fingerprint — never the secret.")
+    identifier = models.CharField(
+        max_length=200, help_text="Key id, client id, account or fingerprint — never the secret."
+    )
     created_at = models.DateTimeField(default=timezone.now)
     expires_at = models.DateTimeField(null=True, blank=True)
     last_rotated_at = models.DateTimeField(null=True, blank=True)

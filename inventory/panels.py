@@ -19,7 +19,11 @@ def my_integrations(request: HttpRequest) -> dict[str, Any] | None:
     user = request.user
     mine = selectors.integrations_for(user).filter(selectors.owned_by(user)).exclude(status=IntegrationStatus.RETIRED)
     rows = list(mine.order_by("status", "name")[: LIST_SIZE + 1])
-    drafts = list(mine.filter(status__in=[IntegrationStatus.DRAFT, IntegrationStatus.REJECTED]).order_by("-updated_at")[:LIST_SIZE])
+    drafts = list(
+        mine.filter(status__in=[IntegrationStatus.DRAFT, IntegrationStatus.REJECTED]).order_by("-updated_at")[
+            :LIST_SIZE
+        ]
+    )
     transfers = list(selectors.transfers_awaiting(user)[:LIST_SIZE])
     return {"integrations": rows[:LIST_SIZE], "more": len(rows) > LIST_SIZE, "drafts": drafts, "transfers": transfers}
 
@@ -32,7 +36,9 @@ def orphaned(request: HttpRequest) -> dict[str, Any] | None:
 def _orphan_count(request: HttpRequest) -> int:
     if not is_iam_admin(request.user):
         return 0
-    return selectors.integrations_for(request.user).filter(orphaned=True).exclude(status=IntegrationStatus.RETIRED).count()
+    return (
+        selectors.integrations_for(request.user).filter(orphaned=True).exclude(status=IntegrationStatus.RETIRED).count()
+    )
 
 
 def register() -> None:
@@ -43,13 +49,25 @@ def register() -> None:
         portal.NavEntry(label="Scope catalog", url_name="inventory:catalog", order=60, visible=sees_everything)
     )
     portal.register_nav(
-        portal.NavEntry(label="Orphaned", url_name="inventory:orphans", order=61, visible=is_iam_admin, count=_orphan_count)
+        portal.NavEntry(
+            label="Orphaned", url_name="inventory:orphans", order=61, visible=is_iam_admin, count=_orphan_count
+        )
     )
     portal.register_panel(
-        portal.HomePanel(key="inventory-mine", template="inventory/panels/mine.html", build=my_integrations, order=20,
-                         roles=frozenset({Role.BUSINESS_USER}))
+        portal.HomePanel(
+            key="inventory-mine",
+            template="inventory/panels/mine.html",
+            build=my_integrations,
+            order=20,
+            roles=frozenset({Role.BUSINESS_USER}),
+        )
     )
     portal.register_panel(
-        portal.HomePanel(key="inventory-orphaned", template="inventory/panels/orphaned.html", build=orphaned, order=30,
-                         roles=frozenset({Role.IAM_ADMIN}))
+        portal.HomePanel(
+            key="inventory-orphaned",
+            template="inventory/panels/orphaned.html",
+            build=orphaned,
+            order=30,
+            roles=frozenset({Role.IAM_ADMIN}),
+        )
     )

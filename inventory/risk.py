@@ -59,7 +59,12 @@ ROTATION_MAX_AGE = timedelta(days=90)
 SENSITIVE_SCOPES = (Sensitivity.HIGH, Sensitivity.CRITICAL)
 SENSITIVE_DATA = (DataClassification.CONFIDENTIAL, DataClassification.RESTRICTED)
 # Credentials that are a copyable shared secret, as opposed to a certificate or a workload token.
-SHARED_SECRET_TYPES = (CredentialType.API_KEY, CredentialType.OAUTH_CLIENT, CredentialType.SERVICE_ACCOUNT, CredentialType.OAUTH_GRANT)
+SHARED_SECRET_TYPES = (
+    CredentialType.API_KEY,
+    CredentialType.OAUTH_CLIENT,
+    CredentialType.SERVICE_ACCOUNT,
+    CredentialType.OAUTH_GRANT,
+)
 
 
 @dataclass(frozen=True)
@@ -124,9 +129,7 @@ def downstream_ids(start_ids: Iterable[int], *, exclude: int | None = None) -> l
     while frontier:
         visited |= frontier
         order.extend(sorted(frontier))
-        nxt = set(
-            edges.filter(from_integration_id__in=frontier).values_list("to_integration_id", flat=True)
-        )
+        nxt = set(edges.filter(from_integration_id__in=frontier).values_list("to_integration_id", flat=True))
         frontier = nxt - visited - ({exclude} if exclude is not None else set())
     return order
 
@@ -189,9 +192,17 @@ def assess(data: RiskInput, *, now: datetime | None = None) -> Assessment:
     factors: list[dict[str, object]] = []
 
     if data.acts_for_users:
-        factors.append(_factor("delegated_user_context", 15, "It acts with delegated user context: it can do whatever the signed-in user can."))
+        factors.append(
+            _factor(
+                "delegated_user_context",
+                15,
+                "It acts with delegated user context: it can do whatever the signed-in user can.",
+            )
+        )
     if data.autonomy == Autonomy.AUTONOMOUS:
-        factors.append(_factor("autonomous", 20, "It acts autonomously: no person approves each action before it happens."))
+        factors.append(
+            _factor("autonomous", 20, "It acts autonomously: no person approves each action before it happens.")
+        )
 
     admin = sorted(s.code for s in data.scopes if s.access == AccessLevel.ADMIN)
     write = sorted(s.code for s in data.scopes if s.access == AccessLevel.WRITE)
@@ -204,19 +215,39 @@ def assess(data: RiskInput, *, now: datetime | None = None) -> Assessment:
     critical_scopes = sorted(s.code for s in data.scopes if s.sensitivity == Sensitivity.CRITICAL)
     high_scopes = sorted(s.code for s in data.scopes if s.sensitivity == Sensitivity.HIGH)
     if DataClassification.RESTRICTED in classes or critical_scopes:
-        why = "restricted data" if DataClassification.RESTRICTED in classes else f"critical scopes ({', '.join(critical_scopes)})"
+        why = (
+            "restricted data"
+            if DataClassification.RESTRICTED in classes
+            else f"critical scopes ({', '.join(critical_scopes)})"
+        )
         factors.append(_factor("restricted_data", 25, f"It touches restricted data: {why}."))
     elif DataClassification.CONFIDENTIAL in classes or high_scopes:
-        why = "confidential data" if DataClassification.CONFIDENTIAL in classes else f"high-sensitivity scopes ({', '.join(high_scopes)})"
+        why = (
+            "confidential data"
+            if DataClassification.CONFIDENTIAL in classes
+            else f"high-sensitivity scopes ({', '.join(high_scopes)})"
+        )
         factors.append(_factor("confidential_data", 15, f"It touches confidential data: {why}."))
 
     if data.vendor.strip():
-        factors.append(_factor("third_party_vendor", 10, f"A third-party vendor ({data.vendor.strip()}) runs it, outside the organisation's control."))
+        factors.append(
+            _factor(
+                "third_party_vendor",
+                10,
+                f"A third-party vendor ({data.vendor.strip()}) runs it, outside the organisation's control.",
+            )
+        )
 
     if not data.workload_identity.strip():
         shared = [c for c in data.credentials if c.type in SHARED_SECRET_TYPES]
         if shared or not data.credentials:
-            factors.append(_factor("shared_secrets_only", 10, "It has no workload identity: it proves who it is only with shared secrets that can be copied."))
+            factors.append(
+                _factor(
+                    "shared_secrets_only",
+                    10,
+                    "It has no workload identity: it proves who it is only with shared secrets that can be copied.",
+                )
+            )
 
     never = [c.identifier for c in data.credentials if c.expires_at is None]
     if never:
@@ -224,10 +255,17 @@ def assess(data: RiskInput, *, now: datetime | None = None) -> Assessment:
     stale = [
         c.identifier
         for c in data.credentials
-        if (c.last_rotated_at or c.created_at) is not None and now - (c.last_rotated_at or c.created_at) > ROTATION_MAX_AGE  # type: ignore[operator]
+        if (c.last_rotated_at or c.created_at) is not None
+        and now - (c.last_rotated_at or c.created_at) > ROTATION_MAX_AGE  # type: ignore[operator]
     ]
     if stale:
-        factors.append(_factor("credential_not_rotated", 10, f"Credentials not rotated in {ROTATION_MAX_AGE.days} days: {', '.join(stale)}."))
+        factors.append(
+            _factor(
+                "credential_not_rotated",
+                10,
+                f"Credentials not rotated in {ROTATION_MAX_AGE.days} days: {', '.join(stale)}.",
+            )
+        )
 
     if data.invokes_ids:
         reach = chain_reach(data.invokes_ids, exclude=data.pk)

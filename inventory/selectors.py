@@ -25,7 +25,11 @@ from inventory.models import (
 
 def owned_by(user: Any, prefix: str = "") -> Q:
     """Integrations where ``user`` is the business, technical or backup owner."""
-    return Q(**{f"{prefix}business_owner": user}) | Q(**{f"{prefix}technical_owner": user}) | Q(**{f"{prefix}backup_owner": user})
+    return (
+        Q(**{f"{prefix}business_owner": user})
+        | Q(**{f"{prefix}technical_owner": user})
+        | Q(**{f"{prefix}backup_owner": user})
+    )
 
 
 def integrations_for(user: Any) -> QuerySet[Integration]:
@@ -105,14 +109,10 @@ def integration_detail(user: Any) -> QuerySet[Integration]:
 
 def with_detail(qs: QuerySet[Integration]) -> QuerySet[Integration]:
     """What the detail representation reads, in a fixed number of queries."""
-    return (
-        qs
-        .select_related("business_owner", "technical_owner", "backup_owner", "created_by")
-        .prefetch_related(
-            Prefetch("requested_scopes", queryset=Scope.objects.select_related("system")),
-            "credentials",
-            Prefetch("invokes", queryset=Integration.objects.only("id", "name", "status", "risk_tier")),
-        )
+    return qs.select_related("business_owner", "technical_owner", "backup_owner", "created_by").prefetch_related(
+        Prefetch("requested_scopes", queryset=Scope.objects.select_related("system")),
+        "credentials",
+        Prefetch("invokes", queryset=Integration.objects.only("id", "name", "status", "risk_tier")),
     )
 
 
@@ -205,10 +205,16 @@ def integration_timeline(integration: Integration) -> list[dict[str, Any]]:
                 "changes": changes,
             }
         )
-    events = AuditEvent.objects.filter(target_type="inventory.integration", target_id=str(integration.pk)).order_by("id")
+    events = AuditEvent.objects.filter(target_type="inventory.integration", target_id=str(integration.pk)).order_by(
+        "id"
+    )
     for event in events:
         before, after = event.before or {}, event.after or {}
-        keys = list(dict.fromkeys([*before.keys(), *after.keys()])) if isinstance(after, dict) and isinstance(before, dict) else []
+        keys = (
+            list(dict.fromkeys([*before.keys(), *after.keys()]))
+            if isinstance(after, dict) and isinstance(before, dict)
+            else []
+        )
         entries.append(
             {
                 "at": event.created_at,

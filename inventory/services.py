@@ -82,7 +82,11 @@ def integration_transition(
             after={"status": to_status},
             reason=reason,
         )
-    integration.status, integration.status_reason, integration.updated_at = locked.status, locked.status_reason, locked.updated_at
+    integration.status, integration.status_reason, integration.updated_at = (
+        locked.status,
+        locked.status_reason,
+        locked.updated_at,
+    )
     return locked
 
 
@@ -115,7 +119,9 @@ def grant_create_many(
     with transaction.atomic():
         existing = {
             g.scope_id: g
-            for g in Grant.objects.select_for_update().filter(integration=integration, status=GrantStatus.ACTIVE, scope__in=scopes)
+            for g in Grant.objects.select_for_update().filter(
+                integration=integration, status=GrantStatus.ACTIVE, scope__in=scopes
+            )
         }
         grants: list[Grant] = []
         events: list[EventSpec] = []
@@ -141,7 +147,13 @@ def grant_create_many(
             grant.approvers.add(*approver_list)
             grants.append(grant)
             events.append(
-                EventSpec(action=action, target=grant, owner=integration.business_owner, before=before, after=_grant_after(grant))
+                EventSpec(
+                    action=action,
+                    target=grant,
+                    owner=integration.business_owner,
+                    before=before,
+                    after=_grant_after(grant),
+                )
             )
         audit_record_many(actor=actor, events=events)
     return grants
@@ -175,9 +187,7 @@ def grant_revoke(*, actor: Actor | User, grant: Grant, reason: str) -> Grant:
     return grant
 
 
-def grants_end_many(
-    *, actor: Actor | User, grant_ids: Sequence[int], status: str, reason: str, action: str
-) -> int:
+def grants_end_many(*, actor: Actor | User, grant_ids: Sequence[int], status: str, reason: str, action: str) -> int:
     """End many active grants in one transaction with bulk writes (kill switch, expiry sweep,
     campaign revocations). Grants already ended are skipped. Returns how many were ended."""
     if status not in (GrantStatus.REVOKED, GrantStatus.EXPIRED):
@@ -202,7 +212,14 @@ def grants_end_many(
                 before = _grant_after(g)
                 g.status, g.ended_at, g.ended_by, g.end_reason = status, now, resolved.user, reason
                 events.append(
-                    EventSpec(action=action, target=g, owner=g.integration.business_owner, before=before, after=_grant_after(g), reason=reason)
+                    EventSpec(
+                        action=action,
+                        target=g,
+                        owner=g.integration.business_owner,
+                        before=before,
+                        after=_grant_after(g),
+                        reason=reason,
+                    )
                 )
             audit_record_many(actor=resolved, events=events)
             history_record_many(chunk, user=resolved.user, reason=reason)
@@ -214,13 +231,39 @@ def grants_end_many(
 
 # The fields an owner provides (API.md "Integration fields"); the rest is computed or read-only.
 INPUT_FIELDS = (
-    "name", "kind", "purpose", "vendor", "environment", "business_owner", "technical_owner", "backup_owner",
-    "data_classifications", "acts_for_users", "autonomy", "requested_scopes", "workload_identity",
-    "credentials", "invokes", "ticket_ref", "tags",
+    "name",
+    "kind",
+    "purpose",
+    "vendor",
+    "environment",
+    "business_owner",
+    "technical_owner",
+    "backup_owner",
+    "data_classifications",
+    "acts_for_users",
+    "autonomy",
+    "requested_scopes",
+    "workload_identity",
+    "credentials",
+    "invokes",
+    "ticket_ref",
+    "tags",
 )
 _PLAIN_FIELDS = (
-    "name", "kind", "purpose", "vendor", "environment", "business_owner", "technical_owner", "backup_owner",
-    "data_classifications", "acts_for_users", "autonomy", "workload_identity", "ticket_ref", "tags",
+    "name",
+    "kind",
+    "purpose",
+    "vendor",
+    "environment",
+    "business_owner",
+    "technical_owner",
+    "backup_owner",
+    "data_classifications",
+    "acts_for_users",
+    "autonomy",
+    "workload_identity",
+    "ticket_ref",
+    "tags",
 )
 # Statuses in which the integration runs or is about to: a raised tier there needs a re-review.
 LIVE_STATUSES = (IntegrationStatus.ACTIVE, IntegrationStatus.PENDING)
@@ -358,13 +401,17 @@ def _diff(before: dict[str, Any], after: dict[str, Any]) -> tuple[dict[str, Any]
 
 
 def search_text_of(integration: Integration) -> str:
-    parts = [integration.name, integration.vendor, integration.ticket_ref, " ".join(integration.tags or []), integration.purpose]
+    parts = [
+        integration.name,
+        integration.vendor,
+        integration.ticket_ref,
+        " ".join(integration.tags or []),
+        integration.purpose,
+    ]
     return " ".join(p for p in parts if p).lower()
 
 
-def _apply_risk(
-    *, actor: Actor, integration: Integration, user: User | None, reason: str = ""
-) -> tuple[str, str]:
+def _apply_risk(*, actor: Actor, integration: Integration, user: User | None, reason: str = "") -> tuple[str, str]:
     """Recompute and store the score; return (old tier, new tier). A raised tier on a live
     integration sends ``integration_risk_raised`` (approvals opens a re-review)."""
     old_tier = integration.risk_tier
@@ -386,7 +433,11 @@ def _apply_risk(
             reason=reason,
         )
         signals.integration_risk_raised.send(
-            sender=Integration, integration=integration, actor=actor, old_tier=old_tier, new_tier=result.tier,
+            sender=Integration,
+            integration=integration,
+            actor=actor,
+            old_tier=old_tier,
+            new_tier=result.tier,
             factors=result.factors,
         )
     return old_tier, result.tier
@@ -415,9 +466,7 @@ def _refresh_upstream(actor: Actor, integration: Integration) -> None:
         integrations_risk_refresh(actor=actor, integration_ids=ups, reason=f"{integration.name} changed")
 
 
-def integration_register(
-    *, actor: Actor | User, values: Mapping[str, Any], submit: bool = False
-) -> Integration:
+def integration_register(*, actor: Actor | User, values: Mapping[str, Any], submit: bool = False) -> Integration:
     """Register a new integration as a draft (``integration.registered``); with ``submit`` it
     goes straight on to pending (``integration_submit``). Rules: see ``_validate``; no grant is
     ever made here."""
@@ -445,7 +494,10 @@ def integration_register(
         _credentials_set(integ, values.get("credentials") or [], resolved.user)
         _apply_risk(actor=resolved, integration=integ, user=resolved.user, reason="registered")
         audit_record(
-            actor=resolved, action="integration.registered", target=integ, owner=integ.business_owner,
+            actor=resolved,
+            action="integration.registered",
+            target=integ,
+            owner=integ.business_owner,
             after=integration_snapshot(integ),
         )
     if submit:
@@ -454,10 +506,16 @@ def integration_register(
 
 
 def _blank(field: str) -> Any:
-    return [] if field in ("data_classifications", "tags") else ("" if field not in ("technical_owner", "backup_owner") else None)
+    return (
+        []
+        if field in ("data_classifications", "tags")
+        else ("" if field not in ("technical_owner", "backup_owner") else None)
+    )
 
 
-def integration_update(*, actor: Actor | User, integration: Integration, values: Mapping[str, Any], reason: str = "") -> Integration:
+def integration_update(
+    *, actor: Actor | User, integration: Integration, values: Mapping[str, Any], reason: str = ""
+) -> Integration:
     """Change an integration (``integration.changed``, with only the changed fields). Rules:
     owners and IAM admins only; a retired one is frozen; a pending one keeps its scopes until
     decided; on an active one added scopes are *requested* (``integration_scopes_added``), never
@@ -481,7 +539,8 @@ def integration_update(*, actor: Actor | User, integration: Integration, values:
         removed = [pk for pk in old_scopes if pk not in new_scopes]
         if (added or removed) and locked.status == IntegrationStatus.PENDING:
             raise ValidationFailed.on(
-                "requested_scopes", "The scopes are being decided; wait for the decision (or ask the reviewers for changes) before changing them."
+                "requested_scopes",
+                "The scopes are being decided; wait for the decision (or ask the reviewers for changes) before changing them.",
             )
         for field in _PLAIN_FIELDS:
             if field in values:
@@ -498,19 +557,31 @@ def integration_update(*, actor: Actor | User, integration: Integration, values:
         b, a = _diff(before, integration_snapshot(locked))
         if b or a:
             audit_record(
-                actor=resolved, action="integration.changed", target=locked, owner=locked.business_owner,
-                before=b, after=a, reason=reason,
+                actor=resolved,
+                action="integration.changed",
+                target=locked,
+                owner=locked.business_owner,
+                before=b,
+                after=a,
+                reason=reason,
             )
         if removed:
             ended = list(
-                Grant.objects.filter(integration=locked, scope_id__in=removed, status=GrantStatus.ACTIVE).values_list("pk", flat=True)
+                Grant.objects.filter(integration=locked, scope_id__in=removed, status=GrantStatus.ACTIVE).values_list(
+                    "pk", flat=True
+                )
             )
             grants_end_many(
-                actor=resolved, grant_ids=ended, status=GrantStatus.REVOKED,
-                reason="The owners no longer request this scope.", action="grant.revoked",
+                actor=resolved,
+                grant_ids=ended,
+                status=GrantStatus.REVOKED,
+                reason="The owners no longer request this scope.",
+                action="grant.revoked",
             )
         if added and locked.status == IntegrationStatus.ACTIVE:
-            signals.integration_scopes_added.send(sender=Integration, integration=locked, actor=resolved, added_scopes=added)
+            signals.integration_scopes_added.send(
+                sender=Integration, integration=locked, actor=resolved, added_scopes=added
+            )
         _refresh_upstream(resolved, locked)
     integration.refresh_from_db()
     return locked
@@ -526,12 +597,18 @@ def integration_submit(*, actor: Actor | User, integration: Integration, reason:
         if not permissions.can_edit(resolved, locked):
             raise NotAllowed("Only the integration's owners and IAM admins may submit it.")
         if locked.status not in (IntegrationStatus.DRAFT, IntegrationStatus.REJECTED):
-            raise IllegalTransition(f"{locked.name} is {locked.get_status_display().lower()}; only a draft or a rejected integration can be submitted.")
+            raise IllegalTransition(
+                f"{locked.name} is {locked.get_status_display().lower()}; only a draft or a rejected integration can be submitted."
+            )
         scopes = list(locked.requested_scopes.all())
         if not scopes:
             raise ValidationFailed.on("requested_scopes", "Pick at least one scope to request before submitting.")
         updated = integration_transition(
-            actor=resolved, integration=locked, to_status=IntegrationStatus.PENDING, reason=reason, action="integration.submitted"
+            actor=resolved,
+            integration=locked,
+            to_status=IntegrationStatus.PENDING,
+            reason=reason,
+            action="integration.submitted",
         )
         signals.integration_submitted.send(sender=Integration, integration=updated, actor=resolved, scopes=scopes)
     integration.refresh_from_db()
@@ -540,7 +617,9 @@ def integration_submit(*, actor: Actor | User, integration: Integration, reason:
 
 def _end_all_grants(actor: Actor, integration: Integration, reason: str) -> int:
     ids = list(Grant.objects.filter(integration=integration, status=GrantStatus.ACTIVE).values_list("pk", flat=True))
-    return grants_end_many(actor=actor, grant_ids=ids, status=GrantStatus.REVOKED, reason=reason, action="grant.revoked")
+    return grants_end_many(
+        actor=actor, grant_ids=ids, status=GrantStatus.REVOKED, reason=reason, action="grant.revoked"
+    )
 
 
 def _owners(integration: Integration) -> list[User]:
@@ -560,11 +639,19 @@ def integration_suspend(*, actor: Actor | User, integration: Integration, reason
         raise ValidationFailed.on("reason", "A reason is required to suspend an integration.")
     resolved = Actor.coerce(actor)
     with transaction.atomic():
-        locked = Integration.objects.select_for_update(of=("self",)).select_related("business_owner", "technical_owner", "backup_owner").get(pk=integration.pk)
+        locked = (
+            Integration.objects.select_for_update(of=("self",))
+            .select_related("business_owner", "technical_owner", "backup_owner")
+            .get(pk=integration.pk)
+        )
         if not permissions.can_suspend(resolved, locked):
             raise NotAllowed("Only the integration's owners and IAM admins may suspend it.")
         integration_transition(
-            actor=resolved, integration=locked, to_status=IntegrationStatus.SUSPENDED, reason=reason, action="integration.suspended"
+            actor=resolved,
+            integration=locked,
+            to_status=IntegrationStatus.SUSPENDED,
+            reason=reason,
+            action="integration.suspended",
         )
         revoked = _end_all_grants(resolved, locked, f"Suspended: {reason}")
         for person in _owners(locked):
@@ -591,12 +678,19 @@ def integration_reactivate(*, actor: Actor | User, integration: Integration, rea
         if not permissions.can_edit(resolved, locked):
             raise NotAllowed("Only the integration's owners and IAM admins may ask for reactivation.")
         if locked.status != IntegrationStatus.SUSPENDED:
-            raise IllegalTransition(f"{locked.name} is {locked.get_status_display().lower()}; only a suspended integration can be reactivated.")
+            raise IllegalTransition(
+                f"{locked.name} is {locked.get_status_display().lower()}; only a suspended integration can be reactivated."
+            )
         scopes = list(locked.requested_scopes.all())
         if not scopes:
-            raise ValidationFailed.on("requested_scopes", "Pick at least one scope to request before asking for reactivation.")
+            raise ValidationFailed.on(
+                "requested_scopes", "Pick at least one scope to request before asking for reactivation."
+            )
         integration_transition(
-            actor=resolved, integration=locked, to_status=IntegrationStatus.PENDING, reason=reason,
+            actor=resolved,
+            integration=locked,
+            to_status=IntegrationStatus.PENDING,
+            reason=reason,
             action="integration.reactivation_requested",
         )
         signals.integration_submitted.send(sender=Integration, integration=locked, actor=resolved, scopes=scopes)
@@ -616,7 +710,11 @@ def integration_retire(*, actor: Actor | User, integration: Integration, reason:
         if not permissions.can_retire(resolved, locked):
             raise NotAllowed("Only the integration's owners and IAM admins may retire it.")
         integration_transition(
-            actor=resolved, integration=locked, to_status=IntegrationStatus.RETIRED, reason=reason, action="integration.retired"
+            actor=resolved,
+            integration=locked,
+            to_status=IntegrationStatus.RETIRED,
+            reason=reason,
+            action="integration.retired",
         )
         _end_all_grants(resolved, locked, f"Retired: {reason}")
         signals.integration_disabled.send(
@@ -639,7 +737,9 @@ def ownership_transfer_propose(
     if role not in OwnerRole.values:
         raise ValidationFailed.on("role", f"Choose one of: {', '.join(OwnerRole.values)}.")
     if not to_user.is_active or to_user.is_service_account:
-        raise ValidationFailed.on("to_user", f"{to_user.username} cannot own an integration (inactive or a service account).")
+        raise ValidationFailed.on(
+            "to_user", f"{to_user.username} cannot own an integration (inactive or a service account)."
+        )
     with transaction.atomic():
         locked = Integration.objects.select_for_update().get(pk=integration.pk)
         if not permissions.can_propose_transfer(resolved, locked):
@@ -652,14 +752,22 @@ def ownership_transfer_propose(
         try:
             with transaction.atomic():
                 transfer = OwnershipTransfer.objects.create(
-                    integration=locked, role=role, from_user_id=current, to_user=to_user,
-                    proposed_by=resolved.user, reason=reason.strip(),
+                    integration=locked,
+                    role=role,
+                    from_user_id=current,
+                    to_user=to_user,
+                    proposed_by=resolved.user,
+                    reason=reason.strip(),
                 )
         except IntegrityError:
             raise Conflict("A transfer of this role is already waiting for an answer.") from None
         audit_record(
-            actor=resolved, action="integration.ownership_transfer_proposed", target=locked, owner=locked.business_owner,
-            after={"role": role, "to_user": to_user.username, "transfer": transfer.pk}, reason=reason,
+            actor=resolved,
+            action="integration.ownership_transfer_proposed",
+            target=locked,
+            owner=locked.business_owner,
+            after={"role": role, "to_user": to_user.username, "transfer": transfer.pk},
+            reason=reason,
         )
         email_enqueue(
             key=f"ownership-transfer:{transfer.pk}",
@@ -671,7 +779,9 @@ def ownership_transfer_propose(
     return transfer
 
 
-def _transfer_decide(*, actor: Actor | User, transfer: OwnershipTransfer, accept: bool, reason: str = "") -> OwnershipTransfer:
+def _transfer_decide(
+    *, actor: Actor | User, transfer: OwnershipTransfer, accept: bool, reason: str = ""
+) -> OwnershipTransfer:
     resolved = Actor.coerce(actor)
     with transaction.atomic():
         locked = OwnershipTransfer.objects.select_for_update().select_related("to_user").get(pk=transfer.pk)
@@ -690,31 +800,46 @@ def _transfer_decide(*, actor: Actor | User, transfer: OwnershipTransfer, accept
             before = getattr(integ, locked.role)
             setattr(integ, locked.role, locked.to_user)
             # The orphan flag clears once every owner is an active person again.
-            integ.orphaned = any(p is not None and not p.is_active for p in (integ.business_owner, integ.technical_owner, integ.backup_owner))
+            integ.orphaned = any(
+                p is not None and not p.is_active
+                for p in (integ.business_owner, integ.technical_owner, integ.backup_owner)
+            )
             integ.updated_at = timezone.now()
             integ._history_user = resolved.user  # type: ignore[attr-defined]
             integ._change_reason = "ownership transferred"  # type: ignore[attr-defined]
             integ.save(update_fields=[locked.role, "orphaned", "updated_at"])
             audit_record(
-                actor=resolved, action="integration.ownership_transferred", target=integ, owner=integ.business_owner,
+                actor=resolved,
+                action="integration.ownership_transferred",
+                target=integ,
+                owner=integ.business_owner,
                 before={locked.role: before.username if before else None},
-                after={locked.role: locked.to_user.username, "orphaned": integ.orphaned}, reason=reason,
+                after={locked.role: locked.to_user.username, "orphaned": integ.orphaned},
+                reason=reason,
             )
         else:
             audit_record(
-                actor=resolved, action="integration.ownership_transfer_declined", target=integ, owner=integ.business_owner,
-                after={"role": locked.role, "to_user": locked.to_user.username, "transfer": locked.pk}, reason=reason,
+                actor=resolved,
+                action="integration.ownership_transfer_declined",
+                target=integ,
+                owner=integ.business_owner,
+                after={"role": locked.role, "to_user": locked.to_user.username, "transfer": locked.pk},
+                reason=reason,
             )
     transfer.refresh_from_db()
     return transfer
 
 
-def ownership_transfer_accept(*, actor: Actor | User, transfer: OwnershipTransfer, reason: str = "") -> OwnershipTransfer:
+def ownership_transfer_accept(
+    *, actor: Actor | User, transfer: OwnershipTransfer, reason: str = ""
+) -> OwnershipTransfer:
     """The proposed owner accepts: the role changes hands (``integration.ownership_transferred``)."""
     return _transfer_decide(actor=actor, transfer=transfer, accept=True, reason=reason)
 
 
-def ownership_transfer_decline(*, actor: Actor | User, transfer: OwnershipTransfer, reason: str = "") -> OwnershipTransfer:
+def ownership_transfer_decline(
+    *, actor: Actor | User, transfer: OwnershipTransfer, reason: str = ""
+) -> OwnershipTransfer:
     """The proposed owner declines (``integration.ownership_transfer_declined``)."""
     return _transfer_decide(actor=actor, transfer=transfer, accept=False, reason=reason)
 
@@ -737,13 +862,21 @@ def integrations_orphan_for_user(*, actor: Actor | User, user: User) -> int:
         audit_record_many(
             actor=resolved,
             events=[
-                EventSpec(action="integration.orphaned", target=t, owner=t.business_owner if t.business_owner_id != user.pk else user.manager,
-                          before={"orphaned": False}, after={"orphaned": True, "left": user.username}, reason=reason)
+                EventSpec(
+                    action="integration.orphaned",
+                    target=t,
+                    owner=t.business_owner if t.business_owner_id != user.pk else user.manager,
+                    before={"orphaned": False},
+                    after={"orphaned": True, "left": user.username},
+                    reason=reason,
+                )
                 for t in targets
             ],
         )
         for t in targets:
-            signals.integration_disabled.send(sender=Integration, integration=t, actor=resolved, status="orphaned", reason=reason)
+            signals.integration_disabled.send(
+                sender=Integration, integration=t, actor=resolved, status="orphaned", reason=reason
+            )
     return len(targets)
 
 
@@ -759,7 +892,11 @@ def _catalog_guard(actor: Actor) -> None:
 
 
 def resource_system_save(
-    *, actor: Actor | User, values: Mapping[str, Any], system: ResourceSystem | None = None, owners: Iterable[User] | None = None
+    *,
+    actor: Actor | User,
+    values: Mapping[str, Any],
+    system: ResourceSystem | None = None,
+    owners: Iterable[User] | None = None,
 ) -> ResourceSystem:
     """Create or change a resource system (``resource_system.created`` / ``.changed``). Its code
     is fixed once scopes use it (it is part of their codes)."""
@@ -788,13 +925,18 @@ def resource_system_save(
             target.owners.set(list(owners))
         after = {**snapshot(target, SYSTEM_FIELDS), "owners": sorted(u.username for u in target.owners.all())}
         audit_record(
-            actor=resolved, action="resource_system.created" if before is None else "resource_system.changed",
-            target=target, before=before, after=after,
+            actor=resolved,
+            action="resource_system.created" if before is None else "resource_system.changed",
+            target=target,
+            before=before,
+            after=after,
         )
     return target
 
 
-def scope_save(*, actor: Actor | User, values: Mapping[str, Any], system: ResourceSystem | None = None, scope: Scope | None = None) -> Scope:
+def scope_save(
+    *, actor: Actor | User, values: Mapping[str, Any], system: ResourceSystem | None = None, scope: Scope | None = None
+) -> Scope:
     """Create a scope in ``system`` or change one (``scope.created`` / ``scope.changed``); its
     code ``system:name`` is derived and fixed (grants and requests refer to it)."""
     resolved = Actor.coerce(actor)
@@ -820,14 +962,19 @@ def scope_save(*, actor: Actor | User, values: Mapping[str, Any], system: Resour
             target = Scope.objects.select_for_update().select_related("system").get(pk=scope.pk)
             before = snapshot(target, SCOPE_FIELDS)
             if "name" in values and values["name"] != target.name:
-                raise ValidationFailed.on("name", "A scope's name is part of its code and cannot change; retire it and add a new one.")
+                raise ValidationFailed.on(
+                    "name", "A scope's name is part of its code and cannot change; retire it and add a new one."
+                )
         for f in SCOPE_FIELDS:
             if f in values and f != "name":
                 setattr(target, f, values[f])
         target._history_user = resolved.user  # type: ignore[attr-defined]
         target.save()
         audit_record(
-            actor=resolved, action="scope.created" if before is None else "scope.changed", target=target,
-            before=before, after={"code": target.code, **snapshot(target, SCOPE_FIELDS)},
+            actor=resolved,
+            action="scope.created" if before is None else "scope.changed",
+            target=target,
+            before=before,
+            after={"code": target.code, **snapshot(target, SCOPE_FIELDS)},
         )
     return target

@@ -73,9 +73,26 @@ class _Echo:
         return value
 
 
-CSV_COLUMNS = ["id", "name", "kind", "status", "risk_tier", "risk_score", "vendor", "environment", "business_owner",
-               "technical_owner", "backup_owner", "data_classifications", "requested_scopes", "active_grants",
-               "orphaned", "ticket_ref", "created_at", "updated_at"]
+CSV_COLUMNS = [
+    "id",
+    "name",
+    "kind",
+    "status",
+    "risk_tier",
+    "risk_score",
+    "vendor",
+    "environment",
+    "business_owner",
+    "technical_owner",
+    "backup_owner",
+    "data_classifications",
+    "requested_scopes",
+    "active_grants",
+    "orphaned",
+    "ticket_ref",
+    "created_at",
+    "updated_at",
+]
 
 
 def _csv(qs: Any) -> StreamingHttpResponse:
@@ -85,13 +102,28 @@ def _csv(qs: Any) -> StreamingHttpResponse:
     def rows() -> Iterator[str]:
         yield writer.writerow(CSV_COLUMNS)
         for i in qs.iterator(chunk_size=1000):
-            yield writer.writerow([
-                i.pk, i.name, i.kind, i.status, i.risk_tier, i.risk_score, i.vendor, i.environment,
-                i.business_owner.username, i.technical_owner.username if i.technical_owner else "",
-                i.backup_owner.username if i.backup_owner else "", " ".join(i.data_classifications or []),
-                " ".join(s.code for s in i.requested_scopes.all()), i.active_grants, i.orphaned, i.ticket_ref,
-                i.created_at.isoformat(), i.updated_at.isoformat(),
-            ])
+            yield writer.writerow(
+                [
+                    i.pk,
+                    i.name,
+                    i.kind,
+                    i.status,
+                    i.risk_tier,
+                    i.risk_score,
+                    i.vendor,
+                    i.environment,
+                    i.business_owner.username,
+                    i.technical_owner.username if i.technical_owner else "",
+                    i.backup_owner.username if i.backup_owner else "",
+                    " ".join(i.data_classifications or []),
+                    " ".join(s.code for s in i.requested_scopes.all()),
+                    i.active_grants,
+                    i.orphaned,
+                    i.ticket_ref,
+                    i.created_at.isoformat(),
+                    i.updated_at.isoformat(),
+                ]
+            )
 
     response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = 'attachment; filename="integrations.csv"'
@@ -128,9 +160,7 @@ def _form_page(request: HttpRequest, integration: Integration | None) -> HttpRes
             except DomainError as exc:
                 form.add_error(None, exc.detail)
             else:
-                messages.success(
-                    request, f"{saved.name} was {'submitted for approval' if submit else 'saved'}."
-                )
+                messages.success(request, f"{saved.name} was {'submitted for approval' if submit else 'saved'}.")
                 return redirect("inventory:detail", saved.pk)
     else:
         initial: dict[str, Any] = {}
@@ -138,16 +168,33 @@ def _form_page(request: HttpRequest, integration: Integration | None) -> HttpRes
         if integration is not None:
             initial = {
                 f: getattr(integration, f)
-                for f in ("name", "kind", "purpose", "vendor", "environment", "data_classifications", "acts_for_users",
-                          "autonomy", "workload_identity", "ticket_ref", "business_owner", "technical_owner", "backup_owner")
+                for f in (
+                    "name",
+                    "kind",
+                    "purpose",
+                    "vendor",
+                    "environment",
+                    "data_classifications",
+                    "acts_for_users",
+                    "autonomy",
+                    "workload_identity",
+                    "ticket_ref",
+                    "business_owner",
+                    "technical_owner",
+                    "backup_owner",
+                )
             }
             initial["tags"] = ", ".join(integration.tags or [])
             initial["requested_scopes"] = list(integration.requested_scopes.all())
             initial["invokes"] = list(integration.invokes.all())
             cred_initial = [
-                {"type": c.type, "identifier": c.identifier, "created_at": c.created_at.date() if c.created_at else None,
-                 "expires_at": c.expires_at.date() if c.expires_at else None,
-                 "last_rotated_at": c.last_rotated_at.date() if c.last_rotated_at else None}
+                {
+                    "type": c.type,
+                    "identifier": c.identifier,
+                    "created_at": c.created_at.date() if c.created_at else None,
+                    "expires_at": c.expires_at.date() if c.expires_at else None,
+                    "last_rotated_at": c.last_rotated_at.date() if c.last_rotated_at else None,
+                }
                 for c in integration.credentials.all()
             ]
         form = IntegrationForm(initial=initial, user=user, visible=visible, instance=integration)
@@ -156,8 +203,14 @@ def _form_page(request: HttpRequest, integration: Integration | None) -> HttpRes
     return render(
         request,
         "inventory/form.html",
-        {"form": form, "formset": formset, "integration": integration, "has_errors": bool(form.errors) or cred_errors,
-         "can_submit": integration is None or integration.status in (IntegrationStatus.DRAFT, IntegrationStatus.REJECTED)},
+        {
+            "form": form,
+            "formset": formset,
+            "integration": integration,
+            "has_errors": bool(form.errors) or cred_errors,
+            "can_submit": integration is None
+            or integration.status in (IntegrationStatus.DRAFT, IntegrationStatus.REJECTED),
+        },
         status=400 if request.method == "POST" else 200,
     )
 
@@ -178,8 +231,14 @@ def integration_detail(request: HttpRequest, pk: int) -> HttpResponse:
     user = request.user
     downstream = risk.chain_reach([i.pk for i in integ.invokes.all()], exclude=integ.pk)
     upstream_ids = risk.upstream_ids(integ.pk)
-    upstream = list(selectors.integrations_for(user).filter(pk__in=upstream_ids).only("id", "name", "status", "risk_tier"))
-    visible_down = set(selectors.integrations_for(user).filter(pk__in=[i.pk for i in downstream.integrations]).values_list("pk", flat=True))
+    upstream = list(
+        selectors.integrations_for(user).filter(pk__in=upstream_ids).only("id", "name", "status", "risk_tier")
+    )
+    visible_down = set(
+        selectors.integrations_for(user)
+        .filter(pk__in=[i.pk for i in downstream.integrations])
+        .values_list("pk", flat=True)
+    )
     credentials = [{"c": c, "rotation": rotation_status(c)} for c in integ.credentials.all()]
     can_edit = permissions.can_edit(user, integ)
     return render(
@@ -223,29 +282,45 @@ def _action(request: HttpRequest, pk: int, run: Any, success: str, needs_reason:
 @login_required
 @require_POST
 def integration_submit(request: HttpRequest, pk: int) -> HttpResponse:
-    return _action(request, pk, lambda i, r: services.integration_submit(actor=request.user, integration=i, reason=r),
-                   "{name} was submitted for approval.")
+    return _action(
+        request,
+        pk,
+        lambda i, r: services.integration_submit(actor=request.user, integration=i, reason=r),
+        "{name} was submitted for approval.",
+    )
 
 
 @login_required
 @require_POST
 def integration_suspend(request: HttpRequest, pk: int) -> HttpResponse:
-    return _action(request, pk, lambda i, r: services.integration_suspend(actor=request.user, integration=i, reason=r),
-                   "{name} was suspended; every active grant was revoked.")
+    return _action(
+        request,
+        pk,
+        lambda i, r: services.integration_suspend(actor=request.user, integration=i, reason=r),
+        "{name} was suspended; every active grant was revoked.",
+    )
 
 
 @login_required
 @require_POST
 def integration_reactivate(request: HttpRequest, pk: int) -> HttpResponse:
-    return _action(request, pk, lambda i, r: services.integration_reactivate(actor=request.user, integration=i, reason=r),
-                   "Reactivation of {name} was requested; it is pending approval.")
+    return _action(
+        request,
+        pk,
+        lambda i, r: services.integration_reactivate(actor=request.user, integration=i, reason=r),
+        "Reactivation of {name} was requested; it is pending approval.",
+    )
 
 
 @login_required
 @require_POST
 def integration_retire(request: HttpRequest, pk: int) -> HttpResponse:
-    return _action(request, pk, lambda i, r: services.integration_retire(actor=request.user, integration=i, reason=r),
-                   "{name} was retired.")
+    return _action(
+        request,
+        pk,
+        lambda i, r: services.integration_retire(actor=request.user, integration=i, reason=r),
+        "{name} was retired.",
+    )
 
 
 @login_required
@@ -258,29 +333,43 @@ def integration_transfer(request: HttpRequest, pk: int) -> HttpResponse:
         return redirect("inventory:detail", integ.pk)
     try:
         services.ownership_transfer_propose(
-            actor=request.user, integration=integ, to_user=form.cleaned_data["to_user"],
-            role=form.cleaned_data["role"], reason=form.cleaned_data["reason"],
+            actor=request.user,
+            integration=integ,
+            to_user=form.cleaned_data["to_user"],
+            role=form.cleaned_data["role"],
+            reason=form.cleaned_data["reason"],
         )
     except NotAllowed:
         raise
     except DomainError as exc:
         messages.error(request, exc.detail)
     else:
-        messages.success(request, f"The transfer was proposed to {form.cleaned_data['to_user'].label}; it waits for their answer.")
+        messages.success(
+            request, f"The transfer was proposed to {form.cleaned_data['to_user'].label}; it waits for their answer."
+        )
     return redirect("inventory:detail", integ.pk)
 
 
 @login_required
 def transfer_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    transfer = get_object_or_404(selectors.transfers_for(request.user).select_related("integration", "to_user", "from_user", "proposed_by"), pk=pk)
+    transfer = get_object_or_404(
+        selectors.transfers_for(request.user).select_related("integration", "to_user", "from_user", "proposed_by"),
+        pk=pk,
+    )
     if request.method == "POST":
         decision = request.POST.get("decision")
         try:
             if decision == "accept":
-                services.ownership_transfer_accept(actor=request.user, transfer=transfer, reason=request.POST.get("reason", ""))
-                messages.success(request, f"You now are the {transfer.get_role_display().lower()} of {transfer.integration.name}.")
+                services.ownership_transfer_accept(
+                    actor=request.user, transfer=transfer, reason=request.POST.get("reason", "")
+                )
+                messages.success(
+                    request, f"You now are the {transfer.get_role_display().lower()} of {transfer.integration.name}."
+                )
             elif decision == "decline":
-                services.ownership_transfer_decline(actor=request.user, transfer=transfer, reason=request.POST.get("reason", ""))
+                services.ownership_transfer_decline(
+                    actor=request.user, transfer=transfer, reason=request.POST.get("reason", "")
+                )
                 messages.success(request, "You declined the transfer.")
         except NotAllowed:
             raise
@@ -295,7 +384,9 @@ def orphans(request: HttpRequest) -> HttpResponse:
     # The IAM work list: admins act on it, auditors read it.
     if not (is_iam_admin(request.user) or is_auditor(request.user)):
         raise Http404
-    page = Paginator(selectors.orphaned_for(request.user).order_by("name", "id"), PAGE_SIZE).get_page(request.GET.get("page"))
+    page = Paginator(selectors.orphaned_for(request.user).order_by("name", "id"), PAGE_SIZE).get_page(
+        request.GET.get("page")
+    )
     return render(request, "inventory/orphans.html", {"page": page, "query": ""})
 
 
@@ -305,7 +396,11 @@ def orphans(request: HttpRequest) -> HttpResponse:
 @login_required
 def catalog(request: HttpRequest) -> HttpResponse:
     systems = list(selectors.systems_for(request.user))
-    return render(request, "inventory/catalog.html", {"systems": systems, "can_manage": permissions.can_manage_catalog(request.user)})
+    return render(
+        request,
+        "inventory/catalog.html",
+        {"systems": systems, "can_manage": permissions.can_manage_catalog(request.user)},
+    )
 
 
 def _catalog_guard(request: HttpRequest) -> None:
@@ -323,7 +418,9 @@ def system_form(request: HttpRequest, pk: int | None = None) -> HttpResponse:
             data = form.cleaned_data
             try:
                 services.resource_system_save(
-                    actor=request.user, system=system, owners=data["owners"],
+                    actor=request.user,
+                    system=system,
+                    owners=data["owners"],
                     values={k: data[k] for k in ("code", "name", "description")},
                 )
             except ValidationFailed as exc:
@@ -336,9 +433,18 @@ def system_form(request: HttpRequest, pk: int | None = None) -> HttpResponse:
     else:
         initial = {}
         if system:
-            initial = {"code": system.code, "name": system.name, "description": system.description, "owners": list(system.owners.all())}
+            initial = {
+                "code": system.code,
+                "name": system.name,
+                "description": system.description,
+                "owners": list(system.owners.all()),
+            }
         form = ResourceSystemForm(initial=initial)
-    return render(request, "inventory/catalog_form.html", {"form": form, "title": f"Edit {system.name}" if system else "New resource system"})
+    return render(
+        request,
+        "inventory/catalog_form.html",
+        {"form": form, "title": f"Edit {system.name}" if system else "New resource system"},
+    )
 
 
 @login_required

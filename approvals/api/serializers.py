@@ -17,7 +17,17 @@ class AccessRequestDecisionSerializer(serializers.ModelSerializer[Decision]):
 
     class Meta:
         model = Decision
-        fields = ["id", "step", "reviewer", "reviewer_name", "decision", "comment", "approved_scopes", "expires_at", "created_at"]
+        fields = [
+            "id",
+            "step",
+            "reviewer",
+            "reviewer_name",
+            "decision",
+            "comment",
+            "approved_scopes",
+            "expires_at",
+            "created_at",
+        ]
         read_only_fields = fields
 
 
@@ -28,8 +38,22 @@ class AccessRequestStepSerializer(serializers.ModelSerializer[RequestStep]):
 
     class Meta:
         model = RequestStep
-        fields = ["id", "round", "order", "name", "status", "rule", "quorum", "sla_hours", "due_at", "escalated_at",
-                  "decided_at", "decided_by", "reviewers", "decisions"]
+        fields = [
+            "id",
+            "round",
+            "order",
+            "name",
+            "status",
+            "rule",
+            "quorum",
+            "sla_hours",
+            "due_at",
+            "escalated_at",
+            "decided_at",
+            "decided_by",
+            "reviewers",
+            "decisions",
+        ]
         read_only_fields = fields
 
     @extend_schema_field(serializers.ListField(child=serializers.CharField()))
@@ -44,8 +68,23 @@ class AccessRequestSerializer(serializers.ModelSerializer[AccessRequest]):
 
     class Meta:
         model = AccessRequest
-        fields = ["id", "type", "status", "integration", "integration_name", "requester", "requested_scopes", "ticket_ref",
-                  "justification", "risk_tier", "round", "created_at", "updated_at", "closed_at", "outcome_reason"]
+        fields = [
+            "id",
+            "type",
+            "status",
+            "integration",
+            "integration_name",
+            "requester",
+            "requested_scopes",
+            "ticket_ref",
+            "justification",
+            "risk_tier",
+            "round",
+            "created_at",
+            "updated_at",
+            "closed_at",
+            "outcome_reason",
+        ]
         read_only_fields = fields
 
 
@@ -59,14 +98,23 @@ class AccessRequestDetailSerializer(AccessRequestSerializer):
 
 class AccessRequestDecisionInSerializer(serializers.Serializer[Any]):
     decision = serializers.ChoiceField(choices=DecisionKind.choices)
-    comment = serializers.CharField(required=False, allow_blank=True, default="", max_length=5000,
-                                    help_text="Required to reject or to request changes.")
+    comment = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        default="",
+        max_length=5000,
+        help_text="Required to reject or to request changes.",
+    )
     approved_scopes = serializers.ListField(
-        child=serializers.CharField(min_length=3, max_length=170), required=False, allow_empty=False,
+        child=serializers.CharField(min_length=3, max_length=170),
+        required=False,
+        allow_empty=False,
         help_text="Scope codes to approve (a subset of the requested ones); default all.",
     )
     expires_at = serializers.DateTimeField(required=False, help_text="An earlier expiry than the tier's default.")
-    step = serializers.IntegerField(required=False, min_value=1, help_text="The step id the caller decides (default: the current one).")
+    step = serializers.IntegerField(
+        required=False, min_value=1, help_text="The step id the caller decides (default: the current one)."
+    )
 
 
 class AccessRequestWithdrawInSerializer(serializers.Serializer[Any]):
@@ -82,8 +130,22 @@ class GrantSerializer(serializers.ModelSerializer[Grant]):
 
     class Meta:
         model = Grant
-        fields = ["id", "integration", "integration_name", "scope", "status", "active", "source_type", "source_id",
-                  "approvers", "granted_at", "expires_at", "ended_at", "ended_by", "end_reason"]
+        fields = [
+            "id",
+            "integration",
+            "integration_name",
+            "scope",
+            "status",
+            "active",
+            "source_type",
+            "source_id",
+            "approvers",
+            "granted_at",
+            "expires_at",
+            "ended_at",
+            "ended_by",
+            "end_reason",
+        ]
         read_only_fields = fields
 
     def get_active(self, grant: Grant) -> bool:

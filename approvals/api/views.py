@@ -34,8 +34,13 @@ ERRORS = {400: PROBLEM, 403: PROBLEM, 404: PROBLEM, 409: PROBLEM}
 
 
 @extend_schema_view(
-    list=extend_schema(summary="Access requests the caller may see", responses={200: AccessRequestSerializer(many=True)}),
-    retrieve=extend_schema(summary="One access request with its steps and decisions", responses={200: AccessRequestDetailSerializer, 404: PROBLEM}),
+    list=extend_schema(
+        summary="Access requests the caller may see", responses={200: AccessRequestSerializer(many=True)}
+    ),
+    retrieve=extend_schema(
+        summary="One access request with its steps and decisions",
+        responses={200: AccessRequestDetailSerializer, 404: PROBLEM},
+    ),
 )
 class AccessRequestViewSet(viewsets.ReadOnlyModelViewSet[AccessRequest]):
     filterset_class = AccessRequestFilter
@@ -50,8 +55,11 @@ class AccessRequestViewSet(viewsets.ReadOnlyModelViewSet[AccessRequest]):
     def get_serializer_class(self) -> Any:
         return AccessRequestSerializer if self.action == "list" else AccessRequestDetailSerializer
 
-    @extend_schema(summary="Decide the step assigned to the caller", request=AccessRequestDecisionInSerializer,
-                   responses={201: AccessRequestDecisionSerializer, **ERRORS})
+    @extend_schema(
+        summary="Decide the step assigned to the caller",
+        request=AccessRequestDecisionInSerializer,
+        responses={201: AccessRequestDecisionSerializer, **ERRORS},
+    )
     @action(detail=True, methods=["post"], url_path="decisions")
     def decisions(self, request: Request, pk: str | None = None) -> Response:
         # Idempotency-Key is handled for every POST by governance.webhooks.idempotency.
@@ -66,14 +74,21 @@ class AccessRequestViewSet(viewsets.ReadOnlyModelViewSet[AccessRequest]):
             if missing:
                 raise ValidationFailed.on("approved_scopes", f"Unknown scope(s): {', '.join(missing)}.")
         made = services.request_decide(
-            actor=request.user, request=req, decision=data.validated_data["decision"],
-            comment=data.validated_data["comment"], approved_scopes=scopes,
-            expires_at=data.validated_data.get("expires_at"), step_id=data.validated_data.get("step"),
+            actor=request.user,
+            request=req,
+            decision=data.validated_data["decision"],
+            comment=data.validated_data["comment"],
+            approved_scopes=scopes,
+            expires_at=data.validated_data.get("expires_at"),
+            step_id=data.validated_data.get("step"),
         )
         return Response(AccessRequestDecisionSerializer(made).data, status=status.HTTP_201_CREATED)
 
-    @extend_schema(summary="The requester withdraws the request", request=AccessRequestWithdrawInSerializer,
-                   responses={200: AccessRequestDetailSerializer, **ERRORS})
+    @extend_schema(
+        summary="The requester withdraws the request",
+        request=AccessRequestWithdrawInSerializer,
+        responses={200: AccessRequestDetailSerializer, **ERRORS},
+    )
     @action(detail=True, methods=["post"], url_path="withdraw")
     def withdraw(self, request: Request, pk: str | None = None) -> Response:
         req = self.get_object()
@@ -101,8 +116,11 @@ class GrantViewSet(viewsets.ReadOnlyModelViewSet[Grant]):
             .prefetch_related("approvers")
         )
 
-    @extend_schema(summary="Revoke a grant at once (IAM admins and the integration's owners)", request=GrantRevokeInSerializer,
-                   responses={200: GrantSerializer, **ERRORS})
+    @extend_schema(
+        summary="Revoke a grant at once (IAM admins and the integration's owners)",
+        request=GrantRevokeInSerializer,
+        responses={200: GrantSerializer, **ERRORS},
+    )
     @action(detail=True, methods=["post"], url_path="revoke")
     def revoke(self, request: Request, pk: str | None = None) -> Response:
         grant = self.get_object()

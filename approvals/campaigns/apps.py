@@ -22,16 +22,31 @@ class CampaignsConfig(AppConfig):
 
         scheduling.register("campaigns-sweep", "approvals.campaigns.tasks.campaigns_sweep", "*/10 * * * *")
         portal.register_nav(
-            portal.NavEntry(label="Campaigns", url_name="campaigns:campaign-list", order=30, visible=_sees_campaigns,
-                            count=_my_open_count)
+            portal.NavEntry(
+                label="Campaigns",
+                url_name="campaigns:campaign-list",
+                order=30,
+                visible=_sees_campaigns,
+                count=_my_open_count,
+            )
         )
         portal.register_panel(
-            portal.HomePanel(key="campaigns-my-items", template="campaigns/panels/my_items.html", build=_my_items_panel,
-                             order=22, roles=frozenset({Role.BUSINESS_USER, Role.REVIEWER, Role.IAM_ADMIN}))
+            portal.HomePanel(
+                key="campaigns-my-items",
+                template="campaigns/panels/my_items.html",
+                build=_my_items_panel,
+                order=22,
+                roles=frozenset({Role.BUSINESS_USER, Role.REVIEWER, Role.IAM_ADMIN}),
+            )
         )
         portal.register_panel(
-            portal.HomePanel(key="campaigns-running", template="campaigns/panels/running.html", build=_running_panel,
-                             order=23, roles=frozenset({Role.IAM_ADMIN, Role.AUDITOR}))
+            portal.HomePanel(
+                key="campaigns-running",
+                template="campaigns/panels/running.html",
+                build=_running_panel,
+                order=23,
+                roles=frozenset({Role.IAM_ADMIN, Role.AUDITOR}),
+            )
         )
         demo_registry.register("campaigns", 30, demo.seed)
         webhooks.register()
@@ -53,8 +68,10 @@ def _my_items_panel(request: Any) -> dict[str, Any] | None:
     from approvals.campaigns.selectors import my_open_items
 
     rows = list(
-        my_open_items(request.user).values("campaign_id", "campaign__name", "campaign__deadline")
-        .annotate(n=Count("pk"), first=Min("pk")).order_by("campaign__deadline")[:8]
+        my_open_items(request.user)
+        .values("campaign_id", "campaign__name", "campaign__deadline")
+        .annotate(n=Count("pk"), first=Min("pk"))
+        .order_by("campaign__deadline")[:8]
     )
     if not rows:
         return None
@@ -68,7 +85,8 @@ def _running_panel(request: Any) -> dict[str, Any] | None:
     from approvals.campaigns.selectors import campaigns_for
 
     rows = list(
-        campaigns_for(request.user).filter(status__in=[CampaignStatus.LAUNCHING, CampaignStatus.ACTIVE])
+        campaigns_for(request.user)
+        .filter(status__in=[CampaignStatus.LAUNCHING, CampaignStatus.ACTIVE])
         .annotate(open_items=Count("items", filter=Q(items__status__in=UNDECIDED)))
         .order_by("deadline")[:8]
     )

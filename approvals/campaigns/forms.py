@@ -21,7 +21,7 @@ from inventory.models import IntegrationKind, ResourceSystem, RiskTier, Sensitiv
 
 
 class DayListField(forms.CharField):
-    """"7, 1" -> [7, 1]."""
+    """ "7, 1" -> [7, 1]."""
 
     def to_python(self, value: Any) -> list[int]:  # type: ignore[override]
         text = super().to_python(value)
@@ -58,12 +58,19 @@ class DefinitionForm(forms.Form):
     description = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False)
     owner = forms.ModelChoiceField(queryset=_people(), help_text="Accountable for the campaigns of this definition.")
     is_active = forms.BooleanField(required=False, initial=True)
-    risk_tiers = forms.MultipleChoiceField(choices=RiskTier.choices, required=False, widget=forms.CheckboxSelectMultiple,
-                                           help_text="None ticked: every tier.")
-    kinds = forms.MultipleChoiceField(choices=IntegrationKind.choices, required=False, widget=forms.CheckboxSelectMultiple)
+    risk_tiers = forms.MultipleChoiceField(
+        choices=RiskTier.choices,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="None ticked: every tier.",
+    )
+    kinds = forms.MultipleChoiceField(
+        choices=IntegrationKind.choices, required=False, widget=forms.CheckboxSelectMultiple
+    )
     vendors = VendorListField(required=False, help_text="Comma-separated vendor names; empty: any vendor.")
-    sensitivities = forms.MultipleChoiceField(choices=Sensitivity.choices, required=False, widget=forms.CheckboxSelectMultiple,
-                                              label="Scope sensitivity")
+    sensitivities = forms.MultipleChoiceField(
+        choices=Sensitivity.choices, required=False, widget=forms.CheckboxSelectMultiple, label="Scope sensitivity"
+    )
     resource_systems = forms.ModelMultipleChoiceField(queryset=ResourceSystem.objects.order_by("name"), required=False)
     business_owners = forms.ModelMultipleChoiceField(queryset=_people(), required=False, label="Business owners")
     not_reviewed_days = forms.IntegerField(min_value=1, required=False, label="Not reviewed for (days)")
@@ -71,12 +78,16 @@ class DefinitionForm(forms.Form):
     reviewer_group = forms.ModelChoiceField(queryset=Group.objects.order_by("name"), required=False)
     fallback_user = forms.ModelChoiceField(queryset=_people(), required=False)
     fallback_group = forms.ModelChoiceField(queryset=Group.objects.order_by("name"), required=False)
-    forbid_self_review = forms.BooleanField(required=False, initial=True,
-                                            label="An integration's only owner never reviews it alone")
+    forbid_self_review = forms.BooleanField(
+        required=False, initial=True, label="An integration's only owner never reviews it alone"
+    )
     granularity = forms.ChoiceField(choices=Granularity.choices)
     second_stage = forms.ChoiceField(choices=SecondStage.choices)
-    second_stage_group = forms.ModelChoiceField(queryset=Group.objects.order_by("name"), required=False,
-                                                help_text="Confirms keeps on critical items; empty: IAM admins.")
+    second_stage_group = forms.ModelChoiceField(
+        queryset=Group.objects.order_by("name"),
+        required=False,
+        help_text="Confirms keeps on critical items; empty: IAM admins.",
+    )
     duration_days = forms.IntegerField(min_value=1, initial=14)
     default_action = forms.ChoiceField(choices=DefaultAction.choices)
     escalation_grace_days = forms.IntegerField(min_value=0, initial=7)
@@ -95,7 +106,9 @@ class DefinitionForm(forms.Form):
 
     @classmethod
     def initial_from(cls, d: CampaignDefinition) -> dict[str, Any]:
-        data = {name: getattr(d, name) for name in cls.base_fields if name not in ("resource_systems", "business_owners")}
+        data = {
+            name: getattr(d, name) for name in cls.base_fields if name not in ("resource_systems", "business_owners")
+        }
         data["resource_systems"] = list(d.resource_systems.all())
         data["business_owners"] = list(d.business_owners.all())
         return data

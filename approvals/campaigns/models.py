@@ -60,7 +60,9 @@ class CampaignDefinition(models.Model):
     name = models.CharField(max_length=150, unique=True)
     description = models.TextField(blank=True)
     owner = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="owned_campaign_definitions",
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="owned_campaign_definitions",
         help_text="Accountable for the campaigns run from this definition.",
     )
     is_active = models.BooleanField(default=True)
@@ -140,8 +142,12 @@ class Campaign(models.Model):
     definition = models.ForeignKey(CampaignDefinition, on_delete=models.PROTECT, related_name="campaigns")
     name = models.CharField(max_length=200)
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="owned_campaigns")
-    status = models.CharField(max_length=12, choices=CampaignStatus.choices, default=CampaignStatus.DRAFT, db_index=True)
-    run_key = models.CharField(max_length=80, blank=True, help_text="Scheduled slot that made this run (unique per definition).")
+    status = models.CharField(
+        max_length=12, choices=CampaignStatus.choices, default=CampaignStatus.DRAFT, db_index=True
+    )
+    run_key = models.CharField(
+        max_length=80, blank=True, help_text="Scheduled slot that made this run (unique per definition)."
+    )
 
     granularity = models.CharField(max_length=12, choices=Granularity.choices)
     default_action = models.CharField(max_length=12, choices=DefaultAction.choices)
@@ -150,7 +156,9 @@ class Campaign(models.Model):
     reminder_days = models.JSONField(default=list, blank=True)
     escalate_days_before = models.PositiveIntegerField(null=True, blank=True)
 
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField(default=timezone.now)
     launched_at = models.DateTimeField(null=True, blank=True)
     deadline = models.DateTimeField(null=True, blank=True)
@@ -206,7 +214,11 @@ class ReviewItem(models.Model):
     grant = models.ForeignKey(Grant, null=True, blank=True, on_delete=models.PROTECT, related_name="review_items")
     grant_ids = models.JSONField(default=list, blank=True)
     reviewer = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="review_items",
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="review_items",
         db_index=False,
     )
     reviewer_group = models.ForeignKey(Group, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
@@ -239,7 +251,8 @@ class ReviewItem(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["campaign", "grant"], name="review_item_one_per_grant"),
             models.UniqueConstraint(
-                fields=["campaign", "integration"], condition=models.Q(grant__isnull=True),
+                fields=["campaign", "integration"],
+                condition=models.Q(grant__isnull=True),
                 name="review_item_one_per_integration",
             ),
         ]

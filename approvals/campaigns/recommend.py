@@ -19,12 +19,16 @@ class Recommendation:
     reason: str
 
 
-def recommend(*, integration: Any, scopes: Iterable[Any], last_rotated: datetime | None, now: datetime) -> Recommendation:
+def recommend(
+    *, integration: Any, scopes: Iterable[Any], last_rotated: datetime | None, now: datetime
+) -> Recommendation:
     """Revoke when the rules below find a reason, in this order; certify otherwise."""
     scopes = list(scopes)
     owner = integration.business_owner
     if integration.orphaned or not owner.is_active:
-        return Recommendation("revoke", "The owner left: the integration is orphaned and nobody answers for this access.")
+        return Recommendation(
+            "revoke", "The owner left: the integration is orphaned and nobody answers for this access."
+        )
     if integration.status in (IntegrationStatus.SUSPENDED, IntegrationStatus.RETIRED):
         return Recommendation("revoke", f"The integration is {integration.get_status_display().lower()}.")
     restricted = "restricted" in (integration.data_classifications or [])
@@ -40,6 +44,7 @@ def recommend(*, integration: Any, scopes: Iterable[Any], last_rotated: datetime
     sensitive = any(s.sensitivity in (Sensitivity.HIGH, Sensitivity.CRITICAL) for s in scopes)
     if sensitive and (last_rotated is None or now - last_rotated > STALE_CREDENTIAL):
         return Recommendation(
-            "revoke", "Sensitive access with a credential not rotated in over a year (or never): likely unused or neglected."
+            "revoke",
+            "Sensitive access with a credential not rotated in over a year (or never): likely unused or neglected.",
         )
     return Recommendation("certify", "The owner is active and nothing flags this access.")

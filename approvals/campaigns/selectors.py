@@ -36,10 +36,12 @@ def assigned_to(user: Any, prefix: str = "") -> Q:
     return (
         Q(**{f"{prefix}reviewer": user})
         | Q(**{f"{prefix}reviewer_group__in": groups})
-        | Q(**{
-            f"{prefix}status": ItemStatus.AWAITING_CONFIRMATION,
-            f"{prefix}campaign__definition__second_stage_group__in": groups,
-        })
+        | Q(
+            **{
+                f"{prefix}status": ItemStatus.AWAITING_CONFIRMATION,
+                f"{prefix}campaign__definition__second_stage_group__in": groups,
+            }
+        )
     )
 
 

@@ -70,10 +70,29 @@ EMAIL_LIST_LIMIT = 25
 # --- Definitions ---------------------------------------------------------------------------------
 
 DEFINITION_FIELDS = (
-    "name", "description", "owner", "is_active", "risk_tiers", "kinds", "vendors", "sensitivities",
-    "not_reviewed_days", "reviewer_rule", "reviewer_group", "fallback_group", "fallback_user",
-    "forbid_self_review", "granularity", "second_stage", "second_stage_group", "duration_days",
-    "default_action", "escalation_grace_days", "apply_mode", "reminder_days", "escalate_days_before",
+    "name",
+    "description",
+    "owner",
+    "is_active",
+    "risk_tiers",
+    "kinds",
+    "vendors",
+    "sensitivities",
+    "not_reviewed_days",
+    "reviewer_rule",
+    "reviewer_group",
+    "fallback_group",
+    "fallback_user",
+    "forbid_self_review",
+    "granularity",
+    "second_stage",
+    "second_stage_group",
+    "duration_days",
+    "default_action",
+    "escalation_grace_days",
+    "apply_mode",
+    "reminder_days",
+    "escalate_days_before",
     "recurrence",
 )
 M2M_FIELDS = ("resource_systems", "business_owners")
@@ -114,7 +133,9 @@ def _validate_definition(values: Mapping[str, Any]) -> None:
         errors.setdefault("reminder_days", []).append("Whole days before the deadline, each shorter than the duration.")
     escalate = values.get("escalate_days_before")
     if escalate is not None and not 0 < escalate < max(duration, 1):
-        errors.setdefault("escalate_days_before", []).append("Whole days before the deadline, shorter than the duration.")
+        errors.setdefault("escalate_days_before", []).append(
+            "Whole days before the deadline, shorter than the duration."
+        )
     recurrence = str(values.get("recurrence") or "").strip()
     if recurrence and not cron_valid(recurrence):
         errors.setdefault("recurrence", []).append("A five-field cron expression, e.g. 0 6 1 1,4,7,10 * (quarterly).")
@@ -136,11 +157,23 @@ def definition_save(
         merged = {f: getattr(definition, f) for f in DEFINITION_FIELDS}
     else:
         merged = {
-            "is_active": True, "risk_tiers": [], "kinds": [], "vendors": [], "sensitivities": [],
-            "reviewer_rule": ReviewerRule.BUSINESS_OWNER, "forbid_self_review": True, "granularity": Granularity.GRANT,
-            "second_stage": SecondStage.NONE, "duration_days": 14, "default_action": DefaultAction.REVOKE,
-            "escalation_grace_days": 7, "apply_mode": ApplyMode.IMMEDIATE, "reminder_days": [], "recurrence": "",
-            "description": "", "owner": resolved.user if not resolved.is_system else None,
+            "is_active": True,
+            "risk_tiers": [],
+            "kinds": [],
+            "vendors": [],
+            "sensitivities": [],
+            "reviewer_rule": ReviewerRule.BUSINESS_OWNER,
+            "forbid_self_review": True,
+            "granularity": Granularity.GRANT,
+            "second_stage": SecondStage.NONE,
+            "duration_days": 14,
+            "default_action": DefaultAction.REVOKE,
+            "escalation_grace_days": 7,
+            "apply_mode": ApplyMode.IMMEDIATE,
+            "reminder_days": [],
+            "recurrence": "",
+            "description": "",
+            "owner": resolved.user if not resolved.is_system else None,
         }
     merged.update({k: v for k, v in values.items() if k in DEFINITION_FIELDS})
     merged["recurrence"] = str(merged.get("recurrence") or "").strip()
@@ -231,7 +264,10 @@ def campaign_create(
             created_by=None if resolved.is_system else resolved.user,
         )
         audit_record(
-            actor=resolved, action="campaign.created", target=campaign, owner=campaign.owner,
+            actor=resolved,
+            action="campaign.created",
+            target=campaign,
+            owner=campaign.owner,
             after=snapshot(campaign, _CAMPAIGN_AUDITED),
         )
     return campaign
@@ -330,7 +366,9 @@ class ReviewerResolver:
             return Assignment(None, d.fallback_group_id, f"fallback group: {problem}")
         return Assignment(self.campaign_owner_id, None, f"campaign owner (no fallback set): {problem}")
 
-    def resolve(self, *, business: int | None, technical: int | None, backup: int | None, system: int | None) -> Assignment:
+    def resolve(
+        self, *, business: int | None, technical: int | None, backup: int | None, system: int | None
+    ) -> Assignment:
         rule = self.d.reviewer_rule
         if rule == ReviewerRule.GROUP:
             if self.d.reviewer_group_id:
@@ -357,8 +395,14 @@ class ReviewerResolver:
 
 
 _GRANT_FIELDS = (
-    "pk", "integration_id", "integration__business_owner_id", "integration__technical_owner_id",
-    "integration__backup_owner_id", "scope__system_id", "scope__sensitivity", "integration__risk_tier",
+    "pk",
+    "integration_id",
+    "integration__business_owner_id",
+    "integration__technical_owner_id",
+    "integration__backup_owner_id",
+    "scope__system_id",
+    "scope__sensitivity",
+    "integration__risk_tier",
 )
 
 
@@ -390,8 +434,19 @@ def campaign_launch_run(*, campaign_id: int, chunk_size: int = LAUNCH_CHUNK) -> 
 
 
 _ITEM_COLUMNS = (
-    "campaign_id", "integration_id", "grant_id", "grant_ids", "reviewer_id", "reviewer_group_id", "assigned_reason",
-    "critical", "status", "decision", "comment", "by_default", "flagged",
+    "campaign_id",
+    "integration_id",
+    "grant_id",
+    "grant_ids",
+    "reviewer_id",
+    "reviewer_group_id",
+    "assigned_reason",
+    "critical",
+    "status",
+    "decision",
+    "comment",
+    "by_default",
+    "flagged",
 )
 
 
@@ -419,12 +474,24 @@ def _insert_items(rows: list[tuple[Any, ...]]) -> None:
             cursor.executemany(sql, rows)
 
 
-def _item_row(campaign: Campaign, integration_id: int, grant_id: int | None, grant_ids: list[int], a: Assignment,
-              critical: bool) -> tuple[Any, ...]:
+def _item_row(
+    campaign: Campaign, integration_id: int, grant_id: int | None, grant_ids: list[int], a: Assignment, critical: bool
+) -> tuple[Any, ...]:
     json_value = ReviewItem._meta.get_field("grant_ids").get_db_prep_save(grant_ids, connection)
     return (
-        campaign.pk, integration_id, grant_id, json_value, a.reviewer_id, a.group_id, a.reason, critical,
-        ItemStatus.OPEN, "", "", False, False,
+        campaign.pk,
+        integration_id,
+        grant_id,
+        json_value,
+        a.reviewer_id,
+        a.group_id,
+        a.reason,
+        critical,
+        ItemStatus.OPEN,
+        "",
+        "",
+        False,
+        False,
     )
 
 
@@ -446,10 +513,23 @@ def _launch_per_grant(campaign: Campaign, selection: QuerySet[Grant], resolver: 
         items = []
         for pk, integration_id, business, technical, backup, system, sensitivity, tier in rows:
             a = resolver.resolve(business=business, technical=technical, backup=backup, system=system)
-            items.append((
-                campaign.pk, integration_id, pk, empty, a.reviewer_id, a.group_id, a.reason,
-                _is_critical(sensitivity, tier), ItemStatus.OPEN, "", "", False, False,
-            ))
+            items.append(
+                (
+                    campaign.pk,
+                    integration_id,
+                    pk,
+                    empty,
+                    a.reviewer_id,
+                    a.group_id,
+                    a.reason,
+                    _is_critical(sensitivity, tier),
+                    ItemStatus.OPEN,
+                    "",
+                    "",
+                    False,
+                    False,
+                )
+            )
         cursor = rows[-1][0]
         _save_chunk(campaign, items, cursor, len(rows))
 
@@ -461,13 +541,17 @@ def _launch_per_integration(
     per_chunk = max(chunk // 10, 1)  # integrations per chunk (each has a handful of grants)
     while True:
         ids = list(
-            selection.filter(integration_id__gt=cursor).order_by("integration_id")
-            .values_list("integration_id", flat=True).distinct()[:per_chunk]
+            selection.filter(integration_id__gt=cursor)
+            .order_by("integration_id")
+            .values_list("integration_id", flat=True)
+            .distinct()[:per_chunk]
         )
         if not ids:
             return
         grouped: dict[int, list[tuple[Any, ...]]] = defaultdict(list)
-        for row in selection.filter(integration_id__in=ids).order_by("integration_id", "pk").values_list(*_GRANT_FIELDS):
+        for row in (
+            selection.filter(integration_id__in=ids).order_by("integration_id", "pk").values_list(*_GRANT_FIELDS)
+        ):
             grouped[row[1]].append(row)
         items = []
         for integration_id in ids:
@@ -476,8 +560,11 @@ def _launch_per_integration(
                 continue
             _pk, _i, business, technical, backup, system, _s, _tier = rows[0]
             a = resolver.resolve(business=business, technical=technical, backup=backup, system=system)
-            items.append(_item_row(campaign, integration_id, None, [r[0] for r in rows], a,
-                                   any(_is_critical(r[6], r[7]) for r in rows)))
+            items.append(
+                _item_row(
+                    campaign, integration_id, None, [r[0] for r in rows], a, any(_is_critical(r[6], r[7]) for r in rows)
+                )
+            )
         cursor = ids[-1]
         _save_chunk(campaign, items, cursor, len(ids))
 
@@ -515,8 +602,15 @@ def _campaign_links(campaign: Campaign) -> dict[str, str]:
     }
 
 
-def _email_reviewers(campaign: Campaign, recipients: Mapping[int, list[tuple[str, int]]], *, key_part: str,
-                     subject: str, template: str, extra: Mapping[str, Any] | None = None) -> int:
+def _email_reviewers(
+    campaign: Campaign,
+    recipients: Mapping[int, list[tuple[str, int]]],
+    *,
+    key_part: str,
+    subject: str,
+    template: str,
+    extra: Mapping[str, Any] | None = None,
+) -> int:
     """One email per recipient; returns how many were newly queued (unique keys: never twice)."""
     if not recipients:
         return 0
@@ -528,11 +622,20 @@ def _email_reviewers(campaign: Campaign, recipients: Mapping[int, list[tuple[str
         lines = recipients[uid]
         total = sum(n for _name, n in lines)
         context = {
-            "campaign": campaign, "lines": lines[:EMAIL_LIST_LIMIT], "more": max(len(lines) - EMAIL_LIST_LIMIT, 0),
-            "total": total, **_campaign_links(campaign), **(extra or {}),
+            "campaign": campaign,
+            "lines": lines[:EMAIL_LIST_LIMIT],
+            "more": max(len(lines) - EMAIL_LIST_LIMIT, 0),
+            "total": total,
+            **_campaign_links(campaign),
+            **(extra or {}),
         }
-        if email_enqueue(key=keys[uid], recipient=user, subject=subject.format(total=total, name=campaign.name),
-                         template=template, context=context):
+        if email_enqueue(
+            key=keys[uid],
+            recipient=user,
+            subject=subject.format(total=total, name=campaign.name),
+            template=template,
+            context=context,
+        ):
             queued += 1
     return queued
 
@@ -563,13 +666,18 @@ def _launch_finish(campaign: Campaign) -> Campaign:
             raise Conflict("The campaign is no longer launching (another worker finished it).")
         campaign.refresh_from_db()
         counts = ReviewItem.objects.filter(campaign=campaign).aggregate(
-            items=Count("pk"), reviewers=Count("reviewer_id", distinct=True), groups=Count("reviewer_group_id", distinct=True)
+            items=Count("pk"),
+            reviewers=Count("reviewer_id", distinct=True),
+            groups=Count("reviewer_group_id", distinct=True),
         )
         Campaign.objects.filter(pk=campaign.pk).update(items_total=counts["items"])
         campaign.items_total = counts["items"]
         recipients = _recipients_with_items(campaign, undecided_only=False)
         emails = _email_reviewers(
-            campaign, recipients, key_part="assigned", subject="Recertification: {total} item(s) to review in {name}",
+            campaign,
+            recipients,
+            key_part="assigned",
+            subject="Recertification: {total} item(s) to review in {name}",
             template="campaign_assigned",
         )
         _emit_assigned(campaign)
@@ -580,8 +688,12 @@ def _launch_finish(campaign: Campaign) -> Campaign:
             target=campaign,
             owner=campaign.owner,
             after={
-                "items": counts["items"], "reviewers": counts["reviewers"], "groups": counts["groups"],
-                "recipients": len(recipients), "emails_queued": emails, "deadline": campaign.deadline,
+                "items": counts["items"],
+                "reviewers": counts["reviewers"],
+                "groups": counts["groups"],
+                "recipients": len(recipients),
+                "emails_queued": emails,
+                "deadline": campaign.deadline,
                 "granularity": campaign.granularity,
             },
         )
@@ -595,7 +707,9 @@ def _apply_revocations(actor: Actor, items: Sequence[ReviewItem], reason: str) -
     """End the grants of revoked items at once (bulk, audited as ``grant.revoked``) and mark
     the items applied. Grants already ended are skipped by ``grants_end_many``."""
     grant_ids = sorted({gid for item in items for gid in item.covered_grant_ids()})
-    ended = grants_end_many(actor=actor, grant_ids=grant_ids, status=GrantStatus.REVOKED, reason=reason, action="grant.revoked")
+    ended = grants_end_many(
+        actor=actor, grant_ids=grant_ids, status=GrantStatus.REVOKED, reason=reason, action="grant.revoked"
+    )
     now = timezone.now()
     ReviewItem.objects.filter(pk__in=[i.pk for i in items]).update(applied_at=now)
     for item in items:
@@ -620,9 +734,7 @@ def review_item_decide(*, actor: Actor | User, item: ReviewItem, decision: str, 
         raise ValidationFailed.on("comment", "Give a reason to revoke.")
     with transaction.atomic():
         locked = (
-            ReviewItem.objects.select_for_update()
-            .select_related("campaign__definition", "integration")
-            .get(pk=item.pk)
+            ReviewItem.objects.select_for_update().select_related("campaign__definition", "integration").get(pk=item.pk)
         )
         campaign = locked.campaign
         if campaign.status != CampaignStatus.ACTIVE:
@@ -656,10 +768,16 @@ def review_item_decide(*, actor: Actor | User, item: ReviewItem, decision: str, 
             action = "review_item.confirmed"
         else:
             raise Conflict(f"This item is already decided ({locked.get_status_display().lower()}).")
-        locked.save(update_fields=["status", "decision", "decided_by", "decided_at", "comment", "confirmed_by", "confirmed_at"])
+        locked.save(
+            update_fields=["status", "decision", "decided_by", "decided_at", "comment", "confirmed_by", "confirmed_at"]
+        )
         audit_record(
-            actor=resolved, action=action, target=locked, owner=campaign.owner,
-            before=before, after={**snapshot(locked, _ITEM_AUDITED), "decision": decision, "campaign": campaign.pk},
+            actor=resolved,
+            action=action,
+            target=locked,
+            owner=campaign.owner,
+            before=before,
+            after={**snapshot(locked, _ITEM_AUDITED), "decision": decision, "campaign": campaign.pk},
             reason=comment,
         )
         if locked.status == ItemStatus.REVOKED and campaign.apply_mode == ApplyMode.IMMEDIATE:
@@ -711,8 +829,12 @@ def campaign_send_reminders(*, campaign: Campaign, now: datetime | None = None) 
     recipients = _recipients_with_items(campaign, undecided_only=True)
     with transaction.atomic():
         return _email_reviewers(
-            campaign, recipients, key_part=f"reminder-{point}d", template="campaign_reminder",
-            subject="Reminder: {total} item(s) still to review in {name}", extra={"days_left": point},
+            campaign,
+            recipients,
+            key_part=f"reminder-{point}d",
+            template="campaign_reminder",
+            subject="Reminder: {total} item(s) still to review in {name}",
+            extra={"days_left": point},
         )
 
 
@@ -732,13 +854,20 @@ def campaign_escalate_reviewers(*, campaign: Campaign, now: datetime | None = No
     (or the fallback) once, mark the items escalated and audit it. Returns reviewers escalated."""
     now = now or timezone.now()
     if (
-        campaign.status != CampaignStatus.ACTIVE or campaign.deadline is None or campaign.escalate_days_before is None
-        or now < campaign.deadline - timedelta(days=campaign.escalate_days_before) or now >= campaign.deadline
+        campaign.status != CampaignStatus.ACTIVE
+        or campaign.deadline is None
+        or campaign.escalate_days_before is None
+        or now < campaign.deadline - timedelta(days=campaign.escalate_days_before)
+        or now >= campaign.deadline
     ):
         return 0
     reviewer_ids = list(
-        ReviewItem.objects.filter(campaign=campaign, status=ItemStatus.OPEN, escalated_at__isnull=True, reviewer__isnull=False)
-        .order_by().values_list("reviewer_id", flat=True).distinct()
+        ReviewItem.objects.filter(
+            campaign=campaign, status=ItemStatus.OPEN, escalated_at__isnull=True, reviewer__isnull=False
+        )
+        .order_by()
+        .values_list("reviewer_id", flat=True)
+        .distinct()
     )
     escalated = 0
     for reviewer in User.objects.filter(pk__in=reviewer_ids).select_related("manager"):
@@ -758,9 +887,16 @@ def campaign_escalate_reviewers(*, campaign: Campaign, now: datetime | None = No
                     context={"campaign": campaign, "reviewer": reviewer, "count": marked, **_campaign_links(campaign)},
                 )
             audit_record(
-                actor=_system(campaign), action="campaign.reviewer_escalated", target=campaign, owner=campaign.owner,
-                after={"reviewer": reviewer.username, "open_items": marked, "escalated_to": [t.username for t in targets],
-                       "target_kind": kind},
+                actor=_system(campaign),
+                action="campaign.reviewer_escalated",
+                target=campaign,
+                owner=campaign.owner,
+                after={
+                    "reviewer": reviewer.username,
+                    "open_items": marked,
+                    "escalated_to": [t.username for t in targets],
+                    "target_kind": kind,
+                },
             )
             escalated += 1
     return escalated
@@ -800,7 +936,9 @@ def default_action_preview(campaign: Campaign) -> DefaultPreview:
 def _undecided_chunks(campaign: Campaign, size: int) -> Iterable[list[int]]:
     while True:
         ids = list(
-            ReviewItem.objects.filter(campaign=campaign, status__in=UNDECIDED).order_by("pk").values_list("pk", flat=True)[:size]
+            ReviewItem.objects.filter(campaign=campaign, status__in=UNDECIDED)
+            .order_by("pk")
+            .values_list("pk", flat=True)[:size]
         )
         if not ids:
             return
@@ -819,7 +957,10 @@ def _default_revoke_or_keep(campaign: Campaign, action: str, size: int) -> int:
             now = timezone.now()
             new_status = ItemStatus.REVOKED if action == DefaultAction.REVOKE else ItemStatus.KEPT_FLAGGED
             ReviewItem.objects.filter(pk__in=[i.pk for i in chunk], status__in=UNDECIDED).update(
-                status=new_status, by_default=True, decided_at=now, flagged=new_status == ItemStatus.KEPT_FLAGGED,
+                status=new_status,
+                by_default=True,
+                decided_at=now,
+                flagged=new_status == ItemStatus.KEPT_FLAGGED,
                 decision=Decision.REVOKE if new_status == ItemStatus.REVOKED else Decision.CERTIFY,
                 comment=reason,
             )
@@ -827,12 +968,21 @@ def _default_revoke_or_keep(campaign: Campaign, action: str, size: int) -> int:
             for item in chunk:
                 before = {"status": item.status, "reviewer": item.reviewer_id, "reviewer_group": item.reviewer_group_id}
                 item.status, item.by_default, item.decided_at = new_status, True, now
-                events.append(EventSpec(
-                    action="review_item.defaulted", target=item, owner=campaign.owner, before=before,
-                    after={"status": new_status, "default_action": action, "campaign": campaign.pk,
-                           "grants": item.covered_grant_ids()},
-                    reason=reason,
-                ))
+                events.append(
+                    EventSpec(
+                        action="review_item.defaulted",
+                        target=item,
+                        owner=campaign.owner,
+                        before=before,
+                        after={
+                            "status": new_status,
+                            "default_action": action,
+                            "campaign": campaign.pk,
+                            "grants": item.covered_grant_ids(),
+                        },
+                        reason=reason,
+                    )
+                )
             audit_record_many(actor=actor, events=events)
             if new_status == ItemStatus.REVOKED:
                 _apply_revocations(actor, chunk, reason)
@@ -845,15 +995,19 @@ def _default_escalate(campaign: Campaign, size: int) -> int:
     deadline by the grace period; the next deadline revokes what is still open."""
     actor = _system(campaign)
     grace = timedelta(days=campaign.definition.escalation_grace_days)
-    people = {u.pk: u for u in User.objects.filter(
-        pk__in=ReviewItem.objects.filter(campaign=campaign, status__in=UNDECIDED).values("reviewer_id")
-    ).select_related("manager")}
+    people = {
+        u.pk: u
+        for u in User.objects.filter(
+            pk__in=ReviewItem.objects.filter(campaign=campaign, status__in=UNDECIDED).values("reviewer_id")
+        ).select_related("manager")
+    }
     done = 0
     last = 0
     with transaction.atomic():
         while True:
             chunk = list(
-                ReviewItem.objects.select_for_update().filter(campaign=campaign, status__in=UNDECIDED, pk__gt=last)
+                ReviewItem.objects.select_for_update()
+                .filter(campaign=campaign, status__in=UNDECIDED, pk__gt=last)
                 .order_by("pk")[:size]
             )
             if not chunk:
@@ -870,26 +1024,42 @@ def _default_escalate(campaign: Campaign, size: int) -> int:
                 item.escalated_at = now
                 item.assigned_reason = f"escalated at the deadline to the {kind}"
                 item.status = ItemStatus.OPEN
-                events.append(EventSpec(
-                    action="review_item.escalated", target=item, owner=campaign.owner, before=before,
-                    after={"reviewer": item.reviewer_id, "reviewer_group": item.reviewer_group_id, "target_kind": kind},
-                ))
-            ReviewItem.objects.bulk_update(chunk, ["reviewer", "reviewer_group", "escalated_at", "assigned_reason", "status"])
+                events.append(
+                    EventSpec(
+                        action="review_item.escalated",
+                        target=item,
+                        owner=campaign.owner,
+                        before=before,
+                        after={
+                            "reviewer": item.reviewer_id,
+                            "reviewer_group": item.reviewer_group_id,
+                            "target_kind": kind,
+                        },
+                    )
+                )
+            ReviewItem.objects.bulk_update(
+                chunk, ["reviewer", "reviewer_group", "escalated_at", "assigned_reason", "status"]
+            )
             audit_record_many(actor=actor, events=events)
             done += len(chunk)
             last = chunk[-1].pk
-        Campaign.objects.filter(pk=campaign.pk).update(
-            escalated_at=timezone.now(), deadline=F("deadline") + grace
-        )
+        Campaign.objects.filter(pk=campaign.pk).update(escalated_at=timezone.now(), deadline=F("deadline") + grace)
         campaign.refresh_from_db()
         audit_record(
-            actor=actor, action="campaign.escalated", target=campaign, owner=campaign.owner,
+            actor=actor,
+            action="campaign.escalated",
+            target=campaign,
+            owner=campaign.owner,
             after={"items": done, "new_deadline": campaign.deadline},
         )
         recipients = _recipients_with_items(campaign, undecided_only=True)
         _email_reviewers(
-            campaign, recipients, key_part="escalated-assigned", template="campaign_assigned",
-            subject="Escalated to you: {total} item(s) to review in {name}", extra={"escalated": True},
+            campaign,
+            recipients,
+            key_part="escalated-assigned",
+            template="campaign_assigned",
+            subject="Escalated to you: {total} item(s) to review in {name}",
+            extra={"escalated": True},
         )
     return done
 
@@ -903,7 +1073,10 @@ def campaign_close(*, campaign: Campaign, size: int = DEADLINE_CHUNK) -> Campaig
         raise IllegalTransition(f"Only a running campaign can be closed (this one is {campaign.status}).")
     action = campaign.default_action
     if action == DefaultAction.ESCALATE:
-        if campaign.escalated_at is None and ReviewItem.objects.filter(campaign=campaign, status__in=UNDECIDED).exists():
+        if (
+            campaign.escalated_at is None
+            and ReviewItem.objects.filter(campaign=campaign, status__in=UNDECIDED).exists()
+        ):
             _default_escalate(campaign, size)
             return campaign  # still running until the extended deadline
         action = DefaultAction.REVOKE
@@ -913,12 +1086,16 @@ def campaign_close(*, campaign: Campaign, size: int = DEADLINE_CHUNK) -> Campaig
     held = 0
     while True:
         chunk = list(
-            ReviewItem.objects.filter(campaign=campaign, status=ItemStatus.REVOKED, applied_at__isnull=True).order_by("pk")[:size]
+            ReviewItem.objects.filter(campaign=campaign, status=ItemStatus.REVOKED, applied_at__isnull=True).order_by(
+                "pk"
+            )[:size]
         )
         if not chunk:
             break
         with transaction.atomic():
-            _apply_revocations(actor, chunk, f"Recertification {campaign.name}: revoked by the reviewer, applied at the close")
+            _apply_revocations(
+                actor, chunk, f"Recertification {campaign.name}: revoked by the reviewer, applied at the close"
+            )
         held += len(chunk)
     with transaction.atomic():
         updated = Campaign.objects.filter(pk=campaign.pk, status=CampaignStatus.ACTIVE).update(
@@ -931,10 +1108,18 @@ def campaign_close(*, campaign: Campaign, size: int = DEADLINE_CHUNK) -> Campaig
             ReviewItem.objects.filter(campaign=campaign).order_by().values_list("status").annotate(n=Count("pk"))
         )
         audit_record(
-            actor=actor, action="campaign.closed", target=campaign, owner=campaign.owner,
+            actor=actor,
+            action="campaign.closed",
+            target=campaign,
+            owner=campaign.owner,
             before={"status": CampaignStatus.ACTIVE},
-            after={"status": CampaignStatus.CLOSED, "by_status": summary, "defaulted": defaulted,
-                   "default_action": action, "applied_at_close": held},
+            after={
+                "status": CampaignStatus.CLOSED,
+                "by_status": summary,
+                "defaulted": defaulted,
+                "default_action": action,
+                "applied_at_close": held,
+            },
         )
     return campaign
 
@@ -963,7 +1148,10 @@ def campaign_cancel(*, actor: Actor | User, campaign: Campaign, reason: str) -> 
     if not permissions.can_launch(resolved.user, campaign):
         raise NotAllowed("Only IAM admins and the campaign's owner can cancel it.")
     with transaction.atomic():
-        if Campaign.objects.filter(pk=campaign.pk, status=CampaignStatus.DRAFT).update(status=CampaignStatus.CANCELLED) != 1:
+        if (
+            Campaign.objects.filter(pk=campaign.pk, status=CampaignStatus.DRAFT).update(status=CampaignStatus.CANCELLED)
+            != 1
+        ):
             raise IllegalTransition("Only a draft campaign can be cancelled.")
         audit_record(actor=resolved, action="campaign.cancelled", target=campaign, owner=campaign.owner, reason=reason)
     campaign.refresh_from_db()

@@ -51,16 +51,23 @@ def _sees_report(user: Any, campaign: Campaign) -> bool:
 @login_required
 @require_GET
 def campaign_list(request: HttpRequest) -> HttpResponse:
-    qs = selectors.campaigns_listed(request.user).annotate(
-        open_items=Count("items", filter=Q(items__status__in=UNDECIDED)), all_items=Count("items")
-    ).order_by("-created_at", "-id")
+    qs = (
+        selectors.campaigns_listed(request.user)
+        .annotate(open_items=Count("items", filter=Q(items__status__in=UNDECIDED)), all_items=Count("items"))
+        .order_by("-created_at", "-id")
+    )
     page = Paginator(qs, PAGE_SIZE).get_page(request.GET.get("page"))
-    return render(request, "campaigns/campaign_list.html", {
-        "page": page, "campaigns": list(page.object_list),
-        "my_open": selectors.my_open_items(request.user).count(),
-        "can_manage": permissions.can_manage_definitions(request.user),
-        "sees_definitions": has_role(request.user, Role.IAM_ADMIN, Role.AUDITOR),
-    })
+    return render(
+        request,
+        "campaigns/campaign_list.html",
+        {
+            "page": page,
+            "campaigns": list(page.object_list),
+            "my_open": selectors.my_open_items(request.user).count(),
+            "can_manage": permissions.can_manage_definitions(request.user),
+            "sees_definitions": has_role(request.user, Role.IAM_ADMIN, Role.AUDITOR),
+        },
+    )
 
 
 def _progress(campaign: Campaign) -> dict[str, Any]:
@@ -72,9 +79,9 @@ def _progress(campaign: Campaign) -> dict[str, Any]:
         "processed": done,
         "total_expected": total,
         "items_total": campaign.items_total,
-        "percent": 100 if campaign.status not in (CampaignStatus.DRAFT, CampaignStatus.LAUNCHING) else (
-            int(done * 100 / total) if total else 0
-        ),
+        "percent": 100
+        if campaign.status not in (CampaignStatus.DRAFT, CampaignStatus.LAUNCHING)
+        else (int(done * 100 / total) if total else 0),
         "finished": campaign.status not in (CampaignStatus.DRAFT, CampaignStatus.LAUNCHING),
     }
 
@@ -83,19 +90,21 @@ def _progress(campaign: Campaign) -> dict[str, Any]:
 @require_GET
 def campaign_detail(request: HttpRequest, pk: int) -> HttpResponse:
     campaign = _campaign_or_404(request, pk)
-    counts = dict(
-        ReviewItem.objects.filter(campaign=campaign).order_by().values_list("status").annotate(n=Count("pk"))
-    )
+    counts = dict(ReviewItem.objects.filter(campaign=campaign).order_by().values_list("status").annotate(n=Count("pk")))
     preview = services.default_action_preview(campaign) if campaign.status == CampaignStatus.ACTIVE else None
-    return render(request, "campaigns/campaign_detail.html", {
-        "campaign": campaign,
-        "progress": _progress(campaign),
-        "counts": [(label, counts.get(value, 0)) for value, label in ItemStatus.choices],
-        "preview": preview,
-        "can_launch": campaign.status == CampaignStatus.DRAFT and permissions.can_launch(request.user, campaign),
-        "sees_report": _sees_report(request.user, campaign),
-        "my_open": selectors.my_open_items(request.user).filter(campaign=campaign).count(),
-    })
+    return render(
+        request,
+        "campaigns/campaign_detail.html",
+        {
+            "campaign": campaign,
+            "progress": _progress(campaign),
+            "counts": [(label, counts.get(value, 0)) for value, label in ItemStatus.choices],
+            "preview": preview,
+            "can_launch": campaign.status == CampaignStatus.DRAFT and permissions.can_launch(request.user, campaign),
+            "sees_report": _sees_report(request.user, campaign),
+            "my_open": selectors.my_open_items(request.user).filter(campaign=campaign).count(),
+        },
+    )
 
 
 @login_required
@@ -128,9 +137,14 @@ def definition_list(request: HttpRequest) -> HttpResponse:
     qs = selectors.definitions_for(request.user).select_related("owner").annotate(runs=Count("campaigns"))
     if not has_role(request.user, Role.IAM_ADMIN, Role.AUDITOR):
         raise Http404
-    return render(request, "campaigns/definition_list.html", {
-        "definitions": list(qs), "can_manage": permissions.can_manage_definitions(request.user),
-    })
+    return render(
+        request,
+        "campaigns/definition_list.html",
+        {
+            "definitions": list(qs),
+            "can_manage": permissions.can_manage_definitions(request.user),
+        },
+    )
 
 
 @login_required
@@ -159,10 +173,18 @@ def definition_edit(request: HttpRequest, pk: int | None = None) -> HttpResponse
                         form.add_error(field if field in form.fields else None, err)
         form.mark_invalid()
     else:
-        form = DefinitionForm(initial=DefinitionForm.initial_from(definition) if definition else {"owner": request.user})
-    return render(request, "campaigns/definition_form.html", {
-        "form": form, "definition": definition, "can_manage": can_manage,
-    })
+        form = DefinitionForm(
+            initial=DefinitionForm.initial_from(definition) if definition else {"owner": request.user}
+        )
+    return render(
+        request,
+        "campaigns/definition_form.html",
+        {
+            "form": form,
+            "definition": definition,
+            "can_manage": can_manage,
+        },
+    )
 
 
 @login_required
@@ -192,24 +214,38 @@ def review_rows(items: list[ReviewItem]) -> list[dict[str, Any]]:
     credential's last rotation and a recommendation — in a fixed number of queries."""
     integration_ids = {i.integration_id for i in items}
     rotated = dict(
-        Credential.objects.filter(integration_id__in=integration_ids).order_by().values("integration_id")
-        .annotate(last=Max("last_rotated_at")).values_list("integration_id", "last")
+        Credential.objects.filter(integration_id__in=integration_ids)
+        .order_by()
+        .values("integration_id")
+        .annotate(last=Max("last_rotated_at"))
+        .values_list("integration_id", "last")
     )
     extra_ids = {gid for i in items if not i.grant_id for gid in i.grant_ids}
     grants = {
-        g.pk: g for g in Grant.objects.filter(pk__in={i.grant_id for i in items if i.grant_id} | extra_ids)
-        .select_related("scope__system").prefetch_related("approvers")
+        g.pk: g
+        for g in Grant.objects.filter(pk__in={i.grant_id for i in items if i.grant_id} | extra_ids)
+        .select_related("scope__system")
+        .prefetch_related("approvers")
     }
     now = timezone.now()
     groups: OrderedDict[int, dict[str, Any]] = OrderedDict()
     for item in items:
         integration = item.integration
         covered = [grants[g] for g in item.covered_grant_ids() if g in grants]
-        rec = recommend(integration=integration, scopes=[g.scope for g in covered],
-                        last_rotated=rotated.get(item.integration_id), now=now)
-        group = groups.setdefault(item.integration_id, {
-            "integration": integration, "last_rotated": rotated.get(item.integration_id), "items": [],
-        })
+        rec = recommend(
+            integration=integration,
+            scopes=[g.scope for g in covered],
+            last_rotated=rotated.get(item.integration_id),
+            now=now,
+        )
+        group = groups.setdefault(
+            item.integration_id,
+            {
+                "integration": integration,
+                "last_rotated": rotated.get(item.integration_id),
+                "items": [],
+            },
+        )
         group["items"].append({"item": item, "grants": covered, "rec": rec})
     return list(groups.values())
 
@@ -231,11 +267,18 @@ def review(request: HttpRequest) -> HttpResponse:
     )
     page = Paginator(qs, PAGE_SIZE).get_page(request.GET.get("page"))
     items = list(page.object_list)
-    return render(request, "campaigns/review.html", {
-        "page": page, "groups": review_rows(items), "state": state, "campaign_id": campaign_id,
-        "read_only": not permissions._writer(request.user),
-        "decisions": [("certify", "Certify (keep)"), ("revoke", "Revoke")],
-    })
+    return render(
+        request,
+        "campaigns/review.html",
+        {
+            "page": page,
+            "groups": review_rows(items),
+            "state": state,
+            "campaign_id": campaign_id,
+            "read_only": not permissions._writer(request.user),
+            "decisions": [("certify", "Certify (keep)"), ("revoke", "Revoke")],
+        },
+    )
 
 
 @login_required
@@ -271,8 +314,12 @@ def progress_series(campaign: Campaign) -> list[tuple[date, int]]:
     if campaign.launched_at is None:
         return []
     per_day = dict(
-        ReviewItem.objects.filter(campaign=campaign, decided_at__isnull=False).order_by()
-        .annotate(day=TruncDate("decided_at")).values("day").annotate(n=Count("pk")).values_list("day", "n")
+        ReviewItem.objects.filter(campaign=campaign, decided_at__isnull=False)
+        .order_by()
+        .annotate(day=TruncDate("decided_at"))
+        .values("day")
+        .annotate(n=Count("pk"))
+        .values_list("day", "n")
     )
     start = campaign.launched_at.date()
     end = (campaign.closed_at or timezone.now()).date()
@@ -300,13 +347,18 @@ def chart_svg(series: list[tuple[date, int]], total: int, width: int = 640, heig
         x = pad + (width - 2 * pad) * index / span
         y = height - pad - (height - 2 * pad) * value / top
         pts.append(f"{x:.1f},{y:.1f}")
-    ticks = [
-        {"y": height - pad - (height - 2 * pad) * frac, "label": int(top * frac)} for frac in (0, 0.5, 1)
-    ]
+    ticks = [{"y": height - pad - (height - 2 * pad) * frac, "label": int(top * frac)} for frac in (0, 0.5, 1)]
     return {
-        "points": " ".join(pts), "width": width, "height": height, "pad": pad, "ticks": ticks,
-        "first": series[0][0], "last": series[-1][0], "last_value": series[-1][1],
-        "x_end": width - pad, "y_base": height - pad,
+        "points": " ".join(pts),
+        "width": width,
+        "height": height,
+        "pad": pad,
+        "ticks": ticks,
+        "first": series[0][0],
+        "last": series[-1][0],
+        "last_value": series[-1][1],
+        "x_end": width - pad,
+        "y_base": height - pad,
     }
 
 
@@ -320,21 +372,29 @@ def campaign_report(request: HttpRequest, pk: int) -> HttpResponse:
     decided_q = ~Q(status__in=UNDECIDED)
     by_reviewer = list(
         items.values("reviewer__username", "reviewer_group__name")
-        .annotate(total=Count("pk"), decided=Count("pk", filter=decided_q),
-                  revoked=Count("pk", filter=Q(status=ItemStatus.REVOKED)),
-                  defaulted=Count("pk", filter=Q(by_default=True)))
+        .annotate(
+            total=Count("pk"),
+            decided=Count("pk", filter=decided_q),
+            revoked=Count("pk", filter=Q(status=ItemStatus.REVOKED)),
+            defaulted=Count("pk", filter=Q(by_default=True)),
+        )
         .order_by("reviewer__username", "reviewer_group__name")
     )
     by_owner = list(
         items.values("integration__business_owner__username")
-        .annotate(total=Count("pk"), decided=Count("pk", filter=decided_q),
-                  revoked=Count("pk", filter=Q(status=ItemStatus.REVOKED)))
+        .annotate(
+            total=Count("pk"),
+            decided=Count("pk", filter=decided_q),
+            revoked=Count("pk", filter=Q(status=ItemStatus.REVOKED)),
+        )
         .order_by("integration__business_owner__username")
     )
     by_status = dict(items.values_list("status").annotate(n=Count("pk")))
     totals = items.aggregate(
-        total=Count("pk"), by_default=Count("pk", filter=Q(by_default=True)),
-        applied=Count("pk", filter=Q(applied_at__isnull=False)), flagged=Count("pk", filter=Q(flagged=True)),
+        total=Count("pk"),
+        by_default=Count("pk", filter=Q(by_default=True)),
+        applied=Count("pk", filter=Q(applied_at__isnull=False)),
+        flagged=Count("pk", filter=Q(flagged=True)),
     )
     # Overdue: a reviewer who let an item reach the default action, or still has undecided
     # items once the deadline has passed.
@@ -344,11 +404,20 @@ def campaign_report(request: HttpRequest, pk: int) -> HttpResponse:
         for r in rows:
             r["percent"] = int(r["decided"] * 100 / r["total"]) if r["total"] else 0
     series = progress_series(campaign)
-    return render(request, "campaigns/report.html", {
-        "campaign": campaign, "by_reviewer": by_reviewer, "by_owner": by_owner,
-        "by_status": [(label, by_status.get(value, 0)) for value, label in ItemStatus.choices],
-        "totals": totals, "overdue": overdue, "chart": chart_svg(series, totals["total"]), "series": series,
-    })
+    return render(
+        request,
+        "campaigns/report.html",
+        {
+            "campaign": campaign,
+            "by_reviewer": by_reviewer,
+            "by_owner": by_owner,
+            "by_status": [(label, by_status.get(value, 0)) for value, label in ItemStatus.choices],
+            "totals": totals,
+            "overdue": overdue,
+            "chart": chart_svg(series, totals["total"]),
+            "series": series,
+        },
+    )
 
 
 class _Echo:
@@ -357,9 +426,28 @@ class _Echo:
 
 
 CSV_HEADER = [
-    "campaign", "item_id", "integration_id", "integration", "business_owner", "grant_ids", "scope", "sensitivity",
-    "reviewer", "reviewer_group", "assigned_reason", "status", "decision", "decided_by", "decided_at", "by_default",
-    "comment", "confirmed_by", "confirmed_at", "revocation_applied_at", "flagged", "escalated_at",
+    "campaign",
+    "item_id",
+    "integration_id",
+    "integration",
+    "business_owner",
+    "grant_ids",
+    "scope",
+    "sensitivity",
+    "reviewer",
+    "reviewer_group",
+    "assigned_reason",
+    "status",
+    "decision",
+    "decided_by",
+    "decided_at",
+    "by_default",
+    "comment",
+    "confirmed_by",
+    "confirmed_at",
+    "revocation_applied_at",
+    "flagged",
+    "escalated_at",
 ]
 
 
@@ -367,22 +455,85 @@ def _csv_rows(campaign: Campaign) -> Iterator[str]:
     writer = csv.writer(_Echo())
     yield writer.writerow(CSV_HEADER)
     rows = (
-        ReviewItem.objects.filter(campaign=campaign).order_by("pk").values_list(
-            "pk", "integration_id", "integration__name", "integration__business_owner__username", "grant_id",
-            "grant_ids", "grant__scope__code", "grant__scope__sensitivity", "reviewer__username",
-            "reviewer_group__name", "assigned_reason", "status", "decision", "decided_by__username", "decided_at",
-            "by_default", "comment", "confirmed_by__username", "confirmed_at", "applied_at", "flagged", "escalated_at",
-        ).iterator(chunk_size=2000)
+        ReviewItem.objects.filter(campaign=campaign)
+        .order_by("pk")
+        .values_list(
+            "pk",
+            "integration_id",
+            "integration__name",
+            "integration__business_owner__username",
+            "grant_id",
+            "grant_ids",
+            "grant__scope__code",
+            "grant__scope__sensitivity",
+            "reviewer__username",
+            "reviewer_group__name",
+            "assigned_reason",
+            "status",
+            "decision",
+            "decided_by__username",
+            "decided_at",
+            "by_default",
+            "comment",
+            "confirmed_by__username",
+            "confirmed_at",
+            "applied_at",
+            "flagged",
+            "escalated_at",
+        )
+        .iterator(chunk_size=2000)
     )
-    for (pk, iid, iname, bo, gid, gids, scope, sens, rev, rgroup, reason, status, decision, by, at, by_default,
-         comment, cby, cat, applied, flagged, esc) in rows:
+    for (
+        pk,
+        iid,
+        iname,
+        bo,
+        gid,
+        gids,
+        scope,
+        sens,
+        rev,
+        rgroup,
+        reason,
+        status,
+        decision,
+        by,
+        at,
+        by_default,
+        comment,
+        cby,
+        cat,
+        applied,
+        flagged,
+        esc,
+    ) in rows:
         grants = str(gid) if gid else " ".join(str(g) for g in gids)
-        yield writer.writerow([
-            campaign.pk, pk, iid, iname, bo, grants, scope or "", sens or "", rev or "", rgroup or "", reason, status,
-            decision, by or "", at.isoformat() if at else "", by_default, comment, cby or "",
-            cat.isoformat() if cat else "", applied.isoformat() if applied else "", flagged,
-            esc.isoformat() if esc else "",
-        ])
+        yield writer.writerow(
+            [
+                campaign.pk,
+                pk,
+                iid,
+                iname,
+                bo,
+                grants,
+                scope or "",
+                sens or "",
+                rev or "",
+                rgroup or "",
+                reason,
+                status,
+                decision,
+                by or "",
+                at.isoformat() if at else "",
+                by_default,
+                comment,
+                cby or "",
+                cat.isoformat() if cat else "",
+                applied.isoformat() if applied else "",
+                flagged,
+                esc.isoformat() if esc else "",
+            ]
+        )
 
 
 @login_required
@@ -395,4 +546,3 @@ def campaign_report_csv(request: HttpRequest, pk: int) -> StreamingHttpResponse:
     response = StreamingHttpResponse(_csv_rows(campaign), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="campaign-{campaign.pk}-report.csv"'
     return response
-

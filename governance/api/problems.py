@@ -32,7 +32,12 @@ _TITLES = {
 
 
 def problem_body(
-    *, status: int, title: str | None = None, detail: str = "", type_slug: str | None = None, errors: dict[str, list[str]] | None = None
+    *,
+    status: int,
+    title: str | None = None,
+    detail: str = "",
+    type_slug: str | None = None,
+    errors: dict[str, list[str]] | None = None,
 ) -> dict[str, Any]:
     default_title, default_slug = _TITLES.get(status, ("Error", "error"))
     body: dict[str, Any] = {

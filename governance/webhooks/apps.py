@@ -20,7 +20,9 @@ class WebhooksConfig(AppConfig):
         scheduling.register("webhooks-sweep", "governance.webhooks.tasks.deliveries_sweep", "* * * * *")
         scheduling.register("idempotency-purge", "governance.webhooks.idempotency.purge_expired", "23 * * * *")
         portal.register_nav(
-            portal.NavEntry(label="Webhooks", url_name="webhooks:list", order=94, visible=can_view_webhooks, count=_failed_count)
+            portal.NavEntry(
+                label="Webhooks", url_name="webhooks:list", order=94, visible=can_view_webhooks, count=_failed_count
+            )
         )
 
 

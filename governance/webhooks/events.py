@@ -56,7 +56,11 @@ EVENT_TYPES: tuple[str, ...] = (
 ENTITIES = frozenset(t.split(".")[0] for t in EVENT_TYPES)
 # A pattern that stands for several actions (API.md names "access_request.decided").
 ALIASES: dict[str, tuple[str, ...]] = {
-    "access_request.decided": ("access_request.approved", "access_request.rejected", "access_request.changes_requested"),
+    "access_request.decided": (
+        "access_request.approved",
+        "access_request.rejected",
+        "access_request.changes_requested",
+    ),
 }
 # Kernel actions that never leave the portal, whatever a pattern says (people, tokens, the
 # webhooks themselves).
@@ -139,9 +143,7 @@ def _active_subscriptions() -> list[tuple[int, list[str]]]:
 
     # One small query per audited change (not per event): a bulk deadline writing 100k events
     # in one audit_record_many call costs one query here when nothing subscribes.
-    return list(
-        WebhookSubscription.objects.filter(status=SubscriptionStatus.ACTIVE).values_list("id", "event_types")
-    )
+    return list(WebhookSubscription.objects.filter(status=SubscriptionStatus.ACTIVE).values_list("id", "event_types"))
 
 
 def _fallback(event: AuditEvent) -> dict[str, Any]:
@@ -210,8 +212,9 @@ def emit(
     return len(rows)
 
 
-def emit_many(*, event_type: str, target_type: str, targets: Iterable[tuple[str, dict[str, Any]]],
-              chunk: int = 2000) -> int:
+def emit_many(
+    *, event_type: str, target_type: str, targets: Iterable[tuple[str, dict[str, Any]]], chunk: int = 2000
+) -> int:
     """``emit`` for many objects of one type (a campaign launch assigns 100,000 items): one
     subscription query, then rows written in chunks as ``targets`` (``(target_id, data)``) is
     consumed, so the caller can stream it. Returns how many deliveries were queued."""
@@ -224,8 +227,17 @@ def emit_many(*, event_type: str, target_type: str, targets: Iterable[tuple[str,
     for target_id, data in targets:
         fallback = to_json(data)
         for sub_id in subs:
-            batch.append(_row(sub_id=sub_id, event_type=event_type, occurred_at=now, target_type=target_type,
-                              target_id=str(target_id), fallback=fallback, audit_event=None))
+            batch.append(
+                _row(
+                    sub_id=sub_id,
+                    event_type=event_type,
+                    occurred_at=now,
+                    target_type=target_type,
+                    target_id=str(target_id),
+                    fallback=fallback,
+                    audit_event=None,
+                )
+            )
         if len(batch) >= chunk:
             _write(batch)
             queued += len(batch)

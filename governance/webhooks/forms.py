@@ -7,7 +7,9 @@ from governance.webhooks.events import ALIASES, EVENT_TYPES
 
 class SubscriptionForm(forms.Form):
     name = forms.CharField(max_length=100, help_text="What receives these events, e.g. ServiceNow production.")
-    target_url = forms.URLField(label="Target URL", max_length=500, assume_scheme="https", help_text="The receiver's https:// address.")
+    target_url = forms.URLField(
+        label="Target URL", max_length=500, assume_scheme="https", help_text="The receiver's https:// address."
+    )
     event_types = forms.CharField(
         label="Event types",
         help_text="One pattern per line or comma-separated: integration.*, access_request.decided, grant.revoked, or *. "

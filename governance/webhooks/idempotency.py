@@ -50,7 +50,8 @@ class IdempotencyMiddleware:
             return self.get_response(request)  # not authenticated: the view answers 401
         if len(key) > MAX_KEY_LENGTH or not key.isascii():
             return problem_response(
-                status=400, detail=f"{HEADER}: at most {MAX_KEY_LENGTH} ASCII characters.",
+                status=400,
+                detail=f"{HEADER}: at most {MAX_KEY_LENGTH} ASCII characters.",
                 errors={HEADER: [f"At most {MAX_KEY_LENGTH} ASCII characters."]},
             )
         body_hash = hashlib.sha256(request.path.encode() + b"\n" + request.body).hexdigest()
@@ -82,7 +83,12 @@ class IdempotencyMiddleware:
             try:
                 with transaction.atomic():
                     record = IdempotencyRecord.objects.create(
-                        caller=caller, key=key, method="POST", path=request.path[:500], body_hash=body_hash, created_at=now
+                        caller=caller,
+                        key=key,
+                        method="POST",
+                        path=request.path[:500],
+                        body_hash=body_hash,
+                        created_at=now,
                     )
                 return record, None
             except IntegrityError:
@@ -91,7 +97,9 @@ class IdempotencyMiddleware:
             if existing is None:
                 continue  # deleted in between: try again
             expired = existing.created_at < now - TTL
-            abandoned = existing.status == IdempotencyStatus.IN_PROGRESS and existing.created_at < now - STALE_IN_PROGRESS
+            abandoned = (
+                existing.status == IdempotencyStatus.IN_PROGRESS and existing.created_at < now - STALE_IN_PROGRESS
+            )
             if expired or abandoned:
                 IdempotencyRecord.objects.filter(pk=existing.pk, created_at=existing.created_at).delete()
                 continue
@@ -104,7 +112,8 @@ class IdempotencyMiddleware:
                 )
             if existing.status == IdempotencyStatus.IN_PROGRESS:
                 response = problem_response(
-                    status=409, detail=f"A request with this {HEADER} is still being processed; retry shortly.",
+                    status=409,
+                    detail=f"A request with this {HEADER} is still being processed; retry shortly.",
                     type_slug="idempotency-in-progress",
                 )
                 response["Retry-After"] = "1"

@@ -91,7 +91,9 @@ def subscription_create(
     return sub, clear
 
 
-def subscription_delete(*, actor: Actor | User, subscription: WebhookSubscription, reason: str = "") -> WebhookSubscription:
+def subscription_delete(
+    *, actor: Actor | User, subscription: WebhookSubscription, reason: str = ""
+) -> WebhookSubscription:
     """Stop a subscription: nothing new is queued for it and what is still queued is given up.
     Its deliveries stay visible. IAM admins only."""
     resolved = Actor.coerce(actor)
@@ -219,8 +221,12 @@ def delivery_send(*, delivery_id: int) -> str:
     attempts = delivery.attempts + 1
     if code is not None and 200 <= code < 300:
         WebhookDelivery.objects.filter(pk=delivery.pk).update(
-            status=DeliveryStatus.DELIVERED, attempts=attempts, delivered_at=finished,
-            last_status_code=code, last_error="", claimed_at=None,
+            status=DeliveryStatus.DELIVERED,
+            attempts=attempts,
+            delivered_at=finished,
+            last_status_code=code,
+            last_error="",
+            claimed_at=None,
         )
         return DeliveryStatus.DELIVERED
     next_at = finished + _retry_delay(attempts)
@@ -269,17 +275,15 @@ def delivery_redeliver(*, actor: Actor | User, delivery: WebhookDelivery) -> Web
         raise NotAllowed("Only IAM admins redeliver webhooks.")
     with transaction.atomic():
         now = timezone.now()
-        updated = (
-            WebhookDelivery.objects.filter(
-                pk=delivery.pk,
-                status__in=[DeliveryStatus.FAILED, DeliveryStatus.DELIVERED],
-                subscription__status=SubscriptionStatus.ACTIVE,
-            ).update(
-                status=DeliveryStatus.PENDING,
-                next_attempt_at=now,
-                give_up_at=now + timedelta(hours=settings.WEBHOOK_RETRY_HOURS),
-                claimed_at=None,
-            )
+        updated = WebhookDelivery.objects.filter(
+            pk=delivery.pk,
+            status__in=[DeliveryStatus.FAILED, DeliveryStatus.DELIVERED],
+            subscription__status=SubscriptionStatus.ACTIVE,
+        ).update(
+            status=DeliveryStatus.PENDING,
+            next_attempt_at=now,
+            give_up_at=now + timedelta(hours=settings.WEBHOOK_RETRY_HOURS),
+            claimed_at=None,
         )
         if updated != 1:
             raise Conflict("Only a delivered or failed delivery of an active subscription can be redelivered.")

@@ -44,7 +44,12 @@ def subscription_list(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "webhooks/list.html",
-        {"subscriptions": subs, "form": form, "can_manage": can_manage_webhooks(request.user), "created_secret": created_secret},
+        {
+            "subscriptions": subs,
+            "form": form,
+            "can_manage": can_manage_webhooks(request.user),
+            "created_secret": created_secret,
+        },
     )
 
 

@@ -38,9 +38,13 @@ class ScopeSerializer(serializers.ModelSerializer[Scope]):
 
 class CredentialSerializer(serializers.ModelSerializer[Credential]):
     type = serializers.ChoiceField(choices=CredentialType.choices)
-    identifier = serializers.CharField(max_length=200, help_text="Key id, client id, account or fingerprint — never the secret value.")
+    identifier = serializers.CharField(
+        max_length=200, help_text="Key id, client id, account or fingerprint — never the secret value."
+    )
     created_at = serializers.DateTimeField(required=False)
-    expires_at = serializers.DateTimeField(required=False, allow_null=True, help_text="Empty: never expires (a risk factor).")
+    expires_at = serializers.DateTimeField(
+        required=False, allow_null=True, help_text="Empty: never expires (a risk factor)."
+    )
     last_rotated_at = serializers.DateTimeField(required=False, allow_null=True)
 
     class Meta:
@@ -73,10 +77,31 @@ class IntegrationSerializer(serializers.ModelSerializer[Integration]):
     class Meta:
         model = Integration
         fields = [
-            "id", "name", "kind", "purpose", "vendor", "environment", "business_owner", "technical_owner",
-            "backup_owner", "data_classifications", "acts_for_users", "autonomy", "requested_scopes",
-            "workload_identity", "credentials", "invokes", "ticket_ref", "tags", "status", "risk_score",
-            "risk_tier", "risk_factors", "orphaned", "created_at", "updated_at",
+            "id",
+            "name",
+            "kind",
+            "purpose",
+            "vendor",
+            "environment",
+            "business_owner",
+            "technical_owner",
+            "backup_owner",
+            "data_classifications",
+            "acts_for_users",
+            "autonomy",
+            "requested_scopes",
+            "workload_identity",
+            "credentials",
+            "invokes",
+            "ticket_ref",
+            "tags",
+            "status",
+            "risk_score",
+            "risk_tier",
+            "risk_factors",
+            "orphaned",
+            "created_at",
+            "updated_at",
         ]
         read_only_fields = fields
 
@@ -89,8 +114,12 @@ class IntegrationWriteSerializer(serializers.Serializer[dict[str, Any]]):
     purpose = serializers.CharField()
     vendor = serializers.CharField(max_length=120, required=False, allow_blank=True, help_text="Empty for in-house.")
     environment = serializers.ChoiceField(choices=Integration._meta.get_field("environment").choices, required=False)
-    business_owner = serializers.SlugRelatedField(slug_field="username", queryset=_USERS, required=False, help_text="Username; default: you.")
-    technical_owner = serializers.SlugRelatedField(slug_field="username", queryset=_USERS, required=False, allow_null=True)
+    business_owner = serializers.SlugRelatedField(
+        slug_field="username", queryset=_USERS, required=False, help_text="Username; default: you."
+    )
+    technical_owner = serializers.SlugRelatedField(
+        slug_field="username", queryset=_USERS, required=False, allow_null=True
+    )
     backup_owner = serializers.SlugRelatedField(slug_field="username", queryset=_USERS, required=False, allow_null=True)
     data_classifications = serializers.ListField(
         child=serializers.ChoiceField(choices=DataClassification.choices), required=False
@@ -98,11 +127,17 @@ class IntegrationWriteSerializer(serializers.Serializer[dict[str, Any]]):
     acts_for_users = serializers.BooleanField(required=False)
     autonomy = serializers.ChoiceField(choices=Integration._meta.get_field("autonomy").choices, required=False)
     requested_scopes = serializers.SlugRelatedField(
-        slug_field="code", many=True, queryset=Scope.objects.filter(is_active=True), required=False, help_text="Scope codes."
+        slug_field="code",
+        many=True,
+        queryset=Scope.objects.filter(is_active=True),
+        required=False,
+        help_text="Scope codes.",
     )
     workload_identity = serializers.CharField(max_length=300, required=False, allow_blank=True)
     credentials = CredentialSerializer(many=True, required=False)
-    invokes = serializers.PrimaryKeyRelatedField(many=True, queryset=Integration.objects.none(), required=False, help_text="Ids of integrations it calls.")
+    invokes = serializers.PrimaryKeyRelatedField(
+        many=True, queryset=Integration.objects.none(), required=False, help_text="Ids of integrations it calls."
+    )
     ticket_ref = serializers.CharField(max_length=100, required=False, allow_blank=True)
     tags = serializers.ListField(child=serializers.CharField(max_length=50), required=False)
 
@@ -115,7 +150,9 @@ class IntegrationWriteSerializer(serializers.Serializer[dict[str, Any]]):
 
 
 class IntegrationCreateSerializer(IntegrationWriteSerializer):
-    submit = serializers.BooleanField(required=False, default=False, help_text="Submit for approval at once (else a draft).")
+    submit = serializers.BooleanField(
+        required=False, default=False, help_text="Submit for approval at once (else a draft)."
+    )
 
 
 class ReasonSerializer(serializers.Serializer[dict[str, Any]]):
@@ -127,7 +164,9 @@ class OptionalReasonSerializer(serializers.Serializer[dict[str, Any]]):
 
 
 class TransferProposeSerializer(serializers.Serializer[dict[str, Any]]):
-    to_user = serializers.SlugRelatedField(slug_field="username", queryset=_USERS, help_text="Username of the proposed owner.")
+    to_user = serializers.SlugRelatedField(
+        slug_field="username", queryset=_USERS, help_text="Username of the proposed owner."
+    )
     role = serializers.ChoiceField(choices=OwnerRole.choices, default=OwnerRole.BUSINESS)
     reason = serializers.CharField(required=False, allow_blank=True, default="")
 
@@ -139,7 +178,18 @@ class OwnershipTransferSerializer(serializers.ModelSerializer[OwnershipTransfer]
 
     class Meta:
         model = OwnershipTransfer
-        fields = ["id", "integration", "role", "from_user", "to_user", "proposed_by", "reason", "status", "created_at", "decided_at"]
+        fields = [
+            "id",
+            "integration",
+            "role",
+            "from_user",
+            "to_user",
+            "proposed_by",
+            "reason",
+            "status",
+            "created_at",
+            "decided_at",
+        ]
         read_only_fields = fields
 
 

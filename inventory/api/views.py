@@ -79,9 +79,7 @@ def _values(data: dict[str, Any], request: Request) -> dict[str, Any]:
     list=extend_schema(summary="List the integrations you may see"),
     retrieve=extend_schema(summary="One integration", responses={200: IntegrationSerializer, 404: _PROBLEM}),
 )
-class IntegrationViewSet(
-    mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet[Integration]
-):
+class IntegrationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet[Integration]):
     """Owners see theirs; reviewers, IAM admins and auditors see all; any other integration is
     a 404. Owners and IAM admins change it (others who can see it get a 403)."""
 
@@ -119,7 +117,9 @@ class IntegrationViewSet(
         data.is_valid(raise_exception=True)
         values = _values(dict(data.validated_data), request)
         values.setdefault("business_owner", request.user)
-        integ = services.integration_register(actor=request.user, values=values, submit=data.validated_data.get("submit", False))
+        integ = services.integration_register(
+            actor=request.user, values=values, submit=data.validated_data.get("submit", False)
+        )
         return _out(integ, request, status.HTTP_201_CREATED)
 
     @extend_schema(
@@ -131,11 +131,16 @@ class IntegrationViewSet(
         integ = self.get_object()
         data = IntegrationWriteSerializer(data=request.data, partial=True, context={"request": request})
         data.is_valid(raise_exception=True)
-        services.integration_update(actor=request.user, integration=integ, values=_values(dict(data.validated_data), request))
+        services.integration_update(
+            actor=request.user, integration=integ, values=_values(dict(data.validated_data), request)
+        )
         return _out(integ, request)
 
-    @extend_schema(summary="Kill switch: suspend and revoke every active grant at once", request=ReasonSerializer,
-                   responses={200: IntegrationSerializer, **_ERRORS})
+    @extend_schema(
+        summary="Kill switch: suspend and revoke every active grant at once",
+        request=ReasonSerializer,
+        responses={200: IntegrationSerializer, **_ERRORS},
+    )
     @action(detail=True, methods=["post"])
     def suspend(self, request: Request, pk: str | None = None) -> Response:
         integ = self.get_object()
@@ -144,8 +149,11 @@ class IntegrationViewSet(
         services.integration_suspend(actor=request.user, integration=integ, reason=data.validated_data["reason"])
         return _out(integ, request)
 
-    @extend_schema(summary="Submit a draft (or a rejected one) for approval", request=OptionalReasonSerializer,
-                   responses={200: IntegrationSerializer, **_ERRORS})
+    @extend_schema(
+        summary="Submit a draft (or a rejected one) for approval",
+        request=OptionalReasonSerializer,
+        responses={200: IntegrationSerializer, **_ERRORS},
+    )
     @action(detail=True, methods=["post"])
     def submit(self, request: Request, pk: str | None = None) -> Response:
         integ = self.get_object()
@@ -154,8 +162,11 @@ class IntegrationViewSet(
         services.integration_submit(actor=request.user, integration=integ, reason=data.validated_data["reason"])
         return _out(integ, request)
 
-    @extend_schema(summary="Ask for a suspended integration to be reactivated (a new request)",
-                   request=OptionalReasonSerializer, responses={200: IntegrationSerializer, **_ERRORS})
+    @extend_schema(
+        summary="Ask for a suspended integration to be reactivated (a new request)",
+        request=OptionalReasonSerializer,
+        responses={200: IntegrationSerializer, **_ERRORS},
+    )
     @action(detail=True, methods=["post"])
     def reactivate(self, request: Request, pk: str | None = None) -> Response:
         integ = self.get_object()
@@ -164,8 +175,11 @@ class IntegrationViewSet(
         services.integration_reactivate(actor=request.user, integration=integ, reason=data.validated_data["reason"])
         return _out(integ, request)
 
-    @extend_schema(summary="Retire for good (every active grant revoked)", request=ReasonSerializer,
-                   responses={200: IntegrationSerializer, **_ERRORS})
+    @extend_schema(
+        summary="Retire for good (every active grant revoked)",
+        request=ReasonSerializer,
+        responses={200: IntegrationSerializer, **_ERRORS},
+    )
     @action(detail=True, methods=["post"])
     def retire(self, request: Request, pk: str | None = None) -> Response:
         integ = self.get_object()
@@ -174,21 +188,29 @@ class IntegrationViewSet(
         services.integration_retire(actor=request.user, integration=integ, reason=data.validated_data["reason"])
         return _out(integ, request)
 
-    @extend_schema(summary="Propose an ownership transfer (the new owner must accept)", request=TransferProposeSerializer,
-                   responses={201: OwnershipTransferSerializer, **_ERRORS})
+    @extend_schema(
+        summary="Propose an ownership transfer (the new owner must accept)",
+        request=TransferProposeSerializer,
+        responses={201: OwnershipTransferSerializer, **_ERRORS},
+    )
     @action(detail=True, methods=["post"])
     def transfer(self, request: Request, pk: str | None = None) -> Response:
         integ = self.get_object()
         data = TransferProposeSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         t = services.ownership_transfer_propose(
-            actor=request.user, integration=integ, to_user=data.validated_data["to_user"],
-            role=data.validated_data["role"], reason=data.validated_data["reason"],
+            actor=request.user,
+            integration=integ,
+            to_user=data.validated_data["to_user"],
+            role=data.validated_data["role"],
+            reason=data.validated_data["reason"],
         )
         return Response(OwnershipTransferSerializer(t).data, status=status.HTTP_201_CREATED)
 
-    @extend_schema(summary="Every recorded change: who, when, what changed (newest first)",
-                   responses={200: HistoryEntrySerializer(many=True), 404: _PROBLEM})
+    @extend_schema(
+        summary="Every recorded change: who, when, what changed (newest first)",
+        responses={200: HistoryEntrySerializer(many=True), 404: _PROBLEM},
+    )
     @action(detail=True, methods=["get"], filterset_class=None, pagination_class=None, ordering=None)
     def history(self, request: Request, pk: str | None = None) -> Response:
         integ = self.get_object()
@@ -209,8 +231,11 @@ class OwnershipTransferViewSet(viewsets.ReadOnlyModelViewSet[OwnershipTransfer])
     def get_queryset(self) -> QuerySet[OwnershipTransfer]:
         return selectors.transfers_for(self.request.user).select_related("from_user", "to_user", "proposed_by")
 
-    @extend_schema(summary="The proposed owner accepts", request=OptionalReasonSerializer,
-                   responses={200: OwnershipTransferSerializer, **_ERRORS})
+    @extend_schema(
+        summary="The proposed owner accepts",
+        request=OptionalReasonSerializer,
+        responses={200: OwnershipTransferSerializer, **_ERRORS},
+    )
     @action(detail=True, methods=["post"])
     def accept(self, request: Request, pk: str | None = None) -> Response:
         t = self.get_object()
@@ -219,8 +244,11 @@ class OwnershipTransferViewSet(viewsets.ReadOnlyModelViewSet[OwnershipTransfer])
         services.ownership_transfer_accept(actor=request.user, transfer=t, reason=data.validated_data["reason"])
         return Response(OwnershipTransferSerializer(t).data)
 
-    @extend_schema(summary="The proposed owner declines", request=OptionalReasonSerializer,
-                   responses={200: OwnershipTransferSerializer, **_ERRORS})
+    @extend_schema(
+        summary="The proposed owner declines",
+        request=OptionalReasonSerializer,
+        responses={200: OwnershipTransferSerializer, **_ERRORS},
+    )
     @action(detail=True, methods=["post"])
     def decline(self, request: Request, pk: str | None = None) -> Response:
         t = self.get_object()

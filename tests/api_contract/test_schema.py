@@ -74,7 +74,9 @@ def test_every_operation_documents_problem_details(schema):
             if method not in {"get", "post", "put", "patch", "delete"}:
                 continue
             responses = op["responses"]
-            assert PROBLEM_STATUSES <= set(responses), f"{method.upper()} {path} lacks {PROBLEM_STATUSES - set(responses)}"
+            assert PROBLEM_STATUSES <= set(responses), (
+                f"{method.upper()} {path} lacks {PROBLEM_STATUSES - set(responses)}"
+            )
             problem = responses["404"]["content"]["application/problem+json"]["schema"]
             assert problem == {"$ref": "#/components/schemas/ProblemDetails"}
             assert "Retry-After" in responses["429"]["headers"]

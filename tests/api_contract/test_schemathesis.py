@@ -47,25 +47,40 @@ def test_no_5xx_and_every_response_matches_the_schema(live_server, settings, tmp
     report = tmp_path / "schemathesis.json"
     checks = "all" if os.environ.get("SCHEMATHESIS_ALL_CHECKS") == "1" else ",".join(RESPONSE_CHECKS)
     command = [
-        str(Path(sys.executable).parent / "st"), "run", f"{live_server.url}/api/v1/schema/",
-        "-H", f"Authorization: Token {key}",
-        "--checks", checks,
-        "--phases", "examples,coverage,fuzzing",
-        "--max-examples", os.environ.get("SCHEMATHESIS_MAX_EXAMPLES", "5"),
-        "--workers", "1",
-        "--seed", os.environ.get("SCHEMATHESIS_SEED", "20261128"),
-        "--generation-database", "none",
-        "--request-timeout", "30",
+        str(Path(sys.executable).parent / "st"),
+        "run",
+        f"{live_server.url}/api/v1/schema/",
+        "-H",
+        f"Authorization: Token {key}",
+        "--checks",
+        checks,
+        "--phases",
+        "examples,coverage,fuzzing",
+        "--max-examples",
+        os.environ.get("SCHEMATHESIS_MAX_EXAMPLES", "5"),
+        "--workers",
+        "1",
+        "--seed",
+        os.environ.get("SCHEMATHESIS_SEED", "20261128"),
+        "--generation-database",
+        "none",
+        "--request-timeout",
+        "30",
         "--no-color",
-        "--report", "json", "--report-json-path", str(report),
+        "--report",
+        "json",
+        "--report-json-path",
+        str(report),
     ]
     result = subprocess.run(command, capture_output=True, text=True, timeout=900, cwd=tmp_path, check=False)
     output = result.stdout + result.stderr
     assert report.exists(), output[-5000:]
     summary = json.loads(report.read_text())
     cases = summary["test_cases"]["generated"]
-    print(f"schemathesis: {cases} generated requests over {summary['operations']['tested']} operations, "
-          f"{summary['test_cases']['with_failures']} with failures, exit code {result.returncode}")
+    print(
+        f"schemathesis: {cases} generated requests over {summary['operations']['tested']} operations, "
+        f"{summary['test_cases']['with_failures']} with failures, exit code {result.returncode}"
+    )
     assert summary["operations"]["errored"] == 0, output[-8000:]
     assert result.returncode == 0 and not summary["failures"], output[-12000:]
     assert cases >= MIN_CASES, f"only {cases} requests generated"

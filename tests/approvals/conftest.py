@@ -35,18 +35,28 @@ def catalog(db: Any, resource_owner: User) -> dict[str, Scope]:
     scopes = {
         "mail": Scope.objects.create(system=graph, name="Mail.Read", code="msgraph:Mail.Read", sensitivity="high"),
         "files": Scope.objects.create(system=graph, name="Files.Read", code="msgraph:Files.Read", sensitivity="medium"),
-        "hr": Scope.objects.create(system=hr, name="employees.read", code="hrdb:employees.read", sensitivity="critical"),
+        "hr": Scope.objects.create(
+            system=hr, name="employees.read", code="hrdb:employees.read", sensitivity="critical"
+        ),
     }
     return scopes
 
 
 @pytest.fixture
 def make_integration(owner: User) -> Callable[..., Integration]:
-    def make(name: str = "Sales copilot", *, tier: str = "low", status: str = IntegrationStatus.PENDING, **extra: Any) -> Integration:
+    def make(
+        name: str = "Sales copilot", *, tier: str = "low", status: str = IntegrationStatus.PENDING, **extra: Any
+    ) -> Integration:
         return Integration.objects.create(
-            name=name, kind="agent", purpose="Drafts replies", business_owner=extra.pop("business_owner", owner),
-            status=status, risk_tier=tier, risk_score={"low": 5, "medium": 30, "high": 60, "critical": 90}[tier],
-            risk_factors=[{"code": "acts_for_users", "points": 5, "reason": "Acts for users"}], **extra,
+            name=name,
+            kind="agent",
+            purpose="Drafts replies",
+            business_owner=extra.pop("business_owner", owner),
+            status=status,
+            risk_tier=tier,
+            risk_score={"low": 5, "medium": 30, "high": 60, "critical": 90}[tier],
+            risk_factors=[{"code": "acts_for_users", "points": 5, "reason": "Acts for users"}],
+            **extra,
         )
 
     return make
@@ -60,7 +70,9 @@ def submit(workflows: None, catalog: dict[str, Scope]) -> Callable[..., Any]:
     def do(integration: Integration, scopes: list[Scope] | None = None, actor: User | None = None) -> AccessRequest:
         with transaction.atomic():
             integration_submitted.send(
-                sender=Integration, integration=integration, actor=Actor.coerce(actor or integration.business_owner),
+                sender=Integration,
+                integration=integration,
+                actor=Actor.coerce(actor or integration.business_owner),
                 scopes=scopes if scopes is not None else [catalog["files"]],
             )
         return AccessRequest.objects.filter(integration=integration).order_by("-id").first()  # type: ignore[return-value]
@@ -75,7 +87,10 @@ def expand(workflows: None) -> Callable[..., Any]:
     def do(integration: Integration, scopes: list[Scope]) -> AccessRequest:
         with transaction.atomic():
             integration_scopes_added.send(
-                sender=Integration, integration=integration, actor=Actor.coerce(integration.business_owner), added_scopes=scopes
+                sender=Integration,
+                integration=integration,
+                actor=Actor.coerce(integration.business_owner),
+                added_scopes=scopes,
             )
         return AccessRequest.objects.filter(integration=integration).order_by("-id").first()  # type: ignore[return-value]
 

@@ -34,7 +34,10 @@ def grant(req, reviewer):  # noqa: ANN001, ANN201
 def test_outsider_gets_404_on_every_access_request_endpoint(api_as, outsider, req):
     client = api_as(outsider)
     assert client.get(f"/api/v1/access-requests/{req.pk}/").status_code == 404
-    assert client.post(f"/api/v1/access-requests/{req.pk}/decisions/", {"decision": "approve"}, format="json").status_code == 404
+    assert (
+        client.post(f"/api/v1/access-requests/{req.pk}/decisions/", {"decision": "approve"}, format="json").status_code
+        == 404
+    )
     assert client.post(f"/api/v1/access-requests/{req.pk}/withdraw/", {}, format="json").status_code == 404
     assert client.get("/api/v1/access-requests/").json()["count"] == 0
 
@@ -59,7 +62,9 @@ def test_owner_reviewer_and_auditor_see_the_request_with_steps(api_as, owner, re
 
 
 def test_steps_show_who_decided_what_when_and_why(api_as, owner, reviewer, req):
-    api_as(reviewer).post(f"/api/v1/access-requests/{req.pk}/decisions/", {"decision": "approve", "comment": "fine"}, format="json")
+    api_as(reviewer).post(
+        f"/api/v1/access-requests/{req.pk}/decisions/", {"decision": "approve", "comment": "fine"}, format="json"
+    )
     [step] = api_as(owner).get(f"/api/v1/access-requests/{req.pk}/").json()["steps"]
     [decision] = step["decisions"]
     assert decision["reviewer"] == "reviewer" and decision["decision"] == "approve" and decision["comment"] == "fine"
@@ -77,7 +82,9 @@ def test_reviewer_cannot_withdraw_someone_elses_request(api_as, reviewer, req):
 def test_requester_withdraws_and_a_later_decision_is_a_conflict(api_as, owner, reviewer, req):
     response = api_as(owner).post(f"/api/v1/access-requests/{req.pk}/withdraw/", {"reason": "later"}, format="json")
     assert response.status_code == 200 and response.json()["status"] == "withdrawn"
-    response = api_as(reviewer).post(f"/api/v1/access-requests/{req.pk}/decisions/", {"decision": "approve"}, format="json")
+    response = api_as(reviewer).post(
+        f"/api/v1/access-requests/{req.pk}/decisions/", {"decision": "approve"}, format="json"
+    )
     assert response.status_code == 409 and "withdrawn" in response.json()["detail"]
 
 
@@ -88,12 +95,16 @@ def test_decision_input_is_validated_as_problem_details(api_as, reviewer, req):
     no_comment = client.post(f"/api/v1/access-requests/{req.pk}/decisions/", {"decision": "reject"}, format="json")
     assert no_comment.status_code == 400 and "comment" in no_comment.json()["errors"]
     unknown = client.post(
-        f"/api/v1/access-requests/{req.pk}/decisions/", {"decision": "approve", "approved_scopes": ["nope:x"]}, format="json"
+        f"/api/v1/access-requests/{req.pk}/decisions/",
+        {"decision": "approve", "approved_scopes": ["nope:x"]},
+        format="json",
     )
     assert unknown.status_code == 400 and "approved_scopes" in unknown.json()["errors"]
 
 
-def test_filters_status_integration_ticket_ref_and_assigned_to_me(api_as, reviewer, security_reviewer, req, make_integration, submit):
+def test_filters_status_integration_ticket_ref_and_assigned_to_me(
+    api_as, reviewer, security_reviewer, req, make_integration, submit
+):
     other = submit(make_integration("Other", ticket_ref="CHG0002"))
     services.request_withdraw(actor=other.requester, request=other)
     client = api_as(reviewer)
@@ -102,7 +113,9 @@ def test_filters_status_integration_ticket_ref_and_assigned_to_me(api_as, review
     assert ids(f"integration={other.integration_id}") == [other.pk]
     assert ids("ticket_ref=CHG0001") == [req.pk]
     assert ids("assigned_to_me=true") == [req.pk]
-    assert [r["id"] for r in api_as(security_reviewer).get("/api/v1/access-requests/?assigned_to_me=true").json()["results"]] == []
+    assert [
+        r["id"] for r in api_as(security_reviewer).get("/api/v1/access-requests/?assigned_to_me=true").json()["results"]
+    ] == []
 
 
 def test_grants_filters_integration_scope_active_expires_before(api_as, owner, grant):
@@ -115,7 +128,11 @@ def test_grants_filters_integration_scope_active_expires_before(api_as, owner, g
     soon = (timezone.now() + timedelta(days=400)).isoformat()
     assert ids(f"expires_before={soon.replace('+', '%2B')}") == [grant.pk]
     body = client.get(f"/api/v1/grants/{grant.pk}/").json()
-    assert body["source_type"] == "approvals.accessrequest" and body["approvers"] == ["reviewer"] and body["active"] is True
+    assert (
+        body["source_type"] == "approvals.accessrequest"
+        and body["approvers"] == ["reviewer"]
+        and body["active"] is True
+    )
 
 
 def test_owner_revokes_a_grant_with_a_reason(api_as, owner, grant):
@@ -128,12 +145,16 @@ def test_owner_revokes_a_grant_with_a_reason(api_as, owner, grant):
 
 
 def test_reviewer_who_does_not_own_it_cannot_revoke(api_as, reviewer, grant):
-    assert api_as(reviewer).post(f"/api/v1/grants/{grant.pk}/revoke/", {"reason": "x"}, format="json").status_code == 403
+    assert (
+        api_as(reviewer).post(f"/api/v1/grants/{grant.pk}/revoke/", {"reason": "x"}, format="json").status_code == 403
+    )
 
 
 def test_iam_admin_can_revoke_and_auditor_cannot(api_as, iam_admin, auditor, grant):
     assert api_as(auditor).post(f"/api/v1/grants/{grant.pk}/revoke/", {"reason": "x"}, format="json").status_code == 403
-    assert api_as(iam_admin).post(f"/api/v1/grants/{grant.pk}/revoke/", {"reason": "x"}, format="json").status_code == 200
+    assert (
+        api_as(iam_admin).post(f"/api/v1/grants/{grant.pk}/revoke/", {"reason": "x"}, format="json").status_code == 200
+    )
 
 
 def test_request_and_decisions_stay_visible_after_the_grant_is_revoked(api_as, owner, grant, req):
@@ -142,7 +163,9 @@ def test_request_and_decisions_stay_visible_after_the_grant_is_revoked(api_as, o
     assert body["status"] == "approved" and body["steps"][0]["decisions"][0]["reviewer"] == "reviewer"
 
 
-def test_full_medium_flow_through_the_api_with_tokens(make_integration, submit, reviewer, resource_owner, owner, catalog):
+def test_full_medium_flow_through_the_api_with_tokens(
+    make_integration, submit, reviewer, resource_owner, owner, catalog
+):
     """A ticketing system's service account follows the request; each reviewer decides with
     their own token; the integration ends active with grants and the requester got the emails."""
     integration = make_integration("Ticketed bot", tier="medium", ticket_ref="RITM0042")
@@ -160,13 +183,20 @@ def test_full_medium_flow_through_the_api_with_tokens(make_integration, submit, 
     assert found["id"] == req.pk
     [mine] = iam.get("/api/v1/access-requests/?assigned_to_me=true").json()["results"]
     assert mine["id"] == req.pk
-    r1 = iam.post(f"/api/v1/access-requests/{req.pk}/decisions/", {"decision": "approve", "comment": "IAM ok"}, format="json")
+    r1 = iam.post(
+        f"/api/v1/access-requests/{req.pk}/decisions/", {"decision": "approve", "comment": "IAM ok"}, format="json"
+    )
     assert r1.status_code == 201, r1.json()
     [mine] = res_owner.get("/api/v1/access-requests/?assigned_to_me=true").json()["results"]
     until = (timezone.now() + timedelta(days=30)).isoformat()
     r2 = res_owner.post(
         f"/api/v1/access-requests/{req.pk}/decisions/",
-        {"decision": "approve", "comment": "HR data ok for a month", "approved_scopes": ["hrdb:employees.read"], "expires_at": until},
+        {
+            "decision": "approve",
+            "comment": "HR data ok for a month",
+            "approved_scopes": ["hrdb:employees.read"],
+            "expires_at": until,
+        },
         format="json",
     )
     assert r2.status_code == 201, r2.json()
@@ -195,6 +225,8 @@ def test_decision_with_the_same_idempotency_key_is_recorded_once(api_client, rev
     assert first.status_code == again.status_code == 201
     assert again.json() == first.json() and again["Idempotent-Replayed"] == "true"
     assert req.decisions.count() == 1
-    other_body = client.post(url, {"decision": "approve", "comment": "changed"}, format="json", HTTP_IDEMPOTENCY_KEY="k-1")
+    other_body = client.post(
+        url, {"decision": "approve", "comment": "changed"}, format="json", HTTP_IDEMPOTENCY_KEY="k-1"
+    )
     assert other_body.status_code == 422
     assert client.post(url, {"decision": "approve"}, format="json").status_code in (403, 409)

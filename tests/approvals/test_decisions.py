@@ -25,7 +25,9 @@ def current(req: AccessRequest):  # noqa: ANN201
     return req.steps.filter(round=req.round, status=StepStatus.ACTIVE).first()
 
 
-def test_low_risk_registration_needs_one_iam_reviewer_and_grants_with_tier_expiry(make_integration, submit, reviewer, catalog):
+def test_low_risk_registration_needs_one_iam_reviewer_and_grants_with_tier_expiry(
+    make_integration, submit, reviewer, catalog
+):
     req = submit(make_integration(tier="low"))
     step = current(req)
     assert step.name == "IAM review"
@@ -35,7 +37,11 @@ def test_low_risk_registration_needs_one_iam_reviewer_and_grants_with_tier_expir
     assert req.status == RequestStatus.APPROVED
     assert req.integration.status == IntegrationStatus.ACTIVE
     grant = Grant.objects.get(integration=req.integration)
-    assert grant.scope == catalog["files"] and grant.source_type == "approvals.accessrequest" and grant.source_id == str(req.pk)
+    assert (
+        grant.scope == catalog["files"]
+        and grant.source_type == "approvals.accessrequest"
+        and grant.source_id == str(req.pk)
+    )
     assert list(grant.approvers.all()) == [reviewer]
     assert abs((grant.expires_at - timezone.now()) - timedelta(days=365)) < timedelta(minutes=1)
     assert AuditEvent.objects.filter(action="access_request.approved", target_id=str(req.pk)).exists()
@@ -70,10 +76,14 @@ def test_security_step_is_skipped_below_high(make_integration, submit, reviewer,
     assert req.status == RequestStatus.APPROVED
 
 
-def test_partial_approval_grants_only_the_approved_scopes_until_the_earlier_expiry(make_integration, submit, reviewer, catalog):
+def test_partial_approval_grants_only_the_approved_scopes_until_the_earlier_expiry(
+    make_integration, submit, reviewer, catalog
+):
     req = submit(make_integration(tier="low"), scopes=[catalog["files"], catalog["mail"]])
     until = timezone.now() + timedelta(days=10)
-    services.request_decide(actor=reviewer, request=req, decision="approve", approved_scopes=[catalog["files"]], expires_at=until)
+    services.request_decide(
+        actor=reviewer, request=req, decision="approve", approved_scopes=[catalog["files"]], expires_at=until
+    )
     grants = list(Grant.objects.filter(integration=req.integration))
     assert [g.scope.code for g in grants] == ["msgraph:Files.Read"]
     assert grants[0].expires_at == until
@@ -82,7 +92,9 @@ def test_partial_approval_grants_only_the_approved_scopes_until_the_earlier_expi
 def test_later_expiry_than_the_tier_default_is_refused(make_integration, submit, reviewer):
     req = submit(make_integration(tier="low"))
     with pytest.raises(ValidationFailed) as err:
-        services.request_decide(actor=reviewer, request=req, decision="approve", expires_at=timezone.now() + timedelta(days=400))
+        services.request_decide(
+            actor=reviewer, request=req, decision="approve", expires_at=timezone.now() + timedelta(days=400)
+        )
     assert "expires_at" in err.value.errors
 
 
@@ -105,7 +117,9 @@ def test_rejection_rejects_the_integration_and_mails_the_requester(make_integrat
     assert mail.body_html
 
 
-def test_changes_requested_goes_back_to_draft_and_resubmission_is_round_two(make_integration, submit, reviewer, catalog):
+def test_changes_requested_goes_back_to_draft_and_resubmission_is_round_two(
+    make_integration, submit, reviewer, catalog
+):
     integration = make_integration()
     req = submit(integration)
     services.request_decide(actor=reviewer, request=req, decision="request_changes", comment="Narrow the scopes")
@@ -119,7 +133,10 @@ def test_changes_requested_goes_back_to_draft_and_resubmission_is_round_two(make
     assert again.pk == req.pk
     again.refresh_from_db()
     assert again.round == 2 and again.status == RequestStatus.IN_REVIEW
-    assert [(s.round, s.status) for s in again.steps.all()] == [(1, StepStatus.CHANGES_REQUESTED), (2, StepStatus.ACTIVE)]
+    assert [(s.round, s.status) for s in again.steps.all()] == [
+        (1, StepStatus.CHANGES_REQUESTED),
+        (2, StepStatus.ACTIVE),
+    ]
     assert list(again.requested_scopes.values_list("code", flat=True)) == ["msgraph:Mail.Read"]
     services.request_decide(actor=reviewer, request=again, decision="approve")
     again.refresh_from_db()
@@ -134,7 +151,9 @@ def test_expansion_decides_only_the_added_scopes(make_integration, submit, expan
     req = expand(integration, [catalog["mail"]])
     assert req.type == "expansion"
     services.request_decide(actor=second_reviewer, request=req, decision="approve")
-    codes = sorted(Grant.objects.filter(integration=integration, status=GrantStatus.ACTIVE).values_list("scope__code", flat=True))
+    codes = sorted(
+        Grant.objects.filter(integration=integration, status=GrantStatus.ACTIVE).values_list("scope__code", flat=True)
+    )
     assert codes == ["msgraph:Files.Read", "msgraph:Mail.Read"]
 
 
@@ -172,8 +191,13 @@ def test_suspension_cancels_open_requests_and_refuses_decisions(make_integration
     with transaction.atomic():
         integration.status = IntegrationStatus.SUSPENDED
         integration.save(update_fields=["status"])
-        integration_disabled.send(sender=type(integration), integration=integration, actor=Actor.coerce(iam_admin),
-                                  status="suspended", reason="kill switch")
+        integration_disabled.send(
+            sender=type(integration),
+            integration=integration,
+            actor=Actor.coerce(iam_admin),
+            status="suspended",
+            reason="kill switch",
+        )
     req.refresh_from_db()
     assert req.status == RequestStatus.CANCELLED
     assert not req.steps.filter(assignments__is_open=True).exists()

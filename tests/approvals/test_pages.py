@@ -15,7 +15,9 @@ from governance.models import AuditEvent
 pytestmark = pytest.mark.django_db
 
 
-def test_queue_lists_what_waits_for_me_with_risk_scopes_and_diff(web_as, reviewer, make_integration, submit, expand, second_reviewer, catalog):
+def test_queue_lists_what_waits_for_me_with_risk_scopes_and_diff(
+    web_as, reviewer, make_integration, submit, expand, second_reviewer, catalog
+):
     from approvals import services
 
     integration = make_integration("Held bot")
@@ -50,8 +52,9 @@ def test_inline_decision_answers_json_and_the_item_leaves_the_queue(web_as, revi
     req = submit(make_integration())
     step = req.steps.get(status=StepStatus.ACTIVE)
     client = web_as(reviewer)
-    response = client.post(f"/approvals/steps/{step.pk}/decide/", {"decision": "approve", "comment": "ok"},
-                           HTTP_ACCEPT="application/json")
+    response = client.post(
+        f"/approvals/steps/{step.pk}/decide/", {"decision": "approve", "comment": "ok"}, HTTP_ACCEPT="application/json"
+    )
     assert response.status_code == 200 and response.json()["ok"] is True and response.json()["queue_count"] == 0
     assert "Sales copilot" not in client.get("/approvals/queue/").content.decode()
 
@@ -59,7 +62,9 @@ def test_inline_decision_answers_json_and_the_item_leaves_the_queue(web_as, revi
 def test_inline_refusal_answers_json_with_the_reason(web_as, reviewer, make_integration, submit):
     req = submit(make_integration())
     step = req.steps.get(status=StepStatus.ACTIVE)
-    response = web_as(reviewer).post(f"/approvals/steps/{step.pk}/decide/", {"decision": "reject"}, HTTP_ACCEPT="application/json")
+    response = web_as(reviewer).post(
+        f"/approvals/steps/{step.pk}/decide/", {"decision": "reject"}, HTTP_ACCEPT="application/json"
+    )
     assert response.status_code == 400 and "comment" in response.json()["detail"].lower()
 
 
@@ -98,7 +103,9 @@ def test_bulk_approve_takes_only_low_risk_items(web_as, reviewer, make_integrati
     assert low.status == RequestStatus.APPROVED and mid.status == RequestStatus.IN_REVIEW
 
 
-def test_request_page_names_who_can_decide_and_shows_each_decision(web_as, owner, reviewer, resource_owner, make_integration, submit, catalog):
+def test_request_page_names_who_can_decide_and_shows_each_decision(
+    web_as, owner, reviewer, resource_owner, make_integration, submit, catalog
+):
     from approvals import services
 
     req = submit(make_integration(tier="medium"), scopes=[catalog["hr"]])
@@ -144,8 +151,16 @@ def test_iam_admin_edits_a_workflow_step_in_the_portal_audited(web_as, iam_admin
     step = wf.steps.get()
     client = web_as(iam_admin)
     assert client.get("/approvals/workflows/").status_code == 200
-    form = {"order": 1, "name": "IAM review", "pool_kind": "group", "pool_group": step.pool_group_id, "rule": "quorum",
-            "quorum": 1, "sla_hours": 12, "only_for_tiers": []}
+    form = {
+        "order": 1,
+        "name": "IAM review",
+        "pool_kind": "group",
+        "pool_group": step.pool_group_id,
+        "rule": "quorum",
+        "quorum": 1,
+        "sla_hours": 12,
+        "only_for_tiers": [],
+    }
     bad = client.post(f"/approvals/workflows/{wf.pk}/steps/{step.pk}/", form)
     assert bad.status_code == 200 and "quorum needs at least 2" in bad.content.decode()
     form["quorum"] = 2
@@ -165,7 +180,9 @@ def test_workflow_pages_are_404_for_reviewers(web_as, reviewer, workflows):
     assert web_as(reviewer).post(f"/approvals/workflows/{wf.pk}/steps/new/", {}).status_code == 404
 
 
-def test_home_shows_queue_count_to_reviewers_and_open_requests_to_business_users(web_as, client, reviewer, owner, make_integration, submit):
+def test_home_shows_queue_count_to_reviewers_and_open_requests_to_business_users(
+    web_as, client, reviewer, owner, make_integration, submit
+):
     submit(make_integration("Panel bot"))
     html = web_as(reviewer).get("/").content.decode()
     assert "1 step waiting for your decision" in html
@@ -190,7 +207,9 @@ def test_queue_and_assigned_to_me_run_a_fixed_number_of_queries(path, web_as, re
     assert len(large) == len(small), [q["sql"][:120] for q in large.captured_queries]
 
 
-def test_auditor_reads_the_queue_and_workflows_without_any_way_to_change_them(web_as, auditor, reviewer, make_integration, submit):
+def test_auditor_reads_the_queue_and_workflows_without_any_way_to_change_them(
+    web_as, auditor, reviewer, make_integration, submit
+):
     submit(make_integration())
     client = web_as(auditor)
     queue = client.get("/approvals/queue/")

@@ -36,7 +36,9 @@ def browser() -> Iterator[Any]:
             instance.close()
 
 
-def test_inline_decision_leaves_the_queue_without_a_reload(transactional_db, live_server, make_integration, submit, reviewer, browser):  # noqa: ANN001
+def test_inline_decision_leaves_the_queue_without_a_reload(
+    transactional_db, live_server, make_integration, submit, reviewer, browser
+):  # noqa: ANN001
     submit(make_integration("First bot"))
     second = submit(make_integration("Second bot"))
     base = str(live_server.url)

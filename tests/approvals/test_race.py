@@ -59,7 +59,9 @@ def race(fn_a, fn_b):  # noqa: ANN001, ANN201
 
 
 def decide(actor, req, step, decision="approve", comment=""):  # noqa: ANN001, ANN201
-    return lambda: services.request_decide(actor=actor, request=req, decision=decision, comment=comment, step_id=step.pk)
+    return lambda: services.request_decide(
+        actor=actor, request=req, decision=decision, comment=comment, step_id=step.pk
+    )
 
 
 def test_two_reviewers_approving_the_same_step_at_once_yield_one_decision(
@@ -86,4 +88,6 @@ def test_approve_and_reject_at_the_same_moment_leave_one_outcome(make_integratio
     req.refresh_from_db()
     assert Decision.objects.filter(request=req).count() == 1
     assert req.status in (RequestStatus.APPROVED, RequestStatus.REJECTED)
-    assert Grant.objects.filter(integration=req.integration).count() == (1 if req.status == RequestStatus.APPROVED else 0)
+    assert Grant.objects.filter(integration=req.integration).count() == (
+        1 if req.status == RequestStatus.APPROVED else 0
+    )

@@ -25,8 +25,9 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def granted(make_integration, submit, reviewer):  # noqa: ANN001, ANN201
     req = submit(make_integration(tier="low"))
-    services.request_decide(actor=reviewer, request=req, decision="approve",
-                            expires_at=timezone.now() + timedelta(days=20))
+    services.request_decide(
+        actor=reviewer, request=req, decision="approve", expires_at=timezone.now() + timedelta(days=20)
+    )
     return Grant.objects.get(integration=req.integration)
 
 

@@ -21,7 +21,9 @@ def decide(api_as, user, req: AccessRequest, decision: str = "approve", **extra)
     )
 
 
-def test_owner_cannot_approve_own_request_even_as_an_iam_reviewer(make_user, make_integration, submit, api_as, reviewer):
+def test_owner_cannot_approve_own_request_even_as_an_iam_reviewer(
+    make_user, make_integration, submit, api_as, reviewer
+):
     owner_reviewer = make_user("ownerrev", Role.REVIEWER, Pool.IAM_REVIEWERS)
     req = submit(make_integration(business_owner=owner_reviewer))
     step = req.steps.get(status=StepStatus.ACTIVE)
@@ -62,11 +64,18 @@ def test_repeat_approver_cannot_decide_a_second_step_of_the_same_request(
     assert "already decided the step" in response.json()["detail"]
 
 
-def test_repeat_approver_is_refused_also_through_a_group_pool(make_user, make_integration, submit, api_as, reviewer, catalog):
+def test_repeat_approver_is_refused_also_through_a_group_pool(
+    make_user, make_integration, submit, api_as, reviewer, catalog
+):
     # A workflow whose two steps both draw from the IAM reviewers group.
     wf = Workflow.objects.get(request_type="registration", risk_tier="low")
-    WorkflowStep.objects.create(workflow=wf, order=2, name="Second IAM look", pool_kind="group",
-                                pool_group=Group.objects.get(name=Pool.IAM_REVIEWERS))
+    WorkflowStep.objects.create(
+        workflow=wf,
+        order=2,
+        name="Second IAM look",
+        pool_kind="group",
+        pool_group=Group.objects.get(name=Pool.IAM_REVIEWERS),
+    )
     other = make_user("raj", Role.REVIEWER, Pool.IAM_REVIEWERS)
     req = submit(make_integration())
     assert decide(api_as, reviewer, req).status_code == 201

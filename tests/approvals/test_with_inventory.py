@@ -30,8 +30,14 @@ def people(owner, reviewer, second_reviewer, security_reviewer, resource_owner, 
 
 
 def register(owner, scopes, **extra):  # noqa: ANN001, ANN201
-    values = {"name": "Inventory bot", "kind": "agent", "purpose": "Answers HR questions", "business_owner": owner,
-              "requested_scopes": scopes, **extra}
+    values = {
+        "name": "Inventory bot",
+        "kind": "agent",
+        "purpose": "Answers HR questions",
+        "business_owner": owner,
+        "requested_scopes": scopes,
+        **extra,
+    }
     return inventory.integration_register(actor=owner, values=values, submit=True)
 
 
@@ -44,8 +50,11 @@ def approve_all(req: AccessRequest, people) -> list[str]:  # noqa: ANN001
             break
         step = req.steps.get(round=req.round, status=StepStatus.ACTIVE)
         seen.append(step.name)
-        who = next(p for p in people if step.assignments.filter(user=p, is_open=True).exists()
-                   and services.step_may_decide(p, req, step) is None)
+        who = next(
+            p
+            for p in people
+            if step.assignments.filter(user=p, is_open=True).exists() and services.step_may_decide(p, req, step) is None
+        )
         services.request_decide(actor=who, request=req, decision="approve", comment="ok", step_id=step.pk)
     return seen
 
@@ -64,7 +73,9 @@ def test_submitted_integration_becomes_active_with_grants_after_every_required_s
     assert len(grants) == 2 and all(g.expires_at and g.expires_at > timezone.now() for g in grants)
 
 
-def test_changes_requested_then_resubmitted_through_inventory_is_the_next_round(owner, reviewer, people, workflows, catalog):
+def test_changes_requested_then_resubmitted_through_inventory_is_the_next_round(
+    owner, reviewer, people, workflows, catalog
+):
     integration = register(owner, [catalog["files"]])
     req = AccessRequest.objects.get(integration=integration)
     services.request_decide(actor=reviewer, request=req, decision="request_changes", comment="Say what it reads")
@@ -80,7 +91,9 @@ def test_changes_requested_then_resubmitted_through_inventory_is_the_next_round(
     assert integration.status == IntegrationStatus.ACTIVE
 
 
-def test_suspension_during_review_cancels_the_request_and_refuses_decisions(owner, reviewer, iam_admin, workflows, catalog):
+def test_suspension_during_review_cancels_the_request_and_refuses_decisions(
+    owner, reviewer, iam_admin, workflows, catalog
+):
     integration = register(owner, [catalog["files"]])
     req = AccessRequest.objects.get(integration=integration)
     inventory.integration_suspend(actor=iam_admin, integration=integration, reason="incident")
@@ -90,7 +103,9 @@ def test_suspension_during_review_cancels_the_request_and_refuses_decisions(owne
         services.request_decide(actor=reviewer, request=req, decision="approve")
 
 
-def test_each_email_arrives_exactly_once_when_the_mail_server_first_refuses(owner, people, workflows, catalog, monkeypatch, settings):
+def test_each_email_arrives_exactly_once_when_the_mail_server_first_refuses(
+    owner, people, workflows, catalog, monkeypatch, settings
+):
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
     integration = register(owner, [catalog["files"]])
     approve_all(AccessRequest.objects.get(integration=integration), people)

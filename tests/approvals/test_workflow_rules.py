@@ -29,19 +29,35 @@ def test_quorum_step_needs_n_approvals(make_user, make_integration, submit, revi
     services.request_decide(actor=reviewer, request=req, decision="approve")
     req.refresh_from_db()
     assert req.status == RequestStatus.IN_REVIEW
-    assert list(req.steps.get().assignments.filter(is_open=True).values_list("user__username", flat=True)) == ["reviewer2", "third"]
+    assert list(req.steps.get().assignments.filter(is_open=True).values_list("user__username", flat=True)) == [
+        "reviewer2",
+        "third",
+    ]
     services.request_decide(actor=third, request=req, decision="approve")
     req.refresh_from_db()
     assert req.status == RequestStatus.APPROVED
-    assert set(Grant.objects.get(integration=req.integration).approvers.values_list("username", flat=True)) == {"reviewer", "third"}
+    assert set(Grant.objects.get(integration=req.integration).approvers.values_list("username", flat=True)) == {
+        "reviewer",
+        "third",
+    }
 
 
 def test_named_people_pool(make_user, make_integration, submit, reviewer, workflows, iam_admin):
     named = make_user("named", Role.REVIEWER)
     services.workflow_step_save(
-        actor=iam_admin, workflow=low_step(workflows).workflow, step=low_step(workflows),
-        values={"order": 1, "name": "Named", "pool_kind": "users", "pool_group": None, "rule": "any", "quorum": 1,
-                "sla_hours": 8, "only_for_tiers": []},
+        actor=iam_admin,
+        workflow=low_step(workflows).workflow,
+        step=low_step(workflows),
+        values={
+            "order": 1,
+            "name": "Named",
+            "pool_kind": "users",
+            "pool_group": None,
+            "rule": "any",
+            "quorum": 1,
+            "sla_hours": 8,
+            "only_for_tiers": [],
+        },
         pool_users=[named],
     )
     req = submit(make_integration())
@@ -61,17 +77,29 @@ def test_requesters_manager_pool(make_user, make_integration, submit, workflows,
     assert req.status == RequestStatus.APPROVED
 
 
-def test_risk_increase_opens_a_re_review_whose_rejection_revokes_the_access(make_integration, submit, reviewer, second_reviewer, owner):
+def test_risk_increase_opens_a_re_review_whose_rejection_revokes_the_access(
+    make_integration, submit, reviewer, second_reviewer, owner
+):
     integration = make_integration()
     services.request_decide(actor=reviewer, request=submit(integration), decision="approve")
     integration.refresh_from_db()
     with transaction.atomic():
         Integration.objects.filter(pk=integration.pk).update(risk_tier="high")
         integration.risk_tier = "high"
-        integration_risk_raised.send(sender=Integration, integration=integration, actor=Actor.coerce(owner),
-                                     old_tier="low", new_tier="high", factors=[])
+        integration_risk_raised.send(
+            sender=Integration,
+            integration=integration,
+            actor=Actor.coerce(owner),
+            old_tier="low",
+            new_tier="high",
+            factors=[],
+        )
     req = integration.access_requests.get(type="re_review")
-    assert req.risk_tier == "high" and [s.name for s in req.steps.all()] == ["IAM review", "Resource owner", "Security review"]
+    assert req.risk_tier == "high" and [s.name for s in req.steps.all()] == [
+        "IAM review",
+        "Resource owner",
+        "Security review",
+    ]
     services.request_decide(actor=second_reviewer, request=req, decision="reject", comment="Too broad now")
     assert not Grant.objects.filter(integration=integration, status=GrantStatus.ACTIVE).exists()
 
@@ -89,7 +117,9 @@ def test_renewal_extends_the_held_grants(make_integration, submit, reviewer, sec
     assert grant.source_id == str(req.pk)
 
 
-def test_manager_without_reviewer_role_sees_and_decides_the_assigned_request(make_user, make_integration, submit, workflows, api_as, web_as):
+def test_manager_without_reviewer_role_sees_and_decides_the_assigned_request(
+    make_user, make_integration, submit, workflows, api_as, web_as
+):
     manager = make_user("boss2", Role.BUSINESS_USER)
     owner = make_user("worker2", Role.BUSINESS_USER, manager=manager)
     step = low_step(workflows)
@@ -111,8 +141,14 @@ def test_risk_raised_during_review_restarts_the_request_with_the_new_tiers_workf
     with transaction.atomic():
         Integration.objects.filter(pk=integration.pk).update(risk_tier="high")
         integration.risk_tier = "high"
-        integration_risk_raised.send(sender=Integration, integration=integration, actor=Actor.coerce(owner),
-                                     old_tier="low", new_tier="high", factors=[])
+        integration_risk_raised.send(
+            sender=Integration,
+            integration=integration,
+            actor=Actor.coerce(owner),
+            old_tier="low",
+            new_tier="high",
+            factors=[],
+        )
     req.refresh_from_db()
     assert req.round == 2 and req.risk_tier == "high" and req.status == RequestStatus.IN_REVIEW
     assert [s.name for s in req.steps.filter(round=2)] == ["IAM review", "Resource owner", "Security review"]
@@ -120,7 +156,9 @@ def test_risk_raised_during_review_restarts_the_request_with_the_new_tiers_workf
     assert not integration.access_requests.filter(type="re_review").exists()
 
 
-def test_escalation_target_completes_an_all_rule_step(make_integration, submit, reviewer, second_reviewer, iam_admin, catalog):
+def test_escalation_target_completes_an_all_rule_step(
+    make_integration, submit, reviewer, second_reviewer, iam_admin, catalog
+):
     import time_machine
 
     from approvals import tasks

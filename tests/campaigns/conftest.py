@@ -19,8 +19,12 @@ def catalog(db: Any) -> dict[str, Scope]:
     system = ResourceSystem.objects.create(code="crm", name="CRM")
     return {
         "read": Scope.objects.create(system=system, name="read", code="crm:read", sensitivity="low", access="read"),
-        "write": Scope.objects.create(system=system, name="write", code="crm:write", sensitivity="high", access="write"),
-        "admin": Scope.objects.create(system=system, name="admin", code="crm:admin", sensitivity="critical", access="admin"),
+        "write": Scope.objects.create(
+            system=system, name="write", code="crm:write", sensitivity="high", access="write"
+        ),
+        "admin": Scope.objects.create(
+            system=system, name="admin", code="crm:admin", sensitivity="critical", access="admin"
+        ),
     }
 
 
@@ -30,8 +34,14 @@ def make_integration(db: Any) -> Callable[..., Integration]:
 
     def make(owner: User, **extra: Any) -> Integration:
         counter["n"] += 1
-        values = {"name": f"Bot {counter['n']}", "kind": "agent", "purpose": "demo", "business_owner": owner,
-                  "status": "active", "risk_tier": "high"}
+        values = {
+            "name": f"Bot {counter['n']}",
+            "kind": "agent",
+            "purpose": "demo",
+            "business_owner": owner,
+            "status": "active",
+            "risk_tier": "high",
+        }
         values.update(extra)
         return Integration.objects.create(**values)
 

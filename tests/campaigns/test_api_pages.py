@@ -15,16 +15,21 @@ from governance.roles import Role
 
 
 @pytest.fixture
-def world(make_user: Any, make_integration: Any, make_grant: Any, catalog: Any, make_definition: Any,
-          launched: Any) -> dict[str, Any]:
+def world(
+    make_user: Any, make_integration: Any, make_grant: Any, catalog: Any, make_definition: Any, launched: Any
+) -> dict[str, Any]:
     alice = make_user("alice", Role.BUSINESS_USER)
     tech = make_user("tech", Role.BUSINESS_USER)
     integration = make_integration(alice, technical_owner=tech)
     make_grant(integration, catalog["write"])
     definition = make_definition()
     campaign = launched(definition)
-    return {"alice": alice, "definition": definition, "campaign": campaign,
-            "item": ReviewItem.objects.get(campaign=campaign)}
+    return {
+        "alice": alice,
+        "definition": definition,
+        "campaign": campaign,
+        "item": ReviewItem.objects.get(campaign=campaign),
+    }
 
 
 def _api_urls(w: dict[str, Any]) -> list[tuple[str, str]]:
@@ -64,7 +69,10 @@ def test_outsider_gets_404_on_every_campaign_endpoint(world: Any, outsider: Any,
     assert client.get("/api/v1/campaigns/").json()["count"] == 0
     assert client.get("/api/v1/review-items/").json()["count"] == 0
     assert client.get("/api/v1/campaign-definitions/").json()["count"] == 0
-    assert client.post("/api/v1/campaign-definitions/", {"name": "x", "owner": "outsider"}, format="json").status_code == 403
+    assert (
+        client.post("/api/v1/campaign-definitions/", {"name": "x", "owner": "outsider"}, format="json").status_code
+        == 403
+    )
     assert client.post("/api/v1/campaigns/", {"definition": world["definition"].pk}, format="json").status_code == 403
 
 
@@ -90,11 +98,25 @@ def test_auditor_reads_everything_and_changes_nothing(world: Any, auditor: Any, 
     client = api_as(auditor)
     assert client.get(f"/api/v1/campaigns/{world['campaign'].pk}/items/").json()["count"] == 1
     assert client.get("/api/v1/campaign-definitions/").json()["count"] == 1
-    assert client.post("/api/v1/campaign-definitions/", {"name": "x", "owner": "auditor"}, format="json").status_code == 403
-    assert client.patch(f"/api/v1/campaign-definitions/{world['definition'].pk}/", {"name": "y"}, format="json").status_code == 403
-    draft = Campaign.objects.create(definition=world["definition"], name="d", owner=world["definition"].owner,
-                                    granularity="grant", default_action="revoke", apply_mode="immediate",
-                                    second_stage="none")
+    assert (
+        client.post("/api/v1/campaign-definitions/", {"name": "x", "owner": "auditor"}, format="json").status_code
+        == 403
+    )
+    assert (
+        client.patch(
+            f"/api/v1/campaign-definitions/{world['definition'].pk}/", {"name": "y"}, format="json"
+        ).status_code
+        == 403
+    )
+    draft = Campaign.objects.create(
+        definition=world["definition"],
+        name="d",
+        owner=world["definition"].owner,
+        granularity="grant",
+        default_action="revoke",
+        apply_mode="immediate",
+        second_stage="none",
+    )
     assert client.post(f"/api/v1/campaigns/{draft.pk}/launch/").status_code == 403
     pages = web_as(auditor)
     assert pages.get(f"/campaigns/{world['campaign'].pk}/report/").status_code == 200
@@ -106,25 +128,48 @@ def test_auditor_reads_everything_and_changes_nothing(world: Any, auditor: Any, 
 
 def test_admin_defines_and_starts_a_campaign_through_the_api(world: Any, iam_admin: Any, api_as: Any) -> None:
     client = api_as(iam_admin)
-    created = client.post("/api/v1/campaign-definitions/", {
-        "name": "Quarterly high", "owner": iam_admin.username, "risk_tiers": ["high", "critical"],
-        "recurrence": "0 6 1 1,4,7,10 *", "reminder_days": [7, 1], "fallback_group": "iam_reviewers",
-    }, format="json")
+    created = client.post(
+        "/api/v1/campaign-definitions/",
+        {
+            "name": "Quarterly high",
+            "owner": iam_admin.username,
+            "risk_tiers": ["high", "critical"],
+            "recurrence": "0 6 1 1,4,7,10 *",
+            "reminder_days": [7, 1],
+            "fallback_group": "iam_reviewers",
+        },
+        format="json",
+    )
     assert created.status_code == 201, created.content
-    bad = client.post("/api/v1/campaign-definitions/", {"name": "Bad", "owner": iam_admin.username,
-                                                        "recurrence": "quarterly"}, format="json")
+    bad = client.post(
+        "/api/v1/campaign-definitions/",
+        {"name": "Bad", "owner": iam_admin.username, "recurrence": "quarterly"},
+        format="json",
+    )
     assert bad.status_code == 400 and "recurrence" in bad.json()["errors"]
     started = client.post("/api/v1/campaigns/", {"definition": created.json()["id"], "launch": True}, format="json")
     assert started.status_code == 201 and started.json()["status"] == "launching"
 
 
-def test_admin_defines_a_campaign_through_the_page_and_errors_keep_the_input(world: Any, iam_admin: Any,
-                                                                             web_as: Any) -> None:
+def test_admin_defines_a_campaign_through_the_page_and_errors_keep_the_input(
+    world: Any, iam_admin: Any, web_as: Any
+) -> None:
     client = web_as(iam_admin)
     assert client.get("/campaigns/definitions/new/").status_code == 200
-    base = {"name": "From the page", "owner": iam_admin.pk, "reviewer_rule": "business_owner", "granularity": "grant",
-            "second_stage": "none", "duration_days": 14, "default_action": "revoke", "escalation_grace_days": 7,
-            "apply_mode": "immediate", "risk_tiers": ["high"], "forbid_self_review": "on", "is_active": "on"}
+    base = {
+        "name": "From the page",
+        "owner": iam_admin.pk,
+        "reviewer_rule": "business_owner",
+        "granularity": "grant",
+        "second_stage": "none",
+        "duration_days": 14,
+        "default_action": "revoke",
+        "escalation_grace_days": 7,
+        "apply_mode": "immediate",
+        "risk_tiers": ["high"],
+        "forbid_self_review": "on",
+        "is_active": "on",
+    }
     bad = client.post("/campaigns/definitions/new/", {**base, "recurrence": "not cron"})
     assert bad.status_code == 200 and b"five-field cron" in bad.content and b"From the page" in bad.content
     assert b'aria-invalid="true"' in bad.content and b'id="id_recurrence-error"' in bad.content
@@ -152,9 +197,16 @@ def _count(client: Any, url: str) -> int:
     return len(ctx.captured_queries)
 
 
-def test_items_endpoint_and_review_page_run_fixed_queries(world: Any, make_integration: Any, make_grant: Any,
-                                                          catalog: Any, make_definition: Any, launched: Any,
-                                                          api_as: Any, web_as: Any) -> None:
+def test_items_endpoint_and_review_page_run_fixed_queries(
+    world: Any,
+    make_integration: Any,
+    make_grant: Any,
+    catalog: Any,
+    make_definition: Any,
+    launched: Any,
+    api_as: Any,
+    web_as: Any,
+) -> None:
     small = launched(make_definition(name="small"))
     api, web = api_as(world["alice"]), web_as(world["alice"])
     small_api = _count(api, f"/api/v1/campaigns/{small.pk}/items/")

@@ -68,8 +68,9 @@ def test_nobody_is_reminded_about_an_empty_review(two_reviewers: Any, make_defin
     assert _keys("-reminder-") == []
 
 
-def test_escalation_goes_to_the_managers_of_late_reviewers_once(two_reviewers: Any, make_definition: Any,
-                                                                 launched: Any) -> None:
+def test_escalation_goes_to_the_managers_of_late_reviewers_once(
+    two_reviewers: Any, make_definition: Any, launched: Any
+) -> None:
     campaign = launched(make_definition(duration_days=14, escalate_days_before=2))
     with time_machine.travel(campaign.deadline - timedelta(days=3), tick=False):
         assert _sweep()["escalated"] == 0
@@ -122,8 +123,9 @@ def test_default_keep_and_flag(two_reviewers: Any, make_definition: Any, launche
     assert all(i.flagged and i.grant.status == GrantStatus.ACTIVE for i in items)
 
 
-def test_default_escalate_reassigns_then_revokes_after_the_grace(two_reviewers: Any, make_definition: Any,
-                                                                 launched: Any) -> None:
+def test_default_escalate_reassigns_then_revokes_after_the_grace(
+    two_reviewers: Any, make_definition: Any, launched: Any
+) -> None:
     campaign = launched(make_definition(default_action="escalate", escalation_grace_days=3))
     deadline = campaign.deadline
     with time_machine.travel(deadline + timedelta(minutes=1), tick=False):
@@ -133,21 +135,25 @@ def test_default_escalate_reassigns_then_revokes_after_the_grace(two_reviewers: 
     items = ReviewItem.objects.filter(campaign=campaign)
     assert set(items.values_list("reviewer__username", flat=True)) == {"boss"}
     assert AuditEvent.objects.filter(action="review_item.escalated").count() == 4
-    assert OutboundEmail.objects.filter(key=f"campaign-{campaign.pk}-escalated-assigned-{two_reviewers['boss'].pk}").exists()
+    assert OutboundEmail.objects.filter(
+        key=f"campaign-{campaign.pk}-escalated-assigned-{two_reviewers['boss'].pk}"
+    ).exists()
     with time_machine.travel(campaign.deadline + timedelta(minutes=1), tick=False):
         assert _sweep()["closed"] == 1
     assert set(items.values_list("status", flat=True)) == {ItemStatus.REVOKED}
 
 
-def test_campaign_page_previews_the_default_action(two_reviewers: Any, make_definition: Any, launched: Any,
-                                                  web_as: Any, iam_admin: Any) -> None:
+def test_campaign_page_previews_the_default_action(
+    two_reviewers: Any, make_definition: Any, launched: Any, web_as: Any, iam_admin: Any
+) -> None:
     campaign = launched(make_definition())
     page = web_as(iam_admin).get(f"/campaigns/{campaign.pk}/")
     assert b"These 4 grant(s) will be revoked." in page.content
 
 
-def test_report_shows_completion_chart_and_overdue_reviewers(two_reviewers: Any, make_definition: Any, launched: Any,
-                                                            web_as: Any, iam_admin: Any) -> None:
+def test_report_shows_completion_chart_and_overdue_reviewers(
+    two_reviewers: Any, make_definition: Any, launched: Any, web_as: Any, iam_admin: Any
+) -> None:
     campaign = launched(make_definition())
     for item in ReviewItem.objects.filter(campaign=campaign, reviewer=two_reviewers["bob"]):
         services.review_item_decide(actor=two_reviewers["bob"], item=item, decision="revoke", comment="unused")

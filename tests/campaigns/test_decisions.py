@@ -34,14 +34,17 @@ def _item(campaign: Any, grant: Any) -> ReviewItem:
 def test_revoking_needs_a_reason(setup: Any, make_definition: Any, launched: Any) -> None:
     campaign = launched(make_definition())
     with pytest.raises(ValidationFailed) as exc:
-        services.review_item_decide(actor=setup["alice"], item=_item(campaign, setup["write"]), decision="revoke", comment=" ")
+        services.review_item_decide(
+            actor=setup["alice"], item=_item(campaign, setup["write"]), decision="revoke", comment=" "
+        )
     assert "comment" in exc.value.errors
 
 
 def test_a_revoked_grant_is_inactive_at_once_and_audited(setup: Any, make_definition: Any, launched: Any) -> None:
     campaign = launched(make_definition())
-    item = services.review_item_decide(actor=setup["alice"], item=_item(campaign, setup["write"]), decision="revoke",
-                                       comment="not needed any more")
+    item = services.review_item_decide(
+        actor=setup["alice"], item=_item(campaign, setup["write"]), decision="revoke", comment="not needed any more"
+    )
     setup["write"].refresh_from_db()
     assert setup["write"].status == GrantStatus.REVOKED
     assert item.status == ItemStatus.REVOKED and item.applied_at is not None
@@ -52,25 +55,35 @@ def test_a_revoked_grant_is_inactive_at_once_and_audited(setup: Any, make_defini
     assert revoked.actor_username == "alice"
 
 
-def test_revocations_wait_for_the_close_when_the_definition_says_so(setup: Any, make_definition: Any, launched: Any) -> None:
+def test_revocations_wait_for_the_close_when_the_definition_says_so(
+    setup: Any, make_definition: Any, launched: Any
+) -> None:
     campaign = launched(make_definition(apply_mode="at_close"))
-    services.review_item_decide(actor=setup["alice"], item=_item(campaign, setup["write"]), decision="revoke", comment="no")
+    services.review_item_decide(
+        actor=setup["alice"], item=_item(campaign, setup["write"]), decision="revoke", comment="no"
+    )
     setup["write"].refresh_from_db()
     assert setup["write"].status == GrantStatus.ACTIVE
-    services.review_item_decide(actor=setup["alice"], item=_item(campaign, setup["admin"]), decision="certify", comment="")
+    services.review_item_decide(
+        actor=setup["alice"], item=_item(campaign, setup["admin"]), decision="certify", comment=""
+    )
     services.campaign_close(campaign=campaign)
     setup["write"].refresh_from_db()
     assert setup["write"].status == GrantStatus.REVOKED
     assert _item(campaign, setup["write"]).applied_at is not None
 
 
-def test_critical_keeps_need_a_second_stage(setup: Any, make_definition: Any, launched: Any, iam_admin: Any,
-                                             make_user: Any) -> None:
+def test_critical_keeps_need_a_second_stage(
+    setup: Any, make_definition: Any, launched: Any, iam_admin: Any, make_user: Any
+) -> None:
     campaign = launched(make_definition(second_stage="critical_keeps"))
-    critical = services.review_item_decide(actor=setup["alice"], item=_item(campaign, setup["admin"]), decision="certify",
-                                           comment="needed")
+    critical = services.review_item_decide(
+        actor=setup["alice"], item=_item(campaign, setup["admin"]), decision="certify", comment="needed"
+    )
     assert critical.status == ItemStatus.AWAITING_CONFIRMATION
-    ordinary = services.review_item_decide(actor=setup["alice"], item=_item(campaign, setup["write"]), decision="certify")
+    ordinary = services.review_item_decide(
+        actor=setup["alice"], item=_item(campaign, setup["write"]), decision="certify"
+    )
     assert ordinary.status == ItemStatus.CERTIFIED
     with pytest.raises(NotAllowed):  # the first reviewer does not confirm their own keep
         services.review_item_decide(actor=setup["alice"], item=critical, decision="certify")
@@ -102,14 +115,17 @@ def test_api_decision_certify_and_revoke(setup: Any, make_definition: Any, launc
     item = _item(campaign, setup["write"])
     bad = client.post(f"/api/v1/review-items/{item.pk}/decision/", {"decision": "revoke"}, format="json")
     assert bad.status_code == 400 and "comment" in bad.json()["errors"]
-    ok = client.post(f"/api/v1/review-items/{item.pk}/decision/", {"decision": "revoke", "comment": "unused"}, format="json")
+    ok = client.post(
+        f"/api/v1/review-items/{item.pk}/decision/", {"decision": "revoke", "comment": "unused"}, format="json"
+    )
     assert ok.status_code == 200 and ok.json()["status"] == "revoked"
     again = client.post(f"/api/v1/review-items/{item.pk}/decision/", {"decision": "certify"}, format="json")
     assert again.status_code == 409
 
 
-def test_auditor_cannot_decide(setup: Any, make_definition: Any, launched: Any, api_as: Any, auditor: Any,
-                               web_as: Any) -> None:
+def test_auditor_cannot_decide(
+    setup: Any, make_definition: Any, launched: Any, api_as: Any, auditor: Any, web_as: Any
+) -> None:
     campaign = launched(make_definition())
     item = _item(campaign, setup["write"])
     response = api_as(auditor).post(f"/api/v1/review-items/{item.pk}/decision/", {"decision": "certify"}, format="json")
@@ -119,8 +135,9 @@ def test_auditor_cannot_decide(setup: Any, make_definition: Any, launched: Any, 
     assert _item(campaign, setup["write"]).status == ItemStatus.OPEN
 
 
-def test_campaign_owner_sees_but_cannot_decide_others_items(setup: Any, make_definition: Any, launched: Any,
-                                                          api_as: Any, make_user: Any, iam_admin: Any) -> None:
+def test_campaign_owner_sees_but_cannot_decide_others_items(
+    setup: Any, make_definition: Any, launched: Any, api_as: Any, make_user: Any, iam_admin: Any
+) -> None:
     boss = make_user("boss", Role.BUSINESS_USER)
     campaign = launched(make_definition(owner=boss))
     item = _item(campaign, setup["write"])
@@ -154,6 +171,12 @@ def test_recommendation_revokes_admin_scope_on_restricted_data_of_an_autonomous_
     rec = recommend(integration=bot, scopes=[catalog["admin"]], last_rotated=timezone.now(), now=timezone.now())
     assert rec.decision == "revoke" and "admin-level" in rec.reason
     calm = make_integration(owner, autonomy="human_in_loop")
-    assert recommend(integration=calm, scopes=[catalog["read"]], last_rotated=None, now=timezone.now()).decision == "certify"
+    assert (
+        recommend(integration=calm, scopes=[catalog["read"]], last_rotated=None, now=timezone.now()).decision
+        == "certify"
+    )
     calm.orphaned = True
-    assert "owner left" in recommend(integration=calm, scopes=[catalog["read"]], last_rotated=None, now=timezone.now()).reason
+    assert (
+        "owner left"
+        in recommend(integration=calm, scopes=[catalog["read"]], last_rotated=None, now=timezone.now()).reason
+    )

@@ -26,7 +26,9 @@ def estate(make_user: Any, make_integration: Any, make_grant: Any, catalog: Any)
     return {"alice": alice, "bob": bob, "tech": tech, "grants": grants}
 
 
-def test_launch_makes_one_item_per_grant_assigned_to_the_business_owner(estate: Any, make_definition: Any, launched: Any) -> None:
+def test_launch_makes_one_item_per_grant_assigned_to_the_business_owner(
+    estate: Any, make_definition: Any, launched: Any
+) -> None:
     campaign = launched(make_definition())
     assert campaign.status == CampaignStatus.ACTIVE
     items = ReviewItem.objects.filter(campaign=campaign)
@@ -36,7 +38,9 @@ def test_launch_makes_one_item_per_grant_assigned_to_the_business_owner(estate: 
     assert campaign.processed == campaign.total_expected == 12
 
 
-def test_each_reviewer_gets_one_email_listing_their_integrations(estate: Any, make_definition: Any, launched: Any) -> None:
+def test_each_reviewer_gets_one_email_listing_their_integrations(
+    estate: Any, make_definition: Any, launched: Any
+) -> None:
     campaign = launched(make_definition())
     emails = OutboundEmail.objects.filter(key__startswith=f"campaign-{campaign.pk}-assigned-")
     assert sorted(emails.values_list("to_address", flat=True)) == ["alice@example.com", "bob@example.com"]
@@ -46,7 +50,9 @@ def test_each_reviewer_gets_one_email_listing_their_integrations(estate: Any, ma
     assert "Review now" in alice_mail.body_html
 
 
-def test_launch_is_one_audit_event_with_counts(estate: Any, make_definition: Any, launched: Any, iam_admin: Any) -> None:
+def test_launch_is_one_audit_event_with_counts(
+    estate: Any, make_definition: Any, launched: Any, iam_admin: Any
+) -> None:
     before = AuditEvent.objects.count()
     campaign = launched(make_definition())
     new = AuditEvent.objects.filter(pk__gt=0).order_by("-id")[: AuditEvent.objects.count() - before]
@@ -88,15 +94,18 @@ def test_rerunning_an_interrupted_launch_makes_no_duplicates_and_no_duplicate_em
     assert OutboundEmail.objects.filter(key__startswith=f"campaign-{campaign.pk}-").count() == 2
 
 
-def test_one_item_per_integration_covers_all_its_selected_grants(estate: Any, make_definition: Any, launched: Any) -> None:
+def test_one_item_per_integration_covers_all_its_selected_grants(
+    estate: Any, make_definition: Any, launched: Any
+) -> None:
     campaign = launched(make_definition(granularity="integration"))
     items = list(ReviewItem.objects.filter(campaign=campaign))
     assert len(items) == 6
     assert all(i.grant_id is None and len(i.grant_ids) == 2 for i in items)
 
 
-def test_selection_by_sensitivity_and_risk_tier(estate: Any, make_definition: Any, launched: Any, make_integration: Any,
-                                               make_grant: Any, catalog: Any) -> None:
+def test_selection_by_sensitivity_and_risk_tier(
+    estate: Any, make_definition: Any, launched: Any, make_integration: Any, make_grant: Any, catalog: Any
+) -> None:
     low = make_integration(estate["alice"], risk_tier="low")
     make_grant(low, catalog["write"])
     campaign = launched(make_definition(risk_tiers=["high", "critical"], sensitivities=["high"]))
@@ -105,7 +114,9 @@ def test_selection_by_sensitivity_and_risk_tier(estate: Any, make_definition: An
     assert not items.filter(integration=low).exists()
 
 
-def test_selection_skips_integrations_reviewed_recently(estate: Any, make_definition: Any, launched: Any, iam_admin: Any) -> None:
+def test_selection_skips_integrations_reviewed_recently(
+    estate: Any, make_definition: Any, launched: Any, iam_admin: Any
+) -> None:
     first = launched(make_definition())
     item = ReviewItem.objects.filter(campaign=first, reviewer=estate["alice"]).first()
     services.review_item_decide(actor=estate["alice"], item=item, decision="certify", comment="fine")
@@ -114,8 +125,9 @@ def test_selection_skips_integrations_reviewed_recently(estate: Any, make_defini
     assert not ReviewItem.objects.filter(campaign=second, integration=item.integration).exists()
 
 
-def test_launch_returns_at_once_and_a_second_launch_is_refused(estate: Any, make_definition: Any, iam_admin: Any,
-                                                               api_as: Any) -> None:
+def test_launch_returns_at_once_and_a_second_launch_is_refused(
+    estate: Any, make_definition: Any, iam_admin: Any, api_as: Any
+) -> None:
     campaign = services.campaign_create(actor=iam_admin, definition=make_definition())
     response = api_as(iam_admin).post(f"/api/v1/campaigns/{campaign.pk}/launch/")
     assert response.status_code == 202, response.content

@@ -20,9 +20,15 @@ def _only_item(campaign: Any) -> ReviewItem:
     return ReviewItem.objects.get(campaign=campaign)
 
 
-def test_fallback_reviewer_is_used_when_the_owner_is_gone(make_user: Any, make_integration: Any, make_grant: Any,
-                                                          catalog: Any, make_definition: Any, launched: Any,
-                                                          reviewer: Any) -> None:
+def test_fallback_reviewer_is_used_when_the_owner_is_gone(
+    make_user: Any,
+    make_integration: Any,
+    make_grant: Any,
+    catalog: Any,
+    make_definition: Any,
+    launched: Any,
+    reviewer: Any,
+) -> None:
     leaver = make_user("leaver", Role.BUSINESS_USER)
     tech = make_user("tech", Role.BUSINESS_USER)
     make_grant(make_integration(leaver, technical_owner=tech), catalog["write"])
@@ -33,8 +39,15 @@ def test_fallback_reviewer_is_used_when_the_owner_is_gone(make_user: Any, make_i
     assert "left" in item.assigned_reason
 
 
-def test_fallback_group_when_no_fallback_user(make_user: Any, make_integration: Any, make_grant: Any, catalog: Any,
-                                             make_definition: Any, launched: Any, reviewer: Any) -> None:
+def test_fallback_group_when_no_fallback_user(
+    make_user: Any,
+    make_integration: Any,
+    make_grant: Any,
+    catalog: Any,
+    make_definition: Any,
+    launched: Any,
+    reviewer: Any,
+) -> None:
     owner = make_user("solo", Role.BUSINESS_USER)
     make_grant(make_integration(owner, technical_owner=None), catalog["write"])
     group = Group.objects.get(name=Pool.IAM_REVIEWERS)
@@ -48,13 +61,22 @@ def test_fallback_group_when_no_fallback_user(make_user: Any, make_integration: 
     assert list(my_open_items(reviewer)) == [item]
     from governance.models import OutboundEmail
 
-    assert list(OutboundEmail.objects.filter(key__startswith=f"campaign-{campaign.pk}-assigned-")
-                .values_list("recipient__username", flat=True)) == [reviewer.username]
+    assert list(
+        OutboundEmail.objects.filter(key__startswith=f"campaign-{campaign.pk}-assigned-").values_list(
+            "recipient__username", flat=True
+        )
+    ) == [reviewer.username]
 
 
-def test_the_only_owner_never_reviews_their_own_integration_alone(make_user: Any, make_integration: Any,
-                                                                  make_grant: Any, catalog: Any, make_definition: Any,
-                                                                  launched: Any, reviewer: Any) -> None:
+def test_the_only_owner_never_reviews_their_own_integration_alone(
+    make_user: Any,
+    make_integration: Any,
+    make_grant: Any,
+    catalog: Any,
+    make_definition: Any,
+    launched: Any,
+    reviewer: Any,
+) -> None:
     solo = make_user("solo", Role.BUSINESS_USER)
     make_grant(make_integration(solo), catalog["write"])
     campaign = launched(make_definition(fallback_user=reviewer, forbid_self_review=True))
@@ -63,9 +85,15 @@ def test_the_only_owner_never_reviews_their_own_integration_alone(make_user: Any
     assert "only owner" in item.assigned_reason
 
 
-def test_owner_reviews_when_the_definition_allows_self_review(make_user: Any, make_integration: Any, make_grant: Any,
-                                                             catalog: Any, make_definition: Any, launched: Any,
-                                                             reviewer: Any) -> None:
+def test_owner_reviews_when_the_definition_allows_self_review(
+    make_user: Any,
+    make_integration: Any,
+    make_grant: Any,
+    catalog: Any,
+    make_definition: Any,
+    launched: Any,
+    reviewer: Any,
+) -> None:
     solo = make_user("solo", Role.BUSINESS_USER)
     make_grant(make_integration(solo), catalog["write"])
     campaign = launched(make_definition(fallback_user=reviewer, forbid_self_review=False))
@@ -73,7 +101,12 @@ def test_owner_reviews_when_the_definition_allows_self_review(make_user: Any, ma
 
 
 def test_an_admin_who_is_the_only_owner_cannot_decide_it_when_self_review_is_forbidden(
-    make_integration: Any, make_grant: Any, catalog: Any, make_definition: Any, launched: Any, iam_admin: Any,
+    make_integration: Any,
+    make_grant: Any,
+    catalog: Any,
+    make_definition: Any,
+    launched: Any,
+    iam_admin: Any,
     reviewer: Any,
 ) -> None:
     make_grant(make_integration(iam_admin), catalog["write"])
@@ -83,8 +116,9 @@ def test_an_admin_who_is_the_only_owner_cannot_decide_it_when_self_review_is_for
         services.review_item_decide(actor=iam_admin, item=item, decision="certify", comment="mine")
 
 
-def test_owner_manager_rule(make_user: Any, make_integration: Any, make_grant: Any, catalog: Any,
-                            make_definition: Any, launched: Any) -> None:
+def test_owner_manager_rule(
+    make_user: Any, make_integration: Any, make_grant: Any, catalog: Any, make_definition: Any, launched: Any
+) -> None:
     boss = make_user("boss", Role.BUSINESS_USER)
     owner = make_user("worker", Role.BUSINESS_USER, manager=boss)
     make_grant(make_integration(owner), catalog["write"])
@@ -92,8 +126,9 @@ def test_owner_manager_rule(make_user: Any, make_integration: Any, make_grant: A
     assert _only_item(campaign).reviewer == boss
 
 
-def test_resource_system_owner_rule(make_user: Any, make_integration: Any, make_grant: Any, catalog: Any,
-                                    make_definition: Any, launched: Any) -> None:
+def test_resource_system_owner_rule(
+    make_user: Any, make_integration: Any, make_grant: Any, catalog: Any, make_definition: Any, launched: Any
+) -> None:
     data_owner = make_user("omar", Role.REVIEWER)
     catalog["write"].system.owners.add(data_owner)
     owner = make_user("worker", Role.BUSINESS_USER)
@@ -102,8 +137,9 @@ def test_resource_system_owner_rule(make_user: Any, make_integration: Any, make_
     assert _only_item(campaign).reviewer == data_owner
 
 
-def test_named_group_rule(make_user: Any, make_integration: Any, make_grant: Any, catalog: Any,
-                          make_definition: Any, launched: Any) -> None:
+def test_named_group_rule(
+    make_user: Any, make_integration: Any, make_grant: Any, catalog: Any, make_definition: Any, launched: Any
+) -> None:
     owner = make_user("worker", Role.BUSINESS_USER)
     make_grant(make_integration(owner), catalog["write"])
     group = Group.objects.get(name=Pool.SECURITY_REVIEWERS)

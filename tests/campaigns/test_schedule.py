@@ -76,4 +76,6 @@ def test_the_same_slot_fired_twice_makes_one_campaign(one_grant: Any, make_defin
 def test_campaigns_sweep_is_a_registered_schedule() -> None:
     from governance.scheduling import registered
 
-    assert any(t.name == "campaigns-sweep" and t.func == "approvals.campaigns.tasks.campaigns_sweep" for t in registered())
+    assert any(
+        t.name == "campaigns-sweep" and t.func == "approvals.campaigns.tasks.campaigns_sweep" for t in registered()
+    )

@@ -22,7 +22,15 @@ def _write_events(user, n=3):
 
 def test_event_carries_actor_owner_request_and_client(owner, reviewer):
     with bind(RequestContext(request_id="req-123", client_ip="10.1.2.3")), transaction.atomic():
-        event = audit_record(actor=reviewer, action="thing.changed", target=owner, owner=owner, before={"a": 1}, after={"a": 2}, reason="why")
+        event = audit_record(
+            actor=reviewer,
+            action="thing.changed",
+            target=owner,
+            owner=owner,
+            before={"a": 1},
+            after={"a": 2},
+            reason="why",
+        )
     event.refresh_from_db()
     assert (event.actor_username, event.actor_kind, event.owner_username) == ("reviewer", ActorKind.HUMAN, "owner")
     assert (event.request_id, event.client_ip, event.reason) == ("req-123", "10.1.2.3", "why")
@@ -79,8 +87,14 @@ def test_removed_row_is_detected_at_the_next_event(owner):
 def test_inserted_row_is_detected(owner):
     events = _write_events(owner, 2)
     forged = AuditEvent(
-        actor=owner, actor_username="owner", actor_kind="human", action="forged", target_type="x", target_id="1",
-        prev_hash=events[-1].hash, hash="f" * 64,
+        actor=owner,
+        actor_username="owner",
+        actor_kind="human",
+        action="forged",
+        target_type="x",
+        target_id="1",
+        prev_hash=events[-1].hash,
+        hash="f" * 64,
     )
     forged.save()
     _, broken = verify_chain()

@@ -91,14 +91,32 @@ def _fill(piece: str, pattern: Any, value: str | None) -> str | None:
 def _walk(patterns: list[Any], prefix: str = "", prefix_pieces: tuple[tuple[str, Any], ...] = ()) -> Iterator[Endpoint]:
     for entry in patterns:
         if isinstance(entry, URLResolver):
-            yield from _walk(entry.url_patterns, prefix, (*prefix_pieces, (str(entry.pattern.regex.pattern) if isinstance(entry.pattern, RegexPattern) else str(entry.pattern), entry.pattern)))
+            yield from _walk(
+                entry.url_patterns,
+                prefix,
+                (
+                    *prefix_pieces,
+                    (
+                        str(entry.pattern.regex.pattern)
+                        if isinstance(entry.pattern, RegexPattern)
+                        else str(entry.pattern),
+                        entry.pattern,
+                    ),
+                ),
+            )
             continue
         assert isinstance(entry, URLPattern)
         model = _model_of(entry.callback)
         obj = model._default_manager.order_by("pk").first() if model is not None else None
         value = str(obj.pk) if obj is not None else None
         parts = []
-        for piece, pattern in (*prefix_pieces, (str(entry.pattern.regex.pattern) if isinstance(entry.pattern, RegexPattern) else str(entry.pattern), entry.pattern)):
+        for piece, pattern in (
+            *prefix_pieces,
+            (
+                str(entry.pattern.regex.pattern) if isinstance(entry.pattern, RegexPattern) else str(entry.pattern),
+                entry.pattern,
+            ),
+        ):
             filled = _fill(piece, pattern, value)
             if filled is None:
                 break
@@ -162,8 +180,7 @@ def _assert_reads_everything(client: Any) -> None:
             failures.append(f"GET {endpoint.path} -> {response.status_code}")
     assert not failures, (
         "An auditor must be able to read every page and endpoint (issue 2); let the view's "
-        "permission admit auditors for GET (governance.roles.is_auditor / sees_everything):\n"
-        + "\n".join(failures)
+        "permission admit auditors for GET (governance.roles.is_auditor / sees_everything):\n" + "\n".join(failures)
     )
 
 

@@ -128,10 +128,16 @@ def test_iam_admin_panels_show_users_without_roles_and_deactivations(
 def _queue_failed_email(user: User, key: str) -> OutboundEmail:
     with transaction.atomic():
         email = services.email_enqueue(
-            key=key, recipient=user, subject="Decision needed", template="governance_notice", context={"message": "m", "path": "/"}
+            key=key,
+            recipient=user,
+            subject="Decision needed",
+            template="governance_notice",
+            context={"message": "m", "path": "/"},
         )
     assert email is not None
-    OutboundEmail.objects.filter(pk=email.pk).update(status=EmailStatus.FAILED, attempts=8, last_error="SMTPDataError: 451")
+    OutboundEmail.objects.filter(pk=email.pk).update(
+        status=EmailStatus.FAILED, attempts=8, last_error="SMTPDataError: 451"
+    )
     return email
 
 
@@ -142,7 +148,9 @@ def _home_queries(client: Any) -> int:
     return len(ctx.captured_queries)
 
 
-def test_home_page_runs_a_fixed_number_of_queries_for_every_role(client: Any, demo_org: None, make_user: Callable[..., User]) -> None:
+def test_home_page_runs_a_fixed_number_of_queries_for_every_role(
+    client: Any, demo_org: None, make_user: Callable[..., User]
+) -> None:
     for username in ("alice", "rita", "ivan", "audrey"):
         user = User.objects.get(username=username)
         client.force_login(user)

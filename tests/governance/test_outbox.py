@@ -160,7 +160,10 @@ def test_user_without_address_gets_nothing_queued(make_user: Callable[..., User]
     User.objects.filter(pk=nobody.pk).update(email="")
     nobody.refresh_from_db()
     with transaction.atomic():
-        assert services.email_enqueue(key="k", recipient=nobody, subject="s", template="governance_notice", context={}) is None
+        assert (
+            services.email_enqueue(key="k", recipient=nobody, subject="s", template="governance_notice", context={})
+            is None
+        )
     assert not OutboundEmail.objects.exists()
 
 
@@ -183,7 +186,9 @@ def test_two_deliveries_racing_on_the_same_email_send_it_once(
     assert len(mailbox.received) == 1
 
 
-def test_a_claim_left_by_a_killed_worker_is_taken_over_after_ten_minutes(smtp: tuple[Mailbox, int], owner: User) -> None:
+def test_a_claim_left_by_a_killed_worker_is_taken_over_after_ten_minutes(
+    smtp: tuple[Mailbox, int], owner: User
+) -> None:
     mailbox, _port = smtp
     with time_machine.travel(T0, tick=False) as clock:
         queued = enqueue(owner, "n-stuck")
@@ -194,7 +199,9 @@ def test_a_claim_left_by_a_killed_worker_is_taken_over_after_ten_minutes(smtp: t
     assert len(mailbox.received) == 1
 
 
-def test_iam_admin_can_retry_a_failed_email_now_and_it_is_audited(smtp: tuple[Mailbox, int], owner: User, iam_admin: User) -> None:
+def test_iam_admin_can_retry_a_failed_email_now_and_it_is_audited(
+    smtp: tuple[Mailbox, int], owner: User, iam_admin: User
+) -> None:
     mailbox, _port = smtp
     queued = enqueue(owner, "n-retry")
     OutboundEmail.objects.filter(pk=queued.pk).update(

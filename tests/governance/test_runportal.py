@@ -54,7 +54,11 @@ def _children(pid: int) -> list[int]:
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="uses /proc and process groups")
 def test_runportal_serves_runs_the_worker_and_stops_both_on_one_ctrl_c(tmp_path: Path) -> None:
     port = _free_port()
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "GOVERNANCE_TESTING", "DJANGO_ENV")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("DATABASE_URL", "REDIS_URL", "GOVERNANCE_TESTING", "DJANGO_ENV")
+    }
     env.update(
         DATABASE_URL=f"sqlite:///{tmp_path / 'portal.sqlite3'}",
         EMAIL_URL=f"filemail://{tmp_path / 'mail'}",
@@ -62,17 +66,24 @@ def test_runportal_serves_runs_the_worker_and_stops_both_on_one_ctrl_c(tmp_path:
         PYTHONUNBUFFERED="1",
     )
     manage = [sys.executable, "manage.py"]
-    done = subprocess.run([*manage, "migrate", "--noinput"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
+    done = subprocess.run(
+        [*manage, "migrate", "--noinput"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=180
+    )
     assert done.returncode == 0, done.stderr
 
     log = (tmp_path / "runportal.log").open("w")
     # As a terminal would: its own process group with SIGINT at its default disposition.
     portal = subprocess.Popen(
         [*manage, "runportal", "--addr", f"127.0.0.1:{port}"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, process_group=0,
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        process_group=0,
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # noqa: PLW1509
     )
     try:
+
         def login_page_up() -> bool:
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/accounts/login/", timeout=2) as resp:
@@ -85,15 +96,23 @@ def test_runportal_serves_runs_the_worker_and_stops_both_on_one_ctrl_c(tmp_path:
         assert len(children) == 2  # runserver and qcluster
 
         queue = subprocess.run(
-            [*manage, "shell", "-c",
-             "from django.db import transaction\n"
-             "from governance.models import User\n"
-             "from governance.services import email_enqueue\n"
-             "alice = User.objects.create_user('alice', 'alice@example.com')\n"
-             "with transaction.atomic():\n"
-             "    email_enqueue(key='runportal-test', recipient=alice, subject='worker check',"
-             " template='governance_notice', context={'message': 'hi', 'path': '/'})\n"],
-            cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
+            [
+                *manage,
+                "shell",
+                "-c",
+                "from django.db import transaction\n"
+                "from governance.models import User\n"
+                "from governance.services import email_enqueue\n"
+                "alice = User.objects.create_user('alice', 'alice@example.com')\n"
+                "with transaction.atomic():\n"
+                "    email_enqueue(key='runportal-test', recipient=alice, subject='worker check',"
+                " template='governance_notice', context={'message': 'hi', 'path': '/'})\n",
+            ],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
         assert queue.returncode == 0, queue.stderr
         mail_dir = tmp_path / "mail"

@@ -27,7 +27,14 @@ PRODUCTION_ENV = {
     "ALLOWED_HOSTS": "portal.example.com",
 }
 _DROP = (
-    "GOVERNANCE_TESTING", "DJANGO_ENV", "SECRET_KEY", "ALLOWED_HOSTS", "REDIS_URL", "EMAIL_URL", "DEBUG", "DEMO_MODE",
+    "GOVERNANCE_TESTING",
+    "DJANGO_ENV",
+    "SECRET_KEY",
+    "ALLOWED_HOSTS",
+    "REDIS_URL",
+    "EMAIL_URL",
+    "DEBUG",
+    "DEMO_MODE",
     "DJANGO_ALLOW_ASYNC_UNSAFE",
 )
 
@@ -62,7 +69,12 @@ def test_production_passes_check_deploy_with_no_warning() -> None:
 def test_production_turns_on_the_security_settings() -> None:
     values = _settings_in(
         PRODUCTION_ENV,
-        "DEBUG", "SESSION_COOKIE_SECURE", "CSRF_COOKIE_SECURE", "SECURE_SSL_REDIRECT", "SECURE_HSTS_SECONDS", "DEMO_MODE",
+        "DEBUG",
+        "SESSION_COOKIE_SECURE",
+        "CSRF_COOKIE_SECURE",
+        "SECURE_SSL_REDIRECT",
+        "SECURE_HSTS_SECONDS",
+        "DEMO_MODE",
     )
     assert values == {
         "DEBUG": False,
@@ -162,7 +174,13 @@ def test_default_email_is_files_in_var_mail() -> None:
 
 
 def test_email_url_selects_smtp() -> None:
-    values = _settings_in({"EMAIL_URL": "smtp+tls://user:pw@smtp.example.com:587"}, "EMAIL_BACKEND", "EMAIL_HOST", "EMAIL_PORT", "EMAIL_USE_TLS")
+    values = _settings_in(
+        {"EMAIL_URL": "smtp+tls://user:pw@smtp.example.com:587"},
+        "EMAIL_BACKEND",
+        "EMAIL_HOST",
+        "EMAIL_PORT",
+        "EMAIL_USE_TLS",
+    )
     assert values == {
         "EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend",
         "EMAIL_HOST": "smtp.example.com",
@@ -173,7 +191,13 @@ def test_email_url_selects_smtp() -> None:
 
 def test_file_mail_sink_writes_a_readable_message(tmp_path: Path) -> None:
     connection = get_connection("django.core.mail.backends.filebased.EmailBackend", file_path=str(tmp_path))
-    send_mail("Your review is due", "Open http://127.0.0.1:8000/ to decide.", None, ["rita@example.com"], connection=connection)
+    send_mail(
+        "Your review is due",
+        "Open http://127.0.0.1:8000/ to decide.",
+        None,
+        ["rita@example.com"],
+        connection=connection,
+    )
     files = list(tmp_path.iterdir())
     assert len(files) == 1
     text = files[0].read_text()

@@ -98,11 +98,20 @@ class FakeIssuer:
             **self.claims,
         }
         id_token = jwt.encode(payload, self.signing_key, algorithm="RS256", headers={"kid": KID})
-        body = {"access_token": "at-" + self.claims["sub"], "token_type": "Bearer", "expires_in": 300, "id_token": id_token}
+        body = {
+            "access_token": "at-" + self.claims["sub"],
+            "token_type": "Bearer",
+            "expires_in": 300,
+            "id_token": id_token,
+        }
         return 200, {"Content-Type": "application/json"}, json.dumps(body)
 
     def _userinfo(self, request: Any) -> tuple[int, dict[str, str], str]:
-        info = {k: v for k, v in self.claims.items() if k in ("sub", "preferred_username", "email", "given_name", "family_name", "name")}
+        info = {
+            k: v
+            for k, v in self.claims.items()
+            if k in ("sub", "preferred_username", "email", "given_name", "family_name", "name")
+        }
         return 200, {"Content-Type": "application/json"}, json.dumps(info)
 
     def login(self, client: Any, *, sub: str, username: str, groups: list[str] | None, email: str = "") -> Any:
@@ -140,7 +149,9 @@ def test_login_page_offers_single_sign_on_as_a_post_form(client: Any) -> None:
 
 
 def test_group_claim_lands_the_user_in_the_mapped_roles(client: Any, issuer: FakeIssuer) -> None:
-    final = issuer.login(client, sub="u-100", username="nadia", groups=["ai-portal-iam-reviewers", "ai-portal-reviewers", "unrelated"])
+    final = issuer.login(
+        client, sub="u-100", username="nadia", groups=["ai-portal-iam-reviewers", "ai-portal-reviewers", "unrelated"]
+    )
     assert final.status_code == 200
     assert final.redirect_chain[-1][0] == "/"
     user = User.objects.get(username="nadia")
@@ -196,7 +207,9 @@ def test_unknown_user_is_refused_with_a_clear_message_when_accounts_are_not_crea
         assert again.wsgi_request.user.username == "known"
 
 
-def test_deactivated_portal_user_is_refused_with_a_clear_message(client: Any, issuer: FakeIssuer, iam_admin: User) -> None:
+def test_deactivated_portal_user_is_refused_with_a_clear_message(
+    client: Any, issuer: FakeIssuer, iam_admin: User
+) -> None:
     issuer.login(client, sub="u-400", username="leaver", groups=["ai-portal-users"])
     client.logout()
     leaver = User.objects.get(username="leaver")

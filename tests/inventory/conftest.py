@@ -27,15 +27,23 @@ def catalog(db: Any) -> dict[str, Scope]:
         (hr, "admin", "critical", "admin"),
     ]
     return {
-        f"{s.code}:{n}": services.scope_save(actor=actor, system=s, values={"name": n, "sensitivity": sens, "access": acc})
+        f"{s.code}:{n}": services.scope_save(
+            actor=actor, system=s, values={"name": n, "sensitivity": sens, "access": acc}
+        )
         for s, n, sens, acc in spec
     }
 
 
 @pytest.fixture
 def make_integration(catalog: dict[str, Scope]) -> Callable[..., Integration]:
-    def make(owner: User, *, name: str = "Notes bot", scopes: tuple[str, ...] = ("msgraph:User.Read",), submit: bool = False,
-             **values: Any) -> Integration:
+    def make(
+        owner: User,
+        *,
+        name: str = "Notes bot",
+        scopes: tuple[str, ...] = ("msgraph:User.Read",),
+        submit: bool = False,
+        **values: Any,
+    ) -> Integration:
         data: dict[str, Any] = {
             "name": name,
             "kind": "chatbot",
@@ -62,8 +70,13 @@ def grant_all(integration: Integration, approver: User) -> None:
 
     with transaction.atomic():
         services.grant_create_many(
-            actor=actor, integration=integration, scopes=list(integration.requested_scopes.all()),
-            source_type="tests", source_id="1", approvers=[approver], expires_at=None,
+            actor=actor,
+            integration=integration,
+            scopes=list(integration.requested_scopes.all()),
+            source_type="tests",
+            source_id="1",
+            approvers=[approver],
+            expires_at=None,
         )
 
 
@@ -73,7 +86,12 @@ def no_approvals_receivers() -> Any:
     from inventory import signals
 
     saved = {}
-    for name in ("integration_submitted", "integration_scopes_added", "integration_risk_raised", "integration_disabled"):
+    for name in (
+        "integration_submitted",
+        "integration_scopes_added",
+        "integration_risk_raised",
+        "integration_disabled",
+    ):
         sig = getattr(signals, name)
         saved[name] = list(sig.receivers)
         sig.receivers = [r for r in sig.receivers if "approvals" not in repr(r)]

@@ -17,13 +17,30 @@ pytestmark = pytest.mark.django_db
 
 def _form_data(catalog: dict[str, Scope], **over: Any) -> dict[str, Any]:
     data = {
-        "name": "Deal desk copilot", "kind": "agent", "purpose": "Prepares deal summaries.", "vendor": "",
-        "environment": "production", "ticket_ref": "", "tags": "sales, pilot", "business_owner": "",
-        "technical_owner": "", "backup_owner": "", "autonomy": "human_in_loop", "workload_identity": "",
-        "requested_scopes": [str(catalog["msgraph:Mail.Read"].pk)], "data_classifications": ["confidential"],
-        "cred-TOTAL_FORMS": "1", "cred-INITIAL_FORMS": "0", "cred-MIN_NUM_FORMS": "0", "cred-MAX_NUM_FORMS": "1000",
-        "cred-0-type": "api_key", "cred-0-identifier": "deal-desk-key-01", "cred-0-created_at": "", "cred-0-expires_at": "",
-        "cred-0-last_rotated_at": "", "action": "draft",
+        "name": "Deal desk copilot",
+        "kind": "agent",
+        "purpose": "Prepares deal summaries.",
+        "vendor": "",
+        "environment": "production",
+        "ticket_ref": "",
+        "tags": "sales, pilot",
+        "business_owner": "",
+        "technical_owner": "",
+        "backup_owner": "",
+        "autonomy": "human_in_loop",
+        "workload_identity": "",
+        "requested_scopes": [str(catalog["msgraph:Mail.Read"].pk)],
+        "data_classifications": ["confidential"],
+        "cred-TOTAL_FORMS": "1",
+        "cred-INITIAL_FORMS": "0",
+        "cred-MIN_NUM_FORMS": "0",
+        "cred-MAX_NUM_FORMS": "1000",
+        "cred-0-type": "api_key",
+        "cred-0-identifier": "deal-desk-key-01",
+        "cred-0-created_at": "",
+        "cred-0-expires_at": "",
+        "cred-0-last_rotated_at": "",
+        "action": "draft",
     }
     data.update(over)
     return data
@@ -31,7 +48,12 @@ def _form_data(catalog: dict[str, Scope], **over: Any) -> dict[str, Any]:
 
 def test_validation_errors_keep_every_input(owner: Any, web_as: Any, catalog: dict[str, Scope]) -> None:
     client = web_as(owner)
-    data = _form_data(catalog, business_owner=str(owner.pk), kind="", **{"cred-0-identifier": "ghp_16C7e42F292c6912E7710c838347Ae178B4a"})
+    data = _form_data(
+        catalog,
+        business_owner=str(owner.pk),
+        kind="",
+        **{"cred-0-identifier": "ghp_16C7e42F292c6912E7710c838347Ae178B4a"},
+    )
     response = client.post(reverse("inventory:create"), data)
     assert response.status_code == 400
     html = response.content.decode()
@@ -61,12 +83,16 @@ def test_owner_saves_a_draft_then_submits(owner: Any, web_as: Any, catalog: dict
 
 
 def test_form_submit_button_registers_pending(owner: Any, web_as: Any, catalog: dict[str, Scope]) -> None:
-    response = web_as(owner).post(reverse("inventory:create"), _form_data(catalog, business_owner=str(owner.pk), action="submit"))
+    response = web_as(owner).post(
+        reverse("inventory:create"), _form_data(catalog, business_owner=str(owner.pk), action="submit")
+    )
     assert response.status_code == 302
     assert Integration.objects.get().status == "pending"
 
 
-def test_list_page_runs_fixed_queries_at_5_and_50(owner: Any, reviewer: Any, make_integration: Any, web_as: Any) -> None:
+def test_list_page_runs_fixed_queries_at_5_and_50(
+    owner: Any, reviewer: Any, make_integration: Any, web_as: Any
+) -> None:
     client = web_as(reviewer)
     for n in range(5):
         make_integration(owner, name=f"I{n:02}", credentials=[{"type": "api_key", "identifier": f"k{n}"}])
@@ -117,8 +143,10 @@ def test_iam_admin_keeps_the_catalog_in_the_portal(iam_admin: Any, owner: Any, w
     from inventory.models import ResourceSystem
 
     slack = ResourceSystem.objects.get(code="slack")
-    r = client.post(reverse("inventory:scope-create", args=[slack.pk]),
-                    {"name": "chat:write", "description": "Post", "sensitivity": "medium", "access": "write", "is_active": "on"})
+    r = client.post(
+        reverse("inventory:scope-create", args=[slack.pk]),
+        {"name": "chat:write", "description": "Post", "sensitivity": "medium", "access": "write", "is_active": "on"},
+    )
     assert r.status_code == 302
     assert "slack:chat:write" in client.get(reverse("inventory:catalog")).content.decode()
 
@@ -140,12 +168,18 @@ def test_suspend_from_the_page_needs_a_reason(owner: Any, make_integration: Any,
     assert integ.status == "suspended"
 
 
-def test_iam_admin_edits_anyones_integration_from_the_page(owner: Any, iam_admin: Any, make_integration: Any, web_as: Any, catalog: Any) -> None:
+def test_iam_admin_edits_anyones_integration_from_the_page(
+    owner: Any, iam_admin: Any, make_integration: Any, web_as: Any, catalog: Any
+) -> None:
     integ = make_integration(owner)
     client = web_as(iam_admin)
     assert client.get(reverse("inventory:edit", args=[integ.pk])).status_code == 200
-    data = _form_data(catalog, business_owner=str(owner.pk), name="Renamed by IAM",
-                      **{"requested_scopes": [str(catalog["msgraph:User.Read"].pk)]})
+    data = _form_data(
+        catalog,
+        business_owner=str(owner.pk),
+        name="Renamed by IAM",
+        **{"requested_scopes": [str(catalog["msgraph:User.Read"].pk)]},
+    )
     assert client.post(reverse("inventory:edit", args=[integ.pk]), data).status_code == 302
     integ.refresh_from_db()
     assert integ.name == "Renamed by IAM"
@@ -155,7 +189,9 @@ def test_iam_admin_edits_anyones_integration_from_the_page(owner: Any, iam_admin
     assert event.actor_username == "admin" and event.after["name"] == "Renamed by IAM"
 
 
-def test_orphan_work_list_and_transfer_pages_are_hidden_from_others(owner: Any, outsider: Any, make_user: Any, make_integration: Any, web_as: Any) -> None:
+def test_orphan_work_list_and_transfer_pages_are_hidden_from_others(
+    owner: Any, outsider: Any, make_user: Any, make_integration: Any, web_as: Any
+) -> None:
     from inventory import services
 
     heir = make_user("heir", "business_user")

@@ -42,8 +42,14 @@ def test_secret_looking_values_are_recognised(value: str) -> None:
 
 @pytest.mark.parametrize(
     "value",
-    ["key-2024-01", "6f1c2a9e-8b7d-4c3e-9f2a-1b2c3d4e5f60", "SHA256:nThbg6kXUpJWGl7E1IGOCspRomTxdCARLviKw6E5SY8",
-     "svc-refund-agent", "Iv1.8a61f9b3a7aba766", "spiffe://example.org/ns/ai/sa/agent"],
+    [
+        "key-2024-01",
+        "6f1c2a9e-8b7d-4c3e-9f2a-1b2c3d4e5f60",
+        "SHA256:nThbg6kXUpJWGl7E1IGOCspRomTxdCARLviKw6E5SY8",
+        "svc-refund-agent",
+        "Iv1.8a61f9b3a7aba766",
+        "spiffe://example.org/ns/ai/sa/agent",
+    ],
 )
 def test_ids_and_fingerprints_are_accepted(value: str) -> None:
     assert secret_problem(value) is None
@@ -51,7 +57,13 @@ def test_ids_and_fingerprints_are_accepted(value: str) -> None:
 
 def test_register_refuses_a_secret_credential_and_names_the_field(owner: Any, make_integration: Any) -> None:
     with pytest.raises(ValidationFailed) as err:
-        make_integration(owner, credentials=[{"type": "api_key", "identifier": "ok-id"}, {"type": "api_key", "identifier": "AKIAIOSFODNN7EXAMPLE"}])
+        make_integration(
+            owner,
+            credentials=[
+                {"type": "api_key", "identifier": "ok-id"},
+                {"type": "api_key", "identifier": "AKIAIOSFODNN7EXAMPLE"},
+            ],
+        )
     assert "credentials.1.identifier" in err.value.errors
     assert not Integration.objects.exists()
 
@@ -63,11 +75,25 @@ def test_business_owner_is_required(owner: Any, make_integration: Any) -> None:
 
 
 def test_risk_factors_explain_the_score(owner: Any, make_integration: Any) -> None:
-    integ = make_integration(owner, scopes=("hrdb:admin",), acts_for_users=True, autonomy="autonomous", vendor="Acme",
-                             workload_identity="", credentials=[{"type": "api_key", "identifier": "key-1"}])
+    integ = make_integration(
+        owner,
+        scopes=("hrdb:admin",),
+        acts_for_users=True,
+        autonomy="autonomous",
+        vendor="Acme",
+        workload_identity="",
+        credentials=[{"type": "api_key", "identifier": "key-1"}],
+    )
     codes = [f["code"] for f in integ.risk_factors]
-    assert codes == ["delegated_user_context", "autonomous", "admin_scopes", "restricted_data", "third_party_vendor",
-                     "shared_secrets_only", "credential_never_expires"]
+    assert codes == [
+        "delegated_user_context",
+        "autonomous",
+        "admin_scopes",
+        "restricted_data",
+        "third_party_vendor",
+        "shared_secrets_only",
+        "credential_never_expires",
+    ]
     assert integ.risk_score == sum(f["points"] for f in integ.risk_factors)
     assert integ.risk_tier == "critical"
     assert all(f["reason"].endswith(".") for f in integ.risk_factors)
@@ -75,8 +101,17 @@ def test_risk_factors_explain_the_score(owner: Any, make_integration: Any) -> No
 
 def test_credential_not_rotated_in_90_days_is_a_factor(owner: Any, make_integration: Any) -> None:
     now = timezone.now()
-    integ = make_integration(owner, credentials=[{"type": "certificate", "identifier": "SHA256:abc", "created_at": now,
-                                                  "expires_at": now + timezone.timedelta(days=365)}])
+    integ = make_integration(
+        owner,
+        credentials=[
+            {
+                "type": "certificate",
+                "identifier": "SHA256:abc",
+                "created_at": now,
+                "expires_at": now + timezone.timedelta(days=365),
+            }
+        ],
+    )
     assert "credential_not_rotated" not in [f["code"] for f in integ.risk_factors]
     with time_machine.travel(now + timezone.timedelta(days=91)):
         result = risk.assess(risk.input_from(integ))
@@ -85,10 +120,20 @@ def test_credential_not_rotated_in_90_days_is_a_factor(owner: Any, make_integrat
 
 def test_tiers_follow_the_documented_thresholds() -> None:
     assert [risk.tier_for(s) for s in (0, 19, 20, 39, 40, 59, 60, 200)] == [
-        "low", "low", "medium", "medium", "high", "high", "critical", "critical"]
+        "low",
+        "low",
+        "medium",
+        "medium",
+        "high",
+        "high",
+        "critical",
+        "critical",
+    ]
 
 
-def test_chain_walk_terminates_on_cycles_and_sees_granted_scopes(owner: Any, reviewer: Any, make_integration: Any) -> None:
+def test_chain_walk_terminates_on_cycles_and_sees_granted_scopes(
+    owner: Any, reviewer: Any, make_integration: Any
+) -> None:
     a = make_integration(owner, name="A")
     b = make_integration(owner, name="B")
     c = make_integration(owner, name="C")
@@ -99,15 +144,24 @@ def test_chain_walk_terminates_on_cycles_and_sees_granted_scopes(owner: Any, rev
     assert sorted(risk.upstream_ids(a.pk)) == sorted([b.pk, c.pk])
     # C is granted a critical scope it never requested: the chain still reaches it.
     with transaction.atomic():
-        services.grant_create_many(actor=Actor.system(on_behalf_of=owner), integration=c, scopes=[Scope.objects.get(code="hrdb:compensation.read")],
-                                   source_type="tests", source_id="x", approvers=[reviewer], expires_at=None)
+        services.grant_create_many(
+            actor=Actor.system(on_behalf_of=owner),
+            integration=c,
+            scopes=[Scope.objects.get(code="hrdb:compensation.read")],
+            source_type="tests",
+            source_id="x",
+            approvers=[reviewer],
+            expires_at=None,
+        )
     reach = risk.chain_reach([b.pk], exclude=a.pk)
     assert [s.code for s in reach.sensitive_scopes] == ["hrdb:compensation.read"]
     result = risk.assess(risk.input_from(a))
     assert "chain_reaches_sensitive_data" in [f["code"] for f in result.factors]
 
 
-def test_raising_the_tier_of_a_live_integration_sends_risk_raised(owner: Any, reviewer: Any, make_integration: Any) -> None:
+def test_raising_the_tier_of_a_live_integration_sends_risk_raised(
+    owner: Any, reviewer: Any, make_integration: Any
+) -> None:
     sensitive = make_integration(owner, name="HR workflow", scopes=("hrdb:compensation.read",))
     assistant = make_integration(owner, name="Assistant")
     grant_all(assistant, reviewer)
@@ -137,11 +191,17 @@ def test_a_draft_whose_tier_rises_sends_nothing(owner: Any, make_integration: An
     assert seen == []
 
 
-def test_upstream_integration_is_rescored_when_downstream_gains_scopes(owner: Any, reviewer: Any, make_integration: Any) -> None:
+def test_upstream_integration_is_rescored_when_downstream_gains_scopes(
+    owner: Any, reviewer: Any, make_integration: Any
+) -> None:
     downstream = make_integration(owner, name="Down")
     upstream = make_integration(owner, name="Up", invokes=[downstream])
     assert upstream.risk_tier == "low"
-    services.integration_update(actor=owner, integration=downstream, values={"requested_scopes": [*downstream.requested_scopes.all(), Scope.objects.get(code="hrdb:admin")]})
+    services.integration_update(
+        actor=owner,
+        integration=downstream,
+        values={"requested_scopes": [*downstream.requested_scopes.all(), Scope.objects.get(code="hrdb:admin")]},
+    )
     upstream.refresh_from_db()
     assert "chain_reaches_sensitive_data" in [f["code"] for f in upstream.risk_factors]
 
@@ -149,7 +209,9 @@ def test_upstream_integration_is_rescored_when_downstream_gains_scopes(owner: An
 def test_submit_sends_integration_submitted_and_grants_nothing(owner: Any, make_integration: Any) -> None:
     integ = make_integration(owner)
     seen: list[Any] = []
-    integration_submitted.connect(lambda sender, **kw: seen.append([s.code for s in kw["scopes"]]), weak=False, dispatch_uid="t-sub")
+    integration_submitted.connect(
+        lambda sender, **kw: seen.append([s.code for s in kw["scopes"]]), weak=False, dispatch_uid="t-sub"
+    )
     try:
         services.integration_submit(actor=owner, integration=integ)
     finally:
@@ -168,9 +230,13 @@ def test_submit_without_scopes_is_refused(owner: Any, make_integration: Any) -> 
     assert "requested_scopes" in err.value.errors
 
 
-def test_suspend_revokes_every_grant_at_once_audited_and_owners_emailed(owner: Any, reviewer: Any, iam_admin: Any, make_user: Any, make_integration: Any) -> None:
+def test_suspend_revokes_every_grant_at_once_audited_and_owners_emailed(
+    owner: Any, reviewer: Any, iam_admin: Any, make_user: Any, make_integration: Any
+) -> None:
     tech = make_user("tech", Role.BUSINESS_USER)
-    integ = make_integration(owner, scopes=("msgraph:User.Read", "msgraph:Mail.Read", "hrdb:admin"), technical_owner=tech)
+    integ = make_integration(
+        owner, scopes=("msgraph:User.Read", "msgraph:Mail.Read", "hrdb:admin"), technical_owner=tech
+    )
     grant_all(integ, reviewer)
     disabled: list[Any] = []
     integration_disabled.connect(lambda sender, **kw: disabled.append(kw["status"]), weak=False, dispatch_uid="t-dis")
@@ -185,9 +251,15 @@ def test_suspend_revokes_every_grant_at_once_audited_and_owners_emailed(owner: A
     grants = list(Grant.objects.filter(integration=integ))
     assert len(grants) == 3 and {g.status for g in grants} == {"revoked"}
     assert len({g.ended_at for g in grants}) == 1  # one moment, one transaction
-    assert AuditEvent.objects.filter(action="integration.suspended", target_id=str(integ.pk), reason="Leaked key").count() == 1
+    assert (
+        AuditEvent.objects.filter(action="integration.suspended", target_id=str(integ.pk), reason="Leaked key").count()
+        == 1
+    )
     assert AuditEvent.objects.filter(action="grant.revoked").count() == 3
-    assert sorted(OutboundEmail.objects.values_list("to_address", flat=True)) == ["owner@example.com", "tech@example.com"]
+    assert sorted(OutboundEmail.objects.values_list("to_address", flat=True)) == [
+        "owner@example.com",
+        "tech@example.com",
+    ]
     assert disabled == ["suspended"]
     # It comes back only through a new request.
     services.integration_reactivate(actor=owner, integration=integ)
@@ -209,7 +281,9 @@ def test_retire_is_final(owner: Any, make_integration: Any) -> None:
         services.integration_update(actor=owner, integration=integ, values={"name": "Back"})
 
 
-def test_deactivating_an_owner_flags_their_integrations_orphaned(owner: Any, iam_admin: Any, make_integration: Any, web_as: Any) -> None:
+def test_deactivating_an_owner_flags_their_integrations_orphaned(
+    owner: Any, iam_admin: Any, make_integration: Any, web_as: Any
+) -> None:
     integ = make_integration(owner)
     user_deactivate(actor=iam_admin, user=owner, reason="Left the company")
     integ.refresh_from_db()
@@ -219,7 +293,9 @@ def test_deactivating_an_owner_flags_their_integrations_orphaned(owner: Any, iam
     assert integ.name in page.content.decode()
 
 
-def test_accepting_a_transfer_clears_the_orphan_flag(owner: Any, iam_admin: Any, make_user: Any, make_integration: Any) -> None:
+def test_accepting_a_transfer_clears_the_orphan_flag(
+    owner: Any, iam_admin: Any, make_user: Any, make_integration: Any
+) -> None:
     integ = make_integration(owner)
     user_deactivate(actor=iam_admin, user=owner, reason="Left")
     heir = make_user("heir", Role.BUSINESS_USER)
@@ -234,7 +310,9 @@ def test_scope_catalog_is_kept_by_iam_admins_only(owner: Any, iam_admin: Any) ->
     with pytest.raises(NotAllowed):
         services.resource_system_save(actor=owner, values={"code": "x", "name": "X"})
     system = services.resource_system_save(actor=iam_admin, values={"code": "x", "name": "X"})
-    scope = services.scope_save(actor=iam_admin, system=system, values={"name": "read", "sensitivity": "low", "access": "read"})
+    scope = services.scope_save(
+        actor=iam_admin, system=system, values={"name": "read", "sensitivity": "low", "access": "read"}
+    )
     assert scope.code == "x:read"
     assert AuditEvent.objects.filter(action="scope.created", actor_username="admin").exists()
 
@@ -243,14 +321,26 @@ def test_daily_risk_refresh_catches_credentials_that_aged(owner: Any, reviewer: 
     from inventory.tasks import risk_refresh_all
 
     now = timezone.now()
-    integ = make_integration(owner, acts_for_users=True, credentials=[
-        {"type": "certificate", "identifier": "SHA256:abc", "created_at": now, "expires_at": now + timezone.timedelta(days=400)}])
+    integ = make_integration(
+        owner,
+        acts_for_users=True,
+        credentials=[
+            {
+                "type": "certificate",
+                "identifier": "SHA256:abc",
+                "created_at": now,
+                "expires_at": now + timezone.timedelta(days=400),
+            }
+        ],
+    )
     grant_all(integ, reviewer)
     assert integ.risk_tier == "low"  # 15 points
     history_rows = integ.history.count()
     assert risk_refresh_all() == 0 and integ.history.count() == history_rows  # nothing changed: no noise
     seen: list[Any] = []
-    integration_risk_raised.connect(lambda sender, **kw: seen.append(kw["new_tier"]), weak=False, dispatch_uid="t-daily")
+    integration_risk_raised.connect(
+        lambda sender, **kw: seen.append(kw["new_tier"]), weak=False, dispatch_uid="t-daily"
+    )
     try:
         with time_machine.travel(now + timezone.timedelta(days=120)):
             assert risk_refresh_all() == 1

@@ -15,7 +15,9 @@ pytestmark = pytest.mark.django_db
 ACTIONS = ["suspend", "submit", "reactivate", "retire", "transfer"]
 
 
-def test_second_business_user_gets_404_on_page_and_api(owner: Any, outsider: Any, make_integration: Any, web_as: Any, api_as: Any) -> None:
+def test_second_business_user_gets_404_on_page_and_api(
+    owner: Any, outsider: Any, make_integration: Any, web_as: Any, api_as: Any
+) -> None:
     integ = make_integration(owner)
     assert web_as(outsider).get(reverse("inventory:detail", args=[integ.pk])).status_code == 404
     assert web_as(outsider).get(reverse("inventory:edit", args=[integ.pk])).status_code == 404
@@ -28,9 +30,13 @@ def test_second_business_user_gets_404_on_page_and_api(owner: Any, outsider: Any
 
 
 @pytest.mark.parametrize("action", ACTIONS)
-def test_outsider_gets_404_on_every_action_endpoint(action: str, owner: Any, outsider: Any, make_integration: Any, api_as: Any, web_as: Any) -> None:
+def test_outsider_gets_404_on_every_action_endpoint(
+    action: str, owner: Any, outsider: Any, make_integration: Any, api_as: Any, web_as: Any
+) -> None:
     integ = make_integration(owner)
-    response = api_as(outsider).post(f"/api/v1/integrations/{integ.pk}/{action}/", {"reason": "x", "to_user": "outsider"}, format="json")
+    response = api_as(outsider).post(
+        f"/api/v1/integrations/{integ.pk}/{action}/", {"reason": "x", "to_user": "outsider"}, format="json"
+    )
     assert response.status_code == 404
     assert response["Content-Type"].startswith("application/problem+json")
     web_name = {"transfer": "transfer-propose"}.get(action, action)
@@ -47,7 +53,9 @@ def test_owners_of_every_kind_see_it(owner: Any, make_user: Any, make_integratio
         assert api_as(person).get(f"/api/v1/integrations/{integ.pk}/").status_code == 200
 
 
-def test_reviewer_sees_but_cannot_edit(owner: Any, reviewer: Any, make_integration: Any, api_as: Any, web_as: Any) -> None:
+def test_reviewer_sees_but_cannot_edit(
+    owner: Any, reviewer: Any, make_integration: Any, api_as: Any, web_as: Any
+) -> None:
     integ = make_integration(owner)
     api = api_as(reviewer)
     assert api.get(f"/api/v1/integrations/{integ.pk}/").status_code == 200
@@ -58,13 +66,18 @@ def test_reviewer_sees_but_cannot_edit(owner: Any, reviewer: Any, make_integrati
     assert integ.name == "Notes bot"
 
 
-def test_auditor_reads_everything_and_changes_nothing(owner: Any, auditor: Any, make_integration: Any, api_as: Any, web_as: Any, catalog: Any) -> None:
+def test_auditor_reads_everything_and_changes_nothing(
+    owner: Any, auditor: Any, make_integration: Any, api_as: Any, web_as: Any, catalog: Any
+) -> None:
     integ = make_integration(owner)
     api = api_as(auditor)
     assert api.get(f"/api/v1/integrations/{integ.pk}/").status_code == 200
     assert api.get(f"/api/v1/integrations/{integ.pk}/history/").status_code == 200
     assert api.patch(f"/api/v1/integrations/{integ.pk}/", {"name": "x"}, format="json").status_code == 403
-    assert api.post("/api/v1/integrations/", {"name": "x", "kind": "agent", "purpose": "p"}, format="json").status_code == 403
+    assert (
+        api.post("/api/v1/integrations/", {"name": "x", "kind": "agent", "purpose": "p"}, format="json").status_code
+        == 403
+    )
     for action in ACTIONS:
         assert api.post(f"/api/v1/integrations/{integ.pk}/{action}/", {"reason": "x"}, format="json").status_code == 403
     assert web_as(auditor).post(reverse("inventory:suspend", args=[integ.pk]), {"reason": "x"}).status_code == 403
@@ -73,10 +86,18 @@ def test_auditor_reads_everything_and_changes_nothing(owner: Any, auditor: Any, 
 
 def test_api_register_and_submit_shows_pending_with_risk_factors(owner: Any, api_as: Any, catalog: Any) -> None:
     body = {
-        "name": "Mail helper", "kind": "agent", "purpose": "Answers mail.", "vendor": "Acme AI",
-        "data_classifications": ["confidential"], "acts_for_users": True, "autonomy": "human_in_loop",
-        "requested_scopes": ["msgraph:Mail.Read"], "credentials": [{"type": "oauth_client", "identifier": "client-1234"}],
-        "ticket_ref": "CHG-1", "tags": ["sales"], "submit": True,
+        "name": "Mail helper",
+        "kind": "agent",
+        "purpose": "Answers mail.",
+        "vendor": "Acme AI",
+        "data_classifications": ["confidential"],
+        "acts_for_users": True,
+        "autonomy": "human_in_loop",
+        "requested_scopes": ["msgraph:Mail.Read"],
+        "credentials": [{"type": "oauth_client", "identifier": "client-1234"}],
+        "ticket_ref": "CHG-1",
+        "tags": ["sales"],
+        "submit": True,
     }
     response = api_as(owner).post("/api/v1/integrations/", body, format="json")
     assert response.status_code == 201, response.json()
@@ -87,13 +108,26 @@ def test_api_register_and_submit_shows_pending_with_risk_factors(owner: Any, api
     codes = {f["code"] for f in data["risk_factors"]}
     assert {"delegated_user_context", "third_party_vendor", "confidential_data", "shared_secrets_only"} <= codes
     assert data["risk_score"] == sum(f["points"] for f in data["risk_factors"])
-    for key in ("id", "credentials", "invokes", "risk_tier", "created_at", "updated_at", "workload_identity", "environment"):
+    for key in (
+        "id",
+        "credentials",
+        "invokes",
+        "risk_tier",
+        "created_at",
+        "updated_at",
+        "workload_identity",
+        "environment",
+    ):
         assert key in data
 
 
 def test_api_refuses_secret_looking_credential_naming_the_field(owner: Any, api_as: Any, catalog: Any) -> None:
-    body = {"name": "Leaky", "kind": "agent", "purpose": "p",
-            "credentials": [{"type": "api_key", "identifier": "sk-proj-abcdefghijklmnop1234567890"}]}
+    body = {
+        "name": "Leaky",
+        "kind": "agent",
+        "purpose": "p",
+        "credentials": [{"type": "api_key", "identifier": "sk-proj-abcdefghijklmnop1234567890"}],
+    }
     response = api_as(owner).post("/api/v1/integrations/", body, format="json")
     assert response.status_code == 400
     problem = response.json()
@@ -103,7 +137,9 @@ def test_api_refuses_secret_looking_credential_naming_the_field(owner: Any, api_
 
 
 def test_api_validation_errors_name_the_field(owner: Any, api_as: Any, catalog: Any) -> None:
-    response = api_as(owner).post("/api/v1/integrations/", {"kind": "robot", "purpose": "p", "requested_scopes": ["nope:x"]}, format="json")
+    response = api_as(owner).post(
+        "/api/v1/integrations/", {"kind": "robot", "purpose": "p", "requested_scopes": ["nope:x"]}, format="json"
+    )
     assert response.status_code == 400
     errors = response.json()["errors"]
     assert {"name", "kind", "requested_scopes"} <= set(errors)
@@ -155,18 +191,26 @@ def test_patch_adding_scopes_to_active_integration_requests_them_never_grants(
     integration_scopes_added.connect(receiver)
     try:
         r = api_as(owner).patch(
-            f"/api/v1/integrations/{integ.pk}/", {"requested_scopes": ["msgraph:User.Read", "msgraph:Mail.Read"]}, format="json"
+            f"/api/v1/integrations/{integ.pk}/",
+            {"requested_scopes": ["msgraph:User.Read", "msgraph:Mail.Read"]},
+            format="json",
         )
     finally:
         integration_scopes_added.disconnect(receiver)
     assert r.status_code == 200, r.json()
     assert seen == [["msgraph:Mail.Read"]]
-    assert list(Grant.objects.filter(integration=integ, status="active").values_list("scope__code", flat=True)) == ["msgraph:User.Read"]
+    assert list(Grant.objects.filter(integration=integ, status="active").values_list("scope__code", flat=True)) == [
+        "msgraph:User.Read"
+    ]
 
 
-def test_history_endpoint_shows_who_changed_what(owner: Any, make_user: Any, make_integration: Any, api_as: Any) -> None:
+def test_history_endpoint_shows_who_changed_what(
+    owner: Any, make_user: Any, make_integration: Any, api_as: Any
+) -> None:
     integ = make_integration(owner)
-    r = api_as(owner).patch(f"/api/v1/integrations/{integ.pk}/", {"purpose": "Summarises meetings and calls."}, format="json")
+    r = api_as(owner).patch(
+        f"/api/v1/integrations/{integ.pk}/", {"purpose": "Summarises meetings and calls."}, format="json"
+    )
     assert r.status_code == 200
     history = api_as(owner).get(f"/api/v1/integrations/{integ.pk}/history/").json()
     changed = [e for e in history if e["source"] == "history" and any(c["field"] == "purpose" for c in e["changes"])]
@@ -179,7 +223,9 @@ def test_history_endpoint_shows_who_changed_what(owner: Any, make_user: Any, mak
     assert audit and audit[0]["who"] == "owner"
 
 
-def test_transfer_is_proposed_and_accepted_by_the_new_owner_only(owner: Any, outsider: Any, make_user: Any, make_integration: Any, api_as: Any) -> None:
+def test_transfer_is_proposed_and_accepted_by_the_new_owner_only(
+    owner: Any, outsider: Any, make_user: Any, make_integration: Any, api_as: Any
+) -> None:
     newcomer = make_user("newcomer", Role.BUSINESS_USER)
     integ = make_integration(owner)
     r = api_as(owner).post(f"/api/v1/integrations/{integ.pk}/transfer/", {"to_user": "newcomer"}, format="json")
@@ -197,7 +243,9 @@ def test_transfer_is_proposed_and_accepted_by_the_new_owner_only(owner: Any, out
     assert api_as(owner).get(f"/api/v1/integrations/{integ.pk}/").status_code == 404
 
 
-def test_list_endpoint_runs_fixed_queries_at_5_and_50(owner: Any, reviewer: Any, make_integration: Any, api_as: Any, django_assert_num_queries: Any) -> None:
+def test_list_endpoint_runs_fixed_queries_at_5_and_50(
+    owner: Any, reviewer: Any, make_integration: Any, api_as: Any, django_assert_num_queries: Any
+) -> None:
     api = api_as(reviewer)
     for n in range(5):
         make_integration(owner, name=f"I{n}", credentials=[{"type": "api_key", "identifier": f"k{n}"}])
@@ -229,7 +277,9 @@ def test_register_with_the_same_idempotency_key_creates_one(owner: Any, api_clie
     assert other.status_code == 422
 
 
-def test_outsider_sees_no_transfer_and_cannot_decline(owner: Any, outsider: Any, make_user: Any, make_integration: Any, api_as: Any) -> None:
+def test_outsider_sees_no_transfer_and_cannot_decline(
+    owner: Any, outsider: Any, make_user: Any, make_integration: Any, api_as: Any
+) -> None:
     from inventory import services
 
     heir = make_user("heir", Role.BUSINESS_USER)
@@ -241,7 +291,9 @@ def test_outsider_sees_no_transfer_and_cannot_decline(owner: Any, outsider: Any,
     assert api_as(heir).get(f"/api/v1/ownership-transfers/{t.pk}/").status_code == 200
 
 
-def test_auditor_cannot_answer_a_transfer(owner: Any, auditor: Any, make_user: Any, make_integration: Any, api_as: Any) -> None:
+def test_auditor_cannot_answer_a_transfer(
+    owner: Any, auditor: Any, make_user: Any, make_integration: Any, api_as: Any
+) -> None:
     from inventory import services
 
     heir = make_user("heir", Role.BUSINESS_USER)
@@ -251,7 +303,9 @@ def test_auditor_cannot_answer_a_transfer(owner: Any, auditor: Any, make_user: A
     assert t.status == "proposed"
 
 
-def test_search_matches_words_in_purpose_vendor_ticket_and_tags_whatever_the_case(owner: Any, make_integration: Any, api_as: Any) -> None:
+def test_search_matches_words_in_purpose_vendor_ticket_and_tags_whatever_the_case(
+    owner: Any, make_integration: Any, api_as: Any
+) -> None:
     from inventory import services
 
     integ = make_integration(owner, name="Alpha", vendor="Acme", ticket_ref="CHG-42", tags=["Pilot"])

@@ -26,7 +26,9 @@ BODY = {"name": "Jira", "target_url": "https://jira.example.com/hook", "event_ty
 
 
 def make_sub(admin, patterns=("integration.*",)) -> WebhookSubscription:  # noqa: ANN001
-    sub, _secret = services.subscription_create(actor=admin, name="Jira", target_url="https://jira.example.com/h", event_types=patterns)
+    sub, _secret = services.subscription_create(
+        actor=admin, name="Jira", target_url="https://jira.example.com/h", event_types=patterns
+    )
     return sub
 
 
@@ -75,7 +77,12 @@ def test_auditor_reads_webhooks_but_cannot_change_them(api_as, web_as, iam_admin
     assert client.post(f"/api/v1/webhook-deliveries/{delivery.pk}/redeliver/").status_code == 403
     page = web_as(auditor).get(f"/webhooks/{sub.pk}/")
     assert page.status_code == 200 and b"Delete this subscription" not in page.content
-    assert web_as(auditor).post("/webhooks/", {"name": "x", "target_url": "https://x.example", "event_types": "*"}).status_code == 403
+    assert (
+        web_as(auditor)
+        .post("/webhooks/", {"name": "x", "target_url": "https://x.example", "event_types": "*"})
+        .status_code
+        == 403
+    )
     assert WebhookSubscription.objects.count() == 1
 
 
@@ -91,7 +98,10 @@ def test_admin_page_creates_shows_secret_once_and_keeps_input_on_error(web_as, i
     client = web_as(iam_admin)
     bad = client.post("/webhooks/", {"name": "SN", "target_url": "https://sn.example.com/h", "event_types": "nope.*"})
     assert bad.status_code == 200 and b'aria-invalid="true"' in bad.content and b"sn.example.com" in bad.content
-    ok = client.post("/webhooks/", {"name": "SN", "target_url": "https://sn.example.com/h", "event_types": "integration.*, grant.revoked"})
+    ok = client.post(
+        "/webhooks/",
+        {"name": "SN", "target_url": "https://sn.example.com/h", "event_types": "integration.*, grant.revoked"},
+    )
     sub = WebhookSubscription.objects.get()
     secret = webhook_secrets.decrypt(sub.secret_encrypted)
     assert secret.encode() in ok.content and sub.event_types == ["grant.revoked", "integration.*"]

@@ -41,7 +41,11 @@ def cast(owner, reviewer, second_reviewer, security_reviewer, iam_admin):  # noq
 def subscribe(token_client, iam_admin, receiver) -> str:  # noqa: ANN001
     response = token_client(iam_admin).post(
         "/api/v1/webhooks/",
-        {"name": "ServiceNow", "target_url": receiver.url, "event_types": ["integration.*", "access_request.*", "grant.*"]},
+        {
+            "name": "ServiceNow",
+            "target_url": receiver.url,
+            "event_types": ["integration.*", "access_request.*", "grant.*"],
+        },
         format="json",
     )
     assert response.status_code == 201, response.content
@@ -52,8 +56,14 @@ def drive_flow(token_client, owner, cast) -> Integration:  # noqa: ANN001
     """Register from a ticket and decide every step through the API, as the people assigned."""
     created = token_client(owner).post(
         "/api/v1/integrations/",
-        {"name": "Ticket bot", "kind": "agent", "purpose": "Answers tickets", "requested_scopes": ["msgraph:Files.Read"],
-         "ticket_ref": TICKET, "submit": True},
+        {
+            "name": "Ticket bot",
+            "kind": "agent",
+            "purpose": "Answers tickets",
+            "requested_scopes": ["msgraph:Files.Read"],
+            "ticket_ref": TICKET,
+            "submit": True,
+        },
         format="json",
         HTTP_IDEMPOTENCY_KEY=f"register-{TICKET}",
     )
@@ -66,8 +76,12 @@ def drive_flow(token_client, owner, cast) -> Integration:  # noqa: ANN001
         if req.status != RequestStatus.IN_REVIEW:
             break
         step = req.steps.get(round=req.round, status=StepStatus.ACTIVE)
-        who = next(p for p in cast if step.assignments.filter(user=p, is_open=True).exists()
-                   and approvals.step_may_decide(p, req, step) is None)
+        who = next(
+            p
+            for p in cast
+            if step.assignments.filter(user=p, is_open=True).exists()
+            and approvals.step_may_decide(p, req, step) is None
+        )
         decided = clients[who.pk].post(
             f"/api/v1/access-requests/{req.pk}/decisions/", {"decision": "approve", "comment": "ok"}, format="json"
         )
@@ -101,7 +115,9 @@ def assert_received_once_in_order(receiver, secret: str) -> None:  # noqa: ANN00
     assert {"integration.registered", "access_request.created", "access_request.approved", "grant.created"} <= types
 
 
-def test_receiver_gets_every_event_once_in_order_with_valid_signatures(token_client, owner, cast, iam_admin, scopes, receiver):
+def test_receiver_gets_every_event_once_in_order_with_valid_signatures(
+    token_client, owner, cast, iam_admin, scopes, receiver
+):
     secret = subscribe(token_client, iam_admin, receiver)
     drive_flow(token_client, owner, cast)
     for d in WebhookDelivery.objects.order_by("id"):
@@ -112,7 +128,9 @@ def test_receiver_gets_every_event_once_in_order_with_valid_signatures(token_cli
     assert integration_events[-1]["data"]["ticket_ref"] == TICKET
 
 
-def test_receiver_down_for_a_while_still_gets_everything_once_in_order(token_client, owner, cast, iam_admin, scopes, receiver):
+def test_receiver_down_for_a_while_still_gets_everything_once_in_order(
+    token_client, owner, cast, iam_admin, scopes, receiver
+):
     secret = subscribe(token_client, iam_admin, receiver)
     receiver.stop()
     drive_flow(token_client, owner, cast)

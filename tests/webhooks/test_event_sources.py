@@ -35,12 +35,22 @@ def granted(owner: User) -> Callable[..., list[Grant]]:
 
     def make(expires_in_days: int = 100) -> list[Grant]:
         integration = Integration.objects.create(
-            name="Ticketed bot", kind="agent", purpose="p", business_owner=owner, status="active",
-            risk_tier="high", ticket_ref=TICKET,
+            name="Ticketed bot",
+            kind="agent",
+            purpose="p",
+            business_owner=owner,
+            status="active",
+            risk_tier="high",
+            ticket_ref=TICKET,
         )
         return [
-            Grant.objects.create(integration=integration, scope=s, source_type="test", source_id="1",
-                                 expires_at=timezone.now() + timedelta(days=expires_in_days))
+            Grant.objects.create(
+                integration=integration,
+                scope=s,
+                source_type="test",
+                source_id="1",
+                expires_at=timezone.now() + timedelta(days=expires_in_days),
+            )
             for s in scopes
         ]
 
@@ -48,8 +58,9 @@ def granted(owner: User) -> Callable[..., list[Grant]]:
 
 
 def _subscribe(iam_admin: User, *patterns: str) -> None:
-    services.subscription_create(actor=iam_admin, name="ticketing", target_url="http://127.0.0.1:9/hook",
-                                 event_types=patterns)
+    services.subscription_create(
+        actor=iam_admin, name="ticketing", target_url="http://127.0.0.1:9/hook", event_types=patterns
+    )
 
 
 def _payloads(event_type: str) -> list[dict[str, Any]]:

@@ -47,8 +47,14 @@ def test_keys_are_per_caller_and_expire_after_a_day(token_client, iam_admin, mak
     from governance.roles import Role
 
     other_admin = make_user("admin2", Role.IAM_ADMIN)
-    assert token_client(iam_admin).post("/api/v1/webhooks/", BODY, format="json", HTTP_IDEMPOTENCY_KEY="k").status_code == 201
-    assert token_client(other_admin).post("/api/v1/webhooks/", BODY, format="json", HTTP_IDEMPOTENCY_KEY="k").status_code == 201
+    assert (
+        token_client(iam_admin).post("/api/v1/webhooks/", BODY, format="json", HTTP_IDEMPOTENCY_KEY="k").status_code
+        == 201
+    )
+    assert (
+        token_client(other_admin).post("/api/v1/webhooks/", BODY, format="json", HTTP_IDEMPOTENCY_KEY="k").status_code
+        == 201
+    )
     client = token_client(iam_admin)
     with time_machine.travel(timezone.now() + timedelta(hours=25)):
         assert client.post("/api/v1/webhooks/", BODY, format="json", HTTP_IDEMPOTENCY_KEY="k").status_code == 201
@@ -57,9 +63,16 @@ def test_keys_are_per_caller_and_expire_after_a_day(token_client, iam_admin, mak
 
 def test_a_refused_request_is_not_remembered_so_the_fixed_one_can_reuse_the_key(token_client, iam_admin):
     client = token_client(iam_admin)
-    bad = client.post("/api/v1/webhooks/", {**BODY, "event_types": ["bogus.*"]}, format="json", HTTP_IDEMPOTENCY_KEY="k")
+    bad = client.post(
+        "/api/v1/webhooks/", {**BODY, "event_types": ["bogus.*"]}, format="json", HTTP_IDEMPOTENCY_KEY="k"
+    )
     assert bad.status_code == 400
-    assert client.post("/api/v1/webhooks/", {**BODY, "event_types": ["bogus.*"]}, format="json", HTTP_IDEMPOTENCY_KEY="k").status_code == 400
+    assert (
+        client.post(
+            "/api/v1/webhooks/", {**BODY, "event_types": ["bogus.*"]}, format="json", HTTP_IDEMPOTENCY_KEY="k"
+        ).status_code
+        == 400
+    )
     assert not IdempotencyRecord.objects.exists()
 
 

@@ -45,11 +45,35 @@ class CampaignDefinitionSerializer(serializers.ModelSerializer[CampaignDefinitio
     class Meta:
         model = CampaignDefinition
         fields = [
-            "id", "name", "description", "owner", "is_active", "risk_tiers", "kinds", "vendors", "sensitivities",
-            "resource_systems", "business_owners", "not_reviewed_days", "reviewer_rule", "reviewer_group",
-            "fallback_group", "fallback_user", "forbid_self_review", "granularity", "second_stage",
-            "second_stage_group", "duration_days", "default_action", "escalation_grace_days", "apply_mode",
-            "reminder_days", "escalate_days_before", "recurrence", "created_at", "updated_at",
+            "id",
+            "name",
+            "description",
+            "owner",
+            "is_active",
+            "risk_tiers",
+            "kinds",
+            "vendors",
+            "sensitivities",
+            "resource_systems",
+            "business_owners",
+            "not_reviewed_days",
+            "reviewer_rule",
+            "reviewer_group",
+            "fallback_group",
+            "fallback_user",
+            "forbid_self_review",
+            "granularity",
+            "second_stage",
+            "second_stage_group",
+            "duration_days",
+            "default_action",
+            "escalation_grace_days",
+            "apply_mode",
+            "reminder_days",
+            "escalate_days_before",
+            "recurrence",
+            "created_at",
+            "updated_at",
         ]
         read_only_fields = ["id", "created_at", "updated_at"]
 
@@ -62,9 +86,26 @@ class CampaignSerializer(serializers.ModelSerializer[Campaign]):
     class Meta:
         model = Campaign
         fields = [
-            "id", "name", "definition", "definition_name", "owner", "status", "granularity", "default_action",
-            "apply_mode", "second_stage", "reminder_days", "escalate_days_before", "created_at", "launched_at",
-            "deadline", "closed_at", "total_expected", "processed", "items_total", "launch_finished_at",
+            "id",
+            "name",
+            "definition",
+            "definition_name",
+            "owner",
+            "status",
+            "granularity",
+            "default_action",
+            "apply_mode",
+            "second_stage",
+            "reminder_days",
+            "escalate_days_before",
+            "created_at",
+            "launched_at",
+            "deadline",
+            "closed_at",
+            "total_expected",
+            "processed",
+            "items_total",
+            "launch_finished_at",
             "progress_percent",
         ]
         read_only_fields = fields
@@ -88,7 +129,9 @@ class ReviewItemSerializer(serializers.ModelSerializer[ReviewItem]):
     reviewer_group = serializers.SlugRelatedField(slug_field="name", read_only=True, allow_null=True)
     decided_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
     decision = serializers.ChoiceField(
-        choices=Decision.choices, allow_blank=True, read_only=True,
+        choices=Decision.choices,
+        allow_blank=True,
+        read_only=True,
         help_text="certify or revoke; empty while the item is open.",
     )
     grant_ids = serializers.SerializerMethodField()
@@ -96,9 +139,27 @@ class ReviewItemSerializer(serializers.ModelSerializer[ReviewItem]):
     class Meta:
         model = ReviewItem
         fields = [
-            "id", "campaign", "integration", "integration_name", "grant", "grant_ids", "scope", "reviewer",
-            "reviewer_group", "assigned_reason", "critical", "status", "decision", "decided_by", "decided_at",
-            "comment", "by_default", "confirmed_at", "applied_at", "flagged", "escalated_at",
+            "id",
+            "campaign",
+            "integration",
+            "integration_name",
+            "grant",
+            "grant_ids",
+            "scope",
+            "reviewer",
+            "reviewer_group",
+            "assigned_reason",
+            "critical",
+            "status",
+            "decision",
+            "decided_by",
+            "decided_at",
+            "comment",
+            "by_default",
+            "confirmed_at",
+            "applied_at",
+            "flagged",
+            "escalated_at",
         ]
         read_only_fields = fields
 

@@ -34,13 +34,24 @@ ERRORS = {400: PROBLEM, 403: PROBLEM, 404: PROBLEM, 409: PROBLEM}
 
 @extend_schema_view(
     list=extend_schema(summary="Campaign definitions (IAM admins and auditors)"),
-    retrieve=extend_schema(summary="One campaign definition", responses={200: CampaignDefinitionSerializer, 404: PROBLEM}),
-    create=extend_schema(summary="Define a campaign (IAM admins)", responses={201: CampaignDefinitionSerializer, **ERRORS}),
-    partial_update=extend_schema(summary="Change a definition (IAM admins)", responses={200: CampaignDefinitionSerializer, **ERRORS}),
-    update=extend_schema(summary="Replace a definition (IAM admins)", responses={200: CampaignDefinitionSerializer, **ERRORS}),
+    retrieve=extend_schema(
+        summary="One campaign definition", responses={200: CampaignDefinitionSerializer, 404: PROBLEM}
+    ),
+    create=extend_schema(
+        summary="Define a campaign (IAM admins)", responses={201: CampaignDefinitionSerializer, **ERRORS}
+    ),
+    partial_update=extend_schema(
+        summary="Change a definition (IAM admins)", responses={200: CampaignDefinitionSerializer, **ERRORS}
+    ),
+    update=extend_schema(
+        summary="Replace a definition (IAM admins)", responses={200: CampaignDefinitionSerializer, **ERRORS}
+    ),
 )
 class CampaignDefinitionViewSet(
-    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, mixins.UpdateModelMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    mixins.UpdateModelMixin,
     viewsets.GenericViewSet[CampaignDefinition],
 ):
     serializer_class = CampaignDefinitionSerializer
@@ -48,9 +59,11 @@ class CampaignDefinitionViewSet(
     ordering = ["name"]
 
     def get_queryset(self) -> QuerySet[CampaignDefinition]:
-        return selectors.definitions_for(self.request.user).select_related(
-            "owner", "reviewer_group", "fallback_group", "fallback_user", "second_stage_group"
-        ).prefetch_related("business_owners", "resource_systems")
+        return (
+            selectors.definitions_for(self.request.user)
+            .select_related("owner", "reviewer_group", "fallback_group", "fallback_user", "second_stage_group")
+            .prefetch_related("business_owners", "resource_systems")
+        )
 
     def _values(self, serializer: Any) -> dict[str, Any]:
         return dict(serializer.validated_data)
@@ -75,7 +88,9 @@ class CampaignDefinitionViewSet(
 
 @extend_schema_view(
     list=extend_schema(summary="Campaigns the caller may see"),
-    retrieve=extend_schema(summary="One campaign with its launch progress", responses={200: CampaignSerializer, 404: PROBLEM}),
+    retrieve=extend_schema(
+        summary="One campaign with its launch progress", responses={200: CampaignSerializer, 404: PROBLEM}
+    ),
 )
 class CampaignViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet[Campaign]):
     serializer_class = CampaignSerializer
@@ -86,10 +101,20 @@ class CampaignViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
     def get_queryset(self) -> QuerySet[Campaign]:
         return selectors.campaigns_listed(self.request.user)
 
-    @extend_schema(summary="Start a campaign run from a definition (IAM admins)", request=CampaignCreateSerializer,
-                   responses={201: CampaignSerializer, **ERRORS},
-                   parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False,
-                                                description="Retrying with the same key returns the first campaign.")])
+    @extend_schema(
+        summary="Start a campaign run from a definition (IAM admins)",
+        request=CampaignCreateSerializer,
+        responses={201: CampaignSerializer, **ERRORS},
+        parameters=[
+            OpenApiParameter(
+                "Idempotency-Key",
+                str,
+                OpenApiParameter.HEADER,
+                required=False,
+                description="Retrying with the same key returns the first campaign.",
+            )
+        ],
+    )
     def create(self, request: Request) -> Response:
         data = CampaignCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -103,23 +128,35 @@ class CampaignViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         if run_key:
             existing = Campaign.objects.filter(definition=definition, run_key=run_key).first()
             if existing is not None:
-                return Response(CampaignSerializer(self.get_queryset().get(pk=existing.pk)).data, status=status.HTTP_201_CREATED)
+                return Response(
+                    CampaignSerializer(self.get_queryset().get(pk=existing.pk)).data, status=status.HTTP_201_CREATED
+                )
         campaign = services.campaign_create(
             actor=request.user, definition=definition, name=data.validated_data.get("name", ""), run_key=run_key
         )
         if data.validated_data.get("launch"):
             campaign = services.campaign_launch_request(actor=request.user, campaign=campaign)
-        return Response(CampaignSerializer(self.get_queryset().get(pk=campaign.pk)).data, status=status.HTTP_201_CREATED)
+        return Response(
+            CampaignSerializer(self.get_queryset().get(pk=campaign.pk)).data, status=status.HTTP_201_CREATED
+        )
 
-    @extend_schema(summary="Launch now: returns at once, the items are made in the background", request=None,
-                   responses={202: CampaignSerializer, **ERRORS})
+    @extend_schema(
+        summary="Launch now: returns at once, the items are made in the background",
+        request=None,
+        responses={202: CampaignSerializer, **ERRORS},
+    )
     @action(detail=True, methods=["post"], url_path="launch")
     def launch(self, request: Request, pk: str | None = None) -> Response:
         campaign = self.get_object()
         services.campaign_launch_request(actor=request.user, campaign=campaign)
-        return Response(CampaignSerializer(self.get_queryset().get(pk=campaign.pk)).data, status=status.HTTP_202_ACCEPTED)
+        return Response(
+            CampaignSerializer(self.get_queryset().get(pk=campaign.pk)).data, status=status.HTTP_202_ACCEPTED
+        )
 
-    @extend_schema(summary="The campaign's review items the caller may see", responses={200: ReviewItemSerializer(many=True), 404: PROBLEM})
+    @extend_schema(
+        summary="The campaign's review items the caller may see",
+        responses={200: ReviewItemSerializer(many=True), 404: PROBLEM},
+    )
     @action(detail=True, methods=["get"], url_path="items")
     def items(self, request: Request, pk: str | None = None) -> Response:
         # Not get_object(): the campaign filters (?status=) are the items' filters here.
@@ -157,8 +194,11 @@ class ReviewItemViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
             )
         return _items_listed(self.request.user)
 
-    @extend_schema(summary="Certify or revoke the item (revoke needs a comment)", request=DecisionInSerializer,
-                   responses={200: ReviewItemSerializer, **ERRORS})
+    @extend_schema(
+        summary="Certify or revoke the item (revoke needs a comment)",
+        request=DecisionInSerializer,
+        responses={200: ReviewItemSerializer, **ERRORS},
+    )
     @action(detail=True, methods=["post"], url_path="decision")
     def decision(self, request: Request, pk: str | None = None) -> Response:
         item = _items_listed(request.user).filter(pk=pk).first() if str(pk).isdigit() else None
@@ -167,6 +207,9 @@ class ReviewItemViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
         data = DecisionInSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         services.review_item_decide(
-            actor=request.user, item=item, decision=data.validated_data["decision"], comment=data.validated_data["comment"]
+            actor=request.user,
+            item=item,
+            decision=data.validated_data["decision"],
+            comment=data.validated_data["comment"],
         )
         return Response(ReviewItemSerializer(_items_listed(request.user).get(pk=item.pk)).data)

@@ -11,7 +11,12 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("username")
-        parser.add_argument("--expires-days", type=int, default=None, help="Days until it expires (0: never). Default from API_TOKEN_DEFAULT_DAYS.")
+        parser.add_argument(
+            "--expires-days",
+            type=int,
+            default=None,
+            help="Days until it expires (0: never). Default from API_TOKEN_DEFAULT_DAYS.",
+        )
         parser.add_argument("--name", default="", help="A label to recognise the token by, e.g. 'ServiceNow'.")
 
     def handle(self, *args: object, **options: object) -> None:

@@ -35,11 +35,17 @@ class WebhookSubscriptionCreateSerializer(serializers.Serializer[Any]):
     name = serializers.CharField(max_length=100)
     target_url = serializers.URLField(max_length=500)
     event_types = serializers.ListField(
-        child=serializers.CharField(max_length=80), min_length=1, max_length=50,
+        child=serializers.CharField(max_length=80),
+        min_length=1,
+        max_length=50,
         help_text="Patterns such as integration.*, access_request.decided, grant.revoked, or *.",
     )
     secret = serializers.CharField(
-        required=False, allow_blank=True, min_length=24, max_length=200, write_only=True,
+        required=False,
+        allow_blank=True,
+        min_length=24,
+        max_length=200,
+        write_only=True,
         help_text="Leave out to have one generated (returned once in the response).",
     )
 
@@ -58,14 +64,30 @@ class WebhookDeliverySerializer(serializers.ModelSerializer[WebhookDelivery]):
     class Meta:
         model = WebhookDelivery
         fields = [
-            "id", "subscription", "event_id", "event_type", "occurred_at", "target", "status", "attempts",
-            "next_attempt_at", "give_up_at", "delivered_at", "last_status_code", "last_error", "created_at",
+            "id",
+            "subscription",
+            "event_id",
+            "event_type",
+            "occurred_at",
+            "target",
+            "status",
+            "attempts",
+            "next_attempt_at",
+            "give_up_at",
+            "delivered_at",
+            "last_status_code",
+            "last_error",
+            "created_at",
             "attempt_log",
         ]
         read_only_fields = fields
 
     @extend_schema_field(
-        {"type": "object", "properties": {"type": {"type": "string"}, "id": {"type": "string"}}, "required": ["type", "id"]}
+        {
+            "type": "object",
+            "properties": {"type": {"type": "string"}, "id": {"type": "string"}},
+            "required": ["type", "id"],
+        }
     )
     def get_target(self, obj: WebhookDelivery) -> dict[str, str]:
         return {"type": obj.target_type, "id": obj.target_id}

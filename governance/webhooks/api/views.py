@@ -33,10 +33,15 @@ def _require_viewer(request: Request) -> None:
 @extend_schema_view(
     list=extend_schema(summary="Webhook subscriptions (IAM admins and auditors)"),
     retrieve=extend_schema(summary="One webhook subscription"),
-    destroy=extend_schema(summary="Delete a subscription (what is still queued for it is given up)", responses={204: None}),
+    destroy=extend_schema(
+        summary="Delete a subscription (what is still queued for it is given up)", responses={204: None}
+    ),
 )
 class WebhookSubscriptionViewSet(
-    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin, viewsets.GenericViewSet[WebhookSubscription]
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.DestroyModelMixin,
+    viewsets.GenericViewSet[WebhookSubscription],
 ):
     serializer_class = WebhookSubscriptionSerializer
     ordering_fields = ["created_at", "id", "name"]
@@ -94,7 +99,6 @@ class WebhookSubscriptionViewSet(
         if self.action == "deliveries":
             return WebhookDeliverySerializer
         return WebhookSubscriptionSerializer
-
 
 
 @extend_schema_view(retrieve=extend_schema(summary="One delivery with every attempt"))

@@ -70,15 +70,19 @@ class Command(BaseCommand):
             ("detail page", reviewer, f"/inventory/{target.pk}/"),
             ("list endpoint", reviewer, "/api/v1/integrations/?page_size=50"),
         ]
-        self.stdout.write(f"{connection.vendor}: {Integration.objects.count()} integrations, "
-                          f"{Integration.grants.rel.related_model.objects.count()} grants")
+        self.stdout.write(
+            f"{connection.vendor}: {Integration.objects.count()} integrations, "
+            f"{Integration.grants.rel.related_model.objects.count()} grants"
+        )
         for label, user, url in cases:
             client.force_login(user)
             client.get(url)  # warm up
             times = []
             queries: list[str] = []
 
-            def count(execute: Any, sql: str, params: Any, many: bool, context: Any, queries: list[str] = queries) -> Any:
+            def count(
+                execute: Any, sql: str, params: Any, many: bool, context: Any, queries: list[str] = queries
+            ) -> Any:
                 queries.append(sql)
                 return execute(sql, params, many, context)
 
@@ -115,8 +119,13 @@ class Command(BaseCommand):
         scopes = []
         for i in range(max(per, 20)):
             scope, _ = Scope.objects.get_or_create(
-                system=system, name=f"s{i}",
-                defaults={"code": f"bench:s{i}", "sensitivity": TIERS[i % 4], "access": ["read", "write", "admin"][i % 3]},
+                system=system,
+                name=f"s{i}",
+                defaults={
+                    "code": f"bench:s{i}",
+                    "sensitivity": TIERS[i % 4],
+                    "access": ["read", "write", "admin"][i % 3],
+                },
             )
             scopes.append(scope)
         now = timezone.now()
@@ -124,15 +133,25 @@ class Command(BaseCommand):
         batch = 5000
         for start in range(have, n, batch):
             rows = [
-                _with_search_text(Integration(
-                    name=f"Bench {words[i % 8]} integration {i:06}", kind=KINDS[i % 6],
-                    purpose=f"Benchmark integration number {i} handling {words[(i * 7) % 8]} work.",
-                    vendor=VENDORS[i % 7], business_owner=people[i % owners], technical_owner=people[(i + 1) % owners],
-                    status=STATUSES[i % 7], risk_tier=TIERS[(i // 7) % 4], risk_score=(i * 13) % 100,
-                    risk_factors=[{"code": "autonomous", "points": 20, "reason": "It acts autonomously."}],
-                    data_classifications=CLASSES[i % 4], tags=[words[i % 8]], ticket_ref=f"CHG-{i}",
-                    created_at=now, updated_at=now,
-                ))
+                _with_search_text(
+                    Integration(
+                        name=f"Bench {words[i % 8]} integration {i:06}",
+                        kind=KINDS[i % 6],
+                        purpose=f"Benchmark integration number {i} handling {words[(i * 7) % 8]} work.",
+                        vendor=VENDORS[i % 7],
+                        business_owner=people[i % owners],
+                        technical_owner=people[(i + 1) % owners],
+                        status=STATUSES[i % 7],
+                        risk_tier=TIERS[(i // 7) % 4],
+                        risk_score=(i * 13) % 100,
+                        risk_factors=[{"code": "autonomous", "points": 20, "reason": "It acts autonomously."}],
+                        data_classifications=CLASSES[i % 4],
+                        tags=[words[i % 8]],
+                        ticket_ref=f"CHG-{i}",
+                        created_at=now,
+                        updated_at=now,
+                    )
+                )
                 for i in range(start, min(start + batch, n))
             ]
             with transaction.atomic():
@@ -144,8 +163,13 @@ class Command(BaseCommand):
             for start in range(0, len(ids), 20_000):
                 chunk = ids[start : start + 20_000]
                 through.objects.bulk_create(
-                    [through(integration_id=pk, scope_id=scopes[(pk + k) % len(scopes)].pk) for pk in chunk for k in range(2)],
-                    batch_size=5000, ignore_conflicts=True,
+                    [
+                        through(integration_id=pk, scope_id=scopes[(pk + k) % len(scopes)].pk)
+                        for pk in chunk
+                        for k in range(2)
+                    ],
+                    batch_size=5000,
+                    ignore_conflicts=True,
                 )
             scope_ids = [s.pk for s in scopes[:per]]
             placeholders = ",".join(["%s"] * len(scope_ids))
