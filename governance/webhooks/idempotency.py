@@ -5,6 +5,8 @@ with another body is a 422; a second request while the first is still running is
 Done as middleware so that every app's creating endpoint gets it without doing anything. The
 caller is the API token (hash of the ``Authorization`` header) or the session's user. Only
 successful (2xx) responses are kept, so a refused request can be fixed and retried with its key.
+The view runs in one transaction with the remembered response (a 5xx rolls it back), so a crash
+between the change and the record cannot let a retry create the object twice.
 """
 
 from __future__ import annotations
@@ -59,20 +61,26 @@ class IdempotencyMiddleware:
         if replay is not None:
             return replay
         assert record is not None
+        kept = False
         try:
-            response = self.get_response(request)
-        except Exception:
-            IdempotencyRecord.objects.filter(pk=record.pk).delete()
-            raise
-        if 200 <= response.status_code < 300 and not getattr(response, "streaming", False):
-            IdempotencyRecord.objects.filter(pk=record.pk).update(
-                status=IdempotencyStatus.DONE,
-                response_status=response.status_code,
-                response_body=response.content.decode("utf-8", errors="replace"),
-                response_content_type=response.get("Content-Type", "application/json"),
-            )
-        else:
-            IdempotencyRecord.objects.filter(pk=record.pk).delete()
+            # The change and the remembered response commit together: a worker that dies after
+            # the change cannot leave a key that a retry would run again (and create twice).
+            with transaction.atomic():
+                response = self.get_response(request)
+                if response.status_code >= 500:
+                    transaction.set_rollback(True)  # nothing half-applied by a failed request
+                elif 200 <= response.status_code < 300 and not getattr(response, "streaming", False):
+                    kept = bool(
+                        IdempotencyRecord.objects.filter(pk=record.pk).update(
+                            status=IdempotencyStatus.DONE,
+                            response_status=response.status_code,
+                            response_body=response.content.decode("utf-8", errors="replace"),
+                            response_content_type=response.get("Content-Type", "application/json"),
+                        )
+                    )
+        finally:
+            if not kept:
+                IdempotencyRecord.objects.filter(pk=record.pk).delete()
         return response
 
     def _claim(

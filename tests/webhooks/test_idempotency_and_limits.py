@@ -87,6 +87,29 @@ def test_a_key_still_in_progress_answers_409(token_client, iam_admin):
     assert WebhookSubscription.objects.count() == 1
 
 
+def test_the_change_and_the_remembered_response_commit_together(token_client, owner, monkeypatch):
+    from django.db.models.query import QuerySet
+
+    real_update = QuerySet.update
+
+    def dies_before_remembering(self, **values):  # the worker dies between the change and the record
+        if self.model is IdempotencyRecord and values.get("status") == "done":
+            raise RuntimeError("worker died")
+        return real_update(self, **values)
+
+    monkeypatch.setattr(QuerySet, "update", dies_before_remembering)
+    client = token_client(owner)
+    client.raise_request_exception = False
+    failed = client.post("/api/v1/integrations/", INTEGRATION, format="json", HTTP_IDEMPOTENCY_KEY="CHG1")
+    assert failed.status_code == 500
+    assert not Integration.objects.filter(ticket_ref="CHG1").exists()  # rolled back with the record
+    assert not IdempotencyRecord.objects.exists()  # the key is free again
+    monkeypatch.undo()
+    retried = client.post("/api/v1/integrations/", INTEGRATION, format="json", HTTP_IDEMPOTENCY_KEY="CHG1")
+    assert retried.status_code == 201
+    assert Integration.objects.filter(ticket_ref="CHG1").count() == 1
+
+
 def test_a_burst_past_the_token_limit_gets_429_with_retry_after(token_client, owner, settings):
     settings.API_RATE_LIMITS = {"token": "5/min", "user": "100/min", "anon": "10/min"}
     client = token_client(owner)
