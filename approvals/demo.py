@@ -1,7 +1,7 @@
 """Demo data of approvals (order 20, after the inventory): the default workflows, then the
-inventory's submitted demo integrations decided through the services — low-risk ones approved
-(active with grants and expiries), one medium one moved on to its resource owner, one high one
-moved on to security, the rest waiting in the IAM reviewers' queues (rita, raj).
+inventory's submitted demo integrations decided through the services — low-risk ones and the first
+medium one approved (active with grants and expiries), the next medium one moved on to its resource
+owner, one high one moved on to security, the rest waiting in the IAM reviewers' queues (rita, raj).
 Idempotent: once any decision exists, nothing more is decided."""
 
 from __future__ import annotations
@@ -35,15 +35,20 @@ def seed() -> None:
     open_reqs = list(
         AccessRequest.objects.filter(status=RequestStatus.IN_REVIEW).select_related("integration").order_by("id")
     )
-    medium_done = high_done = False
+    mediums = 0
+    high_done = False
     for req in open_reqs:
         tier = req.integration.risk_tier
-        if tier == "low":
-            for _ in range(5):  # every step, until approved
-                if not _decide_current(req, "Demo: low risk, narrow scopes."):
+        if tier == "low" or (tier == "medium" and mediums == 0):
+            # Low risk, and the first medium one (so the demo campaign over sensitive access has
+            # grants of more than one owner to recertify): every step, until approved.
+            mediums += tier == "medium"
+            for _ in range(5):
+                if not _decide_current(req, f"Demo: {tier} risk, scopes match the stated purpose."):
                     break
-        elif tier == "medium" and not medium_done:
-            medium_done = _decide_current(req, "Demo: IAM checks done; over to the data owner.")
+        elif tier == "medium" and mediums == 1:
+            mediums += 1
+            _decide_current(req, "Demo: IAM checks done; over to the data owner.")
         elif tier == "high" and not high_done:
             high_done = _decide_current(req, "Demo: IAM checks done.") and _decide_current(
                 req, "Demo: data owner agrees."
