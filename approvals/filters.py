@@ -6,13 +6,14 @@ import django_filters
 from django.db.models import QuerySet
 
 from approvals.models import AccessRequest, RequestStatus, RequestType, StepAssignment
+from governance.filters import IdFilter
 from inventory.models import Grant, GrantStatus
 
 
 class AccessRequestFilter(django_filters.FilterSet):
     status = django_filters.ChoiceFilter(choices=RequestStatus.choices)
     type = django_filters.ChoiceFilter(choices=RequestType.choices)
-    integration = django_filters.NumberFilter(field_name="integration_id", help_text="Integration id.")
+    integration = IdFilter(field_name="integration__id", help_text="Integration id.")
     ticket_ref = django_filters.CharFilter(help_text="Exact ticket reference (e.g. CHG0012345).")
     assigned_to_me = django_filters.BooleanFilter(
         method="filter_assigned", help_text="true: only requests with a step waiting for the caller's decision."
@@ -29,7 +30,7 @@ class AccessRequestFilter(django_filters.FilterSet):
 
 
 class GrantFilter(django_filters.FilterSet):
-    integration = django_filters.NumberFilter(field_name="integration_id", help_text="Integration id.")
+    integration = IdFilter(field_name="integration__id", help_text="Integration id.")
     scope = django_filters.CharFilter(field_name="scope__code", help_text="Scope code, system:name.")
     active = django_filters.BooleanFilter(method="filter_active", help_text="true: active grants; false: ended ones.")
     expires_before = django_filters.IsoDateTimeFilter(field_name="expires_at", lookup_expr="lt")

@@ -1,6 +1,19 @@
 import django_filters
+from django import forms
 
 from governance.models import ActorKind, AuditEvent
+
+
+class IdFilter(django_filters.NumberFilter):
+    """A filter on an object id: a whole number, or the request gets a 400 naming the parameter.
+
+    NumberFilter alone accepts any decimal (``-1.76e+231``), which reaches the database as an
+    integer too large for it; an out-of-range whole number is simply matched by nothing.
+    Point ``field_name`` at the id through the relation (``integration__id``, no join) so the
+    schema declares an integer.
+    """
+
+    field_class = forms.IntegerField
 
 
 class AuditEventFilter(django_filters.FilterSet):
