@@ -173,25 +173,40 @@ def integration_timeline(integration: Integration) -> list[dict[str, Any]]:
     from governance.models import AuditEvent
 
     entries: list[dict[str, Any]] = []
-    records = list(integration.history.select_related("history_user").order_by("history_date", "history_id"))  # type: ignore[attr-defined]
-    scope_codes = dict(Scope.objects.values_list("pk", "code"))
+    history = integration.history  # type: ignore[attr-defined]
+    records = list(history.select_related("history_user").order_by("history_date", "history_id"))
+    # The related-set history is read in one query per relation for the whole timeline (not by
+    # diff_against, which runs two queries per relation per record): rows grouped by record.
+    record_ids = [r.history_id for r in records]
+    historical = history.model
+    scope_rows = historical._meta.get_field("historicalintegration_requested_scopes").related_model
+    invoke_rows = historical._meta.get_field("historicalintegration_invokes").related_model
+    scope_pairs = list(scope_rows.objects.filter(history_id__in=record_ids).values_list("history_id", "scope_id"))
+    codes = dict(Scope.objects.filter(pk__in={pk for _, pk in scope_pairs}).values_list("pk", "code"))
+    scopes_at: dict[int, list[str]] = {pk: [] for pk in record_ids}
+    for history_id, scope_id in scope_pairs:
+        scopes_at[history_id].append(codes.get(scope_id, str(scope_id)))  # a scope since deleted: its id
+    invokes_at: dict[int, list[int]] = {pk: [] for pk in record_ids}
+    for history_id, target in invoke_rows.objects.filter(history_id__in=record_ids).values_list(
+        "history_id", "to_integration_id"
+    ):
+        invokes_at[history_id].append(target)
     previous = None
     for record in records:
         changes: list[dict[str, Any]] = []
         if previous is None:
             changes = [{"field": "created", "old": None, "new": record.name}]
         else:
-            delta = record.diff_against(previous, excluded_fields=["risk_factors"])
-            for change in delta.changes:
-                old, new = change.old, change.new
-                if change.field == "requested_scopes":
-                    old = sorted(scope_codes.get(r["scope"], r["scope"]) for r in (old or []))
-                    new = sorted(scope_codes.get(r["scope"], r["scope"]) for r in (new or []))
-                elif change.field == "invokes":
-                    old = sorted(r["to_integration"] for r in (old or []))
-                    new = sorted(r["to_integration"] for r in (new or []))
+            delta = record.diff_against(previous, excluded_fields=["risk_factors", "requested_scopes", "invokes"])
+            changes = [
+                {"field": change.field, "old": change.old, "new": change.new}
+                for change in delta.changes
+                if change.old != change.new
+            ]
+            for field, at in (("requested_scopes", scopes_at), ("invokes", invokes_at)):
+                old, new = sorted(at[previous.history_id]), sorted(at[record.history_id])
                 if old != new:
-                    changes.append({"field": change.field, "old": old, "new": new})
+                    changes.append({"field": field, "old": old, "new": new})
         previous = record
         if not changes:
             continue

@@ -223,6 +223,45 @@ def test_history_endpoint_shows_who_changed_what(
     assert audit and audit[0]["who"] == "owner"
 
 
+def test_history_shows_scope_and_chain_changes_in_a_fixed_number_of_queries(
+    owner: Any, make_integration: Any, api_as: Any, web_as: Any
+) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    integ = make_integration(owner)
+    helper = make_integration(owner, name="Helper bot")
+    api = api_as(owner)
+    url = f"/api/v1/integrations/{integ.pk}/"
+    r = api.patch(url, {"requested_scopes": ["msgraph:User.Read", "msgraph:Mail.Read"]}, format="json")
+    assert r.status_code == 200, r.json()
+    assert api.patch(url, {"invokes": [helper.pk]}, format="json").status_code == 200
+
+    def counted(client: Any, path: str) -> tuple[Any, int]:
+        with CaptureQueriesContext(connection) as queries:
+            response = client.get(path)
+        assert response.status_code == 200
+        return response, len(queries.captured_queries)
+
+    history, api_few = counted(api, f"{url}history/")
+    changes = [c for e in history.json() if e["source"] == "history" for c in e["changes"]]
+    assert {
+        "field": "requested_scopes",
+        "old": ["msgraph:User.Read"],
+        "new": ["msgraph:Mail.Read", "msgraph:User.Read"],
+    } in changes
+    assert {"field": "invokes", "old": [], "new": [helper.pk]} in changes
+    web = web_as(owner)
+    _, page_few = counted(web, f"/inventory/{integ.pk}/")
+
+    for n in range(10):
+        assert api.patch(url, {"purpose": f"Summarises meeting {n}."}, format="json").status_code == 200
+    history, api_many = counted(api, f"{url}history/")
+    assert len(history.json()) > 20
+    _, page_many = counted(web, f"/inventory/{integ.pk}/")
+    assert (api_many, page_many) == (api_few, page_few)
+
+
 def test_transfer_is_proposed_and_accepted_by_the_new_owner_only(
     owner: Any, outsider: Any, make_user: Any, make_integration: Any, api_as: Any
 ) -> None:
