@@ -21,10 +21,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
+from itertools import groupby
 from typing import Any
 
 from django.contrib.auth.models import Group
 from django.db import transaction
+from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
@@ -49,10 +51,10 @@ from approvals.models import (
 from governance.actors import Actor
 from governance.audit import EventSpec, audit_record, audit_record_many, snapshot
 from governance.exceptions import Conflict, IllegalTransition, NotAllowed, ValidationFailed
-from governance.models import OutboundEmail, User
+from governance.models import User
 from governance.roles import Pool, Role
 from governance.services import email_enqueue
-from governance.webhooks.events import emit as webhook_emit
+from governance.webhooks.events import emit_many as webhook_emit_many
 from inventory.models import Grant, GrantStatus, Integration, IntegrationStatus, RiskTier, Scope
 
 SOURCE_TYPE = "approvals.accessrequest"
@@ -961,59 +963,77 @@ def grants_expire_due(*, now: datetime | None = None) -> int:
 WARN_DAYS = (14, 3)
 
 
+def _expiry_bands(now: datetime) -> list[tuple[int, datetime, datetime]]:
+    """``(days, after, until)`` for each warning, closest first: a grant expiring in
+    ``(after, until]`` is due the ``days`` warning. The bands do not overlap, so a grant first
+    seen two days before its expiry gets the 3-day warning only, not both."""
+    bands, after = [], now
+    for days in sorted(WARN_DAYS):
+        until = now + timedelta(days=days)
+        bands.append((days, after, until))
+        after = until
+    return bands
+
+
 def grants_warn_expiring(*, now: datetime | None = None) -> int:
-    """Email the owners of each integration whose grants expire within 14 and within 3 days,
-    with a one-click renewal link. Keys include the threshold and the expiry: never twice."""
+    """Warn the owners of each integration whose grants expire within 14 and within 3 days
+    (one email per owner listing the grants, with a one-click renewal link) and tell the
+    webhook subscribers (``grant.expiring`` per grant). Each grant records the closest warning it
+    was given, so a warning is given once — also for owners with no email address, whose
+    ticketing side still hears it. Grants are streamed, one transaction per integration."""
     now = now or timezone.now()
     sent = 0
-    for days in WARN_DAYS:
-        grants = (
-            Grant.objects.filter(
-                status=GrantStatus.ACTIVE, expires_at__gt=now, expires_at__lte=now + timedelta(days=days)
-            )
+    for days, after, until in _expiry_bands(now):
+        due = (
+            Grant.objects.filter(status=GrantStatus.ACTIVE, expires_at__gt=after, expires_at__lte=until)
+            .filter(Q(expiry_warned_days__isnull=True) | Q(expiry_warned_days__gt=days))
             .select_related(
                 "integration__business_owner", "integration__technical_owner", "integration__backup_owner", "scope"
             )
-            .order_by("integration_id", "expires_at")
+            .order_by("integration_id", "expires_at", "id")
         )
-        by_integration: dict[int, list[Grant]] = {}
-        for g in grants:
-            by_integration.setdefault(g.integration_id, []).append(g)
-        for grant_list in by_integration.values():
-            integration = grant_list[0].integration
-            first = grant_list[0].expires_at
-            owners = [
-                o for o in (integration.business_owner, integration.technical_owner, integration.backup_owner) if o
-            ]
-            keys = {o.pk: f"grant-expiry-{days}d-{integration.pk}-{o.pk}-{first:%Y%m%d}" for o in owners}
-            already = set(OutboundEmail.objects.filter(key__in=list(keys.values())).values_list("key", flat=True))
-            with transaction.atomic():
-                newly_warned = False
-                for owner in {o.pk: o for o in owners}.values():
-                    if keys[owner.pk] in already:
-                        continue
-                    email = email_enqueue(
-                        key=keys[owner.pk],
-                        recipient=owner,
-                        subject=f"Access of {integration.name} expires in less than {days} days",
-                        template="grant_expiry_warning",
-                        context={
-                            "integration": integration,
-                            "grants": grant_list,
-                            "days": days,
-                            "link": _url("approvals:renew", integration.pk),
-                        },
-                    )
-                    sent += 1 if email is not None else 0
-                    newly_warned = newly_warned or email is not None
-                if newly_warned:
-                    # The ticketing side hears it once per warning, like the owners (same keys).
-                    for g in grant_list:
-                        webhook_emit(
-                            event_type="grant.expiring",
-                            target=g,
-                            data={"expires_at": g.expires_at, "warning_days": days},
-                        )
+        for _, group in groupby(due.iterator(chunk_size=2000), key=lambda g: g.integration_id):
+            sent += _warn_integration(list(group), days)
+    return sent
+
+
+def _warn_integration(grants: list[Grant], days: int) -> int:
+    integration = grants[0].integration
+    with transaction.atomic():
+        # The claim: only the grants still due are marked; a second run (or a concurrent one)
+        # finds them marked and sends nothing.
+        claimed = Grant.objects.filter(pk__in=[g.pk for g in grants]).filter(
+            Q(expiry_warned_days__isnull=True) | Q(expiry_warned_days__gt=days)
+        )
+        claimed_ids = set(claimed.values_list("pk", flat=True))
+        if not claimed_ids:
+            return 0
+        Grant.objects.filter(pk__in=claimed_ids).update(expiry_warned_days=days)
+        grants = [g for g in grants if g.pk in claimed_ids]
+        first = grants[0].expires_at
+        owners = {
+            o.pk: o for o in (integration.business_owner, integration.technical_owner, integration.backup_owner) if o
+        }
+        sent = 0
+        for owner in owners.values():
+            email = email_enqueue(
+                key=f"grant-expiry-{days}d-{integration.pk}-{owner.pk}-{first:%Y%m%d}",
+                recipient=owner,
+                subject=f"Access of {integration.name} expires in less than {days} days",
+                template="grant_expiry_warning",
+                context={
+                    "integration": integration,
+                    "grants": grants,
+                    "days": days,
+                    "link": _url("approvals:renew", integration.pk),
+                },
+            )
+            sent += 1 if email is not None else 0
+        webhook_emit_many(
+            event_type="grant.expiring",
+            target_type="inventory.grant",
+            targets=((str(g.pk), {"expires_at": g.expires_at, "warning_days": days}) for g in grants),
+        )
     return sent
 
 

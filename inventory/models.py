@@ -249,8 +249,13 @@ class Grant(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="ended_grants"
     )
     end_reason = models.TextField(blank=True)
+    expiry_warned_days = models.PositiveSmallIntegerField(
+        null=True,
+        blank=True,
+        help_text="The closest expiry warning given so far (days before expiry): each is given once.",
+    )
 
-    history = HistoricalRecords()
+    history = HistoricalRecords(excluded_fields=["expiry_warned_days"])
 
     class Meta:
         ordering = ["-granted_at", "id"]

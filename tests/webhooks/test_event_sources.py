@@ -14,7 +14,7 @@ from approvals import services as approval_services
 from approvals.campaigns import services as campaign_services
 from approvals.campaigns import tasks as campaign_tasks
 from approvals.campaigns.models import ReviewItem
-from governance.models import User
+from governance.models import OutboundEmail, User
 from governance.webhooks import services
 from governance.webhooks.models import WebhookDelivery
 from inventory.models import Grant, Integration, ResourceSystem, Scope
@@ -83,6 +83,27 @@ def test_grant_expiring_is_sent_once_per_grant_and_warning(iam_admin: User, gran
     approval_services.grants_warn_expiring(now=timezone.now() + timedelta(days=8))
     days = sorted(e["details"]["warning_days"] for e in _payloads("grant.expiring"))
     assert days == [3, 3, 3, 14, 14, 14]
+
+
+def test_grant_expiring_reaches_the_ticketing_side_when_no_owner_has_an_email_address(
+    iam_admin: User, owner: User, granted: Any
+) -> None:
+    User.objects.filter(pk=owner.pk).update(email="")
+    grants = granted(expires_in_days=10)
+    _subscribe(iam_admin, "grant.*")
+    assert approval_services.grants_warn_expiring() == 0  # no email could be sent
+    approval_services.grants_warn_expiring()
+    assert sorted(int(e["target"]["id"]) for e in _payloads("grant.expiring")) == sorted(g.pk for g in grants)
+
+
+def test_a_grant_first_seen_two_days_before_expiry_gets_the_closest_warning_only(
+    iam_admin: User, owner: User, granted: Any
+) -> None:
+    grants = granted(expires_in_days=2)
+    _subscribe(iam_admin, "grant.*")
+    assert approval_services.grants_warn_expiring() == 1  # one email to the one owner
+    assert [m.key.split("-")[2] for m in OutboundEmail.objects.filter(recipient=owner)] == ["3d"]
+    assert sorted(e["details"]["warning_days"] for e in _payloads("grant.expiring")) == [3] * len(grants)
 
 
 def test_no_event_rows_without_a_matching_subscription(iam_admin: User, granted: Any) -> None:
