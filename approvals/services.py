@@ -961,6 +961,7 @@ def grants_expire_due(*, now: datetime | None = None) -> int:
 
 
 WARN_DAYS = (14, 3)
+WARN_CHUNK = 500  # integrations whose due grants are read at once
 
 
 def _expiry_bands(now: datetime) -> list[tuple[int, datetime, datetime]]:
@@ -980,7 +981,8 @@ def grants_warn_expiring(*, now: datetime | None = None) -> int:
     (one email per owner listing the grants, with a one-click renewal link) and tell the
     webhook subscribers (``grant.expiring`` per grant). Each grant records the closest warning it
     was given, so a warning is given once — also for owners with no email address, whose
-    ticketing side still hears it. Grants are streamed, one transaction per integration."""
+    ticketing side still hears it. Grants are read a slice of integrations at a time, one
+    transaction per integration."""
     now = now or timezone.now()
     sent = 0
     for days, after, until in _expiry_bands(now):
@@ -992,8 +994,13 @@ def grants_warn_expiring(*, now: datetime | None = None) -> int:
             )
             .order_by("integration_id", "expires_at", "id")
         )
-        for _, group in groupby(due.iterator(chunk_size=2000), key=lambda g: g.integration_id):
-            sent += _warn_integration(list(group), days)
+        # No cursor stays open across the writes (SQLite does not isolate them from it): the ids
+        # of the integrations due first, then their grants a slice of integrations at a time.
+        integration_ids = sorted(set(due.values_list("integration_id", flat=True)))
+        for start in range(0, len(integration_ids), WARN_CHUNK):
+            chunk = due.filter(integration_id__in=integration_ids[start : start + WARN_CHUNK])
+            for _, group in groupby(chunk, key=lambda g: g.integration_id):
+                sent += _warn_integration(list(group), days)
     return sent
 
 
