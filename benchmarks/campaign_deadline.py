@@ -18,7 +18,7 @@ import statistics
 import time
 import tracemalloc
 
-from benchmarks.campaign_launch import seed
+from benchmarks.campaign_launch import bench_definition, seed
 
 
 def main() -> None:
@@ -29,24 +29,13 @@ def main() -> None:
     from django.db import connection
 
     from approvals.campaigns import services
-    from approvals.campaigns.models import CampaignDefinition, ReviewItem
-    from governance.actors import Actor
+    from approvals.campaigns.models import ReviewItem
     from inventory.models import Grant
 
     runs = int(os.environ.get("BENCH_RUNS", "3"))
     system, admin, _active, _owners = seed()
-    actor = Actor.system(on_behalf_of=admin)
-    definition = CampaignDefinition.objects.filter(name="Benchmark deadline").first() or services.definition_save(
-        actor=actor,
-        values={
-            "name": "Benchmark deadline",
-            "owner": admin,
-            "resource_systems": [system],
-            "reviewer_rule": "business_owner",
-            "duration_days": 14,
-            "default_action": "revoke",
-            "apply_mode": "immediate",
-        },
+    actor, definition = bench_definition(
+        "Benchmark deadline", system, admin, default_action="revoke", apply_mode="immediate"
     )
     grants = Grant.objects.filter(scope__system=system)
     reset = {"status": "active", "ended_at": None, "ended_by": None, "end_reason": ""}

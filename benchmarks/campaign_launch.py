@@ -87,6 +87,28 @@ def seed() -> tuple[Any, Any, int, int]:
     return system, admin, total, n_owners
 
 
+def bench_definition(name: str, system: Any, admin: Any, **values: Any) -> tuple[Any, Any]:
+    """The benchmark's campaign definition ``name`` over the bench system (made once), reviewed by
+    the business owners, and the system actor the benchmarks act as."""
+    from approvals.campaigns import services
+    from approvals.campaigns.models import CampaignDefinition
+    from governance.actors import Actor
+
+    actor = Actor.system(on_behalf_of=admin)
+    definition = CampaignDefinition.objects.filter(name=name).first() or services.definition_save(
+        actor=actor,
+        values={
+            "name": name,
+            "owner": admin,
+            "resource_systems": [system],
+            "reviewer_rule": "business_owner",
+            "duration_days": 14,
+            **values,
+        },
+    )
+    return actor, definition
+
+
 def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "governance.settings")
     import django
@@ -95,22 +117,11 @@ def main() -> None:
     from django.db import connection
 
     from approvals.campaigns import services
-    from approvals.campaigns.models import Campaign, CampaignDefinition, ReviewItem
-    from governance.actors import Actor
+    from approvals.campaigns.models import Campaign, ReviewItem
 
     runs = int(os.environ.get("BENCH_RUNS", "3"))
     system, admin, total, n_owners = seed()
-    actor = Actor.system(on_behalf_of=admin)
-    definition = CampaignDefinition.objects.filter(name="Benchmark launch").first() or services.definition_save(
-        actor=actor,
-        values={
-            "name": "Benchmark launch",
-            "owner": admin,
-            "resource_systems": [system],
-            "reviewer_rule": "business_owner",
-            "duration_days": 14,
-        },
-    )
+    actor, definition = bench_definition("Benchmark launch", system, admin)
 
     def one_run(measure_memory: bool) -> tuple[float, int, int]:
         campaign = services.campaign_create(actor=actor, definition=definition)
