@@ -8,7 +8,10 @@ from governance.webhooks.events import ALIASES, EVENT_TYPES
 class SubscriptionForm(forms.Form):
     name = forms.CharField(max_length=100, help_text="What receives these events, e.g. ServiceNow production.")
     target_url = forms.URLField(
-        label="Target URL", max_length=500, assume_scheme="https", help_text="The receiver's https:// address."
+        label="Target URL",
+        max_length=500,
+        assume_scheme="https",
+        help_text="The receiver's https:// address (a public host).",
     )
     event_types = forms.CharField(
         label="Event types",

@@ -23,14 +23,15 @@ class SubscriptionStatus(models.TextChoices):
 
 class WebhookSubscription(models.Model):
     """Where to POST which events. The signing secret is stored encrypted (Fernet, key derived
-    from SECRET_KEY) and shown once, at creation; ``secret_prefix`` lets people recognise it.
+    from SECRET_KEY) and shown once, at creation; ``secret_fingerprint`` (``sha256:`` and 16 hex
+    digits of its hash, never any character of the secret) lets people recognise it.
     Deleting keeps the row (its deliveries stay visible) and gives up what is still queued."""
 
     name = models.CharField(max_length=100)
     target_url = models.URLField(max_length=500)
     event_types = models.JSONField(default=list, help_text="Patterns such as integration.* or grant.revoked.")
     secret_encrypted = models.TextField()
-    secret_prefix = models.CharField(max_length=16)
+    secret_fingerprint = models.CharField(max_length=40, blank=True)
     status = models.CharField(max_length=10, choices=SubscriptionStatus.choices, default=SubscriptionStatus.ACTIVE)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(default=timezone.now)

@@ -26,6 +26,14 @@ def generate() -> str:
     return SECRET_PREFIX + _random.token_urlsafe(32)
 
 
+def fingerprint(secret: str) -> str:
+    """What pages and the API show for a secret: ``sha256:`` and the first 16 hex digits of the
+    SHA-256 of the whole secret. It names the secret (a receiver can compute it from the secret it
+    holds: ``printf %s "$SECRET" | sha256sum | cut -c1-16``) without showing any character of it,
+    even for a secret the caller chose."""
+    return "sha256:" + hashlib.sha256(secret.encode()).hexdigest()[:16]
+
+
 def encrypt(secret: str) -> str:
     return _fernet().encrypt(secret.encode()).decode()
 

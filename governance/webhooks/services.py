@@ -1,6 +1,9 @@
 """Writes of the webhooks app: subscriptions (create, delete), sending a delivery, redelivery.
 
 Every function that an admin triggers takes ``actor=`` and audits in the same transaction.
+Every request goes through ``governance.outbound`` (public addresses only, checked after DNS at
+subscription and again at every send, no redirects, capped time and size); a webhook needs https
+unless its host is in ``OUTBOUND_ALLOWED_HOSTS``.
 ``delivery_send`` is the worker's: it claims the row with a conditional UPDATE that also checks
 that no earlier delivery for the same (subscription, target) is still open, so events about one
 object reach the receiver in order, and two workers never send the same row.
@@ -11,8 +14,6 @@ from __future__ import annotations
 import json
 import logging
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
@@ -23,10 +24,12 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
+from governance import outbound
 from governance.actors import Actor
 from governance.audit import audit_record
 from governance.exceptions import Conflict, NotAllowed, ValidationFailed
 from governance.models import User
+from governance.validators import SINGLE_LINE_MESSAGE, has_control_characters
 from governance.webhooks import events, permissions
 from governance.webhooks import secrets as webhook_secrets
 from governance.webhooks.models import (
@@ -45,18 +48,37 @@ USER_AGENT = "ai-governance-portal-webhooks/1"
 # --- Subscriptions ----------------------------------------------------------------------------
 
 
+def _refusal_text(refused: outbound.Refused) -> str:
+    """Say which rule the URL breaks. Its scheme, port and form are the caller's own input; of a
+    refused address only that it is not public is said, never what the name resolved to."""
+    ports = " or ".join(str(p) for p in settings.OUTBOUND_ALLOWED_PORTS)
+    hint = {
+        "scheme": "use an https:// address (plain http:// only for a host in OUTBOUND_ALLOWED_HOSTS)",
+        "port": f"use port {ports}",
+        "url": "use a plain http(s)://host/path address, without user name or password",
+        "address": "webhooks go to public hosts only (an operator may allow a host in OUTBOUND_ALLOWED_HOSTS)",
+    }[refused.rule]
+    return f"Target refused by outbound policy: {hint}."
+
+
 def _validate_url(url: str) -> None:
-    if not url.startswith(("https://", "http://")):
-        raise ValidationFailed.on("target_url", "Use an http:// or https:// address.")
-    if settings.PRODUCTION and not url.startswith("https://") and not settings.WEBHOOK_ALLOW_HTTP:
-        raise ValidationFailed.on("target_url", "Use an https:// address in production.")
+    """The outbound policy at subscription time: scheme, port and every address the name resolves
+    to now. A name that does not resolve at all is accepted: it may resolve later, and the check
+    that counts is the one made at every send (the address is vetted again, then pinned)."""
+    try:
+        outbound.vet(url, require_https=True)
+    except outbound.Refused as exc:
+        raise ValidationFailed.on("target_url", _refusal_text(exc))
+    except outbound.Unreachable:
+        pass
 
 
 def subscription_create(
     *, actor: Actor | User, name: str, target_url: str, event_types: Iterable[str], secret: str = ""
 ) -> tuple[WebhookSubscription, str]:
     """Create a subscription and return it with its signing secret in clear — the only time the
-    secret is available; only its encrypted form and a short prefix are stored. IAM admins only."""
+    secret is available; only its encrypted form and its fingerprint are stored. The target must
+    pass the outbound policy (``_validate_url``). IAM admins only."""
     resolved = Actor.coerce(actor)
     if not permissions.can_manage_webhooks(resolved.user):
         raise NotAllowed("Only IAM admins manage webhook subscriptions.")
@@ -68,6 +90,8 @@ def subscription_create(
         raise ValidationFailed("; ".join(problems), errors={"event_types": problems})
     if not name.strip():
         raise ValidationFailed.on("name", "A name is required.")
+    if has_control_characters(name):  # a single line (governance.validators)
+        raise ValidationFailed.on("name", SINGLE_LINE_MESSAGE)
     _validate_url(target_url)
     if secret and len(secret) < 24:
         raise ValidationFailed.on("secret", "A secret must have at least 24 characters (or leave it empty to get one).")
@@ -78,7 +102,7 @@ def subscription_create(
             target_url=target_url,
             event_types=sorted(set(patterns)),
             secret_encrypted=webhook_secrets.encrypt(clear),
-            secret_prefix=clear[:10],
+            secret_fingerprint=webhook_secrets.fingerprint(clear),
             created_by=resolved.user,
         )
         audit_record(
@@ -171,15 +195,20 @@ def payload(delivery: WebhookDelivery) -> dict[str, Any]:
 
 
 def _post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int | None, str]:
-    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+    """POST through the outbound client: (status code or None, the error for the delivery log).
+    The log reads "refused by outbound policy", "unreachable", "timed out", "HTTP 500"... never
+    a socket error or an address (no port-scanner oracle); a redirect is a failure, not followed."""
     try:
-        with urllib.request.urlopen(request, timeout=settings.WEBHOOK_TIMEOUT_SECONDS) as response:  # noqa: S310
-            return response.status, ""
-    except urllib.error.HTTPError as exc:
-        return exc.code, f"HTTP {exc.code}"
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        reason = getattr(exc, "reason", exc)
-        return None, f"{type(exc).__name__}: {reason}"[:2000]
+        response = outbound.post(
+            url, body=body, headers=headers, timeout=settings.WEBHOOK_TIMEOUT_SECONDS, require_https=True
+        )
+    except outbound.OutboundError as exc:
+        return None, str(exc)
+    if response.ok:
+        return response.status, ""
+    if response.is_redirect:
+        return response.status, f"HTTP {response.status} (redirects are not followed)"
+    return response.status, f"HTTP {response.status}"
 
 
 def _retry_delay(attempts: int) -> timedelta:

@@ -1,6 +1,8 @@
 """The webhooks cast: a real HTTP receiver on 127.0.0.1 (a free port, in a thread) that records
-what it gets and can be taken down (connections refused) and brought back on the same port;
-token-authenticated API clients (so the idempotency middleware sees a real caller)."""
+what it gets and can be taken down (connections refused) and brought back on the same port —
+reached through the outbound policy's allow-list (``OUTBOUND_ALLOWED_HOSTS``), which names its
+host:port, as an operator would for a local receiver; hermetic DNS (names resolve only as a test
+says); token-authenticated API clients (so the idempotency middleware sees a real caller)."""
 
 from __future__ import annotations
 
@@ -15,8 +17,10 @@ from typing import Any
 import pytest
 from rest_framework.test import APIClient
 
+from governance import outbound
 from governance.models import User
 from governance.services import api_token_issue
+from tests.outbound_support import FakeDNS
 
 
 @dataclass
@@ -68,10 +72,20 @@ class Receiver:
             self._server = None
 
 
+@pytest.fixture(autouse=True)
+def dns(monkeypatch: pytest.MonkeyPatch) -> FakeDNS:
+    """No real DNS in webhook tests: the outbound client resolves through this stub."""
+    stub = FakeDNS()
+    monkeypatch.setattr(outbound, "resolve", stub)
+    return stub
+
+
 @pytest.fixture
-def receiver() -> Iterator[Receiver]:
+def receiver(settings: Any) -> Iterator[Receiver]:
     r = Receiver()
     r.start()
+    # The operator's allow-list entry for a local receiver: this host and port only.
+    settings.OUTBOUND_ALLOWED_HOSTS = [*settings.OUTBOUND_ALLOWED_HOSTS, f"127.0.0.1:{r.port}"]
     yield r
     r.stop()
 

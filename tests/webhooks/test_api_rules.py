@@ -106,7 +106,7 @@ def test_admin_page_creates_shows_secret_once_and_keeps_input_on_error(web_as, i
     secret = webhook_secrets.decrypt(sub.secret_encrypted)
     assert secret.encode() in ok.content and sub.event_types == ["grant.revoked", "integration.*"]
     again = client.get("/webhooks/")
-    assert secret.encode() not in again.content and sub.secret_prefix.encode() in again.content
+    assert secret.encode() not in again.content and sub.secret_fingerprint.encode() in again.content
 
 
 def test_delete_stops_the_subscription_and_gives_up_what_is_queued(api_as, iam_admin):

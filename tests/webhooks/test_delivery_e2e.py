@@ -139,7 +139,7 @@ def test_receiver_down_for_a_while_still_gets_everything_once_in_order(
         tasks.deliveries_sweep()
         refused = WebhookAttempt.objects.filter(status_code__isnull=True)
         assert refused.exists() and not receiver.received
-        assert "Connection refused" in refused.first().error or "URLError" in refused.first().error
+        assert refused.first().error == "unreachable"  # no socket error, no address
         # Later events about the same object wait behind the first one (order is kept).
         assert WebhookDelivery.objects.filter(attempts=0, status=DeliveryStatus.PENDING).exists()
         for minutes in (1, 3, 7):  # still down: each retry waits longer

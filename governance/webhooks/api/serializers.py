@@ -5,16 +5,23 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from governance.api.input import StrictInputMixin
+from governance.validators import validate_single_line
 from governance.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookSubscription
 
 
 class WebhookSubscriptionSerializer(serializers.ModelSerializer[WebhookSubscription]):
     created_by = serializers.CharField(source="created_by.username", read_only=True, default="")
     event_types = serializers.ListField(child=serializers.CharField(), read_only=True)
+    secret_fingerprint = serializers.CharField(
+        read_only=True,
+        help_text='Names the signing secret without showing any of it: "sha256:" and the first 16 hex digits '
+        "of the SHA-256 of the secret (empty if it can no longer be decrypted).",
+    )
 
     class Meta:
         model = WebhookSubscription
-        fields = ["id", "name", "target_url", "event_types", "secret_prefix", "status", "created_by", "created_at"]
+        fields = ["id", "name", "target_url", "event_types", "secret_fingerprint", "status", "created_by", "created_at"]
         read_only_fields = fields
 
 
@@ -31,8 +38,8 @@ class WebhookSubscriptionCreatedSerializer(WebhookSubscriptionSerializer):
         return str(self.context.get("secret", ""))
 
 
-class WebhookSubscriptionCreateSerializer(serializers.Serializer[Any]):
-    name = serializers.CharField(max_length=100)
+class WebhookSubscriptionCreateSerializer(StrictInputMixin, serializers.Serializer[Any]):
+    name = serializers.CharField(max_length=100, validators=[validate_single_line])
     target_url = serializers.URLField(max_length=500)
     event_types = serializers.ListField(
         child=serializers.CharField(max_length=80),
