@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from governance import context
 from governance.actors import Actor
-from governance.models import AuditEvent, User
+from governance.models import ActorKind, AuditEvent, User
 
 GENESIS_HASH = "0" * 64
 # Arbitrary constant naming the advisory lock that serialises chain writers on PostgreSQL.
@@ -117,9 +117,40 @@ def _target_fields(spec: EventSpec) -> tuple[str, str, str]:
     return spec.target_type, spec.target_id, spec.target_repr[:255]
 
 
+class MissingAccountableOwner(ValueError):
+    """An event would name no accountable human: a programming error, refused before writing."""
+
+
+def accountable_human(actor: Actor | User) -> User | None:
+    """Who answers for what ``actor`` does when nothing else owns the target: the person acting,
+    the owner the system acts for, or the human responsible for a service account (its
+    ``manager``; the account itself when it has none). None for the system acting for nobody."""
+    resolved = Actor.coerce(actor)
+    if resolved.on_behalf_of is not None:
+        return resolved.on_behalf_of
+    if resolved.kind == ActorKind.HUMAN:
+        return resolved.user
+    if resolved.kind == ActorKind.INTEGRATION:
+        return resolved.user.manager or resolved.user
+    return None
+
+
+def _owner_of(actor: Actor, spec: EventSpec) -> User:
+    """Every event names an accountable human (DESIGN.md "Accountability"): ``spec.owner``, or
+    by default the acting person (the acting admin where nothing else owns the target). The
+    system must say on whose behalf it acts."""
+    owner = spec.owner if spec.owner is not None else accountable_human(actor)
+    if owner is None:
+        raise MissingAccountableOwner(
+            f"'{spec.action}' by the system names no accountable owner: pass owner= or act as "
+            "Actor.system(on_behalf_of=<the accountable person>)."
+        )
+    return owner
+
+
 def _build(actor: Actor, spec: EventSpec, prev_hash: str, now: datetime) -> AuditEvent:
     ctx = context.current()
-    owner = spec.owner if spec.owner is not None else actor.on_behalf_of
+    owner = _owner_of(actor, spec)
     target_type, target_id, target_repr = _target_fields(spec)
     event = AuditEvent(
         created_at=now,
@@ -127,7 +158,7 @@ def _build(actor: Actor, spec: EventSpec, prev_hash: str, now: datetime) -> Audi
         actor_username=actor.user.username,
         actor_kind=actor.kind,
         owner=owner,
-        owner_username=owner.username if owner is not None else "",
+        owner_username=owner.username,
         action=spec.action,
         target_type=target_type,
         target_id=target_id,
@@ -156,8 +187,9 @@ def audit_record(
     after: Any = None,
     reason: str = "",
 ) -> AuditEvent:
-    """Append one event. ``owner`` is the accountable human; for a system actor it defaults to
-    the actor's ``on_behalf_of``."""
+    """Append one event. ``owner`` is the accountable human; it defaults to the actor's
+    ``accountable_human`` (the acting person, or whom the system acts for). An event that would
+    name nobody raises ``MissingAccountableOwner``."""
     spec = EventSpec(
         action=action,
         target=target,
@@ -192,19 +224,29 @@ def audit_record_many(*, actor: Actor | User, events: Iterable[EventSpec], batch
 
 @dataclass(frozen=True)
 class ChainBreak:
-    event_id: int
+    """The first thing wrong with the trail: an event (``event_id``) or, for a checkpoint whose
+    signature fails, no event at all."""
+
+    event_id: int | None
     problem: str
 
     def __str__(self) -> str:
+        if self.event_id is None:
+            return self.problem
         return f"audit event #{self.event_id}: {self.problem}"
 
 
-def verify_chain(*, chunk_size: int = 2000) -> tuple[int, ChainBreak | None]:
-    """Walk the chain in id order; return how many events were checked and the first break."""
-    prev_hash = GENESIS_HASH
-    prev_id: int | None = None
+def verify_chain(
+    *, chunk_size: int = 2000, after_id: int = 0, after_hash: str = GENESIS_HASH, upto_id: int | None = None
+) -> tuple[int, ChainBreak | None]:
+    """Walk the chain in id order; return how many events were checked and the first break.
+    ``after_id``/``after_hash`` start the walk after an event already vouched for (a signed
+    checkpoint's head), so a new checkpoint checks only what was written since the last one;
+    ``upto_id`` stops it at the head about to be signed."""
+    prev_hash = after_hash
+    prev_id: int | None = after_id or None
     checked = 0
-    for event in _iterate(chunk_size):
+    for event in _iterate(chunk_size, after_id, upto_id):
         if event.prev_hash != prev_hash:
             where = f"after #{prev_id}" if prev_id is not None else "at the start of the trail"
             return checked, ChainBreak(
@@ -219,10 +261,11 @@ def verify_chain(*, chunk_size: int = 2000) -> tuple[int, ChainBreak | None]:
     return checked, None
 
 
-def _iterate(chunk_size: int) -> Iterator[AuditEvent]:
-    last_id = 0
+def _iterate(chunk_size: int, after_id: int = 0, upto_id: int | None = None) -> Iterator[AuditEvent]:
+    last_id = after_id
+    bound = AuditEvent.objects.all() if upto_id is None else AuditEvent.objects.filter(id__lte=upto_id)
     while True:
-        batch = list(AuditEvent.objects.filter(id__gt=last_id).order_by("id")[:chunk_size])
+        batch = list(bound.filter(id__gt=last_id).order_by("id")[:chunk_size])
         if not batch:
             return
         yield from batch
@@ -230,14 +273,9 @@ def _iterate(chunk_size: int) -> Iterator[AuditEvent]:
 
 
 def verify_and_record(*, chunk_size: int = 2000) -> tuple[int, ChainBreak | None]:
-    """Walk the chain and keep the result for the home page (see ``AuditChainCheck``)."""
-    from governance.models import AuditChainCheck
+    """Walk the chain, compare it with the newest signed checkpoint (``governance.anchoring``)
+    and keep the result for the home page (see ``AuditChainCheck``)."""
+    from governance.anchoring import verify_and_record as verify_anchored
 
-    checked, broken = verify_chain(chunk_size=chunk_size)
-    AuditChainCheck.objects.create(
-        events_checked=checked,
-        intact=broken is None,
-        broken_event_id=broken.event_id if broken else None,
-        problem=broken.problem if broken else "",
-    )
-    return checked, broken
+    verdict = verify_anchored(chunk_size=chunk_size)
+    return verdict.checked, verdict.broken

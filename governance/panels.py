@@ -14,9 +14,11 @@ from django.utils import timezone
 
 from governance import portal
 from governance.actors import SYSTEM_USERNAME
+from governance.anchoring import email_key_prefix
 from governance.models import (
     ApiToken,
     AuditChainCheck,
+    AuditCheckpoint,
     AuditEvent,
     EmailStatus,
     OutboundEmail,
@@ -41,9 +43,36 @@ def my_api_tokens(request: HttpRequest) -> dict[str, Any] | None:
     }
 
 
+# A checkpoint is signed every hour; older than this, the worker is probably not running.
+CHECKPOINT_STALE_AFTER = timedelta(hours=2)
+
+
 def latest_audit_events(request: HttpRequest) -> dict[str, Any] | None:
     events = list(audit_events_for(request.user).order_by("-id")[:LIST_SIZE])
-    return {"events": events, "check": AuditChainCheck.objects.order_by("-checked_at", "-id").first()}
+    checkpoint = AuditCheckpoint.objects.order_by("-sequence").first()
+    return {
+        "events": events,
+        "check": AuditChainCheck.objects.order_by("-checked_at", "-id").first(),
+        "checkpoint": checkpoint,
+        "witnesses": _witnesses_now(checkpoint),
+        "stale": checkpoint is not None and checkpoint.signed_at < timezone.now() - CHECKPOINT_STALE_AFTER,
+    }
+
+
+def _witnesses_now(checkpoint: AuditCheckpoint | None) -> list[dict[str, str]]:
+    """The checkpoint's witnesses as recorded when it was signed, with where each email to the
+    auditors stands now in the outbox (one query)."""
+    if checkpoint is None:
+        return []
+    emails = dict(
+        OutboundEmail.objects.filter(
+            key__startswith=email_key_prefix(checkpoint.sequence, checkpoint.signature)
+        ).values_list("to_address", "status")
+    )
+    return [
+        {**w, "status": emails.get(w["target"], w["status"]) if w["kind"] == "email" else w["status"]}
+        for w in checkpoint.witnesses
+    ]
 
 
 def outbox_health(request: HttpRequest) -> dict[str, Any] | None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from governance import audit, services
+from governance import anchoring, audit, services
 
 
 def outbox_deliver(email_id: int) -> str:
@@ -22,3 +22,16 @@ def audit_verify() -> bool:
     """Hourly: walk the audit chain and record the result for the auditors' home page."""
     _checked, broken = audit.verify_and_record()
     return broken is None
+
+
+def audit_checkpoint() -> int:
+    """Hourly: sign a checkpoint of the audit chain and send it to the witnesses; returns its
+    sequence number. Raises (the task fails loudly) if the trail no longer matches the last
+    checkpoint or, in production, if no signing key is configured."""
+    return anchoring.checkpoint_sign().sequence
+
+
+def ping(answer: str = "pong") -> str:
+    """Touches nothing and returns ``answer``: proves that a task travels through the broker to a
+    worker and back (a health check for operators; the settings tests use it)."""
+    return answer

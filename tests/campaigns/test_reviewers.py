@@ -32,7 +32,7 @@ def test_fallback_reviewer_is_used_when_the_owner_is_gone(
     leaver = make_user("leaver", Role.BUSINESS_USER)
     tech = make_user("tech", Role.BUSINESS_USER)
     make_grant(make_integration(leaver, technical_owner=tech), catalog["write"])
-    user_deactivate(actor=Actor.system(on_behalf_of=None), user=leaver, reason="left the company")
+    user_deactivate(actor=Actor.system(on_behalf_of=reviewer), user=leaver, reason="left the company")
     campaign = launched(make_definition(fallback_user=reviewer))
     item = _only_item(campaign)
     assert item.reviewer == reviewer

@@ -16,7 +16,10 @@ from inventory.models import Integration, Scope
 @pytest.fixture
 def catalog(db: Any) -> dict[str, Scope]:
     """Low/read, high/read, medium/write, critical/admin scopes in two systems."""
-    actor = Actor.system(on_behalf_of=None)
+    # Every audit event names an accountable person, and the system must say for whom it acts:
+    # here an account that plays no other part (inactive, no role).
+    keeper = User.objects.create(username="catalog-keeper", is_active=False)
+    actor = Actor.system(on_behalf_of=keeper)
     graph = services.resource_system_save(actor=actor, values={"code": "msgraph", "name": "Microsoft Graph"})
     hr = services.resource_system_save(actor=actor, values={"code": "hrdb", "name": "HR database"})
     spec = [
@@ -54,7 +57,13 @@ def make_integration(catalog: dict[str, Scope]) -> Callable[..., Integration]:
             "requested_scopes": [catalog[c] for c in scopes],
         }
         data.update(values)
-        return services.integration_register(actor=owner, values=data, submit=submit)
+        integration = services.integration_register(actor=owner, values=data, submit=submit)
+        # Other people named as owners were asked (a business user cannot assign them): each
+        # accepts, as they would from the email they got.
+        for transfer in integration.transfers.filter(status="proposed").select_related("to_user"):
+            services.ownership_transfer_accept(actor=transfer.to_user, transfer=transfer)
+        integration.refresh_from_db()
+        return integration
 
     return make
 

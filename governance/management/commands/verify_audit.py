@@ -1,13 +1,42 @@
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from governance.audit import verify_and_record
+from governance.anchoring import verify_and_record
 
 
 class Command(BaseCommand):
-    help = "Walk the audit trail's hash chain; exit non-zero naming the first event altered, removed or inserted."
+    help = (
+        "Walk the audit trail's hash chain and hold it against the newest signed checkpoint; exit "
+        "non-zero naming the first event altered, removed or inserted, a truncation or rewrite since "
+        "the checkpoint, or a checkpoint whose signature fails."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--witness-file",
+            default=None,
+            help="A JSON-lines witness file to compare with too (default: AUDIT_WITNESS_FILE when readable).",
+        )
 
     def handle(self, *args: object, **options: object) -> None:
-        checked, broken = verify_and_record()
+        witness_file = options["witness_file"]
+        verdict = verify_and_record(witness_file=str(witness_file) if witness_file is not None else None)
+        broken, checkpoint = verdict.broken, verdict.checkpoint
+        if broken is not None and verdict.anchored and checkpoint is not None:
+            raise CommandError(
+                f"Audit trail does not hold what checkpoint {checkpoint.sequence} (from {verdict.source}, "
+                f"signed {checkpoint.signed_at}) signed: {broken.problem} "
+                f"({verdict.checked} events walked, the chain itself intact)."
+            )
         if broken is not None:
-            raise CommandError(f"Audit trail is broken at {broken} ({checked} events before it are intact).")
-        self.stdout.write(self.style.SUCCESS(f"Audit trail intact: {checked} events verified."))
+            raise CommandError(f"Audit trail is broken at {broken} ({verdict.checked} events before it are intact).")
+        message = f"Audit trail intact: {verdict.checked} events verified."
+        if checkpoint is not None:
+            message += (
+                f" It holds signed checkpoint {checkpoint.sequence} (from {verdict.source}, signed "
+                f"{checkpoint.signed_at}): {checkpoint.event_count} events up to #{checkpoint.last_event_id}."
+            )
+        self.stdout.write(self.style.SUCCESS(message))
+        if checkpoint is None:
+            self.stdout.write(
+                "No signed checkpoint yet: the worker signs one every hour, or run manage.py audit_checkpoint."
+            )
