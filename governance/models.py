@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib.auth.models import AbstractUser
-from django.db import models
+from django.db import models, transaction
 from django.utils import timezone
 from simple_history.models import HistoricalRecords
 
@@ -33,6 +35,21 @@ class User(AbstractUser):
 
     def __str__(self) -> str:
         return self.username
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        """Save, and audit in the same transaction a password or superuser change that did not
+        come through a service (Django's ``changepassword`` and ``createsuperuser`` commands, its
+        password views, a shell): see ``governance.accounts``. This is the safety net under
+        DESIGN.md invariant 9, not a place for rules; the services audit their own changes."""
+        from governance import accounts  # accounts -> audit -> this module
+
+        changes = accounts.unserviced_changes(self, kwargs.get("update_fields"))
+        if not changes:
+            super().save(*args, **kwargs)
+            return
+        with transaction.atomic():
+            super().save(*args, **kwargs)
+            accounts.record_unserviced_changes(self, changes)
 
     @property
     def label(self) -> str:
@@ -174,13 +191,15 @@ class OutboundEmail(models.Model):
 
 class AuditChainCheck(models.Model):
     """The result of one walk of the audit chain (``verify_audit`` or the hourly task), so the
-    auditor's home page can show the trail's integrity without walking it on every page view."""
+    auditor's home page can show the trail's integrity without walking it on every page view.
+    ``checkpoint_sequence`` names the signed checkpoint the trail was compared with, if any."""
 
     checked_at = models.DateTimeField(default=timezone.now, db_index=True)
     events_checked = models.PositiveIntegerField()
     intact = models.BooleanField()
     broken_event_id = models.BigIntegerField(null=True, blank=True)
     problem = models.TextField(blank=True)
+    checkpoint_sequence = models.PositiveIntegerField(null=True, blank=True)
 
     class Meta:
         ordering = ["-checked_at", "-id"]
@@ -188,3 +207,51 @@ class AuditChainCheck(models.Model):
     def __str__(self) -> str:
         state = "intact" if self.intact else f"broken at #{self.broken_event_id}"
         return f"{self.checked_at:%Y-%m-%d %H:%M} {state} ({self.events_checked} events)"
+
+
+class AuditCheckpointQuerySet(models.QuerySet["AuditCheckpoint"]):
+    """Refuses bulk rewrites: checkpoints are append-only through the ORM, like the trail."""
+
+    def update(self, **kwargs: object) -> int:
+        raise AuditTrailIsAppendOnly("Audit checkpoints cannot be updated.")
+
+    def delete(self) -> tuple[int, dict[str, int]]:
+        raise AuditTrailIsAppendOnly("Audit checkpoints cannot be deleted.")
+
+
+class AuditCheckpoint(models.Model):
+    """A signed statement of the audit trail's state: after ``event_count`` events the newest is
+    ``#last_event_id`` and its hash is ``head_hash``. Written by
+    ``governance.anchoring.checkpoint_sign`` (hourly, or ``manage.py audit_checkpoint``), signed
+    with an Ed25519 key kept outside the database, and sent to the external ``witnesses`` the
+    deployment configures (recorded here as ``[{"kind", "target", "status", "detail"}]``).
+
+    A rewrite of the trail up to ``last_event_id`` changes the hash at that id, a truncation
+    removes that id; ``manage.py verify_audit`` reports both. Rows cannot be updated or deleted
+    through the ORM, and a row edited in the database no longer matches its ``signature``.
+    """
+
+    sequence = models.PositiveIntegerField(unique=True, help_text="1 for the first checkpoint, then +1.")
+    signed_at = models.DateTimeField(db_index=True)
+    event_count = models.PositiveBigIntegerField()
+    last_event_id = models.BigIntegerField(help_text="0 when the trail was empty.")
+    head_hash = models.CharField(max_length=64)
+    key_id = models.CharField(max_length=32, help_text="Fingerprint of the public key that verifies it.")
+    signature = models.CharField(max_length=128, help_text="Ed25519 signature, base64.")
+    witnesses = models.JSONField(default=list, blank=True)
+
+    objects = AuditCheckpointQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-sequence"]
+
+    def __str__(self) -> str:
+        return f"checkpoint {self.sequence}: #{self.last_event_id} ({self.event_count} events)"
+
+    def save(self, *args: object, **kwargs: object) -> None:
+        if self.pk is not None:
+            raise AuditTrailIsAppendOnly("Audit checkpoints cannot be changed once written.")
+        super().save(*args, **kwargs)  # type: ignore[arg-type]
+
+    def delete(self, *args: object, **kwargs: object) -> tuple[int, dict[str, int]]:
+        raise AuditTrailIsAppendOnly("Audit checkpoints cannot be deleted.")

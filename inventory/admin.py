@@ -1,5 +1,6 @@
 """Admin: read-mostly. The inventory is changed through the portal's pages and API (services);
-the admin shows the rows and their history, and its one action calls the kill-switch service."""
+the admin shows the rows and their history (never reverting to an old version: see
+``governance.admin.NoHistoryRevert``), and its one action calls the kill-switch service."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from simple_history.admin import SimpleHistoryAdmin
 
+from governance.admin import NoHistoryRevert
 from governance.exceptions import DomainError
 from inventory import services
 from inventory.models import (
@@ -22,7 +24,7 @@ from inventory.models import (
 )
 
 
-class ReadOnly(SimpleHistoryAdmin):  # type: ignore[misc]
+class ReadOnly(NoHistoryRevert, SimpleHistoryAdmin):  # type: ignore[misc]
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
@@ -53,7 +55,7 @@ class IntegrationAdmin(ReadOnly):
     inlines = [CredentialInline]
     actions = ["suspend"]
 
-    @admin.action(description="Suspend (kill switch: revoke every active grant)")
+    @admin.action(description="Suspend (kill switch: revoke every active grant)", permissions=["suspend"])
     def suspend(self, request: HttpRequest, queryset: QuerySet[Integration]) -> None:
         done = 0
         for integ in queryset:
