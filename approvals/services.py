@@ -49,11 +49,12 @@ from approvals.models import (
     WorkflowStep,
 )
 from governance.actors import Actor
-from governance.audit import EventSpec, audit_record, audit_record_many, snapshot
-from governance.exceptions import Conflict, IllegalTransition, NotAllowed, ValidationFailed
+from governance.audit import EventSpec, accountable_human, audit_record, audit_record_many, snapshot
+from governance.exceptions import Conflict, IllegalTransition, NotAllowed, Unprocessable, ValidationFailed
 from governance.models import User
 from governance.roles import Pool, Role
 from governance.services import email_enqueue
+from governance.validators import SINGLE_LINE_MESSAGE, has_control_characters, single_line_errors
 from governance.webhooks.events import emit_many as webhook_emit_many
 from inventory.models import Grant, GrantStatus, Integration, IntegrationStatus, RiskTier, Scope
 
@@ -94,6 +95,8 @@ def expiry_policy_set(*, actor: Actor | User, risk_tier: str, days: int) -> Gran
             actor=actor,
             action="grant_expiry_policy.changed",
             target=policy,
+            # Policies are the IAM team's: the admin changing one answers for it.
+            owner=accountable_human(actor),
             before={"days": before},
             after={"days": days},
         )
@@ -115,6 +118,9 @@ STEP_FIELDS = [
 
 
 def _validate_step(values: dict[str, Any], pool_users: Sequence[User]) -> None:
+    bad_lines = single_line_errors(values, ("name",))
+    if bad_lines:
+        raise ValidationFailed(SINGLE_LINE_MESSAGE, errors=bad_lines)
     if values["pool_kind"] == PoolKind.GROUP and values.get("pool_group") is None:
         raise ValidationFailed.on("pool_group", "Choose the group whose members decide this step.")
     if values["pool_kind"] == PoolKind.USERS and not pool_users:
@@ -155,6 +161,7 @@ def workflow_step_save(
             actor=actor,
             action="workflow.changed",
             target=workflow,
+            owner=accountable_human(actor),
             before={"step": before} if before else None,
             after={"step": {**snapshot(step, STEP_FIELDS), "pool_users": [u.username for u in pool_users]}},
         )
@@ -168,7 +175,14 @@ def workflow_step_delete(*, actor: Actor | User, step: WorkflowStep) -> None:
             raise Conflict("A workflow needs at least one step.")
         before = snapshot(step, STEP_FIELDS)
         step.delete()
-        audit_record(actor=actor, action="workflow.changed", target=workflow, before={"step": before}, after=None)
+        audit_record(
+            actor=actor,
+            action="workflow.changed",
+            target=workflow,
+            owner=accountable_human(actor),
+            before={"step": before},
+            after=None,
+        )
 
 
 def default_workflows_ensure() -> int:
@@ -438,6 +452,8 @@ def request_open(
     who = requester or resolved.on_behalf_of or resolved.user
     if type not in RequestType.values:
         raise ValidationFailed.on("type", "Unknown request type.")
+    if has_control_characters(ticket_ref):
+        raise ValidationFailed.on("ticket_ref", SINGLE_LINE_MESSAGE)
     scope_list = list(dict.fromkeys(scopes))
     if not scope_list:
         raise ValidationFailed.on("scopes", "A request needs at least one scope.")
@@ -691,7 +707,7 @@ def request_decide(
                 .first()
             )
             if step is None:
-                raise ValidationFailed.on("step", "This step does not belong to the request.")
+                raise Unprocessable.on("step", "This step does not belong to the request.")
         else:
             found = current_step(req)
             step = (
@@ -717,17 +733,17 @@ def request_decide(
                 wanted = {s.pk for s in approved_scopes}
                 unknown = wanted - {s.pk for s in remaining}
                 if unknown:
-                    raise ValidationFailed.on(
+                    raise Unprocessable.on(
                         "approved_scopes", "Approve only scopes that this request still asks for."
                     )
                 approved = [s for s in remaining if s.pk in wanted]
                 if not approved:
-                    raise ValidationFailed.on("approved_scopes", "Approve at least one scope, or reject the request.")
+                    raise Unprocessable.on("approved_scopes", "Approve at least one scope, or reject the request.")
             if expires_at is not None:
                 if expires_at <= timezone.now():
-                    raise ValidationFailed.on("expires_at", "The expiry must be in the future.")
+                    raise Unprocessable.on("expires_at", "The expiry must be in the future.")
                 if expires_at > default_expiry:
-                    raise ValidationFailed.on(
+                    raise Unprocessable.on(
                         "expires_at",
                         f"The expiry can only be earlier than the default for this tier ({default_expiry:%Y-%m-%d}).",
                     )

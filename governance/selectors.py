@@ -6,8 +6,8 @@ from typing import Any
 
 from django.db.models import Q, QuerySet
 
-from governance.models import AuditEvent, EmailStatus, OutboundEmail
-from governance.roles import Role, has_role
+from governance.models import AuditEvent, EmailStatus, OutboundEmail, User
+from governance.roles import Role, has_role, is_read_only
 
 
 def audit_events_for(user: Any) -> QuerySet[AuditEvent]:
@@ -31,3 +31,30 @@ def outbox_for(user: Any, *, status: str = "") -> QuerySet[OutboundEmail]:
     if status:
         return qs.filter(status=status).order_by("-created_at", "-id")
     return qs.exclude(status=EmailStatus.SENT).order_by("status", "next_attempt_at", "id")
+
+
+def people_suggested(user: Any, *, query: str = "", limit: int = 10) -> QuerySet[User]:
+    """People ``user`` may name (an owner, a backup, a transfer's new owner): active persons, never
+    service accounts. Without ``query``, their colleagues — themselves, their manager, their
+    manager's other reports and their own reports; with one (2 characters or more), the people
+    whose username or name contains it. Never the whole directory: at most ``limit`` rows. An
+    auditor (read-only) names nobody; an anonymous caller sees nobody."""
+    if not getattr(user, "is_authenticated", False) or is_read_only(user):
+        return User.objects.none()
+    people = User.objects.filter(is_active=True, is_service_account=False).exclude(username="system")
+    text = query.strip()
+    if text:
+        if len(text) < 2:
+            return User.objects.none()
+        people = people.filter(
+            Q(username__icontains=text)
+            | Q(display_name__icontains=text)
+            | Q(first_name__icontains=text)
+            | Q(last_name__icontains=text)
+        )
+    else:
+        near = Q(pk=user.pk) | Q(manager=user)
+        if user.manager_id:
+            near |= Q(pk=user.manager_id) | Q(manager_id=user.manager_id)
+        people = people.filter(near)
+    return people.order_by("username")[:limit]

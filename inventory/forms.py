@@ -7,12 +7,16 @@ from datetime import date, datetime, time
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
 from governance.exceptions import ValidationFailed
+from governance.fields import IdMultipleChoiceField
 from governance.models import User
 from governance.roles import sees_everything
+from governance.selectors import people_suggested
+from governance.validators import validate_single_line
 from inventory.credentials import secret_problem
 from inventory.models import (
     AccessLevel,
@@ -55,16 +59,87 @@ def _people() -> Any:
     return User.objects.filter(is_active=True, is_service_account=False).exclude(username="system").order_by("username")
 
 
-class PersonField(forms.ModelChoiceField):  # type: ignore[type-arg]
-    def label_from_instance(self, obj: Any) -> str:
-        return f"{obj.label} ({obj.username})"
+# Free text: only the known secret formats are refused there (no entropy check).
+FREE_TEXT_FIELDS = frozenset({"purpose"})
+# The id of the one <datalist> a page with person fields renders (``people_options``).
+PEOPLE_DATALIST_ID = "people-options"
+
+
+class PersonSearchInput(forms.TextInput):
+    """A username box with suggestions from the page's ``<datalist>``: the user's colleagues at
+    first, then matches from ``inventory:people`` as they type (``inventory/people.js``).
+    Without script it is a plain username box, checked on the server. Never a list of every
+    account (there may be 100,000)."""
+
+    def __init__(self, attrs: dict[str, Any] | None = None) -> None:
+        super().__init__(
+            {"list": PEOPLE_DATALIST_ID, "autocomplete": "off", "spellcheck": "false", "data-people-search": ""}
+            | (attrs or {})
+        )
+
+
+class PersonField(forms.CharField):
+    """A person named by username, as the API takes them; an unknown, inactive or service
+    account is an error next to the field. Cleans to a ``User`` (or None when left empty)."""
+
+    widget = PersonSearchInput
+    default_error_messages = {
+        "unknown": "No active person has the username “%(value)s”. Type part of their name and pick a suggestion.",
+    }
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("max_length", 150)
+        super().__init__(**kwargs)
+        self.validators.append(validate_single_line)
+
+    def prepare_value(self, value: Any) -> Any:
+        return value.username if isinstance(value, User) else value
+
+    def clean(self, value: Any) -> User | None:  # type: ignore[override]
+        username = super().clean(value)
+        if not username:
+            return None
+        person = _people().filter(username=username).first()
+        if person is None:
+            raise forms.ValidationError(self.error_messages["unknown"], code="unknown", params={"value": username})
+        return person
+
+
+def people_options(user: Any, *named: Any) -> list[User]:
+    """The first suggestions of a page's person fields: the user's colleagues, and the people
+    already named (current owners), without duplicates."""
+    seen: dict[int, User] = {p.pk: p for p in people_suggested(user, limit=25)}
+    for person in named:
+        if isinstance(person, User) and person.pk not in seen:
+            seen[person.pk] = person
+    return sorted(seen.values(), key=lambda p: p.username)
 
 
 def _no_secret(value: str, *, entropy: bool = True) -> str:
     problem = secret_problem(value or "", check_entropy=entropy)
     if problem:
-        raise forms.ValidationError(problem)
+        raise forms.ValidationError(problem, code="secret")
     return value
+
+
+def forget_refused_secrets(form: forms.Form) -> None:
+    """Blank, in the re-rendered form, every field that was refused and whose submitted value
+    looks like a secret (whether the form or the service refused it): a pasted key must not
+    travel back to the browser in the page (cached, screenshotted, shoulder-surfed). Everything
+    else typed is kept."""
+    if not form.is_bound:
+        return
+    data = None
+    for name in form.errors:
+        if name not in form.fields:
+            continue
+        key = form.add_prefix(name)
+        raw = form.data.get(key)
+        if isinstance(raw, str) and secret_problem(raw, check_entropy=name not in FREE_TEXT_FIELDS):
+            data = data if data is not None else form.data.copy()
+            data[key] = ""
+    if data is not None:
+        form.data = data
 
 
 def as_datetime(value: date | None) -> datetime | None:
@@ -83,7 +158,11 @@ class IntegrationForm(AccessibleForm):
         ("auth", "How it authenticates", ["workload_identity"]),
     ]
 
-    name = forms.CharField(max_length=150, help_text="The name people know it by, e.g. “Sales email assistant”.")
+    name = forms.CharField(
+        max_length=150,
+        validators=[validate_single_line],
+        help_text="The name people know it by, e.g. “Sales email assistant”.",
+    )
     kind = forms.ChoiceField(
         choices=[("", "Choose…"), *IntegrationKind.choices], help_text="What sort of AI integration it is."
     )
@@ -92,7 +171,10 @@ class IntegrationForm(AccessibleForm):
         help_text="What it does and for whom, in a sentence or two. Reviewers read this first.",
     )
     vendor = forms.CharField(
-        max_length=120, required=False, help_text="The company that provides it. Leave empty if it is built in-house."
+        max_length=120,
+        required=False,
+        validators=[validate_single_line],
+        help_text="The company that provides it. Leave empty if it is built in-house.",
     )
     environment = forms.ChoiceField(
         choices=Environment.choices, initial=Environment.PRODUCTION, help_text="Where it runs."
@@ -100,20 +182,26 @@ class IntegrationForm(AccessibleForm):
     ticket_ref = forms.CharField(
         max_length=100,
         required=False,
+        validators=[validate_single_line],
         label="Ticket reference",
         help_text="Optional: the ServiceNow or Jira ticket for this change.",
     )
     tags = forms.CharField(
-        max_length=300, required=False, help_text="Optional labels, separated by commas, e.g. sales, pilot."
+        max_length=300,
+        required=False,
+        validators=[validate_single_line],
+        help_text="Optional labels, separated by commas, e.g. sales, pilot.",
     )
     business_owner = PersonField(
-        queryset=User.objects.none(), help_text="The person accountable for it (required). Usually you."
+        help_text="The person accountable for it (required): usually you. Type a name or username. "
+        "Someone else is asked to accept before the role is theirs."
     )
     technical_owner = PersonField(
-        queryset=User.objects.none(), required=False, help_text="Who runs it day to day; may be the same person."
+        required=False,
+        help_text="Who runs it day to day; may be the same person. Someone else is asked to accept first.",
     )
     backup_owner = PersonField(
-        queryset=User.objects.none(), required=False, help_text="Who answers when the owners are away."
+        required=False, help_text="Who answers when the owners are away. They are asked to accept first."
     )
     data_classifications = forms.MultipleChoiceField(
         choices=DataClassification.choices,
@@ -133,13 +221,13 @@ class IntegrationForm(AccessibleForm):
         widget=forms.RadioSelect,
         help_text="Does a person approve what it does before it happens?",
     )
-    invokes = forms.ModelMultipleChoiceField(
+    invokes = IdMultipleChoiceField(
         queryset=Integration.objects.none(),
         required=False,
         label="Other integrations it calls",
         help_text="The delegation chain: what this one hands work to. Hold Ctrl (Cmd) to pick several.",
     )
-    requested_scopes = forms.ModelMultipleChoiceField(
+    requested_scopes = IdMultipleChoiceField(
         queryset=Scope.objects.none(),
         required=False,
         label="Scopes it needs",
@@ -148,13 +236,14 @@ class IntegrationForm(AccessibleForm):
     workload_identity = forms.CharField(
         max_length=300,
         required=False,
+        validators=[validate_single_line],
         help_text="How it proves what it is without a shared secret: a SPIFFE ID (spiffe://…) or an OIDC issuer and subject. Leave empty if none.",
     )
 
     def __init__(self, *args: Any, user: Any, visible: Any, instance: Integration | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        for name in ("business_owner", "technical_owner", "backup_owner"):
-            self.fields[name].queryset = _people()  # type: ignore[attr-defined]
+        self.user = user
+        self.instance = instance
         invokes = visible.exclude(status="retired").only("id", "name").order_by("name")
         if sees_everything(user):
             # An admin or reviewer sees every integration: offer those of the same owners (and
@@ -172,7 +261,12 @@ class IntegrationForm(AccessibleForm):
         self.fields["invokes"].queryset = invokes  # type: ignore[attr-defined]
         self.fields["requested_scopes"].queryset = Scope.objects.filter(is_active=True).select_related("system")  # type: ignore[attr-defined]
         if instance is None and not self.is_bound:
-            self.initial.setdefault("business_owner", user.pk)
+            self.initial.setdefault("business_owner", user.username)
+
+    def people_options(self) -> list[User]:
+        """Suggestions for the owner fields (the page's ``<datalist>``)."""
+        named = [getattr(self.instance, f, None) for f in ("business_owner", "technical_owner", "backup_owner")]
+        return people_options(self.user, *named)
 
     def clean_name(self) -> str:
         return _no_secret(self.cleaned_data["name"].strip())
@@ -191,6 +285,9 @@ class IntegrationForm(AccessibleForm):
 
     def clean_tags(self) -> list[str]:
         tags = [t.strip() for t in self.cleaned_data["tags"].split(",") if t.strip()]
+        limit = settings.INTEGRATION_MAX_TAGS
+        if len(tags) > limit:
+            raise forms.ValidationError(f"At most {limit} tags per integration ({len(tags)} given).")
         for t in tags:
             _no_secret(t)
         return tags
@@ -224,6 +321,7 @@ class CredentialForm(AccessibleForm):
     )
     identifier = forms.CharField(
         max_length=200,
+        validators=[validate_single_line],
         label="Identifier or fingerprint",
         help_text="Key id, client id, account name or certificate fingerprint — never the secret itself.",
     )
@@ -297,7 +395,7 @@ class ReasonForm(AccessibleForm):
 
 class TransferForm(AccessibleForm):
     to_user = PersonField(
-        queryset=User.objects.none(), label="New owner", help_text="They must accept before anything changes."
+        label="New owner", help_text="Type a name or username. They must accept before anything changes."
     )
     role = forms.ChoiceField(choices=OwnerRole.choices, help_text="Which owner role they take over.")
     reason = forms.CharField(
@@ -306,18 +404,16 @@ class TransferForm(AccessibleForm):
         help_text="Optional: why, for them and the audit trail.",
     )
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.fields["to_user"].queryset = _people()  # type: ignore[attr-defined]
-
 
 class ResourceSystemForm(AccessibleForm):
     code = forms.SlugField(
         max_length=40, help_text="Short code used in scope codes, e.g. msgraph. Fixed once it has scopes."
     )
-    name = forms.CharField(max_length=120, help_text="The system's name, e.g. Microsoft Graph.")
+    name = forms.CharField(
+        max_length=120, validators=[validate_single_line], help_text="The system's name, e.g. Microsoft Graph."
+    )
     description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}), help_text="What it holds.")
-    owners = forms.ModelMultipleChoiceField(
+    owners = IdMultipleChoiceField(
         queryset=User.objects.none(), required=False, help_text="Resource owners that workflows and campaigns may ask."
     )
 
@@ -328,7 +424,9 @@ class ResourceSystemForm(AccessibleForm):
 
 class ScopeForm(AccessibleForm):
     name = forms.CharField(
-        max_length=120, help_text="The permission's name in the system, e.g. Mail.Read. Fixed once created."
+        max_length=120,
+        validators=[validate_single_line],
+        help_text="The permission's name in the system, e.g. Mail.Read. Fixed once created.",
     )
     description = forms.CharField(
         required=False, widget=forms.Textarea(attrs={"rows": 2}), help_text="What it allows, in plain words."

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from governance.actors import Actor
-from governance.roles import is_iam_admin, is_read_only
+from governance.roles import Role, has_role, is_iam_admin, is_read_only
 from inventory.models import Integration
 
 
@@ -43,6 +43,23 @@ def can_register(actor: Any) -> bool:
         return True
     user = _human(actor)
     return bool(getattr(user, "is_authenticated", False)) and not is_read_only(user)
+
+
+def may_name_owner_directly(actor: Any, person: Any) -> bool:
+    """Whether ``actor`` may put ``person`` in an owner role (business, technical, backup) at
+    once, or must propose an ownership transfer that ``person`` accepts (README "Ownership").
+    Ownership is accountability, so it takes the owner-to-be's consent: anyone may name
+    themselves; the system (imports, tasks) names anyone; IAM admins name other people directly
+    (audited in the change) — except reviewers and auditors, who are asked like everyone else, so
+    that nobody is made accountable for what they may also review or audit without knowing it."""
+    if _is_system(actor):
+        return True
+    user = _human(actor)
+    if getattr(person, "pk", None) == getattr(user, "pk", None):
+        return True
+    if has_role(person, Role.REVIEWER, Role.AUDITOR):
+        return False
+    return is_iam_admin(user)
 
 
 def can_manage_catalog(actor: Any) -> bool:

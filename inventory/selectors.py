@@ -62,6 +62,17 @@ def integrations_listed(user: Any) -> QuerySet[Integration]:
     )
 
 
+def open_transfers_prefetch() -> Prefetch:
+    """The owner roles waiting for consent, as ``open_transfers`` (shown by the API)."""
+    return Prefetch(
+        "transfers",
+        queryset=OwnershipTransfer.objects.filter(status=TransferStatus.PROPOSED)
+        .select_related("to_user")
+        .order_by("pk"),
+        to_attr="open_transfers",
+    )
+
+
 def rows_for_page(listed: QuerySet[Integration], page_ids: Sequence[int]) -> list[Integration]:
     """The full rows of one page, in the page's order. Lists are paged over a narrow query of
     ids (filters and sort touch only indexed columns, no joined owners or wide JSON), then this
@@ -113,6 +124,7 @@ def with_detail(qs: QuerySet[Integration]) -> QuerySet[Integration]:
         Prefetch("requested_scopes", queryset=Scope.objects.select_related("system")),
         "credentials",
         Prefetch("invokes", queryset=Integration.objects.only("id", "name", "status", "risk_tier")),
+        open_transfers_prefetch(),
     )
 
 

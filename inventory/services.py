@@ -7,15 +7,17 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from governance.actors import Actor
-from governance.audit import EventSpec, audit_record, audit_record_many, snapshot
-from governance.exceptions import Conflict, IllegalTransition, NotAllowed, ValidationFailed
+from governance.audit import EventSpec, accountable_human, audit_record, audit_record_many, snapshot
+from governance.exceptions import Conflict, IllegalTransition, NotAllowed, Unprocessable, ValidationFailed
 from governance.history import history_record_many
 from governance.models import User
 from governance.services import email_enqueue
+from governance.validators import SINGLE_LINE_MESSAGE, has_control_characters, single_line_errors
 from inventory import permissions, risk, signals
 from inventory.credentials import secret_problem
 from inventory.models import (
@@ -265,6 +267,11 @@ _PLAIN_FIELDS = (
     "ticket_ref",
     "tags",
 )
+# The owner roles: naming someone else in one may take their consent (``_owner_split``).
+OWNER_FIELDS = ("business_owner", "technical_owner", "backup_owner")
+# Fields shown on one line (and put in email subjects): no control characters.
+SINGLE_LINE_FIELDS = ("name", "vendor", "workload_identity", "ticket_ref", "tags")
+TAG_MAX_LENGTH = 50
 # Statuses in which the integration runs or is about to: a raised tier there needs a re-review.
 LIVE_STATUSES = (IntegrationStatus.ACTIVE, IntegrationStatus.PENDING)
 
@@ -274,8 +281,12 @@ def _errors_add(errors: dict[str, list[str]], field: str, message: str) -> None:
 
 
 def _validate(values: Mapping[str, Any], *, instance: Integration | None) -> None:
-    """Every rule on the input, whoever calls; all problems at once, each naming its field."""
+    """Every rule on the input, whoever calls; all problems at once, each naming its field.
+    Rules about the data beyond its form (an integration invoking itself, a secret-looking value,
+    dates out of order or in the future) go to ``unprocessable``: alone they are a 422 for the
+    API (input that matches the schema but cannot be acted on), with the others a 400."""
     errors: dict[str, list[str]] = {}
+    unprocessable: dict[str, list[str]] = {}
     merged = {f: getattr(instance, f) for f in _PLAIN_FIELDS} if instance else {}
     merged.update({k: v for k, v in values.items() if k in _PLAIN_FIELDS})
     for field in ("name", "purpose"):
@@ -308,21 +319,35 @@ def _validate(values: Mapping[str, Any], *, instance: Integration | None) -> Non
             _errors_add(errors, "requested_scopes", f"{scope.code} is retired and cannot be requested.")
     for other in values.get("invokes") or []:
         if instance is not None and other.pk == instance.pk:
-            _errors_add(errors, "invokes", "An integration cannot invoke itself.")
+            _errors_add(unprocessable, "invokes", "An integration cannot invoke itself.")
     if "tags" in values and not all(isinstance(t, str) for t in values["tags"] or []):
         _errors_add(errors, "tags", "Tags are short strings.")
+    elif any(len(t) > TAG_MAX_LENGTH for t in values.get("tags") or []):
+        _errors_add(errors, "tags", f"A tag is at most {TAG_MAX_LENGTH} characters.")
+    # Bounded lists (README "Limits"): what one integration may list.
+    for field, limit in (
+        ("tags", settings.INTEGRATION_MAX_TAGS),
+        ("credentials", settings.INTEGRATION_MAX_CREDENTIALS),
+        ("invokes", settings.INTEGRATION_MAX_INVOKES),
+    ):
+        count = len(values.get(field) or [])
+        if count > limit:
+            _errors_add(errors, field, f"At most {limit} per integration ({count} given).")
+    for field, messages in single_line_errors(values, SINGLE_LINE_FIELDS).items():
+        for message in messages:
+            _errors_add(errors, field, message)
     # No secret value anywhere (DESIGN.md invariant 3).
     for field in ("name", "vendor", "workload_identity", "ticket_ref"):
         problem = secret_problem(str(values.get(field) or ""))
         if problem:
-            _errors_add(errors, field, problem)
+            _errors_add(unprocessable, field, problem)
     problem = secret_problem(str(values.get("purpose") or ""), check_entropy=False)
     if problem:
-        _errors_add(errors, "purpose", problem)
+        _errors_add(unprocessable, "purpose", problem)
     for tag in values.get("tags") or []:
         problem = secret_problem(str(tag))
         if problem:
-            _errors_add(errors, "tags", problem)
+            _errors_add(unprocessable, "tags", problem)
     for index, cred in enumerate(values.get("credentials") or []):
         prefix = f"credentials.{index}"
         if cred.get("type") not in CredentialType.values:
@@ -330,18 +355,26 @@ def _validate(values: Mapping[str, Any], *, instance: Integration | None) -> Non
         identifier = str(cred.get("identifier") or "").strip()
         if not identifier:
             _errors_add(errors, f"{prefix}.identifier", "Give the key id, client id, account or fingerprint.")
+        elif has_control_characters(identifier):
+            _errors_add(errors, f"{prefix}.identifier", SINGLE_LINE_MESSAGE)
         problem = secret_problem(identifier)
         if problem:
-            _errors_add(errors, f"{prefix}.identifier", problem)
+            _errors_add(unprocessable, f"{prefix}.identifier", problem)
         created, expires = cred.get("created_at"), cred.get("expires_at")
         if created and expires and expires <= created:
-            _errors_add(errors, f"{prefix}.expires_at", "The expiry must be after the creation date.")
+            _errors_add(unprocessable, f"{prefix}.expires_at", "The expiry must be after the creation date.")
         rotated = cred.get("last_rotated_at")
         if rotated and rotated > timezone.now():
-            _errors_add(errors, f"{prefix}.last_rotated_at", "The last rotation cannot be in the future.")
+            _errors_add(unprocessable, f"{prefix}.last_rotated_at", "The last rotation cannot be in the future.")
     if errors:
+        for field, messages in unprocessable.items():
+            for message in messages:
+                _errors_add(errors, field, message)
         first = next(iter(errors.items()))
         raise ValidationFailed(f"{first[0]}: {first[1][0]}", errors=errors)
+    if unprocessable:
+        first = next(iter(unprocessable.items()))
+        raise Unprocessable(f"{first[0]}: {first[1][0]}", errors=unprocessable)
 
 
 def _credentials_set(integration: Integration, creds: Sequence[Mapping[str, Any]], user: User | None) -> None:
@@ -466,10 +499,73 @@ def _refresh_upstream(actor: Actor, integration: Integration) -> None:
         integrations_risk_refresh(actor=actor, integration_ids=ups, reason=f"{integration.name} changed")
 
 
+def _owner_split(
+    actor: Actor, values: Mapping[str, Any], instance: Integration | None
+) -> tuple[dict[str, Any], list[tuple[str, User]]]:
+    """Split the owner roles in ``values`` into those ``actor`` fills at once and those that take
+    the named person's consent (``permissions.may_name_owner_directly``). The latter are left
+    out of the returned values — on a new integration the actor holds the business owner role
+    until the named person accepts — and come back as ``(role, person)`` to propose."""
+    direct = dict(values)
+    consent: list[tuple[str, User]] = []
+    for role in OWNER_FIELDS:
+        person = values.get(role)
+        if person is None:
+            continue
+        if instance is not None and getattr(instance, f"{role}_id") == person.pk:
+            continue  # unchanged
+        if permissions.may_name_owner_directly(actor, person):
+            continue
+        consent.append((role, person))
+        if instance is not None:
+            del direct[role]  # stays as it is until the named person accepts
+        elif role == "business_owner":
+            holder = actor.user
+            if holder is None or not holder.is_active or holder.is_service_account:
+                raise NotAllowed(
+                    f"Naming {person.username} as business owner takes their consent; register it as your "
+                    "own person (or ask an IAM admin) and propose the transfer.",
+                    errors={role: [f"{person.username} must accept this role; it cannot be assigned directly."]},
+                )
+            direct[role] = holder
+        else:
+            direct[role] = None
+    return direct, consent
+
+
+def _owners_propose(actor: Actor, integration: Integration, consent: Sequence[tuple[str, User]], why: str) -> None:
+    """Ask each named person to take their role (an ``OwnershipTransfer`` they accept, with an
+    email), in the caller's transaction. Asking again for what already waits is a no-op; a role
+    already waiting for someone else's answer is a conflict naming the field."""
+    for role, person in consent:
+        waiting = (
+            OwnershipTransfer.objects.filter(integration=integration, role=role, status=TransferStatus.PROPOSED)
+            .select_related("to_user")
+            .first()
+        )
+        if waiting is not None:
+            if waiting.to_user_id == person.pk:
+                continue
+            message = (
+                f"The {OwnerRole(role).label.lower()} role already waits for {waiting.to_user.username}'s answer; "
+                "it must be accepted or declined first."
+            )
+            raise Conflict(message, errors={role: [message]})
+        ownership_transfer_propose(
+            actor=actor,
+            integration=integration,
+            to_user=person,
+            role=role,
+            reason=f"Named as {OwnerRole(role).label.lower()} {why}.",
+        )
+
+
 def integration_register(*, actor: Actor | User, values: Mapping[str, Any], submit: bool = False) -> Integration:
     """Register a new integration as a draft (``integration.registered``); with ``submit`` it
-    goes straight on to pending (``integration_submit``). Rules: see ``_validate``; no grant is
-    ever made here."""
+    goes straight on to pending (``integration_submit``), in the same transaction: a refused
+    submission leaves no draft behind. Rules: see ``_validate``; no grant is ever made here;
+    a person named in an owner role who must consent (``_owner_split``) is asked through an
+    ownership transfer, and the registering user holds the business owner role until then."""
     resolved = Actor.coerce(actor)
     if not permissions.can_register(resolved):
         raise NotAllowed("You may not register integrations.")
@@ -477,6 +573,7 @@ def integration_register(*, actor: Actor | User, values: Mapping[str, Any], subm
     if unknown:
         raise ValidationFailed.on(sorted(unknown)[0], "Unknown field.")
     _validate(values, instance=None)
+    values, consent = _owner_split(resolved, values, None)
     with transaction.atomic():
         integ = Integration(created_by=resolved.user if not resolved.is_system else None)
         for field in _PLAIN_FIELDS:
@@ -500,8 +597,9 @@ def integration_register(*, actor: Actor | User, values: Mapping[str, Any], subm
             owner=integ.business_owner,
             after=integration_snapshot(integ),
         )
-    if submit:
-        integ = integration_submit(actor=resolved, integration=integ)
+        _owners_propose(resolved, integ, consent, "when it was registered")
+        if submit:
+            integ = integration_submit(actor=resolved, integration=integ)
     return integ
 
 
@@ -520,7 +618,9 @@ def integration_update(
     owners and IAM admins only; a retired one is frozen; a pending one keeps its scopes until
     decided; on an active one added scopes are *requested* (``integration_scopes_added``), never
     granted, and removed scopes lose their grants at once. The risk is recomputed, here and
-    upstream; a raised tier on a live integration asks for a re-review."""
+    upstream; a raised tier on a live integration asks for a re-review. Naming someone else in
+    an owner role proposes a transfer they accept (``_owner_split``); the role is unchanged
+    until then."""
     resolved = Actor.coerce(actor)
     unknown = set(values) - set(INPUT_FIELDS)
     if unknown:
@@ -532,13 +632,14 @@ def integration_update(
         if locked.status == IntegrationStatus.RETIRED:
             raise Conflict(f"{locked.name} is retired; it cannot be changed.")
         _validate(values, instance=locked)
+        values, consent = _owner_split(resolved, values, locked)
         before = integration_snapshot(locked)
         old_scopes = {s.pk: s for s in locked.requested_scopes.all()}
         new_scopes = {s.pk: s for s in values["requested_scopes"]} if "requested_scopes" in values else old_scopes
         added = [s for pk, s in new_scopes.items() if pk not in old_scopes]
         removed = [pk for pk in old_scopes if pk not in new_scopes]
         if (added or removed) and locked.status == IntegrationStatus.PENDING:
-            raise ValidationFailed.on(
+            raise Unprocessable.on(
                 "requested_scopes",
                 "The scopes are being decided; wait for the decision (or ask the reviewers for changes) before changing them.",
             )
@@ -583,6 +684,7 @@ def integration_update(
                 sender=Integration, integration=locked, actor=resolved, added_scopes=added
             )
         _refresh_upstream(resolved, locked)
+        _owners_propose(resolved, locked, consent, "in a change of the integration")
     integration.refresh_from_db()
     return locked
 
@@ -602,7 +704,7 @@ def integration_submit(*, actor: Actor | User, integration: Integration, reason:
             )
         scopes = list(locked.requested_scopes.all())
         if not scopes:
-            raise ValidationFailed.on("requested_scopes", "Pick at least one scope to request before submitting.")
+            raise Unprocessable.on("requested_scopes", "Pick at least one scope to request before submitting.")
         updated = integration_transition(
             actor=resolved,
             integration=locked,
@@ -683,7 +785,7 @@ def integration_reactivate(*, actor: Actor | User, integration: Integration, rea
             )
         scopes = list(locked.requested_scopes.all())
         if not scopes:
-            raise ValidationFailed.on(
+            raise Unprocessable.on(
                 "requested_scopes", "Pick at least one scope to request before asking for reactivation."
             )
         integration_transition(
@@ -865,7 +967,13 @@ def integrations_orphan_for_user(*, actor: Actor | User, user: User) -> int:
                 EventSpec(
                     action="integration.orphaned",
                     target=t,
-                    owner=t.business_owner if t.business_owner_id != user.pk else user.manager,
+                    # The leaver answers for nothing any more: their manager, else whoever
+                    # deactivated them.
+                    owner=(
+                        t.business_owner
+                        if t.business_owner_id != user.pk
+                        else user.manager or accountable_human(resolved)
+                    ),
                     before={"orphaned": False},
                     after={"orphaned": True, "left": user.username},
                     reason=reason,
@@ -902,6 +1010,9 @@ def resource_system_save(
     is fixed once scopes use it (it is part of their codes)."""
     resolved = Actor.coerce(actor)
     _catalog_guard(resolved)
+    bad_lines = single_line_errors(values, ("code", "name"))
+    if bad_lines:
+        raise ValidationFailed(SINGLE_LINE_MESSAGE, errors=bad_lines)
     with transaction.atomic():
         if system is None:
             code = str(values.get("code") or "").strip()
@@ -928,6 +1039,8 @@ def resource_system_save(
             actor=resolved,
             action="resource_system.created" if before is None else "resource_system.changed",
             target=target,
+            # The catalog is the IAM team's: the admin changing it answers for the change.
+            owner=accountable_human(resolved),
             before=before,
             after=after,
         )
@@ -948,6 +1061,8 @@ def scope_save(
         _errors_add(errors, "access", f"Choose one of: {', '.join(AccessLevel.values)}.")
     if scope is None and not str(values.get("name") or "").strip():
         _errors_add(errors, "name", "This field is required.")
+    for field, messages in single_line_errors(values, ("name",)).items():
+        errors.setdefault(field, []).extend(messages)
     if errors:
         raise ValidationFailed(next(iter(errors.values()))[0], errors=errors)
     with transaction.atomic():
@@ -974,6 +1089,7 @@ def scope_save(
             actor=resolved,
             action="scope.created" if before is None else "scope.changed",
             target=target,
+            owner=accountable_human(resolved),
             before=before,
             after={"code": target.code, **snapshot(target, SCOPE_FIELDS)},
         )

@@ -16,6 +16,7 @@ urlpatterns = [
     path("<int:pk>/transfer/", views.integration_transfer, name="transfer-propose"),
     path("transfers/<int:pk>/", views.transfer_detail, name="transfer"),
     path("orphaned/", views.orphans, name="orphans"),
+    path("people/", views.people_search, name="people"),
     path("catalog/", views.catalog, name="catalog"),
     path("catalog/systems/new/", views.system_form, name="system-create"),
     path("catalog/systems/<int:pk>/", views.system_form, name="system-edit"),

@@ -3,20 +3,21 @@ service; domain errors from a form's service come back next to the field, input 
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Iterator
 from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_GET, require_POST
 
+from governance.csv_export import CsvRowWriter
 from governance.exceptions import DomainError, NotAllowed, ValidationFailed
 from governance.roles import is_auditor, is_iam_admin
+from governance.selectors import people_suggested
 from inventory import permissions, risk, selectors, services
 from inventory.api.serializers import rotation_status
 from inventory.filters import ORDERING_FIELDS, IntegrationFilter
@@ -28,8 +29,10 @@ from inventory.forms import (
     ScopeForm,
     TransferForm,
     apply_service_errors,
+    forget_refused_secrets,
+    people_options,
 )
-from inventory.models import Integration, IntegrationStatus, ResourceSystem, Scope
+from inventory.models import Integration, IntegrationStatus, ResourceSystem, Scope, TransferStatus
 
 PAGE_SIZE = 25
 
@@ -68,11 +71,6 @@ def integration_list(request: HttpRequest) -> HttpResponse:
     )
 
 
-class _Echo:
-    def write(self, value: str) -> str:
-        return value
-
-
 CSV_COLUMNS = [
     "id",
     "name",
@@ -97,7 +95,7 @@ CSV_COLUMNS = [
 
 def _csv(qs: Any) -> StreamingHttpResponse:
     """Streamed in chunks: the export of 100,000 rows never sits in memory."""
-    writer = csv.writer(_Echo())
+    writer = CsvRowWriter()  # neutralises formula cells (CSV injection)
 
     def rows() -> Iterator[str]:
         yield writer.writerow(CSV_COLUMNS)
@@ -159,9 +157,15 @@ def _form_page(request: HttpRequest, integration: Integration | None) -> HttpRes
                 apply_service_errors(exc, form, formset)
             except DomainError as exc:
                 form.add_error(None, exc.detail)
+                form.mark_errors()
             else:
                 messages.success(request, f"{saved.name} was {'submitted for approval' if submit else 'saved'}.")
+                _tell_waiting_owners(request, saved)
                 return redirect("inventory:detail", saved.pk)
+        # The page comes back with its errors: without any refused secret-looking value.
+        forget_refused_secrets(form)
+        for credential_form in formset.forms:
+            forget_refused_secrets(credential_form)
     else:
         initial: dict[str, Any] = {}
         cred_initial: list[dict[str, Any]] = []
@@ -215,6 +219,27 @@ def _form_page(request: HttpRequest, integration: Integration | None) -> HttpRes
     )
 
 
+def _tell_waiting_owners(request: HttpRequest, integration: Integration) -> None:
+    """Say which owner roles wait for the named person's consent (``integration_register`` /
+    ``integration_update`` proposed them instead of assigning them)."""
+    for t in integration.transfers.filter(status=TransferStatus.PROPOSED).select_related("to_user").order_by("pk"):
+        messages.info(
+            request,
+            f"{t.to_user.label} was asked to become the {t.get_role_display().lower()}; "
+            "the role is theirs once they accept.",
+        )
+
+
+@login_required
+@require_GET
+def people_search(request: HttpRequest) -> JsonResponse:
+    """Suggestions for the person fields (``inventory/people.js``): at most 10 active people
+    whose username or name contains ``q`` (2 characters or more), or, without ``q``, the
+    caller's colleagues. Only usernames and display names; never the whole directory."""
+    found = people_suggested(request.user, query=request.GET.get("q", "")[:100], limit=10)
+    return JsonResponse({"results": [{"username": p.username, "label": p.label} for p in found]})
+
+
 @login_required
 def integration_create(request: HttpRequest) -> HttpResponse:
     return _form_page(request, None)
@@ -261,6 +286,9 @@ def integration_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "can_retire": can_edit and integ.status != IntegrationStatus.RETIRED,
             "reason_form": ReasonForm(),
             "transfer_form": TransferForm(),
+            "people_options": people_options(user, integ.business_owner, integ.technical_owner, integ.backup_owner)
+            if can_edit
+            else [],
         },
     )
 

@@ -25,12 +25,13 @@ pytestmark = [
 def site(transactional_db: None, live_server: Any) -> str:
     from governance.actors import Actor
     from governance.demo import seed_people
+    from governance.models import User
     from governance.roles import roles_sync
     from inventory.demo import _seed_catalog
 
     roles_sync()
     seed_people()
-    _seed_catalog(Actor.system(on_behalf_of=None))
+    _seed_catalog(Actor.coerce(User.objects.get(username="ivan")))
     return str(live_server.url)
 
 
@@ -112,3 +113,40 @@ def test_business_user_registers_fixes_errors_and_submits(browser: Any, site: st
     page.goto(f"{site}/inventory/?status=pending")
     assert page.get_by_role("link", name="Deal desk copilot").is_visible()
     page.screenshot(path=str(SHOTS / "inventory-list.png"), full_page=True)
+
+
+def test_owners_are_found_by_typing_and_asked_to_accept(browser: Any, site: str) -> None:
+    """The owner fields are search boxes: the page suggests her colleagues, typing fetches more
+    (inventory/people.js, allowed by the Content-Security-Policy), and naming a colleague asks
+    them to accept."""
+    from inventory.models import Integration, OwnershipTransfer
+
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    problems: list[str] = []
+    page.on("console", lambda message: problems.append(message.text) if message.type == "error" else None)
+    page.goto(f"{site}/accounts/login/")
+    page.get_by_label("Username").fill("alice")
+    page.get_by_label("Password").fill("demo")
+    page.get_by_role("button", name="Sign in", exact=True).click()
+    page.wait_for_url(f"{site}/")
+    page.goto(f"{site}/inventory/new/")
+
+    assert page.locator("select#id_technical_owner").count() == 0
+    suggested = page.locator("#people-options option").evaluate_all("options => options.map(o => o.value)")
+    assert {"alice", "bob", "mark"} <= set(suggested) and "rita" not in suggested
+    page.get_by_label("Technical owner").fill("ri")
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('#people-options option')].some(o => o.value === 'rita')"
+    )
+    assert not [p for p in problems if "Content Security Policy" in p or "Refused" in p]
+
+    page.get_by_label("Name").fill("Pipeline helper")
+    page.get_by_label("Kind").select_option("agent")
+    page.get_by_label("Purpose").fill("Summarises the sales pipeline every Monday.")
+    page.get_by_label("Technical owner").fill("bob")
+    page.get_by_role("button", name="Save as draft").click()
+    page.wait_for_url(f"{site}/inventory/*/")
+    assert "was asked to become the technical owner" in page.content()
+    integ = Integration.objects.get(name="Pipeline helper")
+    assert integ.technical_owner is None
+    assert OwnershipTransfer.objects.get(integration=integ).to_user.username == "bob"

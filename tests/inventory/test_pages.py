@@ -50,7 +50,7 @@ def test_validation_errors_keep_every_input(owner: Any, web_as: Any, catalog: di
     client = web_as(owner)
     data = _form_data(
         catalog,
-        business_owner=str(owner.pk),
+        business_owner=owner.username,
         kind="",
         **{"cred-0-identifier": "ghp_16C7e42F292c6912E7710c838347Ae178B4a"},
     )
@@ -61,7 +61,9 @@ def test_validation_errors_keep_every_input(owner: Any, web_as: Any, catalog: di
     assert "Prepares deal summaries." in html
     assert f'value="{catalog["msgraph:Mail.Read"].pk}" id="scope-{catalog["msgraph:Mail.Read"].pk}" checked' in html
     assert 'value="confidential"' in html and "checked" in html
-    assert 'value="ghp_16C7e42F292c6912E7710c838347Ae178B4a"' in html  # shown back so it can be fixed, never stored
+    # The refused secret is neither stored nor sent back in the page (issue 9); the rest is kept.
+    assert "ghp_16C7e42F292c6912E7710c838347Ae178B4a" not in html
+    assert 'value="api_key" selected' in html
     assert 'id="id_cred-0-identifier-error"' in html and "GitHub token" in html
     assert 'id="id_kind-error"' in html
     assert 'aria-invalid="true"' in html
@@ -70,7 +72,7 @@ def test_validation_errors_keep_every_input(owner: Any, web_as: Any, catalog: di
 
 def test_owner_saves_a_draft_then_submits(owner: Any, web_as: Any, catalog: dict[str, Scope]) -> None:
     client = web_as(owner)
-    response = client.post(reverse("inventory:create"), _form_data(catalog, business_owner=str(owner.pk)))
+    response = client.post(reverse("inventory:create"), _form_data(catalog, business_owner=owner.username))
     assert response.status_code == 302
     integ = Integration.objects.get()
     assert integ.status == "draft" and integ.tags == ["sales", "pilot"]
@@ -84,7 +86,7 @@ def test_owner_saves_a_draft_then_submits(owner: Any, web_as: Any, catalog: dict
 
 def test_form_submit_button_registers_pending(owner: Any, web_as: Any, catalog: dict[str, Scope]) -> None:
     response = web_as(owner).post(
-        reverse("inventory:create"), _form_data(catalog, business_owner=str(owner.pk), action="submit")
+        reverse("inventory:create"), _form_data(catalog, business_owner=owner.username, action="submit")
     )
     assert response.status_code == 302
     assert Integration.objects.get().status == "pending"
@@ -176,7 +178,7 @@ def test_iam_admin_edits_anyones_integration_from_the_page(
     assert client.get(reverse("inventory:edit", args=[integ.pk])).status_code == 200
     data = _form_data(
         catalog,
-        business_owner=str(owner.pk),
+        business_owner=owner.username,
         name="Renamed by IAM",
         **{"requested_scopes": [str(catalog["msgraph:User.Read"].pk)]},
     )

@@ -256,7 +256,8 @@ def test_suspend_revokes_every_grant_at_once_audited_and_owners_emailed(
         == 1
     )
     assert AuditEvent.objects.filter(action="grant.revoked").count() == 3
-    assert sorted(OutboundEmail.objects.values_list("to_address", flat=True)) == [
+    suspended = OutboundEmail.objects.filter(key__startswith="integration-suspended:")
+    assert sorted(suspended.values_list("to_address", flat=True)) == [
         "owner@example.com",
         "tech@example.com",
     ]
