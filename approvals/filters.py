@@ -1,12 +1,10 @@
 from __future__ import annotations
 
-from typing import Any
-
 import django_filters
 from django.db.models import QuerySet
 
 from approvals.models import AccessRequest, RequestStatus, RequestType, StepAssignment
-from governance.filters import IdFilter
+from governance.filters import DateTimeFilter, IdFilter, StrictBooleanFilter
 from inventory.models import Grant, GrantStatus
 
 
@@ -15,7 +13,7 @@ class AccessRequestFilter(django_filters.FilterSet):
     type = django_filters.ChoiceFilter(choices=RequestType.choices)
     integration = IdFilter(field_name="integration__id", help_text="Integration id.")
     ticket_ref = django_filters.CharFilter(help_text="Exact ticket reference (e.g. CHG0012345).")
-    assigned_to_me = django_filters.BooleanFilter(
+    assigned_to_me = StrictBooleanFilter(
         method="filter_assigned", help_text="true: only requests with a step waiting for the caller's decision."
     )
 
@@ -23,7 +21,7 @@ class AccessRequestFilter(django_filters.FilterSet):
         model = AccessRequest
         fields = ["status", "type", "integration", "ticket_ref", "assigned_to_me"]
 
-    def filter_assigned(self, queryset: QuerySet[AccessRequest], name: str, value: Any) -> QuerySet[AccessRequest]:
+    def filter_assigned(self, queryset: QuerySet[AccessRequest], name: str, value: bool) -> QuerySet[AccessRequest]:
         user = self.request.user if self.request is not None else None
         mine = StepAssignment.objects.filter(user=user, is_open=True).values("step__request_id")
         return queryset.filter(pk__in=mine) if value else queryset.exclude(pk__in=mine)
@@ -32,12 +30,12 @@ class AccessRequestFilter(django_filters.FilterSet):
 class GrantFilter(django_filters.FilterSet):
     integration = IdFilter(field_name="integration__id", help_text="Integration id.")
     scope = django_filters.CharFilter(field_name="scope__code", help_text="Scope code, system:name.")
-    active = django_filters.BooleanFilter(method="filter_active", help_text="true: active grants; false: ended ones.")
-    expires_before = django_filters.IsoDateTimeFilter(field_name="expires_at", lookup_expr="lt")
+    active = StrictBooleanFilter(method="filter_active", help_text="true: active grants; false: ended ones.")
+    expires_before = DateTimeFilter(field_name="expires_at", lookup_expr="lt")
 
     class Meta:
         model = Grant
         fields = ["integration", "scope", "active", "expires_before"]
 
-    def filter_active(self, queryset: QuerySet[Grant], name: str, value: Any) -> QuerySet[Grant]:
+    def filter_active(self, queryset: QuerySet[Grant], name: str, value: bool) -> QuerySet[Grant]:
         return queryset.filter(status=GrantStatus.ACTIVE) if value else queryset.exclude(status=GrantStatus.ACTIVE)

@@ -733,9 +733,7 @@ def request_decide(
                 wanted = {s.pk for s in approved_scopes}
                 unknown = wanted - {s.pk for s in remaining}
                 if unknown:
-                    raise Unprocessable.on(
-                        "approved_scopes", "Approve only scopes that this request still asks for."
-                    )
+                    raise Unprocessable.on("approved_scopes", "Approve only scopes that this request still asks for.")
                 approved = [s for s in remaining if s.pk in wanted]
                 if not approved:
                     raise Unprocessable.on("approved_scopes", "Approve at least one scope, or reject the request.")

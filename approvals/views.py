@@ -29,6 +29,7 @@ from approvals.models import (
 )
 from governance.exceptions import DomainError
 from governance.roles import is_auditor, sees_everything
+from governance.urls_safety import safe_next
 from inventory.models import Grant, GrantStatus, RiskTier, Scope
 
 PAGE_SIZE = 50
@@ -148,9 +149,7 @@ def step_decide(request: HttpRequest, step_id: int) -> HttpResponse:
         ),
         pk=step_id,
     )
-    back = request.POST.get("next") or reverse("approvals:queue")
-    if not back.startswith("/"):
-        back = reverse("approvals:queue")
+    back = safe_next(request, reverse("approvals:queue"))
     try:
         message = _decide_from_post(request, step)
     except DomainError as exc:

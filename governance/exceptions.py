@@ -30,6 +30,18 @@ class ValidationFailed(DomainError):
         return cls(message, errors={field: [message]})
 
 
+class Unprocessable(ValidationFailed):
+    """Input that is well formed — it matches the API's published schema — but cannot be acted on:
+    it names something that does not exist (a username, a scope code, an id) or breaks a rule the
+    schema cannot state (approved scopes must be among the requested ones, an expiry within the
+    tier's maximum). The API answers 422, keeping 400 for input that breaks the schema itself;
+    the web shows it like any other invalid input."""
+
+    status = 422
+    title = "Unprocessable content"
+    type_slug = "unprocessable"
+
+
 class NotAllowed(DomainError):
     """The caller can see the object but may not take this action on it."""
 

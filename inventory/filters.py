@@ -7,6 +7,7 @@ from typing import Any
 import django_filters
 from django.db.models import Q, QuerySet
 
+from governance.filters import StrictBooleanFilter, StrictBooleanWidget
 from inventory.models import (
     DataClassification,
     Integration,
@@ -16,7 +17,7 @@ from inventory.models import (
 )
 
 
-class OrphanedWidget(django_filters.widgets.BooleanWidget):
+class OrphanedWidget(StrictBooleanWidget):
     def __init__(self, attrs: Any = None) -> None:
         super().__init__(attrs)
         self.choices = [("", "Any"), ("true", "Orphaned only"), ("false", "Not orphaned")]
@@ -44,7 +45,7 @@ class IntegrationFilter(django_filters.FilterSet):
         label="Data classification",
         empty_label="Any data",
     )
-    orphaned = django_filters.BooleanFilter(
+    orphaned = StrictBooleanFilter(
         widget=OrphanedWidget, help_text="Only integrations whose owner left (true) or not (false)."
     )
     ticket_ref = django_filters.CharFilter(label="Ticket", help_text="Exact ticket reference.")

@@ -850,7 +850,7 @@ def ownership_transfer_propose(
             raise Conflict(f"{locked.name} is retired.")
         current = getattr(locked, f"{role}_id")
         if current == to_user.pk:
-            raise ValidationFailed.on("to_user", f"{to_user.username} already is the {OwnerRole(role).label.lower()}.")
+            raise Unprocessable.on("to_user", f"{to_user.username} already is the {OwnerRole(role).label.lower()}.")
         try:
             with transaction.atomic():
                 transfer = OwnershipTransfer.objects.create(

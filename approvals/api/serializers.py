@@ -6,6 +6,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from approvals.models import AccessRequest, Decision, DecisionKind, RequestStep
+from governance.api.input import StrictInputMixin
 from inventory.models import Grant, GrantStatus
 
 
@@ -96,7 +97,10 @@ class AccessRequestDetailSerializer(AccessRequestSerializer):
         read_only_fields = fields
 
 
-class AccessRequestDecisionInSerializer(serializers.Serializer[Any]):
+class AccessRequestDecisionInSerializer(StrictInputMixin, serializers.Serializer[Any]):
+    # The service refuses a reject or request_changes without a comment; the schema says so too.
+    required_when = {"comment": ("decision", (DecisionKind.REJECT, DecisionKind.REQUEST_CHANGES))}
+
     decision = serializers.ChoiceField(choices=DecisionKind.choices)
     comment = serializers.CharField(
         required=False,
@@ -109,6 +113,7 @@ class AccessRequestDecisionInSerializer(serializers.Serializer[Any]):
         child=serializers.CharField(min_length=3, max_length=170),
         required=False,
         allow_empty=False,
+        min_length=1,
         help_text="Scope codes to approve (a subset of the requested ones); default all.",
     )
     expires_at = serializers.DateTimeField(required=False, help_text="An earlier expiry than the tier's default.")
@@ -117,7 +122,7 @@ class AccessRequestDecisionInSerializer(serializers.Serializer[Any]):
     )
 
 
-class AccessRequestWithdrawInSerializer(serializers.Serializer[Any]):
+class AccessRequestWithdrawInSerializer(StrictInputMixin, serializers.Serializer[Any]):
     reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
 
 
@@ -152,5 +157,5 @@ class GrantSerializer(serializers.ModelSerializer[Grant]):
         return grant.status == GrantStatus.ACTIVE
 
 
-class GrantRevokeInSerializer(serializers.Serializer[Any]):
+class GrantRevokeInSerializer(StrictInputMixin, serializers.Serializer[Any]):
     reason = serializers.CharField(min_length=1, max_length=2000)

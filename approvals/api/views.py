@@ -25,7 +25,7 @@ from approvals.api.serializers import (
 from approvals.filters import AccessRequestFilter, GrantFilter
 from approvals.models import AccessRequest
 from approvals.permissions import can_revoke_grant
-from governance.exceptions import NotAllowed, ValidationFailed
+from governance.exceptions import NotAllowed, Unprocessable
 from inventory.models import Grant, Scope
 from inventory.services import grant_revoke
 
@@ -72,7 +72,7 @@ class AccessRequestViewSet(viewsets.ReadOnlyModelViewSet[AccessRequest]):
             scopes = list(Scope.objects.filter(code__in=codes))
             missing = sorted(set(codes) - {s.code for s in scopes})
             if missing:
-                raise ValidationFailed.on("approved_scopes", f"Unknown scope(s): {', '.join(missing)}.")
+                raise Unprocessable.on("approved_scopes", f"Unknown scope(s): {', '.join(missing)}.")
         made = services.request_decide(
             actor=request.user,
             request=req,

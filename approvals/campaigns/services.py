@@ -264,7 +264,7 @@ def campaign_create(
     if not resolved.is_system and not permissions.can_manage_definitions(resolved.user):
         raise NotAllowed("Only IAM admins start campaigns.")
     if not definition.is_active:
-        raise ValidationFailed.on("definition", "This definition is inactive.")
+        raise Unprocessable.on("definition", "This definition is inactive.")
     if has_control_characters(name or ""):
         raise ValidationFailed.on("name", SINGLE_LINE_MESSAGE)
     with transaction.atomic():

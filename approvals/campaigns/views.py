@@ -5,7 +5,6 @@ the report with its chart and CSV export. Views parse input, fetch through the s
 
 from __future__ import annotations
 
-import csv
 from collections import OrderedDict
 from collections.abc import Iterator
 from datetime import date, timedelta
@@ -27,8 +26,10 @@ from approvals.campaigns import permissions, selectors, services
 from approvals.campaigns.forms import DecideForm, DefinitionForm
 from approvals.campaigns.models import UNDECIDED, Campaign, CampaignStatus, ItemStatus, ReviewItem
 from approvals.campaigns.recommend import recommend
+from governance.csv_export import CsvRowWriter
 from governance.exceptions import DomainError
 from governance.roles import Role, has_role
+from governance.urls_safety import safe_next
 from inventory.models import Credential, Grant
 
 PAGE_SIZE = 50
@@ -286,9 +287,7 @@ def review(request: HttpRequest) -> HttpResponse:
 def review_decide(request: HttpRequest) -> HttpResponse:
     """Decide one item or every ticked item with one comment."""
     form = DecideForm(request.POST)
-    back = request.POST.get("next") or reverse("campaigns:review")
-    if not back.startswith("/"):
-        back = reverse("campaigns:review")
+    back = safe_next(request, reverse("campaigns:review"))
     if not form.is_valid():
         messages.error(request, "Tick at least one item and choose a decision.")
         return redirect(back)
@@ -420,11 +419,6 @@ def campaign_report(request: HttpRequest, pk: int) -> HttpResponse:
     )
 
 
-class _Echo:
-    def write(self, value: str) -> str:
-        return value
-
-
 CSV_HEADER = [
     "campaign",
     "item_id",
@@ -452,7 +446,7 @@ CSV_HEADER = [
 
 
 def _csv_rows(campaign: Campaign) -> Iterator[str]:
-    writer = csv.writer(_Echo())
+    writer = CsvRowWriter()  # neutralises formula cells (CSV injection)
     yield writer.writerow(CSV_HEADER)
     rows = (
         ReviewItem.objects.filter(campaign=campaign)

@@ -3,6 +3,7 @@ and 403, and (through ``governance.views.server_error``) unhandled 500s."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
@@ -12,6 +13,7 @@ from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
 from governance.exceptions import DomainError, RateLimited
+from governance.webhooks.throttles import auth_failure_record
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 TYPE_BASE = "https://ai-governance-portal.dev/problems/"
@@ -24,6 +26,7 @@ _TITLES = {
     405: ("Method not allowed", "method-not-allowed"),
     406: ("Not acceptable", "not-acceptable"),
     409: ("Conflict", "conflict"),
+    413: ("Content too large", "content-too-large"),
     415: ("Unsupported media type", "unsupported-media-type"),
     422: ("Unprocessable content", "unprocessable"),
     429: ("Too many requests", "rate-limited"),
@@ -71,7 +74,11 @@ def _flatten(detail: Any, prefix: str = "") -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     if isinstance(detail, dict):
         for key, value in detail.items():
-            name = "non_field_errors" if key in ("non_field_errors", "__all__") and not prefix else f"{prefix}{key}"
+            if key in ("non_field_errors", "__all__"):
+                # A nested object's or list's own error (e.g. too many items) names that field.
+                name = prefix.rstrip(".") or "non_field_errors"
+            else:
+                name = f"{prefix}{key}"
             for k, v in _flatten(value, f"{name}.").items():
                 out.setdefault(k, []).extend(v)
             if not isinstance(value, (dict, list)):
@@ -94,6 +101,28 @@ def _summary(errors: dict[str, list[str]]) -> str:
     return "; ".join(parts[:5]) or "Invalid input."
 
 
+# Error codes of input that matches the published schema but cannot be acted on: a reference to
+# something that does not exist (DRF's related fields), or a rule the schema cannot state (raised
+# with this code by serializers). Such input is a 422; anything else breaks the schema: a 400.
+UNPROCESSABLE_CODES = frozenset({"does_not_exist", "unprocessable"})
+
+
+def _only_semantic(codes: Any) -> bool:
+    """Whether every error code in DRF's nested ``get_codes()`` structure is in UNPROCESSABLE_CODES."""
+    stack, seen = [codes], 0
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+        else:
+            seen += 1
+            if node not in UNPROCESSABLE_CODES:
+                return False
+    return seen > 0
+
+
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, DomainError):
         set_rollback()
@@ -109,14 +138,20 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if not isinstance(exc, exceptions.APIException):
         return None  # a real bug: Django's handler500 answers with a problem document
     set_rollback()
+    if isinstance(exc, (exceptions.NotAuthenticated, exceptions.AuthenticationFailed)) and context.get("request"):
+        # Refused for its credentials: counts against the address (governance.webhooks.throttles).
+        auth_failure_record(context["request"])
     headers: dict[str, str] = {}
     if getattr(exc, "auth_header", None):
         headers["WWW-Authenticate"] = exc.auth_header  # type: ignore[attr-defined]
-    if getattr(exc, "wait", None):
-        headers["Retry-After"] = str(int(exc.wait))  # type: ignore[attr-defined]
+    if isinstance(exc, exceptions.Throttled):
+        # Always sent with a 429 (the schema says so), in whole seconds, at least 1.
+        headers["Retry-After"] = str(max(1, math.ceil(exc.wait or 0)))
     code = exc.status_code
     if isinstance(exc, exceptions.ValidationError):
         errors = _flatten(exc.detail)
+        if _only_semantic(exc.get_codes()):
+            code = status.HTTP_422_UNPROCESSABLE_ENTITY
         body = problem_body(status=code, detail=_summary(errors), errors=errors)
     else:
         detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)

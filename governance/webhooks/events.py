@@ -52,6 +52,8 @@ EVENT_TYPES: tuple[str, ...] = (
     "campaign.closed",
     "review_item.assigned",
     "review_item.decided",
+    # A signed checkpoint of the audit chain (governance.anchoring): a subscriber is a witness.
+    "audit.checkpoint",
 )
 ENTITIES = frozenset(t.split(".")[0] for t in EVENT_TYPES)
 # A pattern that stands for several actions (API.md names "access_request.decided").

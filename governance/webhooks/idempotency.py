@@ -50,11 +50,12 @@ class IdempotencyMiddleware:
         caller = _caller(request)
         if not caller:
             return self.get_response(request)  # not authenticated: the view answers 401
-        if len(key) > MAX_KEY_LENGTH or not key.isascii():
+        # Printable ASCII (as the schema's pattern says): no control character in a stored key.
+        if len(key) > MAX_KEY_LENGTH or any(not " " <= ch <= "~" for ch in key):
             return problem_response(
                 status=400,
-                detail=f"{HEADER}: at most {MAX_KEY_LENGTH} ASCII characters.",
-                errors={HEADER: [f"At most {MAX_KEY_LENGTH} ASCII characters."]},
+                detail=f"{HEADER}: at most {MAX_KEY_LENGTH} printable ASCII characters.",
+                errors={HEADER: [f"At most {MAX_KEY_LENGTH} printable ASCII characters."]},
             )
         body_hash = hashlib.sha256(request.path.encode() + b"\n" + request.body).hexdigest()
         record, replay = self._claim(caller, key, body_hash, request)

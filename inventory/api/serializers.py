@@ -6,10 +6,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
+from django.core.validators import MaxLengthValidator
 from django.utils import timezone
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from governance.api.input import StrictInputMixin
 from governance.models import User
+from governance.validators import validate_single_line
 from inventory.models import (
     AccessLevel,
     Credential,
@@ -20,6 +25,7 @@ from inventory.models import (
     OwnershipTransfer,
     Scope,
     Sensitivity,
+    TransferStatus,
 )
 from inventory.risk import ROTATION_MAX_AGE
 from inventory.selectors import integrations_for
@@ -39,7 +45,9 @@ class ScopeSerializer(serializers.ModelSerializer[Scope]):
 class CredentialSerializer(serializers.ModelSerializer[Credential]):
     type = serializers.ChoiceField(choices=CredentialType.choices)
     identifier = serializers.CharField(
-        max_length=200, help_text="Key id, client id, account or fingerprint — never the secret value."
+        max_length=200,
+        validators=[validate_single_line],
+        help_text="Key id, client id, account or fingerprint — never the secret value.",
     )
     created_at = serializers.DateTimeField(required=False)
     expires_at = serializers.DateTimeField(
@@ -61,6 +69,17 @@ class RiskFactorSerializer(serializers.Serializer[dict[str, Any]]):
 _USERS = User.objects.filter(is_active=True, is_service_account=False)
 
 
+class PendingTransferSerializer(serializers.ModelSerializer[OwnershipTransfer]):
+    """An owner role waiting for the named person's consent."""
+
+    to_user = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    class Meta:
+        model = OwnershipTransfer
+        fields = ["id", "role", "to_user", "created_at"]
+        read_only_fields = fields
+
+
 class IntegrationSerializer(serializers.ModelSerializer[Integration]):
     """An integration as the API shows it."""
 
@@ -73,6 +92,9 @@ class IntegrationSerializer(serializers.ModelSerializer[Integration]):
     invokes = serializers.PrimaryKeyRelatedField(many=True, read_only=True)
     tags = serializers.ListField(child=serializers.CharField())
     risk_factors = RiskFactorSerializer(many=True, read_only=True)
+    pending_transfers = serializers.SerializerMethodField(
+        help_text="Owner roles proposed to someone who has not answered yet (they change once accepted)."
+    )
 
     class Meta:
         model = Integration
@@ -100,19 +122,34 @@ class IntegrationSerializer(serializers.ModelSerializer[Integration]):
             "risk_tier",
             "risk_factors",
             "orphaned",
+            "pending_transfers",
             "created_at",
             "updated_at",
         ]
         read_only_fields = fields
 
+    @extend_schema_field(PendingTransferSerializer(many=True))
+    def get_pending_transfers(self, obj: Integration) -> list[dict[str, Any]]:
+        # Prefetched by the selectors (``open_transfers``); read here only when it was not.
+        rows = getattr(obj, "open_transfers", None)
+        if rows is None:
+            rows = obj.transfers.filter(status=TransferStatus.PROPOSED).select_related("to_user").order_by("pk")
+        return list(PendingTransferSerializer(rows, many=True).data)
 
-class IntegrationWriteSerializer(serializers.Serializer[dict[str, Any]]):
+
+class IntegrationWriteSerializer(StrictInputMixin, serializers.Serializer[dict[str, Any]]):
     """What an owner sends to register (POST) or change (PATCH) an integration."""
 
-    name = serializers.CharField(max_length=150)
+    name = serializers.CharField(max_length=150, validators=[validate_single_line])
     kind = serializers.ChoiceField(choices=Integration._meta.get_field("kind").choices)
     purpose = serializers.CharField()
-    vendor = serializers.CharField(max_length=120, required=False, allow_blank=True, help_text="Empty for in-house.")
+    vendor = serializers.CharField(
+        max_length=120,
+        required=False,
+        allow_blank=True,
+        validators=[validate_single_line],
+        help_text="Empty for in-house.",
+    )
     environment = serializers.ChoiceField(choices=Integration._meta.get_field("environment").choices, required=False)
     business_owner = serializers.SlugRelatedField(
         slug_field="username", queryset=_USERS, required=False, help_text="Username; default: you."
@@ -133,13 +170,25 @@ class IntegrationWriteSerializer(serializers.Serializer[dict[str, Any]]):
         required=False,
         help_text="Scope codes.",
     )
-    workload_identity = serializers.CharField(max_length=300, required=False, allow_blank=True)
-    credentials = CredentialSerializer(many=True, required=False)
-    invokes = serializers.PrimaryKeyRelatedField(
-        many=True, queryset=Integration.objects.none(), required=False, help_text="Ids of integrations it calls."
+    workload_identity = serializers.CharField(
+        max_length=300, required=False, allow_blank=True, validators=[validate_single_line]
     )
-    ticket_ref = serializers.CharField(max_length=100, required=False, allow_blank=True)
-    tags = serializers.ListField(child=serializers.CharField(max_length=50), required=False)
+    credentials = CredentialSerializer(many=True, required=False, max_length=settings.INTEGRATION_MAX_CREDENTIALS)
+    # Built by hand to carry the limit (``many=True`` passes no validators to the list).
+    invokes = serializers.ManyRelatedField(
+        child_relation=serializers.PrimaryKeyRelatedField(queryset=Integration.objects.none()),
+        required=False,
+        validators=[MaxLengthValidator(settings.INTEGRATION_MAX_INVOKES)],
+        help_text="Ids of integrations it calls.",
+    )
+    ticket_ref = serializers.CharField(
+        max_length=100, required=False, allow_blank=True, validators=[validate_single_line]
+    )
+    tags = serializers.ListField(
+        child=serializers.CharField(max_length=50, validators=[validate_single_line]),
+        required=False,
+        max_length=settings.INTEGRATION_MAX_TAGS,
+    )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -155,15 +204,15 @@ class IntegrationCreateSerializer(IntegrationWriteSerializer):
     )
 
 
-class ReasonSerializer(serializers.Serializer[dict[str, Any]]):
+class ReasonSerializer(StrictInputMixin, serializers.Serializer[dict[str, Any]]):
     reason = serializers.CharField(help_text="Why; recorded in the audit trail.")
 
 
-class OptionalReasonSerializer(serializers.Serializer[dict[str, Any]]):
+class OptionalReasonSerializer(StrictInputMixin, serializers.Serializer[dict[str, Any]]):
     reason = serializers.CharField(required=False, allow_blank=True, default="")
 
 
-class TransferProposeSerializer(serializers.Serializer[dict[str, Any]]):
+class TransferProposeSerializer(StrictInputMixin, serializers.Serializer[dict[str, Any]]):
     to_user = serializers.SlugRelatedField(
         slug_field="username", queryset=_USERS, help_text="Username of the proposed owner."
     )

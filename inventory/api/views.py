@@ -14,6 +14,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer
 
+from governance.filters import IdFilter
 from inventory import selectors, services
 from inventory.api.serializers import (
     HistoryEntrySerializer,
@@ -27,10 +28,16 @@ from inventory.api.serializers import (
     TransferProposeSerializer,
 )
 from inventory.filters import ORDERING_FIELDS, IntegrationFilter
-from inventory.models import AccessLevel, Integration, OwnershipTransfer, Scope, Sensitivity
+from inventory.models import AccessLevel, Integration, OwnershipTransfer, Scope, Sensitivity, TransferStatus
 
 _PROBLEM = OpenApiResponse(description="Problem details (application/problem+json).")
 _ERRORS = {400: _PROBLEM, 403: _PROBLEM, 404: _PROBLEM, 409: _PROBLEM}
+_OWNERS_NOTE = (
+    "Owners are usernames. Naming another person as business, technical or backup owner takes their "
+    "consent: the role is proposed to them (an ownership transfer, with an email) and changes when they "
+    "accept; until then a new integration's business owner is you. `pending_transfers` in the answer lists "
+    "what waits. IAM admins name business users directly; reviewers and auditors are always asked."
+)
 
 
 class ScopeFilter(django_filters.FilterSet):
@@ -64,7 +71,12 @@ class ScopeViewSet(viewsets.ReadOnlyModelViewSet[Scope]):
 
 
 def _out(integration: Integration, request: Request, code: int = status.HTTP_200_OK) -> Response:
-    fresh = selectors.integration_detail(request.user).get(pk=integration.pk)
+    fresh = selectors.integration_detail(request.user).filter(pk=integration.pk).first()
+    if fresh is None:
+        # The caller's own change took them out of the owners (e.g. a technical owner who removed
+        # themselves): answer with the state they produced, which they saw a moment ago, rather
+        # than a 500 that would roll their change back.
+        fresh = selectors.with_detail(Integration.objects.filter(pk=integration.pk)).get()
     return Response(IntegrationSerializer(fresh, context={"request": request}).data, status=code)
 
 
@@ -103,11 +115,13 @@ class IntegrationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
         ids = self.filter_queryset(selectors.integrations_for(request.user)).values_list("pk", flat=True)
         page_ids = self.paginate_queryset(ids)
         assert page_ids is not None
-        rows = selectors.rows_for_page(selectors.integrations_listed(request.user), list(page_ids))
+        listed = selectors.integrations_listed(request.user).prefetch_related(selectors.open_transfers_prefetch())
+        rows = selectors.rows_for_page(listed, list(page_ids))
         return self.get_paginated_response(IntegrationSerializer(rows, many=True, context={"request": request}).data)
 
     @extend_schema(
         summary="Register an integration (a draft, or submitted with submit=true)",
+        description=_OWNERS_NOTE,
         request=IntegrationCreateSerializer,
         responses={201: IntegrationSerializer, 400: _PROBLEM, 403: _PROBLEM},
     )
@@ -124,6 +138,7 @@ class IntegrationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
 
     @extend_schema(
         summary="Change an integration (new scopes are requested, never granted)",
+        description=_OWNERS_NOTE,
         request=IntegrationWriteSerializer,
         responses={200: IntegrationSerializer, **_ERRORS},
     )
@@ -211,11 +226,21 @@ class IntegrationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
         summary="Every recorded change: who, when, what changed (newest first)",
         responses={200: HistoryEntrySerializer(many=True), 404: _PROBLEM},
     )
-    @action(detail=True, methods=["get"], filterset_class=None, pagination_class=None, ordering=None)
+    @action(detail=True, methods=["get"], filter_backends=[], pagination_class=None)
     def history(self, request: Request, pk: str | None = None) -> Response:
         integ = self.get_object()
         entries = selectors.integration_timeline(integ)
         return Response(HistoryEntrySerializer(entries, many=True).data)
+
+
+class OwnershipTransferFilter(django_filters.FilterSet):
+    status = django_filters.ChoiceFilter(choices=TransferStatus.choices)
+    # An unknown id lists nothing (a ModelChoiceFilter answered it with a 400).
+    integration = IdFilter(field_name="integration__id", help_text="Integration id.")
+
+    class Meta:
+        model = OwnershipTransfer
+        fields = ["status", "integration"]
 
 
 @extend_schema_view(
@@ -224,7 +249,7 @@ class IntegrationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
 )
 class OwnershipTransferViewSet(viewsets.ReadOnlyModelViewSet[OwnershipTransfer]):
     serializer_class = OwnershipTransferSerializer
-    filterset_fields = ["status", "integration"]
+    filterset_class = OwnershipTransferFilter
     ordering = ["-created_at"]
     ordering_fields = ["created_at"]
 

@@ -129,7 +129,8 @@ def test_api_refuses_secret_looking_credential_naming_the_field(owner: Any, api_
         "credentials": [{"type": "api_key", "identifier": "sk-proj-abcdefghijklmnop1234567890"}],
     }
     response = api_as(owner).post("/api/v1/integrations/", body, format="json")
-    assert response.status_code == 400
+    # Well-formed (the schema cannot tell a secret from an identifier): a 422, not a 400.
+    assert response.status_code == 422
     problem = response.json()
     assert "credentials.0.identifier" in problem["errors"]
     assert "secret" in problem["errors"]["credentials.0.identifier"][0]

@@ -3,11 +3,23 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth.models import Group
+from django.core.validators import RegexValidator
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from approvals.campaigns.models import Campaign, CampaignDefinition, Decision, ReviewItem
+from approvals.campaigns.models import Campaign, CampaignDefinition, Decision, ReviewerRule, ReviewItem
+from governance.api.input import StrictInputMixin, trimmed_pattern
+from governance.api.schema import GROUP_NAMES
 from governance.models import User
-from inventory.models import ResourceSystem
+from governance.roles import ASSIGNABLE_GROUPS
+from governance.validators import validate_single_line
+from inventory.models import IntegrationKind, ResourceSystem, RiskTier, Sensitivity
+
+# The shape of a five-field cron expression (what ``services.cron_valid`` then parses); DRF
+# strips the ends first, so the published pattern allows whitespace around it. A value of this
+# shape that croniter still refuses ("61 * * * *") is a 422.
+_CRON_FIELD = "[0-9A-Za-z*?,/#-]+"
+CRON_PATTERN = trimmed_pattern(f"{_CRON_FIELD}(?: +{_CRON_FIELD}){{4}}", blank=True)
 
 
 class _Username(serializers.SlugRelatedField):
@@ -17,16 +29,22 @@ class _Username(serializers.SlugRelatedField):
         super().__init__(**kwargs)
 
 
+@extend_schema_field({"type": "string", "enum": [*GROUP_NAMES, None]})
 class _GroupName(serializers.SlugRelatedField):
+    """A role or reviewer pool by name (the schema lists them: they are fixed in code)."""
+
     def __init__(self, **kwargs: Any) -> None:
         kwargs.setdefault("slug_field", "name")
-        kwargs.setdefault("queryset", Group.objects.all())
+        kwargs.setdefault("queryset", Group.objects.filter(name__in=ASSIGNABLE_GROUPS))
         kwargs.setdefault("required", False)
         kwargs.setdefault("allow_null", True)
         super().__init__(**kwargs)
 
 
-class CampaignDefinitionSerializer(serializers.ModelSerializer[CampaignDefinition]):
+class CampaignDefinitionSerializer(StrictInputMixin, serializers.ModelSerializer[CampaignDefinition]):
+    # The service refuses the "group" rule without its group; the schema says so too.
+    required_when = {"reviewer_group": ("reviewer_rule", (ReviewerRule.GROUP,))}
+
     owner = _Username()
     reviewer_group = _GroupName()
     fallback_group = _GroupName()
@@ -36,10 +54,12 @@ class CampaignDefinitionSerializer(serializers.ModelSerializer[CampaignDefinitio
     resource_systems = serializers.SlugRelatedField(
         slug_field="code", queryset=ResourceSystem.objects.all(), many=True, required=False
     )
-    risk_tiers = serializers.ListField(child=serializers.CharField(), required=False)
-    kinds = serializers.ListField(child=serializers.CharField(), required=False)
-    vendors = serializers.ListField(child=serializers.CharField(), required=False)
-    sensitivities = serializers.ListField(child=serializers.CharField(), required=False)
+    risk_tiers = serializers.ListField(child=serializers.ChoiceField(choices=RiskTier.choices), required=False)
+    kinds = serializers.ListField(child=serializers.ChoiceField(choices=IntegrationKind.choices), required=False)
+    vendors = serializers.ListField(
+        child=serializers.CharField(max_length=120, validators=[validate_single_line]), required=False
+    )
+    sensitivities = serializers.ListField(child=serializers.ChoiceField(choices=Sensitivity.choices), required=False)
     reminder_days = serializers.ListField(child=serializers.IntegerField(min_value=1), required=False)
 
     class Meta:
@@ -76,6 +96,12 @@ class CampaignDefinitionSerializer(serializers.ModelSerializer[CampaignDefinitio
             "updated_at",
         ]
         read_only_fields = ["id", "created_at", "updated_at"]
+        extra_kwargs = {
+            "name": {"validators": [validate_single_line]},
+            "duration_days": {"min_value": 1},
+            "escalate_days_before": {"min_value": 1},
+            "recurrence": {"validators": [validate_single_line, RegexValidator(CRON_PATTERN)]},
+        }
 
 
 class CampaignSerializer(serializers.ModelSerializer[Campaign]):
@@ -116,9 +142,9 @@ class CampaignSerializer(serializers.ModelSerializer[Campaign]):
         return int(obj.processed * 100 / obj.total_expected) if obj.total_expected else 0
 
 
-class CampaignCreateSerializer(serializers.Serializer[Any]):
+class CampaignCreateSerializer(StrictInputMixin, serializers.Serializer[Any]):
     definition = serializers.PrimaryKeyRelatedField(queryset=CampaignDefinition.objects.all())
-    name = serializers.CharField(required=False, allow_blank=True, max_length=200)
+    name = serializers.CharField(required=False, allow_blank=True, max_length=200, validators=[validate_single_line])
     launch = serializers.BooleanField(required=False, default=False, help_text="Launch at once.")
 
 
@@ -170,6 +196,9 @@ class ReviewItemSerializer(serializers.ModelSerializer[ReviewItem]):
         return obj.covered_grant_ids()
 
 
-class DecisionInSerializer(serializers.Serializer[Any]):
+class DecisionInSerializer(StrictInputMixin, serializers.Serializer[Any]):
+    # The service refuses a revoke without a comment; the schema says so too.
+    required_when = {"comment": ("decision", (Decision.REVOKE,))}
+
     decision = serializers.ChoiceField(choices=Decision.choices)
     comment = serializers.CharField(required=False, allow_blank=True, default="", max_length=4000)

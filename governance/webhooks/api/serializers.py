@@ -2,12 +2,17 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.validators import RegexValidator
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from governance.api.input import StrictInputMixin
+from governance.api.schema import WEBHOOK_URL_SYNTAX
 from governance.validators import validate_single_line
+from governance.webhooks.events import ALIASES, ENTITIES, EVENT_TYPES
 from governance.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookSubscription
+
+SUBSCRIBABLE_PATTERNS = ["*", *sorted(ALIASES), *sorted(f"{entity}.*" for entity in ENTITIES), *EVENT_TYPES]
 
 
 class WebhookSubscriptionSerializer(serializers.ModelSerializer[WebhookSubscription]):
@@ -38,11 +43,30 @@ class WebhookSubscriptionCreatedSerializer(WebhookSubscriptionSerializer):
         return str(self.context.get("secret", ""))
 
 
+class _PatternList(serializers.ListField):
+    """A list whose refused items are reported under the field itself (``event_types``), as the
+    subscription page and the service do, rather than per index."""
+
+    def run_child_validation(self, data: list[Any]) -> list[Any]:
+        try:
+            return super().run_child_validation(data)  # type: ignore[no-any-return]
+        except serializers.ValidationError as exc:
+            detail = exc.detail if isinstance(exc.detail, dict) else {}
+            raise serializers.ValidationError([str(m) for messages in detail.values() for m in messages]) from None
+
+
 class WebhookSubscriptionCreateSerializer(StrictInputMixin, serializers.Serializer[Any]):
     name = serializers.CharField(max_length=100, validators=[validate_single_line])
-    target_url = serializers.URLField(max_length=500)
-    event_types = serializers.ListField(
-        child=serializers.CharField(max_length=80),
+    target_url = serializers.URLField(max_length=500, validators=[RegexValidator(WEBHOOK_URL_SYNTAX)])
+    # Every pattern the catalog admits (governance.webhooks.events.pattern_problem), as an enum:
+    # "*", each alias, each entity's "entity.*" and each event type.
+    event_types = _PatternList(
+        child=serializers.ChoiceField(
+            choices=SUBSCRIBABLE_PATTERNS,
+            error_messages={
+                "invalid_choice": "'{input}' is not an event type pattern (examples: integration.*, grant.revoked, *)."
+            },
+        ),
         min_length=1,
         max_length=50,
         help_text="Patterns such as integration.*, access_request.decided, grant.revoked, or *.",
