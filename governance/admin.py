@@ -249,7 +249,9 @@ class UserAdmin(NoHistoryRevert, SimpleHistoryAdmin, BaseUserAdmin):  # type: ig
         }
         return TemplateResponse(request, "admin/governance/user/set_roles.html", context)
 
-    @admin.action(description="Deactivate selected accounts (leavers): orphan their integrations", permissions=["change"])
+    @admin.action(
+        description="Deactivate selected accounts (leavers): orphan their integrations", permissions=["change"]
+    )
     def deactivate_users(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
         done = 0
         for user in queryset.filter(is_active=True):

@@ -8,13 +8,18 @@ class GovernanceConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from governance import panels, portal, roles, scheduling
+        from governance import accounts, panels, portal, roles, scheduling
         from governance.api import schema  # noqa: F401  (registers OpenAPI extensions)
 
         post_migrate.connect(roles.roles_sync, dispatch_uid="governance.roles_sync")
         post_migrate.connect(scheduling.schedules_sync, dispatch_uid="governance.schedules_sync")
         scheduling.register("outbox-flush", "governance.tasks.outbox_flush", "* * * * *")
         scheduling.register("audit-verify", "governance.tasks.audit_verify", "17 * * * *")
+        # Hourly signed checkpoint of the audit chain, sent to the external witnesses.
+        scheduling.register("audit-checkpoint", "governance.tasks.audit_checkpoint", "7 * * * *")
+        # The worker runs only the project's task functions; superuser sign-ins are audited.
+        scheduling.enforce_allow_list()
+        accounts.connect()
         panels.register()
         portal.register_nav(portal.NavEntry(label="Home", url_name="home", order=0))
         portal.register_nav(

@@ -3,6 +3,7 @@ read-only guarantee, and friendly pages for domain errors raised under web views
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 from django.conf import settings
@@ -19,11 +20,29 @@ _AUDITOR_POST_ALLOWED = ("/accounts/login/", "/accounts/logout/", "/admin/logout
 
 
 def client_ip(request: HttpRequest) -> str | None:
+    """The client's address: REMOTE_ADDR, or behind a trusted proxy (TRUST_X_FORWARDED_FOR) the
+    last X-Forwarded-For entry — the one that proxy added. Earlier entries are whatever the
+    client sent, so taking the first would let a caller choose its address (and so escape the
+    per-address sign-in and API limits)."""
     if settings.TRUST_X_FORWARDED_FOR:
         forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
         if forwarded:
-            return forwarded.split(",")[0].strip() or None
+            return forwarded.split(",")[-1].strip() or None
     return request.META.get("REMOTE_ADDR") or None
+
+
+# A client's X-Request-ID is kept only in the two shapes request ids take: a UUID (with hyphens)
+# or a 128-bit token in 32 hex digits. Anything else — free text, an injected line, a value
+# chosen to look like another request's id in the trail — is replaced by an id of our own.
+_REQUEST_ID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}|[0-9a-fA-F]{32}")
+
+
+def request_id_for(incoming: str) -> str:
+    """The id this request is known by: the client's, if it is a UUID or a 32-hex token,
+    otherwise a new one. It is what the audit trail records and the response returns."""
+    if _REQUEST_ID.fullmatch(incoming):
+        return incoming
+    return context.new_request_id()
 
 
 class RequestContextMiddleware:
@@ -31,8 +50,7 @@ class RequestContextMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        incoming = request.META.get("HTTP_X_REQUEST_ID", "")
-        request_id = incoming[:64] if incoming.isascii() and incoming.strip() else context.new_request_id()
+        request_id = request_id_for(request.META.get("HTTP_X_REQUEST_ID", ""))
         ctx = context.RequestContext(request_id=request_id, client_ip=client_ip(request))
         request.request_id = request_id  # type: ignore[attr-defined]
         with context.bind(ctx):

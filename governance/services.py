@@ -9,23 +9,26 @@ import hashlib
 import logging
 import secrets
 from collections.abc import Iterable, Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth import password_validation
 from django.contrib.auth.models import Group
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
 from django.template.loader import render_to_string
 from django.utils import timezone
 
-from governance.actors import Actor
-from governance.audit import audit_record
-from governance.exceptions import Conflict, ValidationFailed
+from governance.actors import SYSTEM_USERNAME, Actor
+from governance.audit import EventSpec, accountable_human, audit_record, audit_record_many, snapshot
+from governance.exceptions import Conflict, NotAllowed, ValidationFailed
 from governance.history import history_record_many
-from governance.models import ApiToken, EmailStatus, OutboundEmail, User
+from governance.models import ApiToken, AuditEvent, EmailStatus, OutboundEmail, User
 from governance.roles import Pool, Role, clear_role_cache
 from governance.signals import user_deactivated
+from governance.validators import SINGLE_LINE_MESSAGE, has_control_characters, header_safe
 
 log = logging.getLogger(__name__)
 
@@ -60,9 +63,161 @@ def user_set_roles(*, actor: Actor | User, user: User, roles: Iterable[str], rea
     return user
 
 
+# What the portal's forms may change about a person (the admin's user form among them). Roles,
+# activation, staff status, superuser status and passwords each have their own service below.
+PROFILE_FIELDS = ("first_name", "last_name", "email", "display_name", "department", "manager")
+
+
+def _answers_for(user: User, actor: Actor) -> User:
+    """The accountable owner of a change to ``user``'s account: the person themselves, or for the
+    system account (which answers for nothing) whoever acts on it."""
+    if user.username == SYSTEM_USERNAME:
+        return accountable_human(actor) or user
+    return user
+
+
+def _require_superuser(actor: Actor, what: str) -> None:
+    """Admin-site access and passwords of others are for superusers (and the system, acting for
+    an operator at the command line): an IAM admin must not be able to give himself more."""
+    if not (actor.is_system or actor.user.is_superuser):
+        raise NotAllowed(f"Only a superuser may {what}.")
+
+
+def user_create(
+    *,
+    actor: Actor | User,
+    username: str,
+    is_service_account: bool = False,
+    profile: Mapping[str, Any] | None = None,
+) -> User:
+    """Create an account with no usable password (people sign in through single sign-on; a
+    superuser may set a password afterwards with ``user_set_password``), no roles and no
+    admin-site access. Audited as ``user.created``."""
+    values = dict(profile or {})
+    unknown = set(values) - set(PROFILE_FIELDS)
+    if unknown:
+        raise ValidationFailed.on("profile", f"Not a profile field: {', '.join(sorted(unknown))}.")
+    username = username.strip()
+    if not username:
+        raise ValidationFailed.on("username", "A username is required.")
+    resolved = Actor.coerce(actor)
+    with transaction.atomic():
+        if User.objects.filter(username__iexact=username).exists():
+            raise Conflict(f"An account named {username} already exists.")
+        user = User(username=username, is_service_account=is_service_account, **values)
+        user.set_unusable_password()
+        user.save()
+        audit_record(
+            actor=resolved,
+            action="user.created",
+            target=user,
+            owner=user.manager or accountable_human(resolved) or user,
+            after={"username": username, "is_service_account": is_service_account, **snapshot(user, list(values))},
+        )
+    return user
+
+
+def user_update_profile(*, actor: Actor | User, user: User, changes: Mapping[str, Any], reason: str = "") -> User:
+    """Change a person's name, email, department, display name or manager (``PROFILE_FIELDS``);
+    nothing else. Audited as ``user.profile_changed`` with the fields before and after; a call
+    that changes nothing writes nothing. A person cannot be their own manager."""
+    unknown = set(changes) - set(PROFILE_FIELDS)
+    if unknown:
+        raise ValidationFailed.on(
+            sorted(unknown)[0], f"Not a profile field: {', '.join(sorted(unknown))} (each has its own service)."
+        )
+    resolved = Actor.coerce(actor)
+    with transaction.atomic():
+        locked = User.objects.select_for_update().get(pk=user.pk)
+        changed = [name for name, value in changes.items() if getattr(locked, name) != value]
+        if not changed:
+            return locked
+        if "manager" in changed and changes["manager"] is not None and changes["manager"].pk == locked.pk:
+            raise ValidationFailed.on("manager", "A person cannot be their own manager.")
+        before = snapshot(locked, changed)
+        for name in changed:
+            setattr(locked, name, changes[name])
+        locked.save(update_fields=changed)
+        audit_record(
+            actor=resolved,
+            action="user.profile_changed",
+            target=locked,
+            owner=_answers_for(locked, resolved),
+            before=before,
+            after=snapshot(locked, changed),
+            reason=reason,
+        )
+    return locked
+
+
+def user_set_staff(*, actor: Actor | User, user: User, is_staff: bool, reason: str = "") -> User:
+    """Give or take admin-site access. Only a superuser may: what a staff member may do there
+    comes from their roles, and an IAM admin must not open the admin to himself or others.
+    Audited as ``user.staff_changed``."""
+    resolved = Actor.coerce(actor)
+    _require_superuser(resolved, "give or take admin-site access")
+    with transaction.atomic():
+        locked = User.objects.select_for_update().get(pk=user.pk)
+        if locked.is_staff == is_staff:
+            return locked
+        locked.is_staff = is_staff
+        locked.save(update_fields=["is_staff"])
+        audit_record(
+            actor=resolved,
+            action="user.staff_changed",
+            target=locked,
+            owner=_answers_for(locked, resolved),
+            before={"is_staff": not is_staff},
+            after={"is_staff": is_staff},
+            reason=reason,
+        )
+    return locked
+
+
+def user_set_password(*, actor: Actor | User, user: User, raw_password: str | None, reason: str = "") -> User:
+    """Set a person's password, or with ``raw_password=None`` turn password sign-in off (single
+    sign-on only). Everyone may change their own; only a superuser (or the system, for an
+    operator) may set another person's, since whoever knows a reviewer's password can approve as
+    that reviewer. The password must pass ``AUTH_PASSWORD_VALIDATORS``. Audited as
+    ``user.password_set`` (who, whose; never the password or its hash)."""
+    resolved = Actor.coerce(actor)
+    if resolved.user.pk != user.pk:
+        _require_superuser(resolved, "set or reset another person's password")
+    if raw_password is not None:
+        try:
+            password_validation.validate_password(raw_password, user)
+        except DjangoValidationError as exc:
+            raise ValidationFailed.on("password", " ".join(exc.messages)) from exc
+    with transaction.atomic():
+        locked = User.objects.select_for_update().get(pk=user.pk)
+        had_password = locked.has_usable_password()
+        if raw_password is None:
+            locked.set_unusable_password()
+        else:
+            locked.set_password(raw_password)
+        # Audited here; tells User.save not to record it a second time as a change made
+        # around the services.
+        locked._password_change_audited = True
+        locked.save(update_fields=["password"])
+        audit_record(
+            actor=resolved,
+            action="user.password_set",
+            target=locked,
+            owner=_answers_for(locked, resolved),
+            before={"password_sign_in": had_password},
+            after={"password_sign_in": raw_password is not None},
+            reason=reason,
+        )
+    # The caller's instance (a form's user, the session's user) now carries the new hash too.
+    user.password = locked.password
+    return locked
+
+
 def user_deactivate(*, actor: Actor | User, user: User, reason: str) -> User:
-    """Deactivate an account (a leaver). Their API tokens are revoked and the apps are told
-    through ``user_deactivated`` in the same transaction (inventory flags orphans)."""
+    """Deactivate an account (a leaver). Their API tokens are revoked (each its own
+    ``api_token.revoked`` event) and the apps are told through ``user_deactivated`` in the same
+    transaction (inventory flags orphans). The leaver answers for nothing any more: the events
+    name their manager, or the person deactivating them when they have none."""
     if not reason.strip():
         raise ValidationFailed.on("reason", "A reason is required to deactivate an account.")
     resolved = Actor.coerce(actor)
@@ -78,17 +233,87 @@ def user_deactivate(*, actor: Actor | User, user: User, reason: str) -> User:
         for token in tokens:
             token.revoked_at = now
         history_record_many(tokens, user=resolved.user, reason=reason)
-        audit_record(
+        owner = locked.manager or accountable_human(resolved)
+        audit_record_many(
             actor=resolved,
-            action="user.deactivated",
-            target=locked,
-            owner=locked.manager,
-            before={"is_active": True},
-            after={"is_active": False},
-            reason=reason,
+            events=[
+                EventSpec(
+                    action="user.deactivated",
+                    target=locked,
+                    owner=owner,
+                    before={"is_active": True},
+                    after={"is_active": False},
+                    reason=reason,
+                ),
+                *(
+                    EventSpec(
+                        action="api_token.revoked",
+                        target=token,
+                        owner=owner,
+                        before={"revoked_at": None},
+                        after={"revoked_at": now, "user": locked.username},
+                        reason=f"{locked.username} was deactivated: {reason}",
+                    )
+                    for token in tokens
+                ),
+            ],
         )
         user_deactivated.send(sender=User, user=locked, actor=resolved)
     return locked
+
+
+# --- Sign-in lockouts (governance/login_throttle.py) --------------------------------------------
+
+
+def login_lockout_record(
+    *,
+    username: str,
+    counts: Mapping[str, Mapping[str, int]],
+    locked_by: Iterable[str],
+    locked_until: datetime,
+) -> AuditEvent | None:
+    """Audit a sign-in lockout that has just begun (``user.locked_out``).
+
+    Nobody acts here (an anonymous client failed to sign in), so the actor is the portal itself,
+    on behalf of the accountable human: the holder of the account name tried (for a service
+    account, its manager), or — when the name is no account, or the system's — whoever answers
+    for the portal's security, ``lockout_owner()``. The typed name is kept only when it is an
+    account: a name that is none is often a password typed into the wrong field, and the trail
+    keeps it forever. The client's address is the event's own ``client_ip``. Returns None (and
+    logs) only on a portal that has no one to be accountable yet: no admin at all."""
+    account = User.objects.filter(username=username).exclude(username=SYSTEM_USERNAME).first() if username else None
+    if account is not None:
+        owner = account.manager if account.is_service_account and account.manager else account
+    else:
+        owner = lockout_owner()
+    if owner is None:
+        log.warning("Sign-in lockout not audited: the portal has no active IAM admin or superuser to own it.")
+        return None
+    with transaction.atomic():
+        return audit_record(
+            actor=Actor.system(on_behalf_of=owner),
+            action="user.locked_out",
+            target=account,
+            target_type="" if account else "governance.user",
+            target_repr="" if account else "(no such account)",
+            owner=owner,
+            after={
+                "locked_by": sorted(locked_by),
+                "locked_until": locked_until,
+                "failures": {name: dict(count) for name, count in counts.items()},
+            },
+            reason="Too many failed sign-in attempts.",
+        )
+
+
+def lockout_owner() -> User | None:
+    """Who answers for a lockout that concerns no account (a name that does not exist, an
+    address spraying names): the longest-standing active IAM admin, else superuser."""
+    active = User.objects.filter(is_active=True, is_service_account=False).exclude(username=SYSTEM_USERNAME)
+    return (
+        active.filter(groups__name=Role.IAM_ADMIN).order_by("date_joined", "pk").first()
+        or active.filter(is_superuser=True).order_by("date_joined", "pk").first()
+    )
 
 
 # --- API tokens -------------------------------------------------------------------------------
@@ -108,6 +333,8 @@ def api_token_issue(
         raise ValidationFailed.on("expires_days", "Must be zero (never expires) or a positive number of days.")
     if not user.is_active:
         raise ValidationFailed.on("user", f"{user.username} is deactivated.")
+    if has_control_characters(name):
+        raise ValidationFailed.on("name", SINGLE_LINE_MESSAGE)
     key = "gp_" + secrets.token_urlsafe(32)
     with transaction.atomic():
         token = ApiToken.objects.create(
@@ -144,15 +371,21 @@ def api_token_revoke(*, actor: Actor | User, token: ApiToken, reason: str = "") 
 def email_enqueue(
     *,
     key: str,
-    recipient: User,
+    recipient: User | None,
     subject: str,
     template: str,
     context: Mapping[str, Any],
+    to_address: str = "",
 ) -> OutboundEmail | None:
     """Put an email in the outbox, in the caller's transaction. ``template`` names a pair
     ``templates/emails/<template>.txt`` and ``.html``. The same ``key`` is stored once, so a
-    task that runs twice sends nothing twice. Returns None when the user has no address."""
-    if not recipient.email:
+    task that runs twice sends nothing twice. Returns None when the user has no address.
+    The subject is made header-safe (one line, bounded): a name with a line break in it must
+    not stop the email (Django refuses such a header with ``BadHeaderError``)."""
+    # ``to_address`` sends to a mailbox that is no portal account (the auditors' address, with
+    # ``recipient`` None).
+    address = to_address or (recipient.email if recipient is not None else "")
+    if not address:
         log.warning("No email address for %s; notification %s not queued", recipient, key)
         return None
     ctx = {"recipient": recipient, "site_url": settings.SITE_URL, **context}
@@ -160,8 +393,8 @@ def email_enqueue(
         key=key,
         defaults={
             "recipient": recipient,
-            "to_address": recipient.email,
-            "subject": subject,
+            "to_address": address,
+            "subject": header_safe(subject, max_length=OutboundEmail._meta.get_field("subject").max_length or 255),
             "body_text": render_to_string(f"emails/{template}.txt", ctx),
             "body_html": render_to_string(f"emails/{template}.html", ctx),
         },
@@ -199,7 +432,8 @@ def email_deliver(*, email_id: int) -> str:
         return OutboundEmail.objects.filter(pk=email_id).values_list("status", flat=True).first() or "missing"
     email = OutboundEmail.objects.get(pk=email_id)
     message = EmailMultiAlternatives(
-        subject=email.subject,
+        # Again at delivery: a row stored before subjects were made safe must not fail forever.
+        subject=header_safe(email.subject, max_length=255),
         body=email.body_text,
         from_email=settings.DEFAULT_FROM_EMAIL,
         to=[email.to_address],
@@ -251,7 +485,8 @@ def email_retry(*, actor: Actor | User, email: OutboundEmail) -> OutboundEmail:
             actor=actor,
             action="outbound_email.retried",
             target=email,
-            owner=email.recipient,
+            # An email to a mailbox that is no account (the auditors'): the admin retrying it.
+            owner=email.recipient or accountable_human(actor),
             before={"status": email.status, "attempts": email.attempts},
             after={"status": EmailStatus.PENDING},
         )

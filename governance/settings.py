@@ -49,7 +49,8 @@ SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
 DEMO_MODE = env.bool("DEMO_MODE", default=not PRODUCTION)
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # Django's admin with the portal's site: own password changes go through the audited service.
+    "governance.admin_config.PortalAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -65,6 +66,8 @@ INSTALLED_APPS = [
     "django_q",
     "social_django",
     "simple_history",
+    # Failed sign-in counting and lockouts (governance/login_throttle.py).
+    "axes",
     "governance",
     "governance.webhooks",
     "inventory",
@@ -74,20 +77,28 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Content-Security-Policy on every response (CONTENT_SECURITY_POLICY below).
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "governance.middleware.RequestContextMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Body size (413) and NUL characters, before anything reads the request.
+    "governance.request_limits.RequestLimitsMiddleware",
     # Idempotency-Key on /api/v1/ POSTs (needs the session user, so after authentication).
     "governance.webhooks.idempotency.IdempotencyMiddleware",
+    # One transaction per write request; an error response rolls it back (after the key's claim).
+    "governance.transactions.AtomicWriteRequestMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
     "social_django.middleware.SocialAuthExceptionMiddleware",
     "governance.middleware.AuditorReadOnlyMiddleware",
     "governance.middleware.DomainErrorMiddleware",
+    # Last, as axes asks: turns a sign-in that just locked (or is locked) into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "governance.urls"
@@ -153,6 +164,16 @@ if REDIS_URL:
 else:
     Q_CLUSTER["orm"] = "default"
     Q_CLUSTER["poll"] = 1
+# The only functions the worker runs: the public functions of these modules and the periodic
+# tasks the apps register in code (governance/scheduling.py). A task or Schedule naming anything
+# else (say "subprocess.getoutput") fails with TaskRefused before it is called.
+Q_TASK_MODULES = (
+    "governance.tasks",
+    "governance.webhooks.tasks",
+    "inventory.tasks",
+    "approvals.tasks",
+    "approvals.campaigns.tasks",
+)
 
 # --- Email ----------------------------------------------------------------------------------
 MAIL_DIR = VAR_DIR / "mail"
@@ -174,6 +195,8 @@ OUTBOX_RETRY_BASE_SECONDS = env.int("OUTBOX_RETRY_BASE_SECONDS", default=60)
 # --- Authentication -------------------------------------------------------------------------
 AUTH_USER_MODEL = "governance.User"
 AUTHENTICATION_BACKENDS = [
+    # First: refuses a locked-out sign-in before any password is checked (governance/login_throttle.py).
+    "axes.backends.AxesStandaloneBackend",
     "social_core.backends.open_id_connect.OpenIdConnectAuth",
     "django.contrib.auth.backends.ModelBackend",
     "guardian.backends.ObjectPermissionBackend",
@@ -244,6 +267,35 @@ SOCIAL_AUTH_PIPELINE = (
     "governance.sso.sync_roles_from_groups",
 )
 
+# --- Login throttling (django-axes; rules in governance/login_throttle.py) -----------------------
+# Failed password sign-ins (portal and admin login alike) are counted per account name and per
+# client address; past a limit sign-in is locked for LOGIN_LOCKOUT_SECONDS, doubling with each
+# further failure up to LOGIN_LOCKOUT_MAX_SECONDS. Failures are forgotten a window after the last
+# one. Single sign-on is never throttled here. Every lockout is an audit event (user.locked_out).
+LOGIN_THROTTLE_ENABLED = env.bool("LOGIN_THROTTLE_ENABLED", default=True)
+LOGIN_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+LOGIN_FAILURE_LIMIT_PER_ADDRESS = env.int("LOGIN_FAILURE_LIMIT_PER_ADDRESS", default=20)
+LOGIN_LOCKOUT_SECONDS = env.int("LOGIN_LOCKOUT_SECONDS", default=300)
+LOGIN_LOCKOUT_MAX_SECONDS = env.int("LOGIN_LOCKOUT_MAX_SECONDS", default=3600)
+LOGIN_FAILURE_WINDOW_HOURS = env.int("LOGIN_FAILURE_WINDOW_HOURS", default=24)
+AXES_ENABLED = LOGIN_THROTTLE_ENABLED
+AXES_HANDLER = "governance.login_throttle.PortalLockoutHandler"
+AXES_FAILURE_LIMIT = "governance.login_throttle.failure_limit"
+AXES_COOLOFF_TIME = "governance.login_throttle.failure_window"
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_LOCKOUT_CALLABLE = "governance.login_throttle.lockout_response"
+AXES_CLIENT_IP_CALLABLE = "governance.login_throttle.client_address"
+AXES_WHITELIST_CALLABLE = "governance.login_throttle.is_single_sign_on"
+# Attempts refused during a lockout neither count nor extend it; a success clears only the
+# account's own failures (the handler does it, not axes' reset of every matching address).
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_RESET_ON_SUCCESS = False
+# Successful sign-ins are not logged by axes (the sessions are the portal's business); no axes
+# pages in the admin: they would let staff unlock without an audit event. An operator clears a
+# lockout with `manage.py axes_reset_username NAME` / `axes_reset_ip ADDRESS`.
+AXES_DISABLE_ACCESS_LOG = True
+AXES_ENABLE_ADMIN = False
+
 # --- Object permissions (guardian) ------------------------------------------------------------
 ANONYMOUS_USER_NAME = None
 GUARDIAN_RAISE_403 = False
@@ -253,6 +305,8 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "governance.api.authentication.TokenAuthentication",
         "governance.api.authentication.SessionAuthentication",
+        # Last: an anonymous call from an address over its failed-authentication limit is a 429.
+        "governance.api.authentication.AddressGate",
     ],
     "DEFAULT_PERMISSION_CLASSES": [
         "rest_framework.permissions.IsAuthenticated",
@@ -262,7 +316,8 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": [
         "django_filters.rest_framework.DjangoFilterBackend",
-        "rest_framework.filters.OrderingFilter",
+        # DRF's, but an unknown field is a 400 and the schema lists the fields (not silently ignored).
+        "governance.api.ordering.StrictOrderingFilter",
     ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "governance.api.problems.exception_handler",
@@ -270,16 +325,14 @@ REST_FRAMEWORK = {
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    # DRF's, with a bound on nesting (a deep document is a 400, not a RecursionError).
+    "DEFAULT_PARSER_CLASSES": ["governance.api.parsers.JSONParser"],
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
     "DATETIME_FORMAT": "iso-8601",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
-    # Per token, per user and per anonymous address; rates in API_RATE_LIMITS below.
-    "DEFAULT_THROTTLE_CLASSES": [
-        "governance.webhooks.throttles.TokenRateThrottle",
-        "governance.webhooks.throttles.UserRateThrottle",
-        "governance.webhooks.throttles.AnonRateThrottle",
-    ],
+    # Per token, per user and per anonymous address (rates in API_RATE_LIMITS below), all checked
+    # before any is counted: a call refused by one limit uses up none of the others.
+    "DEFAULT_THROTTLE_CLASSES": ["governance.webhooks.throttles.ApiRateThrottle"],
 }
 # API rate limits ("<n>/<sec|min|hour|day>", empty for none), counted in the cache (Redis in
 # production). A call over a limit gets a 429 problem with Retry-After.
@@ -287,6 +340,10 @@ API_RATE_LIMITS = {
     "token": env.str("API_RATE_LIMIT_TOKEN", default="600/min"),
     "user": env.str("API_RATE_LIMIT_USER", default="1200/min"),
     "anon": env.str("API_RATE_LIMIT_ANON", default="60/min"),
+    # Calls refused for their credentials (an invalid, expired or revoked token; no credentials
+    # on an endpoint that needs them), per address. Over it, every call from that address that is
+    # not already signed in gets the 429 before its token is even looked up.
+    "auth_failure": env.str("API_RATE_LIMIT_AUTH_FAILURES", default="30/min"),
 }
 # Outbound webhooks: HTTP timeout per attempt, exponential backoff (base, cap) and how long a
 # delivery is retried before it is given up (a day).
@@ -294,7 +351,16 @@ WEBHOOK_TIMEOUT_SECONDS = env.int("WEBHOOK_TIMEOUT_SECONDS", default=10)
 WEBHOOK_RETRY_BASE_SECONDS = env.int("WEBHOOK_RETRY_BASE_SECONDS", default=30)
 WEBHOOK_RETRY_MAX_SECONDS = env.int("WEBHOOK_RETRY_MAX_SECONDS", default=3600)
 WEBHOOK_RETRY_HOURS = env.int("WEBHOOK_RETRY_HOURS", default=24)
-WEBHOOK_ALLOW_HTTP = env.bool("WEBHOOK_ALLOW_HTTP", default=False)
+# Outbound HTTP (governance.outbound, DESIGN.md invariant 10): every request the portal makes
+# (webhooks, key fetches, discovery) goes to public addresses only, on these ports, within a total
+# time and a response size cap; redirects are not followed. OUTBOUND_ALLOWED_HOSTS
+# ("host" or "host:port", comma-separated; empty by default) names hosts the operator trusts:
+# for them the address rule is lifted (e.g. 127.0.0.1:8765 for a local receiver in development),
+# and webhooks may use plain http; "host:port" also allows that port.
+OUTBOUND_ALLOWED_HOSTS = env.list("OUTBOUND_ALLOWED_HOSTS", default=[])
+OUTBOUND_ALLOWED_PORTS = env.list("OUTBOUND_ALLOWED_PORTS", cast=int, default=[80, 443])
+OUTBOUND_TIMEOUT_SECONDS = env.float("OUTBOUND_TIMEOUT_SECONDS", default=10.0)
+OUTBOUND_MAX_RESPONSE_BYTES = env.int("OUTBOUND_MAX_RESPONSE_BYTES", default=1024 * 1024)
 SPECTACULAR_SETTINGS = {
     "TITLE": "AI Governance Portal API",
     "DESCRIPTION": (
@@ -329,9 +395,40 @@ SPECTACULAR_SETTINGS = {
         "ReviewItemDecisionEnum": "approvals.campaigns.models.Decision",
         "ReviewItemStatusEnum": "approvals.campaigns.models.ItemStatus",
         "CampaignStatusEnum": "approvals.campaigns.models.CampaignStatus",
+        "IntegrationKindEnum": "inventory.models.IntegrationKind",
+        # Roles and reviewer pools a campaign definition may name (governance.roles).
+        "GroupNameEnum": "governance.api.schema.GROUP_NAMES",
     },
 }
 API_TOKEN_DEFAULT_DAYS = env.int("API_TOKEN_DEFAULT_DAYS", default=90)
+
+# --- Input limits (README "Limits") ------------------------------------------------------------
+# The largest request body accepted, pages and API alike: beyond it a 413 (problem details on
+# the API) before anything reads it (governance.request_limits).
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("REQUEST_BODY_MAX_BYTES", default=1024 * 1024)
+# The most tags, credentials and invoked integrations one integration may list (a 400 naming
+# the field beyond).
+INTEGRATION_MAX_TAGS = env.int("INTEGRATION_MAX_TAGS", default=20)
+INTEGRATION_MAX_CREDENTIALS = env.int("INTEGRATION_MAX_CREDENTIALS", default=20)
+INTEGRATION_MAX_INVOKES = env.int("INTEGRATION_MAX_INVOKES", default=50)
+
+# --- Audit anchoring (README "Security model") --------------------------------------------------
+# The worker signs a checkpoint of the audit chain every hour with an Ed25519 key that must live
+# outside the database: AUDIT_SIGNING_KEY (PEM, or base64 of the 32-byte seed) or a file holding
+# it (AUDIT_SIGNING_KEY_FILE). Without either, development generates one into var/ on first use;
+# production refuses to sign and says so.
+AUDIT_SIGNING_KEY = env.str("AUDIT_SIGNING_KEY", default="")
+AUDIT_SIGNING_KEY_FILE = env.str("AUDIT_SIGNING_KEY_FILE", default="")
+AUDIT_DEV_SIGNING_KEY_FILE = VAR_DIR / "audit-signing-key.pem"
+# Public keys (PEM or base64 of the 32 raw bytes) that verify checkpoints without the private key
+# (an auditor's machine) or that signed older checkpoints (after a key rotation).
+AUDIT_VERIFY_KEYS = env.list("AUDIT_VERIFY_KEYS", default=[])
+# External witnesses of each checkpoint: auditors' address(es) (through the outbox), an
+# append-only JSON-lines file, a syslog destination ("/dev/log", "host:514"). Webhook
+# subscriptions to "audit.checkpoint" are witnesses too.
+AUDIT_WITNESS_EMAIL = env.list("AUDIT_WITNESS_EMAIL", default=[])
+AUDIT_WITNESS_FILE = env.str("AUDIT_WITNESS_FILE", default="")
+AUDIT_WITNESS_SYSLOG = env.str("AUDIT_WITNESS_SYSLOG", default="")
 
 # --- Internationalisation, static -----------------------------------------------------------
 LANGUAGE_CODE = "en-us"
@@ -358,6 +455,37 @@ CSRF_COOKIE_SAMESITE = "Lax"
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+# Content-Security-Policy (django-csp), the same in development as in production so that tests
+# and browsers in development meet the policy production sends: scripts only from the portal's
+# own static files (no inline script, no eval), no plugins, no framing, forms post only here (and
+# to the IdP for single sign-on). The API docs pages widen styles and workers for themselves
+# (governance/api/docs.py). CSP_REPORT_URI, when set, receives violation reports.
+_FORM_ACTION = ["'self'"]
+if OIDC_ENABLED:
+    # Browsers apply form-action to the redirect after the SSO button's POST as well.
+    from urllib.parse import urlsplit as _urlsplit
+
+    _issuer = _urlsplit(SOCIAL_AUTH_OIDC_OIDC_ENDPOINT)
+    _FORM_ACTION.append(f"{_issuer.scheme}://{_issuer.netloc}")
+_FORM_ACTION += env.list("CSP_FORM_ACTION_EXTRA", default=[])
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "frame-ancestors": ["'none'"],
+        "form-action": _FORM_ACTION,
+        **({"report-uri": [env.str("CSP_REPORT_URI")]} if env.str("CSP_REPORT_URI", default="") else {}),
+    },
+}
+# The API schema and its docs pages: public in development, signed-in users only in production.
+API_DOCS_PUBLIC = env.bool("API_DOCS_PUBLIC", default=not PRODUCTION)
 # Client addresses in the audit trail come from REMOTE_ADDR unless a trusted proxy sets this.
 TRUST_X_FORWARDED_FOR = env.bool("TRUST_X_FORWARDED_FOR", default=False)
 if PRODUCTION:

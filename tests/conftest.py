@@ -40,6 +40,15 @@ def _clean_cache() -> Iterator[None]:
     cache.clear()
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _audit_dev_key_outside_the_project(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """A scheduler pass in a test may sign an audit checkpoint: its development signing key goes
+    to a temporary folder, never into the project's var/."""
+    from django.conf import settings
+
+    settings.AUDIT_DEV_SIGNING_KEY_FILE = tmp_path_factory.mktemp("audit-key") / "audit-signing-key.pem"
+
+
 @pytest.fixture
 def roles(db: Any) -> None:
     roles_sync()
@@ -123,3 +132,12 @@ def web_as(client: Any) -> Callable[[User], Any]:
         return client
 
     return make
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Figures a test records with ``record_property("schemathesis", ...)`` (the API fuzzing run's
+    number of requests), shown after the run also under pytest-xdist, where prints are swallowed."""
+    for report in terminalreporter.stats.get("passed", []) + terminalreporter.stats.get("failed", []):
+        for name, value in getattr(report, "user_properties", []):
+            if name == "schemathesis" and report.when == "call":
+                terminalreporter.write_line(str(value))

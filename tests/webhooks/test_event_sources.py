@@ -59,7 +59,7 @@ def granted(owner: User) -> Callable[..., list[Grant]]:
 
 def _subscribe(iam_admin: User, *patterns: str) -> None:
     services.subscription_create(
-        actor=iam_admin, name="ticketing", target_url="http://127.0.0.1:9/hook", event_types=patterns
+        actor=iam_admin, name="ticketing", target_url="https://ticketing.example.com/hook", event_types=patterns
     )
 
 
