@@ -5,18 +5,14 @@ refused (so the check would see a violation if a page relied on one)."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-CHROMIUM = "/usr/bin/chromium"
+from tests.browser_support import BROWSER_MARKS, chromium, sign_in
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} is missing (apt-get install chromium)"),
-]
+pytestmark = BROWSER_MARKS
 
 # Runs before every page's own scripts (Playwright injects it outside the page's policy) and
 # records each violation the browser reports. (Waits use locators, not wait_for_function: its
@@ -32,18 +28,8 @@ document.addEventListener("securitypolicyviolation", function (e) {
 
 @pytest.fixture
 def browser(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        instance = pw.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-gpu"],
-        )
-        try:
-            yield instance
-        finally:
-            instance.close()
+    with chromium(monkeypatch) as instance:
+        yield instance
 
 
 def _watched_page(browser: Any) -> tuple[Any, list[str]]:
@@ -72,11 +58,7 @@ def test_the_queue_and_the_api_docs_work_under_the_policy_with_no_violation(
     base = str(live_server.url)
     page, console = _watched_page(browser)
     try:
-        page.goto(f"{base}/accounts/login/")
-        page.get_by_label("Username").fill("reviewer")
-        page.get_by_label("Password").fill("pw")
-        page.get_by_role("button", name="Sign in", exact=True).click()
-        page.wait_for_url(f"{base}/")
+        sign_in(page, base, "reviewer", "pw")
 
         # The queue: the page is served under the policy, and its script decides without a reload.
         response = page.goto(f"{base}/approvals/queue/")

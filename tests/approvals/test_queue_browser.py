@@ -4,7 +4,6 @@ to the comment field."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -12,29 +11,15 @@ import pytest
 from playwright.sync_api import expect
 
 from approvals.models import Decision
+from tests.browser_support import BROWSER_MARKS, chromium, sign_in
 
-CHROMIUM = "/usr/bin/chromium"
-
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} is missing (apt-get install chromium)"),
-]
+pytestmark = BROWSER_MARKS
 
 
 @pytest.fixture
-def browser() -> Iterator[Any]:
-    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        instance = pw.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-gpu"],
-        )
-        try:
-            yield instance
-        finally:
-            instance.close()
+def browser(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    with chromium(monkeypatch) as instance:
+        yield instance
 
 
 def test_inline_decision_leaves_the_queue_without_a_reload(
@@ -45,11 +30,7 @@ def test_inline_decision_leaves_the_queue_without_a_reload(
     base = str(live_server.url)
     page = browser.new_page()
     try:
-        page.goto(f"{base}/accounts/login/")
-        page.get_by_label("Username").fill("reviewer")
-        page.get_by_label("Password").fill("pw")
-        page.get_by_role("button", name="Sign in", exact=True).click()
-        page.wait_for_url(f"{base}/")
+        sign_in(page, base, "reviewer", "pw")
         page.goto(f"{base}/approvals/queue/")
         page.evaluate("window.__noReload = true")
         items = page.locator("li.queue-item")

@@ -3,7 +3,6 @@ and on a phone. Screenshots go to var/screenshots/ for a human to look at."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from io import StringIO
 from pathlib import Path
@@ -13,13 +12,11 @@ import pytest
 from django.conf import settings
 from django.core.management import call_command
 
-CHROMIUM = "/usr/bin/chromium"
+from tests.browser_support import BROWSER_MARKS, chromium, sign_in
+
 SHOTS = Path(settings.BASE_DIR) / "var" / "screenshots"
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} is missing (apt-get install chromium)"),
-]
+pytestmark = BROWSER_MARKS
 
 
 @pytest.fixture
@@ -27,21 +24,8 @@ def browser(demo_site: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     # The data is seeded before Playwright starts, and the browser (with its keep-alive
     # connections, each holding a server thread and its database connection) closes before the
     # test database is flushed and dropped.
-    # Playwright's sync API runs an event loop in this thread; let the ORM run here anyway.
-    # (monkeypatch: the variable must not leak into later tests' subprocesses, where
-    # `check --deploy` rightly refuses it.)
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        instance = pw.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-gpu"],
-        )
-        try:
-            yield instance
-        finally:
-            instance.close()
+    with chromium(monkeypatch) as instance:
+        yield instance
 
 
 @pytest.fixture
@@ -51,14 +35,6 @@ def demo_site(transactional_db: None, live_server: Any) -> str:
     roles_sync()
     call_command("seed_demo", stdout=StringIO())
     return str(live_server.url)
-
-
-def _sign_in(page: Any, base: str, username: str) -> None:
-    page.goto(f"{base}/accounts/login/")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill("demo")
-    page.get_by_role("button", name="Sign in", exact=True).click()
-    page.wait_for_url(f"{base}/")
 
 
 def test_login_then_home_works_on_a_laptop_and_a_phone(browser: Any, demo_site: str) -> None:
@@ -82,7 +58,7 @@ def _login_then_home(browser: Any, demo_site: str, width: int, height: int, name
     assert page.get_by_role("heading", name="Demo accounts").is_visible()
     page.screenshot(path=str(SHOTS / f"login-{name}.png"), full_page=True)
 
-    _sign_in(page, demo_site, "ivan")
+    sign_in(page, demo_site, "ivan", "demo")
     assert page.get_by_role("heading", level=1).inner_text() == "Portal administration"
     assert page.get_by_role("heading", name="Email outbox").is_visible()
     # The skip link is the first thing the keyboard reaches, and it shows when focused.
@@ -104,7 +80,7 @@ def _login_then_home(browser: Any, demo_site: str, width: int, height: int, name
 
 def _auditor_home(browser: Any, demo_site: str) -> None:
     page = browser.new_page(viewport={"width": 390, "height": 844})
-    _sign_in(page, demo_site, "audrey")
+    sign_in(page, demo_site, "audrey", "demo")
     assert page.get_by_role("heading", level=1).inner_text() == "Audit overview"
     assert page.get_by_role("heading", name="Audit trail").is_visible()
     page.screenshot(path=str(SHOTS / "home-audrey-phone.png"), full_page=True)

@@ -4,7 +4,6 @@ them, submits, and sees it pending with its risk factors. Screenshots in var/scr
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,13 +11,11 @@ from typing import Any
 import pytest
 from django.conf import settings
 
-CHROMIUM = "/usr/bin/chromium"
+from tests.browser_support import BROWSER_MARKS, chromium, sign_in
+
 SHOTS = Path(settings.BASE_DIR) / "var" / "screenshots"
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} is missing (apt-get install chromium)"),
-]
+pytestmark = BROWSER_MARKS
 
 
 @pytest.fixture
@@ -36,19 +33,9 @@ def site(transactional_db: None, live_server: Any) -> str:
 
 
 @pytest.fixture
-def browser(site: str) -> Iterator[Any]:
-    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        instance = pw.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-gpu"],
-        )
-        try:
-            yield instance
-        finally:
-            instance.close()
+def browser(site: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    with chromium(monkeypatch) as instance:
+        yield instance
 
 
 def test_business_user_registers_fixes_errors_and_submits(browser: Any, site: str) -> None:
@@ -56,11 +43,7 @@ def test_business_user_registers_fixes_errors_and_submits(browser: Any, site: st
 
     SHOTS.mkdir(parents=True, exist_ok=True)
     page = browser.new_page(viewport={"width": 1280, "height": 900})
-    page.goto(f"{site}/accounts/login/")
-    page.get_by_label("Username").fill("alice")
-    page.get_by_label("Password").fill("demo")
-    page.get_by_role("button", name="Sign in", exact=True).click()
-    page.wait_for_url(f"{site}/")
+    sign_in(page, site, "alice", "demo")
     page.get_by_role("link", name="Register an integration").first.click()
     page.wait_for_url(f"{site}/inventory/new/")
 
@@ -124,11 +107,7 @@ def test_owners_are_found_by_typing_and_asked_to_accept(browser: Any, site: str)
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     problems: list[str] = []
     page.on("console", lambda message: problems.append(message.text) if message.type == "error" else None)
-    page.goto(f"{site}/accounts/login/")
-    page.get_by_label("Username").fill("alice")
-    page.get_by_label("Password").fill("demo")
-    page.get_by_role("button", name="Sign in", exact=True).click()
-    page.wait_for_url(f"{site}/")
+    sign_in(page, site, "alice", "demo")
     page.goto(f"{site}/inventory/new/")
 
     assert page.locator("select#id_technical_owner").count() == 0
