@@ -108,12 +108,17 @@ class InvalidResponse(OutboundError):
 
 # --- Address policy ---------------------------------------------------------------------------
 
+
+def _ranges(table: tuple[tuple[str, str], ...]) -> tuple[tuple[Any, str], ...]:
+    """(network, name) pairs from (CIDR text, name) pairs."""
+    return tuple((ipaddress.ip_network(net), name) for net, name in table)
+
+
 # Refused IPv4 ranges, each with the name the server log gives it. Written out rather than taken
 # from ``ipaddress.is_global``, whose answer differs between Python patch releases and which
 # calls multicast global.
-_V4_REFUSED: tuple[tuple[ipaddress.IPv4Network, str], ...] = tuple(
-    (ipaddress.IPv4Network(net), name)
-    for net, name in (
+_V4_REFUSED: tuple[tuple[ipaddress.IPv4Network, str], ...] = _ranges(
+    (
         ("0.0.0.0/8", "unspecified"),
         ("10.0.0.0/8", "private"),
         ("100.64.0.0/10", "shared address space (CGNAT)"),
@@ -133,9 +138,8 @@ _V4_REFUSED: tuple[tuple[ipaddress.IPv4Network, str], ...] = tuple(
 )
 # IPv6: only global unicast (2000::/3) can be public; inside it, these are not.
 _V6_GLOBAL_UNICAST = ipaddress.IPv6Network("2000::/3")
-_V6_REFUSED: tuple[tuple[ipaddress.IPv6Network, str], ...] = tuple(
-    (ipaddress.IPv6Network(net), name)
-    for net, name in (
+_V6_REFUSED: tuple[tuple[ipaddress.IPv6Network, str], ...] = _ranges(
+    (
         ("::/128", "unspecified"),
         ("::1/128", "loopback"),
         ("fc00::/7", "unique local (private)"),

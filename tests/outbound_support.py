@@ -38,6 +38,15 @@ class FakeDNS:
         return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
+def closed_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on (bound, then released)."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port: int = sock.getsockname()[1]
+    sock.close()
+    return port
+
+
 class Listener:
     """A TCP socket listening on 127.0.0.1 that accepts, counts and closes every connection."""
 

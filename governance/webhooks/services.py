@@ -204,6 +204,11 @@ def _post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int | None, s
         )
     except outbound.OutboundError as exc:
         return None, str(exc)
+    except Exception:
+        # Not one of the client's safe errors (a bug underneath): its text may name an internal
+        # host or port, so it goes to the server log only and the delivery log reads the generic.
+        log.exception("Webhook POST to %s failed unexpectedly", url)
+        return None, outbound.OutboundError.message
     if response.ok:
         return response.status, ""
     if response.is_redirect:
@@ -238,10 +243,11 @@ def delivery_send(*, delivery_id: int) -> str:
             "X-Event-Type": delivery.event_type,
             "X-Signature": webhook_secrets.sign(secret, int(time.time()), body),
         }
-        code, error = _post(sub.target_url, body, headers)
     except Exception as exc:  # building the payload failed: record it like a transport error
         log.exception("Webhook delivery %s could not be built", delivery_id)
         code, error = None, f"{type(exc).__name__}: {exc}"[:2000]
+    else:
+        code, error = _post(sub.target_url, body, headers)
     duration = int((time.monotonic() - started) * 1000)
     finished = timezone.now()
     WebhookAttempt.objects.create(

@@ -19,7 +19,7 @@ import pytest
 import trustme
 
 from governance import outbound
-from tests.outbound_support import FakeDNS, Reply, http_stub, listener
+from tests.outbound_support import FakeDNS, Reply, closed_port, http_stub, listener
 
 PUBLIC = "93.184.215.14"
 
@@ -300,16 +300,8 @@ def test_a_server_that_never_answers_times_out(settings) -> None:  # noqa: ANN00
         silent.close()
 
 
-def _closed_port() -> int:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()
-    return port
-
-
 def test_failures_read_the_same_whatever_happened_underneath(settings, dns: FakeDNS) -> None:  # noqa: ANN001
-    port = _closed_port()
+    port = closed_port()
     allow(settings, f"127.0.0.1:{port}")
     with pytest.raises(outbound.Unreachable) as closed:
         outbound.get(f"http://127.0.0.1:{port}/")

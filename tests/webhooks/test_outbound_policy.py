@@ -14,11 +14,12 @@ import socket
 import pytest
 import time_machine
 
+from governance import outbound
 from governance.models import User
 from governance.webhooks import services, tasks
 from governance.webhooks.events import emit
 from governance.webhooks.models import DeliveryStatus, WebhookDelivery, WebhookSubscription
-from tests.outbound_support import FakeDNS, Reply, http_stub, listener
+from tests.outbound_support import FakeDNS, Reply, closed_port, http_stub, listener
 
 pytestmark = pytest.mark.django_db
 
@@ -115,14 +116,6 @@ def test_a_host_that_later_resolves_to_an_internal_address_gets_no_connection(
     assert delivery.attempt_log.get().error == "refused by outbound policy"
 
 
-def _closed_port() -> int:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()
-    return port
-
-
 def _send_one(iam_admin: User, url: str) -> WebhookDelivery:
     services.subscription_create(actor=iam_admin, name="Target", target_url=url, event_types=["*"])
     emit(event_type="grant.expiring", target_type="inventory.grant", target_id="1", data={})
@@ -138,13 +131,28 @@ def _assert_no_internal_detail(text: str, port: int) -> None:
 
 
 def test_the_delivery_log_says_unreachable_for_a_closed_port_without_detail(api_as, iam_admin: User, settings) -> None:  # noqa: ANN001
-    port = _closed_port()
+    port = closed_port()
     settings.OUTBOUND_ALLOWED_HOSTS = [f"127.0.0.1:{port}"]
     delivery = _send_one(iam_admin, f"http://127.0.0.1:{port}/hook")
     assert delivery.last_error == "unreachable" and delivery.status == DeliveryStatus.PENDING
     shown = api_as(iam_admin).get(f"/api/v1/webhook-deliveries/{delivery.pk}/").json()
     assert shown["last_error"] == "unreachable" and shown["attempt_log"][0]["error"] == "unreachable"
     _assert_no_internal_detail(shown["last_error"] + shown["attempt_log"][0]["error"], port)
+
+
+def test_an_unexpected_failure_under_the_client_reaches_the_server_log_not_the_delivery_log(
+    iam_admin: User, dns: FakeDNS, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dns.set("hooks.example.com", PUBLIC)
+
+    def broken(url: str, **kwargs: object) -> None:
+        raise RuntimeError("connect to 10.0.0.5:6379 failed")  # a bug's text naming an internal host
+
+    monkeypatch.setattr(outbound, "post", broken)
+    delivery = _send_one(iam_admin, "https://hooks.example.com/hook")
+    assert delivery.status == DeliveryStatus.PENDING and delivery.last_status_code is None
+    assert delivery.last_error == "outbound request failed"
+    assert delivery.attempt_log.get().error == "outbound request failed"
 
 
 def test_the_delivery_log_says_timed_out_when_the_receiver_never_answers(iam_admin: User, settings) -> None:  # noqa: ANN001
