@@ -23,7 +23,7 @@ from django.db import transaction
 from simple_history.models import HistoricalRecords
 
 from governance.actors import SYSTEM_USERNAME, Actor
-from governance.audit import audit_record
+from governance.audit import EventSpec, audit_record, audit_record_many
 
 if TYPE_CHECKING:
     from governance.models import User
@@ -88,35 +88,22 @@ def record_unserviced_changes(user: User, changes: list[str]) -> None:
     if actor is None:
         owner = user if user.username != SYSTEM_USERNAME else None
         actor = Actor.system(on_behalf_of=owner)
-    for change in changes:
-        if change == PASSWORD:
-            audit_record(
-                actor=actor,
-                action="user.password_set",
-                target=user,
-                owner=user,
-                after={"password_sign_in": user.has_usable_password()},
-                reason=reason,
-            )
-        elif change == SUPERUSER:
-            audit_record(
-                actor=actor,
-                action="user.superuser_granted" if user.is_superuser else "user.superuser_revoked",
-                target=user,
-                owner=user,
-                before={"is_superuser": not user.is_superuser},
-                after={"is_superuser": user.is_superuser},
-                reason=reason,
-            )
-        elif change == SUPERUSER_CREATED:
-            audit_record(
-                actor=actor,
-                action="user.superuser_created",
-                target=user,
-                owner=user,
-                after={"username": user.username, "is_superuser": True, "is_staff": user.is_staff},
-                reason=reason,
-            )
+    audit_record_many(actor=actor, events=[_event(user, change, reason) for change in changes])
+
+
+def _event(user: User, change: str, reason: str) -> EventSpec:
+    """The audit event of one change from ``unserviced_changes``; the account is its own owner."""
+    if change == PASSWORD:
+        action, before, after = "user.password_set", None, {"password_sign_in": user.has_usable_password()}
+    elif change == SUPERUSER:
+        action = "user.superuser_granted" if user.is_superuser else "user.superuser_revoked"
+        before, after = {"is_superuser": not user.is_superuser}, {"is_superuser": user.is_superuser}
+    elif change == SUPERUSER_CREATED:
+        action, before = "user.superuser_created", None
+        after = {"username": user.username, "is_superuser": True, "is_staff": user.is_staff}
+    else:
+        raise ValueError(f"Unknown account change {change!r}.")
+    return EventSpec(action=action, target=user, owner=user, before=before, after=after, reason=reason)
 
 
 def audit_superuser_login(sender: Any, request: Any, user: Any, **_: Any) -> None:

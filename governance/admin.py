@@ -59,15 +59,8 @@ class ReadOnlyMixin:
         return False
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
+class ReadOnlyAdmin(ReadOnlyMixin, admin.ModelAdmin):  # type: ignore[type-arg]
+    pass
 
 
 class NoHistoryRevert:
@@ -184,6 +177,15 @@ class UserAdmin(NoHistoryRevert, SimpleHistoryAdmin, BaseUserAdmin):  # type: ig
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False  # an account answers for what it did: deactivate leavers, never delete them
 
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
+        form = super().get_form(request, obj, change=change, **kwargs)
+        manager = form.base_fields.get("manager")
+        if obj is not None and manager is not None:
+            # Not offered, so picking oneself is an error next to the field (with what was typed
+            # kept) rather than user_update_profile's refusal on an error page.
+            manager.queryset = manager.queryset.exclude(pk=obj.pk)
+        return form
+
     def save_model(self, request: HttpRequest, obj: User, form: forms.ModelForm, change: bool) -> None:  # type: ignore[type-arg]
         """Every save goes through the services; ``obj`` already carries the form's values in
         memory, so the services compare them with the row they lock."""
@@ -299,7 +301,7 @@ class ApiTokenAdmin(ReadOnlyAdmin):
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return bool(request.user.has_perm("governance.change_apitoken")) and obj is None
 
-    @admin.action(description="Revoke selected tokens")
+    @admin.action(description="Revoke selected tokens", permissions=["change"])
     def revoke_tokens(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> None:
         for token in queryset.filter(revoked_at__isnull=True):
             services.api_token_revoke(actor=request.user, token=token, reason="Revoked in the admin")  # type: ignore[arg-type]

@@ -305,6 +305,36 @@ def test_deactivation_from_the_admin_happens_only_through_the_audited_action(
     assert event.actor == iam_admin
 
 
+def test_choosing_oneself_as_manager_in_the_admin_is_a_field_error_that_keeps_the_input(
+    client: Any, iam_admin: User, target: User
+) -> None:
+    client.force_login(iam_admin)
+    url = f"/admin/governance/user/{target.pk}/change/"
+    payload = {**_form_payload(client.get(url)), "department": "Typed", "manager": str(target.pk)}
+    response = client.post(url, payload)
+    assert response.status_code == 200
+    assert "manager" in response.context["adminform"].form.errors
+    assert 'value="Typed"' in response.content.decode()
+    target.refresh_from_db()
+    assert (target.department, target.manager) == ("", None)
+
+
+def test_tokens_are_revoked_in_the_admin_only_by_those_who_may_change_them(
+    client: Any, iam_admin: User, target: User, make_user: Callable[..., User]
+) -> None:
+    token, _key = services.api_token_issue(actor=iam_admin, user=target, name="laptop")
+    reader = make_user("reader", Role.REVIEWER, is_staff=True)  # may view tokens, not change them
+    assert reader.has_perm("governance.view_apitoken") and not reader.has_perm("governance.change_apitoken")
+    action = {"action": "revoke_tokens", "_selected_action": [token.pk]}
+    client.force_login(reader)
+    client.post("/admin/governance/apitoken/", action)
+    assert ApiToken.objects.get(pk=token.pk).revoked_at is None
+    client.force_login(iam_admin)
+    assert client.post("/admin/governance/apitoken/", action).status_code == 302
+    assert ApiToken.objects.get(pk=token.pk).revoked_at is not None
+    assert AuditEvent.objects.filter(action="api_token.revoked", target_id=str(token.pk), actor=iam_admin).exists()
+
+
 # --- Passwords -------------------------------------------------------------------------------------
 
 
