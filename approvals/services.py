@@ -49,7 +49,7 @@ from approvals.models import (
     WorkflowStep,
 )
 from governance.actors import Actor
-from governance.audit import EventSpec, accountable_human, audit_record, audit_record_many, snapshot
+from governance.audit import EventSpec, audit_record, audit_record_many, snapshot
 from governance.exceptions import Conflict, IllegalTransition, NotAllowed, Unprocessable, ValidationFailed
 from governance.models import User
 from governance.roles import Pool, Role
@@ -95,8 +95,6 @@ def expiry_policy_set(*, actor: Actor | User, risk_tier: str, days: int) -> Gran
             actor=actor,
             action="grant_expiry_policy.changed",
             target=policy,
-            # Policies are the IAM team's: the admin changing one answers for it.
-            owner=accountable_human(actor),
             before={"days": before},
             after={"days": days},
         )
@@ -161,7 +159,6 @@ def workflow_step_save(
             actor=actor,
             action="workflow.changed",
             target=workflow,
-            owner=accountable_human(actor),
             before={"step": before} if before else None,
             after={"step": {**snapshot(step, STEP_FIELDS), "pool_users": [u.username for u in pool_users]}},
         )
@@ -175,14 +172,7 @@ def workflow_step_delete(*, actor: Actor | User, step: WorkflowStep) -> None:
             raise Conflict("A workflow needs at least one step.")
         before = snapshot(step, STEP_FIELDS)
         step.delete()
-        audit_record(
-            actor=actor,
-            action="workflow.changed",
-            target=workflow,
-            owner=accountable_human(actor),
-            before={"step": before},
-            after=None,
-        )
+        audit_record(actor=actor, action="workflow.changed", target=workflow, before={"step": before}, after=None)
 
 
 def default_workflows_ensure() -> int:

@@ -1039,8 +1039,6 @@ def resource_system_save(
             actor=resolved,
             action="resource_system.created" if before is None else "resource_system.changed",
             target=target,
-            # The catalog is the IAM team's: the admin changing it answers for the change.
-            owner=accountable_human(resolved),
             before=before,
             after=after,
         )
@@ -1089,7 +1087,6 @@ def scope_save(
             actor=resolved,
             action="scope.created" if before is None else "scope.changed",
             target=target,
-            owner=accountable_human(resolved),
             before=before,
             after={"code": target.code, **snapshot(target, SCOPE_FIELDS)},
         )

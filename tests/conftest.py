@@ -9,12 +9,16 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from aiosmtpd.controller import Controller
 from django.contrib.auth.models import Group
 from django.core.cache import cache
+from django.test import override_settings
 from rest_framework.test import APIClient
 
 from governance.models import User
 from governance.roles import Pool, Role, roles_sync
+from governance.services import api_token_issue
+from tests.mail_support import Mailbox, free_port
 
 
 @pytest.fixture(scope="session")
@@ -132,6 +136,43 @@ def web_as(client: Any) -> Callable[[User], Any]:
         return client
 
     return make
+
+
+@pytest.fixture
+def token_client(db: Any) -> Callable[[User], APIClient]:
+    """An API client with a real ``Authorization: Token`` header (what the idempotency,
+    throttling and audit middleware see; ``force_authenticate`` would hide the caller)."""
+
+    def make(user: User) -> APIClient:
+        _token, key = api_token_issue(actor=user, user=user, name="test")
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
+        return client
+
+    return make
+
+
+@pytest.fixture
+def smtp() -> Iterator[tuple[Mailbox, int]]:
+    """A real SMTP server the email backend sends to: ``(mailbox, port)``."""
+    mailbox = Mailbox()
+    port = free_port()
+    controller = Controller(mailbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        with override_settings(
+            EMAIL_BACKEND="django.core.mail.backends.smtp.EmailBackend",
+            EMAIL_HOST="127.0.0.1",
+            EMAIL_PORT=port,
+            EMAIL_HOST_USER="",
+            EMAIL_HOST_PASSWORD="",
+            EMAIL_USE_TLS=False,
+            EMAIL_USE_SSL=False,
+            OUTBOX_RETRY_BASE_SECONDS=60,
+        ):
+            yield mailbox, port
+    finally:
+        controller.stop()
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

@@ -4,15 +4,12 @@ that keeps two workers from sending the same email."""
 
 from __future__ import annotations
 
-import email as email_lib
-import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 import time_machine
-from aiosmtpd.controller import Controller
 from django.core.mail.backends.smtp import EmailBackend
 from django.db import transaction
 from django.test import override_settings
@@ -20,61 +17,11 @@ from django.test import override_settings
 from governance import services, tasks
 from governance.exceptions import Conflict
 from governance.models import AuditEvent, EmailStatus, OutboundEmail, User
+from tests.mail_support import Mailbox, free_port
 
 pytestmark = pytest.mark.django_db
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class Mailbox:
-    """An SMTP handler that answers "451 try later" to the first ``refuse`` messages."""
-
-    def __init__(self) -> None:
-        self.refuse = 0
-        self.refused = 0
-        self.received: list[email_lib.message.Message] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        if self.refuse > 0:
-            self.refuse -= 1
-            self.refused += 1
-            return "451 4.3.0 Mailbox busy, try later"
-        self.received.append(email_lib.message_from_bytes(envelope.original_content or envelope.content))
-        return "250 Message accepted"
-
-    def message_ids(self) -> list[str]:
-        return [str(m["Message-ID"]) for m in self.received]
-
-    def recipients(self) -> list[str]:
-        return [str(m["To"]) for m in self.received]
-
-
-@pytest.fixture
-def smtp() -> Iterator[tuple[Mailbox, int]]:
-    mailbox = Mailbox()
-    port = free_port()
-    controller = Controller(mailbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        with override_settings(
-            EMAIL_BACKEND="django.core.mail.backends.smtp.EmailBackend",
-            EMAIL_HOST="127.0.0.1",
-            EMAIL_PORT=port,
-            EMAIL_HOST_USER="",
-            EMAIL_HOST_PASSWORD="",
-            EMAIL_USE_TLS=False,
-            EMAIL_USE_SSL=False,
-            OUTBOX_RETRY_BASE_SECONDS=60,
-        ):
-            yield mailbox, port
-    finally:
-        controller.stop()
 
 
 def enqueue(user: User, key: str) -> OutboundEmail:

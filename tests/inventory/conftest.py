@@ -68,6 +68,23 @@ def make_integration(catalog: dict[str, Scope]) -> Callable[..., Integration]:
     return make
 
 
+def form_data(business_owner: str, **over: Any) -> dict[str, Any]:
+    """What the registration (or edit) page posts for a plain draft: the required fields, no
+    credential rows; ``over`` changes or adds fields."""
+    return {
+        "name": "Deal desk copilot",
+        "kind": "agent",
+        "purpose": "Prepares deal summaries.",
+        "environment": "production",
+        "autonomy": "human_in_loop",
+        "business_owner": business_owner,
+        "cred-TOTAL_FORMS": "0",
+        "cred-INITIAL_FORMS": "0",
+        "action": "draft",
+        **over,
+    }
+
+
 def grant_all(integration: Integration, approver: User) -> None:
     """Make it active with a grant for each requested scope (what approvals does on approval)."""
     actor = Actor.system(on_behalf_of=integration.business_owner)

@@ -15,25 +15,13 @@ from django.urls import reverse
 
 from governance.models import User
 from inventory.models import Integration
+from tests.inventory.conftest import form_data
 
 pytestmark = pytest.mark.django_db
 
 BODY = {"name": "Deal desk copilot", "kind": "agent", "purpose": "Prepares deal summaries."}
 PROBLEM = "application/problem+json"
 HUGE_ID = "99999999999999999999"  # 20 digits: beyond a 64-bit key
-
-
-def _form(owner: User, **over: Any) -> dict[str, Any]:
-    return {
-        **BODY,
-        "environment": "production",
-        "autonomy": "human_in_loop",
-        "business_owner": owner.username,
-        "cred-TOTAL_FORMS": "0",
-        "cred-INITIAL_FORMS": "0",
-        "action": "draft",
-        **over,
-    }
 
 
 def test_json_nested_a_thousand_levels_deep_is_a_400_problem(owner: User, api_as: Any) -> None:
@@ -69,7 +57,7 @@ def test_a_body_over_the_limit_is_a_413_problem_on_the_api_and_a_413_page_elsewh
 def test_an_id_too_large_for_the_database_is_a_form_error(
     field: str, owner: User, web_as: Any, api_as: Any, catalog: Any
 ) -> None:
-    response = web_as(owner).post(reverse("inventory:create"), _form(owner, **{field: [HUGE_ID]}))
+    response = web_as(owner).post(reverse("inventory:create"), form_data(owner.username, **{field: [HUGE_ID]}))
     assert response.status_code == 400
     assert f'id="id_{field}-error"' in response.content.decode()
     assert not Integration.objects.exists()
@@ -116,6 +104,6 @@ def test_the_limits_are_settings_and_hold_on_every_path(
     others = [make_integration(owner, name=f"Tool {n}") for n in range(3)]
     response = api_as(owner).post("/api/v1/integrations/", {**BODY, "invokes": [o.pk for o in others]}, format="json")
     assert response.status_code == 400 and list(response.json()["errors"]) == ["invokes"]
-    page = web_as(owner).post(reverse("inventory:create"), _form(owner, tags="a, b, c, d"))
+    page = web_as(owner).post(reverse("inventory:create"), form_data(owner.username, tags="a, b, c, d"))
     assert page.status_code == 400 and 'id="id_tags-error"' in page.content.decode()
     assert Integration.objects.count() == 3

@@ -5,38 +5,22 @@ Idempotency-Key after a refusal creates nothing either."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 from django.test import override_settings
 from django.urls import reverse
 from django_q.models import OrmQ
-from rest_framework.test import APIClient
 
 from governance.models import ApiToken, AuditEvent, OutboundEmail, User
 from governance.roles import Role
-from governance.services import api_token_issue
 from inventory import services
 from inventory.models import Integration, OwnershipTransfer, Scope
+from tests.inventory.conftest import form_data
 
 pytestmark = pytest.mark.django_db
 
 REGISTRATION = {"name": "Deal desk copilot", "kind": "agent", "purpose": "Prepares deal summaries."}
-
-
-@pytest.fixture
-def token_client() -> Callable[[User], APIClient]:
-    """A client with a real ``Authorization: Token`` header, so the idempotency middleware sees
-    the caller (``force_authenticate`` would hide it)."""
-
-    def make(user: User) -> APIClient:
-        _token, key = api_token_issue(actor=user, user=user, name="test")
-        client = APIClient()
-        client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
-        return client
-
-    return make
 
 
 def _nothing_registered() -> None:
@@ -109,15 +93,8 @@ def test_the_registration_form_refused_at_submission_leaves_no_draft(
     owner: User, web_as: Any, catalog: dict[str, Scope]
 ) -> None:
     client = web_as(owner)
-    data = {
-        **REGISTRATION,
-        "environment": "production",
-        "autonomy": "human_in_loop",
-        "business_owner": _owner_as_the_form_shows_it(client.get(reverse("inventory:create"))),
-        "cred-TOTAL_FORMS": "0",
-        "cred-INITIAL_FORMS": "0",
-        "action": "submit",  # without a scope: refused by integration_submit
-    }
+    business_owner = _owner_as_the_form_shows_it(client.get(reverse("inventory:create")))
+    data = form_data(business_owner, action="submit")  # without a scope: refused by integration_submit
     response = client.post(reverse("inventory:create"), data)
     assert response.status_code == 400
     assert "Pick at least one scope" in response.content.decode()
@@ -130,17 +107,7 @@ def test_the_edit_form_refused_at_submission_keeps_the_old_values(
     integ = make_integration(owner, scopes=())
     client = web_as(owner)
     page = client.get(reverse("inventory:edit", args=[integ.pk]))
-    data = {
-        "name": "Renamed draft",
-        "kind": "chatbot",
-        "purpose": "Summarises meetings.",
-        "environment": "production",
-        "autonomy": "suggest_only",
-        "business_owner": _owner_as_the_form_shows_it(page),
-        "cred-TOTAL_FORMS": "0",
-        "cred-INITIAL_FORMS": "0",
-        "action": "submit",
-    }
+    data = form_data(_owner_as_the_form_shows_it(page), name="Renamed draft", action="submit")
     response = client.post(reverse("inventory:edit", args=[integ.pk]), data)
     assert "Pick at least one scope" in response.content.decode()
     assert response.status_code == 400

@@ -13,9 +13,9 @@ from django.urls import reverse
 
 from governance.models import AuditEvent, OutboundEmail, User
 from governance.roles import Pool, Role
-from governance.services import api_token_issue
 from inventory import services
 from inventory.models import Integration, OwnershipTransfer
+from tests.inventory.conftest import form_data
 
 pytestmark = pytest.mark.django_db
 
@@ -132,14 +132,11 @@ def test_a_role_waiting_for_someone_else_is_a_409_naming_the_field(
     assert _waiting(integ.pk) == [("technical_owner", "carol")]
 
 
-def test_a_service_account_cannot_register_for_someone_else(bob: User, make_user: Any, catalog: Any) -> None:
-    from rest_framework.test import APIClient
-
+def test_a_service_account_cannot_register_for_someone_else(
+    bob: User, make_user: Any, token_client: Any, catalog: Any
+) -> None:
     robot = make_user("servicenow", Role.BUSINESS_USER, is_service_account=True)
-    _token, key = api_token_issue(actor=robot, user=robot, name="ticketing")
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
-    response = client.post("/api/v1/integrations/", {**BODY, "business_owner": "bob"}, format="json")
+    response = token_client(robot).post("/api/v1/integrations/", {**BODY, "business_owner": "bob"}, format="json")
     assert response.status_code == 403 and response["Content-Type"] == "application/problem+json"
     assert "business_owner" in response.json()["errors"]
     assert not Integration.objects.exists() and not OwnershipTransfer.objects.exists()
@@ -149,16 +146,7 @@ def test_the_registration_form_asks_the_named_colleagues_and_says_so(
     owner: User, bob: User, web_as: Any, catalog: Any
 ) -> None:
     client = web_as(owner)
-    data = {
-        **{k: v for k, v in BODY.items() if k != "requested_scopes"},
-        "environment": "production",
-        "autonomy": "human_in_loop",
-        "business_owner": "owner",
-        "technical_owner": "bob",
-        "cred-TOTAL_FORMS": "0",
-        "cred-INITIAL_FORMS": "0",
-        "action": "draft",
-    }
+    data = form_data("owner", technical_owner="bob")
     response = client.post(reverse("inventory:create"), data, follow=True)
     assert response.status_code == 200
     html = response.content.decode()

@@ -6,15 +6,10 @@ through a real SMTP server)."""
 
 from __future__ import annotations
 
-import email as email_lib
-import socket
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 from django.db import transaction
-from django.test import override_settings
 from django.urls import reverse
 
 from approvals import services as approvals
@@ -29,43 +24,13 @@ from governance.validators import SINGLE_LINE_MESSAGE, header_safe
 from governance.webhooks import services as webhooks
 from inventory import services
 from inventory.models import Integration
+from tests.inventory.conftest import form_data
+from tests.mail_support import Mailbox
 
 pytestmark = pytest.mark.django_db
 
 BODY = {"name": "Deal desk copilot", "kind": "agent", "purpose": "Prepares deal summaries."}
 BROKEN = ["Deal desk\nBcc: everyone@example.com", "Deal\rdesk", "Deal\tdesk", "Deal\x85desk", "Deal\u2028desk"]
-
-
-class Mailbox:
-    def __init__(self) -> None:
-        self.received: list[email_lib.message.Message] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
-        self.received.append(email_lib.message_from_bytes(envelope.original_content or envelope.content))
-        return "250 Message accepted"
-
-
-@pytest.fixture
-def smtp() -> Iterator[Mailbox]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
-    mailbox = Mailbox()
-    controller = Controller(mailbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        with override_settings(
-            EMAIL_BACKEND="django.core.mail.backends.smtp.EmailBackend",
-            EMAIL_HOST="127.0.0.1",
-            EMAIL_PORT=port,
-            EMAIL_HOST_USER="",
-            EMAIL_HOST_PASSWORD="",
-            EMAIL_USE_TLS=False,
-            EMAIL_USE_SSL=False,
-        ):
-            yield mailbox
-    finally:
-        controller.stop()
 
 
 @pytest.mark.parametrize("name", BROKEN)
@@ -96,16 +61,7 @@ def test_every_single_line_field_of_an_integration_is_checked(owner: User, api_a
 
 
 def test_the_registration_form_shows_the_error_next_to_the_name(owner: User, web_as: Any) -> None:
-    data = {
-        **BODY,
-        "name": "Deal desk\nBcc: x@example.com",
-        "environment": "production",
-        "autonomy": "human_in_loop",
-        "business_owner": owner.username,
-        "cred-TOTAL_FORMS": "0",
-        "cred-INITIAL_FORMS": "0",
-        "action": "draft",
-    }
+    data = form_data(owner.username, name="Deal desk\nBcc: x@example.com")
     response = web_as(owner).post(reverse("inventory:create"), data)
     assert response.status_code == 400
     html = response.content.decode()
@@ -148,8 +104,9 @@ def test_the_other_apps_refuse_control_characters_in_their_names(iam_admin: User
 
 
 def test_an_integration_whose_name_holds_a_line_break_still_gets_its_email(
-    smtp: Mailbox, owner: User, iam_admin: User, make_integration: Any
+    smtp: tuple[Mailbox, int], owner: User, iam_admin: User, make_integration: Any
 ) -> None:
+    mailbox, _port = smtp
     integ = make_integration(owner, submit=True)
     # Stored before the rule existed (or written around it): the notification must still go.
     Integration.objects.filter(pk=integ.pk).update(name="Notes bot\r\nBcc: everyone@example.com")
@@ -159,12 +116,13 @@ def test_an_integration_whose_name_holds_a_line_break_still_gets_its_email(
     assert "\n" not in email.subject and "\r" not in email.subject
     assert tasks.outbox_flush() == 1
     assert OutboundEmail.objects.get(pk=email.pk).status == EmailStatus.SENT
-    (received,) = smtp.received
+    (received,) = mailbox.received
     assert received["Subject"] == "Notes bot Bcc: everyone@example.com was suspended"
     assert received["Bcc"] is None and received["To"] == "owner@example.com"
 
 
-def test_a_stored_subject_with_a_line_break_is_delivered_made_safe(smtp: Mailbox, owner: User) -> None:
+def test_a_stored_subject_with_a_line_break_is_delivered_made_safe(smtp: tuple[Mailbox, int], owner: User) -> None:
+    mailbox, _port = smtp
     with transaction.atomic():
         queued = kernel.email_enqueue(
             key="legacy-1",
@@ -176,7 +134,7 @@ def test_a_stored_subject_with_a_line_break_is_delivered_made_safe(smtp: Mailbox
     assert queued is not None
     OutboundEmail.objects.filter(pk=queued.pk).update(subject="Review of\nBot waiting")  # an old row
     assert kernel.email_deliver(email_id=queued.pk) == EmailStatus.SENT
-    assert smtp.received[0]["Subject"] == "Review of Bot waiting"
+    assert mailbox.received[0]["Subject"] == "Review of Bot waiting"
 
 
 def test_header_safe_makes_one_bounded_line() -> None:

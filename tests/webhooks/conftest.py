@@ -9,17 +9,14 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-from rest_framework.test import APIClient
 
 from governance import outbound
-from governance.models import User
-from governance.services import api_token_issue
 from tests.outbound_support import FakeDNS
 
 
@@ -88,16 +85,3 @@ def receiver(settings: Any) -> Iterator[Receiver]:
     settings.OUTBOUND_ALLOWED_HOSTS = [*settings.OUTBOUND_ALLOWED_HOSTS, f"127.0.0.1:{r.port}"]
     yield r
     r.stop()
-
-
-@pytest.fixture
-def token_client(db: Any) -> Callable[[User], APIClient]:
-    """An API client authenticated with a real ``Authorization: Token`` header."""
-
-    def make(user: User) -> APIClient:
-        _token, key = api_token_issue(actor=user, user=user, name="test")
-        client = APIClient()
-        client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
-        return client
-
-    return make
