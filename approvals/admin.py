@@ -17,17 +17,7 @@ from approvals.models import (
     Workflow,
     WorkflowStep,
 )
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
+from governance.admin import ReadOnlyAdmin
 
 
 @admin.register(AccessRequest)

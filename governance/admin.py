@@ -44,10 +44,9 @@ from governance.roles import Pool, Role
 # --- Building blocks ------------------------------------------------------------------------------
 
 
-class ReadOnlyMixin:
-    """No add, change or delete for anyone (superusers included), and no bulk actions."""
-
-    actions: Any = None
+class NoWrites:
+    """No add, change or delete through the admin's forms for anyone, superusers included: rows
+    change through the services (admin actions may call them)."""
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
@@ -57,6 +56,12 @@ class ReadOnlyMixin:
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+class ReadOnlyMixin(NoWrites):
+    """No writes and no bulk actions at all."""
+
+    actions: Any = None
 
 
 class ReadOnlyAdmin(ReadOnlyMixin, admin.ModelAdmin):  # type: ignore[type-arg]

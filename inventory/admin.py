@@ -11,7 +11,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from simple_history.admin import SimpleHistoryAdmin
 
-from governance.admin import NoHistoryRevert
+from governance.admin import NoHistoryRevert, NoWrites
 from governance.exceptions import DomainError
 from inventory import services
 from inventory.models import (
@@ -24,15 +24,8 @@ from inventory.models import (
 )
 
 
-class ReadOnly(NoHistoryRevert, SimpleHistoryAdmin):  # type: ignore[misc]
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
+class ReadOnly(NoWrites, NoHistoryRevert, SimpleHistoryAdmin):  # type: ignore[misc]
+    """Rows and their history to read; the kill switch is the one action (through its service)."""
 
 
 class CredentialInline(admin.TabularInline):  # type: ignore[type-arg]
