@@ -45,9 +45,12 @@ browser:
 test: install browser
 	GOVERNANCE_TESTING=1 $(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
 
+# What .ci/run checks before the tests: style, types, and the architecture's import rules.
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 bench: migrate
 	$(BIN)/python -m benchmarks

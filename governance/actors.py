@@ -52,6 +52,3 @@ class Actor:
     @property
     def is_system(self) -> bool:
         return self.kind == ActorKind.SYSTEM
-
-
-ActorLike = "Actor | User"

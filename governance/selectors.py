@@ -33,6 +33,12 @@ def outbox_for(user: Any, *, status: str = "") -> QuerySet[OutboundEmail]:
     return qs.exclude(status=EmailStatus.SENT).order_by("status", "next_attempt_at", "id")
 
 
+def people() -> QuerySet[User]:
+    """Every person who can be named for a role (owner, reviewer, campaign owner): active, never a
+    service account nor the system actor, by username."""
+    return User.objects.filter(is_active=True, is_service_account=False).exclude(username="system").order_by("username")
+
+
 def people_suggested(user: Any, *, query: str = "", limit: int = 10) -> QuerySet[User]:
     """People ``user`` may name (an owner, a backup, a transfer's new owner): active persons, never
     service accounts. Without ``query``, their colleagues — themselves, their manager, their
@@ -41,12 +47,12 @@ def people_suggested(user: Any, *, query: str = "", limit: int = 10) -> QuerySet
     auditor (read-only) names nobody; an anonymous caller sees nobody."""
     if not getattr(user, "is_authenticated", False) or is_read_only(user):
         return User.objects.none()
-    people = User.objects.filter(is_active=True, is_service_account=False).exclude(username="system")
+    candidates = people()
     text = query.strip()
     if text:
         if len(text) < 2:
             return User.objects.none()
-        people = people.filter(
+        candidates = candidates.filter(
             Q(username__icontains=text)
             | Q(display_name__icontains=text)
             | Q(first_name__icontains=text)
@@ -56,5 +62,5 @@ def people_suggested(user: Any, *, query: str = "", limit: int = 10) -> QuerySet
         near = Q(pk=user.pk) | Q(manager=user)
         if user.manager_id:
             near |= Q(pk=user.manager_id) | Q(manager_id=user.manager_id)
-        people = people.filter(near)
-    return people.order_by("username")[:limit]
+        candidates = candidates.filter(near)
+    return candidates[:limit]

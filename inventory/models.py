@@ -9,12 +9,10 @@ from django.db import models
 from django.utils import timezone
 from simple_history.models import HistoricalRecords
 
+from governance.choices import LEVEL_ORDER, Level
 
-class Sensitivity(models.TextChoices):
-    LOW = "low", "Low"
-    MEDIUM = "medium", "Medium"
-    HIGH = "high", "High"
-    CRITICAL = "critical", "Critical"
+# A scope's sensitivity and an integration's risk tier use the portal's one four-step scale.
+Sensitivity = Level
 
 
 class AccessLevel(models.TextChoices):
@@ -99,14 +97,8 @@ class IntegrationStatus(models.TextChoices):
     RETIRED = "retired", "Retired"
 
 
-class RiskTier(models.TextChoices):
-    LOW = "low", "Low"
-    MEDIUM = "medium", "Medium"
-    HIGH = "high", "High"
-    CRITICAL = "critical", "Critical"
-
-
-RISK_TIER_ORDER = {RiskTier.LOW: 0, RiskTier.MEDIUM: 1, RiskTier.HIGH: 2, RiskTier.CRITICAL: 3}
+RiskTier = Level
+RISK_TIER_ORDER = LEVEL_ORDER
 
 
 class Integration(models.Model):
