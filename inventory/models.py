@@ -9,16 +9,21 @@ from django.db import models
 from django.utils import timezone
 from simple_history.models import HistoricalRecords
 
-from governance.choices import LEVEL_ORDER, Level
-
-# A scope's sensitivity and an integration's risk tier use the portal's one four-step scale.
-Sensitivity = Level
-
-
-class AccessLevel(models.TextChoices):
-    READ = "read", "Read"
-    WRITE = "write", "Write"
-    ADMIN = "admin", "Admin"
+from inventory.choices import (  # noqa: F401  (the vocabulary is read from here too)
+    RISK_TIER_ORDER,
+    AccessLevel,
+    Autonomy,
+    CredentialType,
+    DataClassification,
+    Environment,
+    GrantStatus,
+    IntegrationKind,
+    IntegrationStatus,
+    OwnerRole,
+    RiskTier,
+    Sensitivity,
+    TransferStatus,
+)
 
 
 class ResourceSystem(models.Model):
@@ -58,47 +63,6 @@ class Scope(models.Model):
 
     def __str__(self) -> str:
         return self.code
-
-
-class IntegrationKind(models.TextChoices):
-    CHATBOT = "chatbot", "Chatbot"
-    AGENT = "agent", "Agent"
-    PLUGIN = "plugin", "Plugin"
-    AUTOMATION = "automation", "Automation"
-    EMBEDDED_MODEL = "embedded_model", "Embedded model"
-    OTHER = "other", "Other"
-
-
-class Environment(models.TextChoices):
-    PRODUCTION = "production", "Production"
-    STAGING = "staging", "Staging"
-    DEVELOPMENT = "development", "Development"
-
-
-class DataClassification(models.TextChoices):
-    PUBLIC = "public", "Public"
-    INTERNAL = "internal", "Internal"
-    CONFIDENTIAL = "confidential", "Confidential"
-    RESTRICTED = "restricted", "Restricted"
-
-
-class Autonomy(models.TextChoices):
-    SUGGEST_ONLY = "suggest_only", "Suggests only"
-    HUMAN_IN_LOOP = "human_in_loop", "Human in the loop"
-    AUTONOMOUS = "autonomous", "Autonomous"
-
-
-class IntegrationStatus(models.TextChoices):
-    DRAFT = "draft", "Draft"
-    PENDING = "pending", "Pending approval"
-    ACTIVE = "active", "Active"
-    REJECTED = "rejected", "Rejected"
-    SUSPENDED = "suspended", "Suspended"
-    RETIRED = "retired", "Retired"
-
-
-RiskTier = Level
-RISK_TIER_ORDER = LEVEL_ORDER
 
 
 class Integration(models.Model):
@@ -186,15 +150,6 @@ class Integration(models.Model):
         return {i for i in (self.business_owner_id, self.technical_owner_id, self.backup_owner_id) if i}
 
 
-class CredentialType(models.TextChoices):
-    API_KEY = "api_key", "API key"
-    OAUTH_CLIENT = "oauth_client", "OAuth client"
-    OAUTH_GRANT = "oauth_grant", "OAuth grant"
-    SERVICE_ACCOUNT = "service_account", "Service account"
-    CERTIFICATE = "certificate", "Certificate"
-    WORKLOAD_IDENTITY_TOKEN = "workload_identity_token", "Workload identity token"
-
-
 class Credential(models.Model):
     """Metadata of a credential an integration uses. Never a secret value (DESIGN.md invariant 3):
     ``identifier`` is a key id, client id, account name or certificate fingerprint."""
@@ -215,12 +170,6 @@ class Credential(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_type_display()} {self.identifier}"
-
-
-class GrantStatus(models.TextChoices):
-    ACTIVE = "active", "Active"
-    EXPIRED = "expired", "Expired"
-    REVOKED = "revoked", "Revoked"
 
 
 class Grant(models.Model):
@@ -271,19 +220,6 @@ class Grant(models.Model):
     @property
     def is_active(self) -> bool:
         return self.status == GrantStatus.ACTIVE
-
-
-class OwnerRole(models.TextChoices):
-    BUSINESS = "business_owner", "Business owner"
-    TECHNICAL = "technical_owner", "Technical owner"
-    BACKUP = "backup_owner", "Backup owner"
-
-
-class TransferStatus(models.TextChoices):
-    PROPOSED = "proposed", "Proposed"
-    ACCEPTED = "accepted", "Accepted"
-    DECLINED = "declined", "Declined"
-    CANCELLED = "cancelled", "Cancelled"
 
 
 class OwnershipTransfer(models.Model):
