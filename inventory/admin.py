@@ -13,6 +13,7 @@ from simple_history.admin import SimpleHistoryAdmin
 
 from governance.admin import NoHistoryRevert, NoWrites
 from governance.exceptions import DomainError
+from governance.web import signed_in
 from inventory import services
 from inventory.models import (
     Credential,
@@ -24,11 +25,11 @@ from inventory.models import (
 )
 
 
-class ReadOnly(NoWrites, NoHistoryRevert, SimpleHistoryAdmin):  # type: ignore[misc]
+class ReadOnly(NoWrites, NoHistoryRevert, SimpleHistoryAdmin):
     """Rows and their history to read; the kill switch is the one action (through its service)."""
 
 
-class CredentialInline(admin.TabularInline):  # type: ignore[type-arg]
+class CredentialInline(admin.TabularInline):
     model = Credential
     extra = 0
     can_delete = False
@@ -53,7 +54,9 @@ class IntegrationAdmin(ReadOnly):
         done = 0
         for integ in queryset:
             try:
-                services.integration_suspend(actor=request.user, integration=integ, reason="Suspended from the admin")
+                services.integration_suspend(
+                    actor=signed_in(request), integration=integ, reason="Suspended from the admin"
+                )
                 done += 1
             except DomainError as exc:
                 self.message_user(request, f"{integ}: {exc.detail}", messages.ERROR)

@@ -83,3 +83,7 @@ class TransferStatus(models.TextChoices):
     ACCEPTED = "accepted", "Accepted"
     DECLINED = "declined", "Declined"
     CANCELLED = "cancelled", "Cancelled"
+
+
+# What an owner may submit for approval: a draft, or one the reviewers rejected.
+SUBMITTABLE_STATUSES = (IntegrationStatus.DRAFT, IntegrationStatus.REJECTED)

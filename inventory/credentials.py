@@ -1,6 +1,6 @@
-"""Refusing secret values (DESIGN.md invariant 3): the inventory records what a credential *is*
-(type, key id, client id, fingerprint, dates), never the secret itself. ``secret_problem``
-recognises values that look like a secret, so a pasted key is refused before it is stored."""
+"""Refusing secret values: the inventory records what a credential *is* (type, key id, client
+id, fingerprint, dates), never the secret itself, so a value that looks like a secret is refused
+wherever it is typed, before it is stored."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Filters of the integration list, shared by the page and the API (django-filter)."""
+"""Filters of the inventory's lists (django-filter): the integration list, shared by the page and
+the API, and the API's lists of scopes, grants and ownership transfers."""
 
 from __future__ import annotations
 
@@ -7,14 +8,19 @@ from typing import Any
 import django_filters
 from django.db.models import Q, QuerySet
 
-from governance.filters import StrictBooleanFilter, StrictBooleanWidget
-from inventory.models import (
+from governance.filters import DateTimeFilter, IdFilter, StrictBooleanFilter, StrictBooleanWidget
+from inventory.choices import (
+    AccessLevel,
     DataClassification,
-    Integration,
+    GrantStatus,
     IntegrationKind,
     IntegrationStatus,
     RiskTier,
+    Sensitivity,
+    TransferStatus,
 )
+from inventory.models import Grant, Integration, OwnershipTransfer, Scope
+from inventory.selectors import owned_by
 
 
 class OrphanedWidget(StrictBooleanWidget):
@@ -73,9 +79,7 @@ class IntegrationFilter(django_filters.FilterSet):
         return qs
 
     def by_owner(self, qs: QuerySet[Integration], name: str, value: str) -> QuerySet[Integration]:
-        return qs.filter(
-            Q(business_owner__username=value) | Q(technical_owner__username=value) | Q(backup_owner__username=value)
-        )
+        return qs.filter(owned_by(value, lookup="username"))
 
     def by_scope(self, qs: QuerySet[Integration], name: str, value: str) -> QuerySet[Integration]:
         # A subquery, not a join: no duplicate rows, no DISTINCT over the whole list.
@@ -89,3 +93,43 @@ class IntegrationFilter(django_filters.FilterSet):
 
 # Sorting offered on the page and the API (?ordering=).
 ORDERING_FIELDS = ["name", "status", "risk_score", "risk_tier", "kind", "created_at", "updated_at", "vendor"]
+
+
+class ScopeFilter(django_filters.FilterSet):
+    system = django_filters.CharFilter(field_name="system__code", help_text="Resource system code, e.g. msgraph.")
+    sensitivity = django_filters.ChoiceFilter(choices=Sensitivity.choices)
+    access = django_filters.ChoiceFilter(choices=AccessLevel.choices)
+    q = django_filters.CharFilter(method="search", help_text="Words in the code, name or description.")
+
+    class Meta:
+        model = Scope
+        fields = ["system", "sensitivity", "access", "q"]
+
+    def search(self, qs: QuerySet[Scope], name: str, value: str) -> QuerySet[Scope]:
+        for word in value.split()[:5]:
+            qs = qs.filter(Q(code__icontains=word) | Q(name__icontains=word) | Q(description__icontains=word))
+        return qs
+
+
+class GrantFilter(django_filters.FilterSet):
+    integration = IdFilter(field_name="integration__id", help_text="Integration id.")
+    scope = django_filters.CharFilter(field_name="scope__code", help_text="Scope code, system:name.")
+    active = StrictBooleanFilter(method="filter_active", help_text="true: active grants; false: ended ones.")
+    expires_before = DateTimeFilter(field_name="expires_at", lookup_expr="lt")
+
+    class Meta:
+        model = Grant
+        fields = ["integration", "scope", "active", "expires_before"]
+
+    def filter_active(self, queryset: QuerySet[Grant], name: str, value: bool) -> QuerySet[Grant]:
+        return queryset.filter(status=GrantStatus.ACTIVE) if value else queryset.exclude(status=GrantStatus.ACTIVE)
+
+
+class OwnershipTransferFilter(django_filters.FilterSet):
+    status = django_filters.ChoiceFilter(choices=TransferStatus.choices)
+    # An unknown id lists nothing (a ModelChoiceFilter answered it with a 400).
+    integration = IdFilter(field_name="integration__id", help_text="Integration id.")
+
+    class Meta:
+        model = OwnershipTransfer
+        fields = ["status", "integration"]

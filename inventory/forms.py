@@ -8,55 +8,31 @@ from typing import Any
 
 from django import forms
 from django.db.models import Q
+from django.forms.formsets import DELETION_FIELD_NAME
+from django.http import QueryDict
 from django.utils import timezone
 
 from governance.exceptions import ValidationFailed
 from governance.fields import IdMultipleChoiceField
+from governance.forms import AccessibleForm
 from governance.models import User
 from governance.roles import sees_everything
-from governance.selectors import people_suggested
+from governance.selectors import people, people_suggested
 from governance.validators import validate_single_line
-from inventory.credentials import secret_problem
-from inventory.models import (
+from inventory.choices import (
     AccessLevel,
     Autonomy,
     CredentialType,
     DataClassification,
     Environment,
-    Integration,
     IntegrationKind,
     OwnerRole,
-    Scope,
     Sensitivity,
 )
-
-
-class AccessibleForm(forms.Form):
-    """Ties help texts and errors to their inputs (``aria-describedby``, ``aria-invalid``)."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        for name, field in self.fields.items():
-            if field.help_text:
-                field.widget.attrs["aria-describedby"] = f"{self[name].auto_id}-help"
-
-    def full_clean(self) -> None:
-        super().full_clean()
-        self.mark_errors()
-
-    def mark_errors(self) -> None:
-        for name in self.errors:
-            if name in self.fields:
-                bound = self[name]
-                attrs = self.fields[name].widget.attrs
-                attrs["aria-invalid"] = "true"
-                ids = [f"{bound.auto_id}-error"] + ([f"{bound.auto_id}-help"] if self.fields[name].help_text else [])
-                attrs["aria-describedby"] = " ".join(ids)
-
-
-def _people() -> Any:
-    return User.objects.filter(is_active=True, is_service_account=False).exclude(username="system").order_by("username")
-
+from inventory.credentials import secret_problem
+from inventory.models import Integration, Scope
+from inventory.selectors import owned_by
+from inventory.services import PLAIN_INPUT_FIELDS
 
 # Free text: only the known secret formats are refused there (no entropy check).
 FREE_TEXT_FIELDS = frozenset({"purpose"})
@@ -94,11 +70,11 @@ class PersonField(forms.CharField):
     def prepare_value(self, value: Any) -> Any:
         return value.username if isinstance(value, User) else value
 
-    def clean(self, value: Any) -> User | None:  # type: ignore[override]
+    def clean(self, value: Any) -> User | None:
         username = super().clean(value)
         if not username:
             return None
-        person = _people().filter(username=username).first()
+        person = people().filter(username=username).first()
         if person is None:
             raise forms.ValidationError(self.error_messages["unknown"], code="unknown", params={"value": username})
         return person
@@ -128,14 +104,16 @@ def forget_refused_secrets(form: forms.Form) -> None:
     else typed is kept."""
     if not form.is_bound:
         return
-    data = None
+    data: QueryDict | None = None
     for name in form.errors:
         if name not in form.fields:
             continue
         key = form.add_prefix(name)
         raw = form.data.get(key)
         if isinstance(raw, str) and secret_problem(raw, check_entropy=name not in FREE_TEXT_FIELDS):
-            data = data if data is not None else form.data.copy()
+            if data is None:
+                assert isinstance(form.data, QueryDict)  # a bound page form holds the posted data
+                data = form.data.copy()
             data[key] = ""
     if data is not None:
         form.data = data
@@ -247,24 +225,32 @@ class IntegrationForm(AccessibleForm):
         if sees_everything(user):
             # An admin or reviewer sees every integration: offer those of the same owners (and
             # what it already calls), not a list of 100,000. The API takes any visible id.
-            people = [user.pk] + ([p for p in instance.owner_ids()] if instance is not None else [])
+            owners = [user.pk, *(instance.owner_ids() if instance is not None else [])]
             current = list(instance.invokes.values_list("pk", flat=True)) if instance is not None else []
-            invokes = invokes.filter(
-                Q(business_owner__in=people)
-                | Q(technical_owner__in=people)
-                | Q(backup_owner__in=people)
-                | Q(pk__in=current)
-            )
+            invokes = invokes.filter(owned_by(owners, lookup="in") | Q(pk__in=current))
         if instance is not None:
             invokes = invokes.exclude(pk=instance.pk)
-        self.fields["invokes"].queryset = invokes  # type: ignore[attr-defined]
-        self.fields["requested_scopes"].queryset = Scope.objects.filter(is_active=True).select_related("system")  # type: ignore[attr-defined]
+        self.invokes_field.queryset = invokes
+        self.active_scopes = Scope.objects.filter(is_active=True).select_related("system")
+        self.scopes_field.queryset = self.active_scopes
         if instance is None and not self.is_bound:
             self.initial.setdefault("business_owner", user.username)
 
+    @property
+    def invokes_field(self) -> IdMultipleChoiceField:
+        field = self.fields["invokes"]
+        assert isinstance(field, IdMultipleChoiceField)
+        return field
+
+    @property
+    def scopes_field(self) -> IdMultipleChoiceField:
+        field = self.fields["requested_scopes"]
+        assert isinstance(field, IdMultipleChoiceField)
+        return field
+
     def people_options(self) -> list[User]:
         """Suggestions for the owner fields (the page's ``<datalist>``)."""
-        named = [getattr(self.instance, f, None) for f in ("business_owner", "technical_owner", "backup_owner")]
+        named = [getattr(self.instance, role, None) for role in OwnerRole.values]
         return people_options(self.user, *named)
 
     def clean_name(self) -> str:
@@ -284,9 +270,9 @@ class IntegrationForm(AccessibleForm):
 
     def clean_tags(self) -> list[str]:
         # How many tags (and how long) is the service's rule; its error comes back next to the field.
-        tags = [t.strip() for t in self.cleaned_data["tags"].split(",") if t.strip()]
-        for t in tags:
-            _no_secret(t)
+        tags = [tag.strip() for tag in self.cleaned_data["tags"].split(",") if tag.strip()]
+        for tag in tags:
+            _no_secret(tag)
         return tags
 
     def values(self) -> dict[str, Any]:
@@ -299,11 +285,12 @@ class IntegrationForm(AccessibleForm):
         """The scope picker: active scopes grouped by system, with what is ticked (kept from the
         submitted input when the form comes back with errors)."""
         if self.is_bound:
+            assert isinstance(self.data, QueryDict)  # a bound page form holds the posted data
             chosen = set(self.data.getlist(self.add_prefix("requested_scopes")))
         else:
             chosen = {str(getattr(s, "pk", s)) for s in self.initial.get("requested_scopes", [])}
         groups: dict[str, dict[str, Any]] = {}
-        for scope in self.fields["requested_scopes"].queryset.order_by("system__name", "name"):  # type: ignore[attr-defined]
+        for scope in self.active_scopes.order_by("system__name", "name"):
             group = groups.setdefault(scope.system.code, {"system": scope.system, "scopes": []})
             group["scopes"].append({"scope": scope, "checked": str(scope.pk) in chosen})
         return list(groups.values())
@@ -352,18 +339,22 @@ class CredentialForm(AccessibleForm):
         }
 
 
-class BaseCredentialFormSet(forms.BaseFormSet):  # type: ignore[type-arg]
+class BaseCredentialFormSet(forms.BaseFormSet):
+    def kept_forms(self) -> list[CredentialForm]:
+        """The credential forms filled in and not marked for deletion."""
+        return [f for f in self.forms if f.has_changed() and not f.cleaned_data.get(DELETION_FIELD_NAME, False)]
+
     def values(self) -> list[dict[str, Any]]:
-        return [f.value() for f in self.forms if f.has_changed() and not self._should_delete_form(f) and f.cleaned_data]
+        return [f.value() for f in self.kept_forms() if f.cleaned_data]
 
 
 CredentialFormSet = forms.formset_factory(CredentialForm, formset=BaseCredentialFormSet, extra=1, can_delete=True)
 
 
-def apply_service_errors(exc: ValidationFailed, form: IntegrationForm, formset: Any) -> None:
+def apply_service_errors(exc: ValidationFailed, form: IntegrationForm, formset: BaseCredentialFormSet) -> None:
     """Put a service's field errors back next to their fields (``credentials.N.field`` on the
     N-th credential form); anything else becomes a form-wide error."""
-    cred_forms = [f for f in formset.forms if f.has_changed() and not formset._should_delete_form(f)]
+    cred_forms = formset.kept_forms()
     placed = False
     for field, messages in exc.errors.items():
         parts = field.split(".")
@@ -382,12 +373,6 @@ def apply_service_errors(exc: ValidationFailed, form: IntegrationForm, formset: 
     if not placed:
         form.add_error(None, exc.detail)
     form.mark_errors()
-
-
-class ReasonForm(AccessibleForm):
-    reason = forms.CharField(
-        widget=forms.Textarea(attrs={"rows": 2}), help_text="Why; recorded in the audit trail and sent to the owners."
-    )
 
 
 class TransferForm(AccessibleForm):
@@ -416,7 +401,9 @@ class ResourceSystemForm(AccessibleForm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["owners"].queryset = _people()  # type: ignore[attr-defined]
+        owners = self.fields["owners"]
+        assert isinstance(owners, IdMultipleChoiceField)
+        owners.queryset = people()
 
 
 class ScopeForm(AccessibleForm):
@@ -435,3 +422,37 @@ class ScopeForm(AccessibleForm):
     is_active = forms.BooleanField(
         required=False, initial=True, label="Can be requested", help_text="Untick to retire the scope."
     )
+
+    def __init__(self, *args: Any, fixed_name: str | None = None, **kwargs: Any) -> None:
+        """``fixed_name``: the scope exists and its name, part of its code, cannot change."""
+        super().__init__(*args, **kwargs)
+        if fixed_name is not None:
+            self.fields["name"].disabled = True
+            self.fields["name"].initial = fixed_name
+
+
+def integration_initial(integration: Integration | None) -> dict[str, Any]:
+    """The change form filled with what ``integration`` holds (empty for a new one)."""
+    if integration is None:
+        return {}
+    initial: dict[str, Any] = {f: getattr(integration, f) for f in PLAIN_INPUT_FIELDS if f != "tags"}
+    initial["tags"] = ", ".join(integration.tags or [])
+    initial["requested_scopes"] = list(integration.requested_scopes.all())
+    initial["invokes"] = list(integration.invokes.all())
+    return initial
+
+
+def credentials_initial(integration: Integration | None) -> list[dict[str, Any]]:
+    """One credential form per credential ``integration`` records, dates as days."""
+    if integration is None:
+        return []
+    return [
+        {
+            "type": cred.type,
+            "identifier": cred.identifier,
+            "created_at": cred.created_at.date() if cred.created_at else None,
+            "expires_at": cred.expires_at.date() if cred.expires_at else None,
+            "last_rotated_at": cred.last_rotated_at.date() if cred.last_rotated_at else None,
+        }
+        for cred in integration.credentials.all()
+    ]

@@ -4,6 +4,8 @@ status by itself."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
@@ -25,6 +27,9 @@ from inventory.choices import (  # noqa: F401  (the vocabulary is read from here
     TransferStatus,
 )
 
+if TYPE_CHECKING:
+    from governance.models import User
+
 
 class ResourceSystem(models.Model):
     """A system that holds data or actions (Microsoft Graph, Salesforce, the HR database).
@@ -36,6 +41,7 @@ class ResourceSystem(models.Model):
     owners = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="owned_systems")
 
     history = HistoricalRecords(m2m_fields=[owners])
+    _history_user: User | None  # set before save(): the change's author in the history
 
     class Meta:
         ordering = ["name"]
@@ -56,6 +62,7 @@ class Scope(models.Model):
     is_active = models.BooleanField(default=True, help_text="Retired scopes cannot be requested any more.")
 
     history = HistoricalRecords()
+    _history_user: User | None  # set before save(): the change's author in the history
 
     class Meta:
         ordering = ["code"]
@@ -128,6 +135,14 @@ class Integration(models.Model):
     search_text = models.TextField(blank=True, default="", editable=False)
 
     history = HistoricalRecords(m2m_fields=[requested_scopes, invokes], excluded_fields=["updated_at", "search_text"])
+    # Set before save() for django-simple-history: who made the change and why; and, while the
+    # services write the related sets, that those writes add no history row of their own (one
+    # change is one row).
+    _history_user: User | None
+    _change_reason: str | None
+    skip_history_when_saving: bool
+    # Set by the list selectors on the rows they return: how many grants are active.
+    active_grants: int
 
     class Meta:
         ordering = ["name", "id"]
@@ -138,10 +153,7 @@ class Integration(models.Model):
             # The IAM team's usual question: "what is active and high risk?"
             models.Index(fields=["status", "risk_tier"], name="integration_status_tier"),
         ]
-        permissions = [
-            ("suspend_integration", "Can suspend (kill switch) any integration"),
-            ("manage_all_integrations", "Can change any integration, whoever owns it"),
-        ]
+        permissions = [("suspend_integration", "Can suspend (kill switch) any integration")]
 
     def __str__(self) -> str:
         return self.name
@@ -151,8 +163,9 @@ class Integration(models.Model):
 
 
 class Credential(models.Model):
-    """Metadata of a credential an integration uses. Never a secret value (DESIGN.md invariant 3):
-    ``identifier`` is a key id, client id, account name or certificate fingerprint."""
+    """Metadata of a credential an integration uses, never a secret value: ``identifier`` is a
+    key id, client id, account name or certificate fingerprint (the services refuse anything
+    that looks like a secret)."""
 
     integration = models.ForeignKey(Integration, on_delete=models.CASCADE, related_name="credentials")
     type = models.CharField(max_length=30, choices=CredentialType.choices)
@@ -164,6 +177,7 @@ class Credential(models.Model):
     last_rotated_at = models.DateTimeField(null=True, blank=True)
 
     history = HistoricalRecords()
+    _history_user: User | None  # set before save(): the change's author in the history
 
     class Meta:
         ordering = ["integration_id", "id"]
@@ -173,8 +187,8 @@ class Credential(models.Model):
 
 
 class Grant(models.Model):
-    """An integration holding a scope (DESIGN.md invariant 4: it knows where it came from and
-    when it ends). ``source_type``/``source_id`` name what justified it, e.g.
+    """An integration holding a scope. Every grant knows where it came from and when it ends:
+    ``source_type``/``source_id`` name what justified it, e.g.
     ``approvals.accessrequest`` and the request's id — inventory does not import approvals."""
 
     integration = models.ForeignKey(Integration, on_delete=models.PROTECT, related_name="grants")
@@ -240,6 +254,7 @@ class OwnershipTransfer(models.Model):
     decided_at = models.DateTimeField(null=True, blank=True)
 
     history = HistoricalRecords()
+    _history_user: User | None  # set before save(): the change's author in the history
 
     class Meta:
         ordering = ["-created_at", "id"]

@@ -6,8 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from governance.actors import Actor
-from governance.roles import Role, has_role, is_iam_admin, is_read_only
-from inventory.models import Integration
+from governance.roles import Role, has_role, is_auditor, is_iam_admin, is_read_only
+from inventory.models import Grant, Integration
 
 
 def _human(actor: Any) -> Any:
@@ -47,7 +47,7 @@ def can_register(actor: Any) -> bool:
 
 def may_name_owner_directly(actor: Any, person: Any) -> bool:
     """Whether ``actor`` may put ``person`` in an owner role (business, technical, backup) at
-    once, or must propose an ownership transfer that ``person`` accepts (README "Ownership").
+    once, or must propose an ownership transfer that ``person`` accepts.
     Ownership is accountability, so it takes the owner-to-be's consent: anyone may name
     themselves; the system (imports, tasks) names anyone; IAM admins name other people directly
     (audited in the change) — except reviewers and auditors, who are asked like everyone else, so
@@ -60,6 +60,17 @@ def may_name_owner_directly(actor: Any, person: Any) -> bool:
     if has_role(person, Role.REVIEWER, Role.AUDITOR):
         return False
     return is_iam_admin(user)
+
+
+def can_revoke_grant(actor: Any, grant: Grant) -> bool:
+    """Whoever may change the integration revokes its grants (owners and IAM admins; reviewers
+    and auditors do not)."""
+    return can_edit(actor, grant.integration)
+
+
+def sees_orphan_list(user: Any) -> bool:
+    """The IAM work list of orphaned integrations: IAM admins act on it, auditors read it."""
+    return is_iam_admin(user) or is_auditor(user)
 
 
 def can_manage_catalog(actor: Any) -> bool:

@@ -29,24 +29,24 @@ Everything here is a read: ``assess`` returns the result and the services store 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import TypedDict
 
 from django.db.models import Q
 from django.utils import timezone
 
-from inventory.models import (
+from inventory.choices import (
     AccessLevel,
     Autonomy,
     CredentialType,
     DataClassification,
     GrantStatus,
-    Integration,
     RiskTier,
-    Scope,
     Sensitivity,
 )
+from inventory.models import Credential, Integration, Scope
 
 # Lower bound of each tier, highest first.
 TIER_THRESHOLDS: list[tuple[int, str]] = [
@@ -78,7 +78,7 @@ class CredentialFacts:
 
 @dataclass
 class RiskInput:
-    """What the rules look at; built from a saved integration or from unsaved form input."""
+    """What the rules look at (``input_from`` builds it from a saved integration)."""
 
     name: str
     acts_for_users: bool
@@ -101,11 +101,19 @@ class ChainReach:
     sensitive_data: list[str] = field(default_factory=list)
 
 
+class RiskFactor(TypedDict):
+    """One rule that applies: a sentence a person can check against the integration's record."""
+
+    code: str
+    points: int
+    reason: str
+
+
 @dataclass(frozen=True)
 class Assessment:
     score: int
     tier: str
-    factors: list[dict[str, object]]
+    factors: list[RiskFactor]
 
 
 def tier_for(score: int) -> str:
@@ -115,7 +123,7 @@ def tier_for(score: int) -> str:
     return RiskTier.LOW
 
 
-def _factor(code: str, points: int, reason: str) -> dict[str, object]:
+def _factor(code: str, points: int, reason: str) -> RiskFactor:
     return {"code": code, "points": points, "reason": reason}
 
 
@@ -189,96 +197,129 @@ def input_from(integration: Integration) -> RiskInput:
 def assess(data: RiskInput, *, now: datetime | None = None) -> Assessment:
     """Apply every rule to ``data``; return the score, tier and the factors that applied."""
     now = now or timezone.now()
-    factors: list[dict[str, object]] = []
+    factors = [factor for rule in RULES if (factor := rule(data, now)) is not None]
+    score = sum(factor["points"] for factor in factors)
+    return Assessment(score=score, tier=tier_for(score), factors=factors)
 
-    if data.acts_for_users:
-        factors.append(
-            _factor(
-                "delegated_user_context",
-                15,
-                "It acts with delegated user context: it can do whatever the signed-in user can.",
-            )
-        )
-    if data.autonomy == Autonomy.AUTONOMOUS:
-        factors.append(
-            _factor("autonomous", 20, "It acts autonomously: no person approves each action before it happens.")
-        )
 
+def _delegated_user_context(data: RiskInput, now: datetime) -> RiskFactor | None:
+    if not data.acts_for_users:
+        return None
+    return _factor(
+        "delegated_user_context", 15, "It acts with delegated user context: it can do whatever the signed-in user can."
+    )
+
+
+def _autonomous(data: RiskInput, now: datetime) -> RiskFactor | None:
+    if data.autonomy != Autonomy.AUTONOMOUS:
+        return None
+    return _factor("autonomous", 20, "It acts autonomously: no person approves each action before it happens.")
+
+
+def _scope_access(data: RiskInput, now: datetime) -> RiskFactor | None:
     admin = sorted(s.code for s in data.scopes if s.access == AccessLevel.ADMIN)
-    write = sorted(s.code for s in data.scopes if s.access == AccessLevel.WRITE)
     if admin:
-        factors.append(_factor("admin_scopes", 25, f"It asks for administrative scopes: {', '.join(admin)}."))
-    elif write:
-        factors.append(_factor("write_scopes", 15, f"It asks for scopes that change data: {', '.join(write)}."))
+        return _factor("admin_scopes", 25, f"It asks for administrative scopes: {', '.join(admin)}.")
+    write = sorted(s.code for s in data.scopes if s.access == AccessLevel.WRITE)
+    if write:
+        return _factor("write_scopes", 15, f"It asks for scopes that change data: {', '.join(write)}.")
+    return None
 
+
+def _data_sensitivity(data: RiskInput, now: datetime) -> RiskFactor | None:
+    """Restricted data (declared, or behind a critical scope), else confidential data (declared,
+    or behind a high-sensitivity scope)."""
     classes = set(data.data_classifications)
-    critical_scopes = sorted(s.code for s in data.scopes if s.sensitivity == Sensitivity.CRITICAL)
-    high_scopes = sorted(s.code for s in data.scopes if s.sensitivity == Sensitivity.HIGH)
-    if DataClassification.RESTRICTED in classes or critical_scopes:
-        why = (
-            "restricted data"
-            if DataClassification.RESTRICTED in classes
-            else f"critical scopes ({', '.join(critical_scopes)})"
-        )
-        factors.append(_factor("restricted_data", 25, f"It touches restricted data: {why}."))
-    elif DataClassification.CONFIDENTIAL in classes or high_scopes:
-        why = (
-            "confidential data"
-            if DataClassification.CONFIDENTIAL in classes
-            else f"high-sensitivity scopes ({', '.join(high_scopes)})"
-        )
-        factors.append(_factor("confidential_data", 15, f"It touches confidential data: {why}."))
+    for code, points, level, scope_level, scope_words in (
+        ("restricted_data", 25, DataClassification.RESTRICTED, Sensitivity.CRITICAL, "critical scopes"),
+        ("confidential_data", 15, DataClassification.CONFIDENTIAL, Sensitivity.HIGH, "high-sensitivity scopes"),
+    ):
+        scopes = sorted(s.code for s in data.scopes if s.sensitivity == scope_level)
+        if level in classes or scopes:
+            why = f"{level.value} data" if level in classes else f"{scope_words} ({', '.join(scopes)})"
+            return _factor(code, points, f"It touches {level.value} data: {why}.")
+    return None
 
-    if data.vendor.strip():
-        factors.append(
-            _factor(
-                "third_party_vendor",
-                10,
-                f"A third-party vendor ({data.vendor.strip()}) runs it, outside the organisation's control.",
-            )
-        )
 
-    if not data.workload_identity.strip():
-        shared = [c for c in data.credentials if c.type in SHARED_SECRET_TYPES]
-        if shared or not data.credentials:
-            factors.append(
-                _factor(
-                    "shared_secrets_only",
-                    10,
-                    "It has no workload identity: it proves who it is only with shared secrets that can be copied.",
-                )
-            )
+def _third_party_vendor(data: RiskInput, now: datetime) -> RiskFactor | None:
+    vendor = data.vendor.strip()
+    if not vendor:
+        return None
+    return _factor(
+        "third_party_vendor", 10, f"A third-party vendor ({vendor}) runs it, outside the organisation's control."
+    )
 
+
+def _shared_secrets_only(data: RiskInput, now: datetime) -> RiskFactor | None:
+    if data.workload_identity.strip():
+        return None
+    shared = [c for c in data.credentials if c.type in SHARED_SECRET_TYPES]
+    if not shared and data.credentials:
+        return None
+    return _factor(
+        "shared_secrets_only",
+        10,
+        "It has no workload identity: it proves who it is only with shared secrets that can be copied.",
+    )
+
+
+def _credential_never_expires(data: RiskInput, now: datetime) -> RiskFactor | None:
     never = [c.identifier for c in data.credentials if c.expires_at is None]
-    if never:
-        factors.append(_factor("credential_never_expires", 10, f"Credentials that never expire: {', '.join(never)}."))
+    if not never:
+        return None
+    return _factor("credential_never_expires", 10, f"Credentials that never expire: {', '.join(never)}.")
+
+
+def _credential_not_rotated(data: RiskInput, now: datetime) -> RiskFactor | None:
     stale = [
         c.identifier
         for c in data.credentials
-        if (c.last_rotated_at or c.created_at) is not None
-        and now - (c.last_rotated_at or c.created_at) > ROTATION_MAX_AGE  # type: ignore[operator]
+        if (since := c.last_rotated_at or c.created_at) is not None and now - since > ROTATION_MAX_AGE
     ]
-    if stale:
-        factors.append(
-            _factor(
-                "credential_not_rotated",
-                10,
-                f"Credentials not rotated in {ROTATION_MAX_AGE.days} days: {', '.join(stale)}.",
-            )
-        )
+    if not stale:
+        return None
+    return _factor(
+        "credential_not_rotated", 10, f"Credentials not rotated in {ROTATION_MAX_AGE.days} days: {', '.join(stale)}."
+    )
 
-    if data.invokes_ids:
-        reach = chain_reach(data.invokes_ids, exclude=data.pk)
-        if reach.sensitive_scopes or reach.sensitive_data:
-            what = [s.code for s in reach.sensitive_scopes[:5]] + [f"{c} data" for c in reach.sensitive_data]
-            names = ", ".join(i.name for i in reach.integrations[:5])
-            factors.append(
-                _factor(
-                    "chain_reaches_sensitive_data",
-                    20,
-                    f"It invokes integrations ({names}) whose chain reaches sensitive data: {', '.join(what)}.",
-                )
-            )
 
-    score = sum(int(f["points"]) for f in factors)  # type: ignore[call-overload]
-    return Assessment(score=score, tier=tier_for(score), factors=factors)
+def _chain_reaches_sensitive_data(data: RiskInput, now: datetime) -> RiskFactor | None:
+    if not data.invokes_ids:
+        return None
+    reach = chain_reach(data.invokes_ids, exclude=data.pk)
+    if not (reach.sensitive_scopes or reach.sensitive_data):
+        return None
+    what = [s.code for s in reach.sensitive_scopes[:5]] + [f"{c} data" for c in reach.sensitive_data]
+    names = ", ".join(i.name for i in reach.integrations[:5])
+    return _factor(
+        "chain_reaches_sensitive_data",
+        20,
+        f"It invokes integrations ({names}) whose chain reaches sensitive data: {', '.join(what)}.",
+    )
+
+
+# Every rule, in the order its factor is listed.
+RULES: tuple[Callable[[RiskInput, datetime], RiskFactor | None], ...] = (
+    _delegated_user_context,
+    _autonomous,
+    _scope_access,
+    _data_sensitivity,
+    _third_party_vendor,
+    _shared_secrets_only,
+    _credential_never_expires,
+    _credential_not_rotated,
+    _chain_reaches_sensitive_data,
+)
+
+
+def rotation_status(cred: Credential) -> str:
+    """``expired``, ``never_expires``, ``rotation_due`` or ``ok`` — shown next to each credential."""
+    now = timezone.now()
+    if cred.expires_at and cred.expires_at <= now:
+        return "expired"
+    last = cred.last_rotated_at or cred.created_at
+    if last and now - last > ROTATION_MAX_AGE:
+        return "rotation_due"
+    if cred.expires_at is None:
+        return "never_expires"
+    return "ok"

@@ -1,35 +1,29 @@
-"""Reads of the inventory, always for a user (DESIGN.md invariant 2). Pages and API views use
-these; visibility is derived in the query from ownership columns and roles, never from lists
-of ids."""
+"""Reads of the inventory, always for a user: what they may see is decided here and nowhere
+else, so pages, API views and other apps use these. Visibility is derived in the query from
+ownership columns and roles, never from lists of ids."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import reduce
+from operator import or_
 from typing import Any
 
 from django.db.models import Count, OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 
+from governance.models import AuditEvent
 from governance.roles import sees_everything
-from inventory.models import (
-    Credential,
-    Grant,
-    GrantStatus,
-    Integration,
-    OwnershipTransfer,
-    ResourceSystem,
-    Scope,
-    TransferStatus,
-)
+from inventory.choices import GrantStatus, IntegrationStatus, OwnerRole, TransferStatus
+from inventory.models import Grant, Integration, OwnershipTransfer, ResourceSystem, Scope
 
 
-def owned_by(user: Any, prefix: str = "") -> Q:
-    """Integrations where ``user`` is the business, technical or backup owner."""
-    return (
-        Q(**{f"{prefix}business_owner": user})
-        | Q(**{f"{prefix}technical_owner": user})
-        | Q(**{f"{prefix}backup_owner": user})
-    )
+def owned_by(user: Any, prefix: str = "", *, lookup: str = "") -> Q:
+    """Integrations where ``user`` is the business, technical or backup owner. ``prefix`` reaches
+    them from another model (``"integration__"``); ``lookup`` compares otherwise (``"in"``: one
+    of a list of people, ``"username"``: ``user`` is a username)."""
+    suffix = f"__{lookup}" if lookup else ""
+    return reduce(or_, (Q(**{f"{prefix}{role}{suffix}": user}) for role in OwnerRole.values))
 
 
 def integrations_for(user: Any) -> QuerySet[Integration]:
@@ -42,9 +36,8 @@ def integrations_for(user: Any) -> QuerySet[Integration]:
     # A UNION of three index lookups rather than one OR: with OR, SQLite walks the name index of
     # every integration to fill a page (450 ms at 100,000 rows); this reads only the user's own.
     mine = Integration.objects.order_by().values("pk")
-    return Integration.objects.filter(
-        pk__in=mine.filter(business_owner=user).union(mine.filter(technical_owner=user), mine.filter(backup_owner=user))
-    )
+    first, *others = (mine.filter(**{role: user}) for role in OwnerRole.values)
+    return Integration.objects.filter(pk__in=first.union(*others))
 
 
 def integrations_listed(user: Any) -> QuerySet[Integration]:
@@ -62,7 +55,7 @@ def integrations_listed(user: Any) -> QuerySet[Integration]:
     )
 
 
-def open_transfers_prefetch() -> Prefetch:
+def open_transfers_prefetch() -> Prefetch[str, QuerySet[OwnershipTransfer], str]:
     """The owner roles waiting for consent, as ``open_transfers`` (shown by the API)."""
     return Prefetch(
         "transfers",
@@ -93,24 +86,24 @@ def with_active_grants(rows: Sequence[Integration]) -> Sequence[Integration]:
         .values_list("integration", "n")
     )
     for row in rows:
-        row.active_grants = counts.get(row.pk, 0)  # type: ignore[attr-defined]
+        row.active_grants = counts.get(row.pk, 0)
     return rows
 
 
 def active_grants_annotated(qs: QuerySet[Integration]) -> QuerySet[Integration]:
     """For streaming exports, where rows are not paged: the count as a subquery per row."""
-    return qs.annotate(
-        active_grants=Coalesce(
-            Subquery(
-                Grant.objects.filter(integration=OuterRef("pk"), status=GrantStatus.ACTIVE)
-                .order_by()
-                .values("integration")
-                .annotate(n=Count("pk"))
-                .values("n")[:1]
-            ),
-            0,
-        )
+    count = Coalesce(
+        Subquery(
+            Grant.objects.filter(integration=OuterRef("pk"), status=GrantStatus.ACTIVE)
+            .order_by()
+            .values("integration")
+            .annotate(n=Count("pk"))
+            .values("n")[:1]
+        ),
+        0,
     )
+    # django-stubs takes the model's declared ``active_grants`` (not a field) for a clash.
+    return qs.annotate(active_grants=count)  # type: ignore[no-redef]
 
 
 def integration_detail(user: Any) -> QuerySet[Integration]:
@@ -128,12 +121,23 @@ def with_detail(qs: QuerySet[Integration]) -> QuerySet[Integration]:
     )
 
 
+def grants_for(user: Any) -> QuerySet[Grant]:
+    """The grants of the integrations ``user`` may see (an unseen grant answers 404)."""
+    if not getattr(user, "is_authenticated", False):
+        return Grant.objects.none()
+    if sees_everything(user):
+        return Grant.objects.all()
+    return Grant.objects.filter(integration__in=integrations_for(user).values("pk"))
+
+
+def grants_listed(user: Any) -> QuerySet[Grant]:
+    """For the grant endpoints: everything a grant shows, in a fixed number of queries."""
+    return grants_for(user).select_related("integration", "scope", "ended_by").prefetch_related("approvers")
+
+
 def grants_of(integration: Integration) -> QuerySet[Grant]:
+    """The grants an integration holds and held, active first (its detail page)."""
     return integration.grants.select_related("scope__system").order_by("status", "-granted_at")
-
-
-def credentials_of(integration: Integration) -> QuerySet[Credential]:
-    return integration.credentials.all()
 
 
 def invoked_by_visible(user: Any, integration: Integration) -> QuerySet[Integration]:
@@ -142,7 +146,12 @@ def invoked_by_visible(user: Any, integration: Integration) -> QuerySet[Integrat
 
 
 def orphaned_for(user: Any) -> QuerySet[Integration]:
-    return active_grants_annotated(integrations_listed(user)).filter(orphaned=True).exclude(status="retired")
+    """Integrations ``user`` sees whose owner left (not retired ones), for the IAM work list."""
+    return (
+        active_grants_annotated(integrations_listed(user))
+        .filter(orphaned=True)
+        .exclude(status=IntegrationStatus.RETIRED)
+    )
 
 
 def transfers_awaiting(user: Any) -> QuerySet[OwnershipTransfer]:
@@ -178,83 +187,108 @@ def systems_for(user: Any) -> QuerySet[ResourceSystem]:
     ).annotate(scope_count=Count("scopes"))
 
 
+def resource_systems() -> QuerySet[ResourceSystem]:
+    """Every resource system, by name: the choices of a field that names systems (the catalog
+    is public to every signed-in user)."""
+    return ResourceSystem.objects.order_by("name")
+
+
 def integration_timeline(integration: Integration) -> list[dict[str, Any]]:
     """Every recorded change of ``integration``, newest first: the simple-history rows as diffs
     (who, when, which field from what to what) and the audit events about it (submissions,
-    suspensions, transfers, grants ended with it)."""
-    from governance.models import AuditEvent
+    suspensions, transfers, grants ended with it). A fixed number of queries, however long."""
+    entries = _history_entries(integration) + _audit_entries(integration)
+    entries.sort(key=lambda entry: entry["at"], reverse=True)
+    return entries
 
-    entries: list[dict[str, Any]] = []
-    history = integration.history  # type: ignore[attr-defined]
+
+# Fields a history row's diff leaves out: the risk factors are explained on the page, and the
+# related sets are compared from their own history tables.
+_DIFF_EXCLUDED = ["risk_factors", "requested_scopes", "invokes"]
+_HISTORY_ACTIONS = {"+": "created", "~": "changed", "-": "deleted"}
+
+
+def _history_entries(integration: Integration) -> list[dict[str, Any]]:
+    history = integration.history
     records = list(history.select_related("history_user").order_by("history_date", "history_id"))
-    # The related-set history is read in one query per relation for the whole timeline (not by
-    # diff_against, which runs two queries per relation per record): rows grouped by record.
-    record_ids = [r.history_id for r in records]
-    historical = history.model
+    sets_at = _related_sets_at(history.model, [record.history_id for record in records])
+    entries: list[dict[str, Any]] = []
+    previous = None
+    for record in records:
+        changes = _record_changes(record, previous, sets_at)
+        previous = record
+        if changes:
+            entries.append(
+                {
+                    "at": record.history_date,
+                    "who": record.history_user.username if record.history_user else "",
+                    "source": "history",
+                    "action": _HISTORY_ACTIONS[record.history_type],
+                    "reason": record.history_change_reason or "",
+                    "changes": changes,
+                }
+            )
+    return entries
+
+
+def _related_sets_at(historical: Any, record_ids: list[int]) -> dict[str, dict[int, list[Any]]]:
+    """The requested scopes (by code) and invoked integrations (by id) at each history record,
+    read in one query per relation for the whole timeline (``diff_against`` would run two per
+    relation per record)."""
     scope_rows = historical._meta.get_field("historicalintegration_requested_scopes").related_model
     invoke_rows = historical._meta.get_field("historicalintegration_invokes").related_model
     scope_pairs = list(scope_rows.objects.filter(history_id__in=record_ids).values_list("history_id", "scope_id"))
     codes = dict(Scope.objects.filter(pk__in={pk for _, pk in scope_pairs}).values_list("pk", "code"))
-    scopes_at: dict[int, list[str]] = {pk: [] for pk in record_ids}
+    scopes_at: dict[int, list[Any]] = {pk: [] for pk in record_ids}
     for history_id, scope_id in scope_pairs:
         scopes_at[history_id].append(codes.get(scope_id, str(scope_id)))  # a scope since deleted: its id
-    invokes_at: dict[int, list[int]] = {pk: [] for pk in record_ids}
+    invokes_at: dict[int, list[Any]] = {pk: [] for pk in record_ids}
     for history_id, target in invoke_rows.objects.filter(history_id__in=record_ids).values_list(
         "history_id", "to_integration_id"
     ):
         invokes_at[history_id].append(target)
-    previous = None
-    for record in records:
-        changes: list[dict[str, Any]] = []
-        if previous is None:
-            changes = [{"field": "created", "old": None, "new": record.name}]
-        else:
-            delta = record.diff_against(previous, excluded_fields=["risk_factors", "requested_scopes", "invokes"])
-            changes = [
-                {"field": change.field, "old": change.old, "new": change.new}
-                for change in delta.changes
-                if change.old != change.new
-            ]
-            for field, at in (("requested_scopes", scopes_at), ("invokes", invokes_at)):
-                old, new = sorted(at[previous.history_id]), sorted(at[record.history_id])
-                if old != new:
-                    changes.append({"field": field, "old": old, "new": new})
-        previous = record
-        if not changes:
-            continue
-        entries.append(
-            {
-                "at": record.history_date,
-                "who": record.history_user.username if record.history_user else "",
-                "source": "history",
-                "action": {"+": "created", "~": "changed", "-": "deleted"}[record.history_type],
-                "reason": record.history_change_reason or "",
-                "changes": changes,
-            }
-        )
-    events = AuditEvent.objects.filter(target_type="inventory.integration", target_id=str(integration.pk)).order_by(
-        "id"
-    )
-    for event in events:
-        before, after = event.before or {}, event.after or {}
-        keys = (
-            list(dict.fromkeys([*before.keys(), *after.keys()]))
-            if isinstance(after, dict) and isinstance(before, dict)
-            else []
-        )
-        entries.append(
-            {
-                "at": event.created_at,
-                "who": event.actor_username,
-                "source": "audit",
-                "action": event.action,
-                "reason": event.reason,
-                "changes": [
-                    {"field": k, "old": before.get(k), "new": after.get(k)}
-                    for k in keys
-                    if before.get(k) not in (None, "", []) or after.get(k) not in (None, "", [])
-                ],
-            }
-        )
-    entries.sort(key=lambda e: e["at"], reverse=True)
-    return entries
+    return {"requested_scopes": scopes_at, "invokes": invokes_at}
+
+
+def _record_changes(record: Any, previous: Any, sets_at: dict[str, dict[int, list[Any]]]) -> list[dict[str, Any]]:
+    """What ``record`` changed since ``previous`` (the first record: the creation)."""
+    if previous is None:
+        return [{"field": "created", "old": None, "new": record.name}]
+    delta = record.diff_against(previous, excluded_fields=_DIFF_EXCLUDED)
+    changes = [
+        {"field": change.field, "old": change.old, "new": change.new}
+        for change in delta.changes
+        if change.old != change.new
+    ]
+    for field, at in sets_at.items():
+        old, new = sorted(at[previous.history_id]), sorted(at[record.history_id])
+        if old != new:
+            changes.append({"field": field, "old": old, "new": new})
+    return changes
+
+
+def _audit_entries(integration: Integration) -> list[dict[str, Any]]:
+    events = AuditEvent.objects.filter(target_type="inventory.integration", target_id=str(integration.pk))
+    return [
+        {
+            "at": event.created_at,
+            "who": event.actor_username,
+            "source": "audit",
+            "action": event.action,
+            "reason": event.reason,
+            "changes": _event_changes(event.before or {}, event.after or {}),
+        }
+        for event in events.order_by("id")
+    ]
+
+
+def _event_changes(before: Any, after: Any) -> list[dict[str, Any]]:
+    """An audit event's before/after as field changes, leaving out fields empty on both sides."""
+    if not (isinstance(before, dict) and isinstance(after, dict)):
+        return []
+    keys = dict.fromkeys([*before.keys(), *after.keys()])
+    return [
+        {"field": key, "old": before.get(key), "new": after.get(key)}
+        for key in keys
+        if before.get(key) not in (None, "", []) or after.get(key) not in (None, "", [])
+    ]

@@ -1,49 +1,54 @@
-"""Inventory pages. Views parse input, fetch through the selectors (unseen -> 404) and call a
-service; domain errors from a form's service come back next to the field, input kept."""
+"""Inventory pages. Views parse input, fetch through the selectors (an unseen object is a 404)
+and call a service, which checks who may act; domain errors from a form's service come back
+next to the field, input kept."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable
+from operator import attrgetter
 from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.db.models import QuerySet
+from django.http import Http404, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from governance.csv_export import CsvRowWriter
-from governance.exceptions import DomainError, NotAllowed, ValidationFailed
-from governance.roles import is_auditor, is_iam_admin
+from governance.csv_export import csv_response
+from governance.exceptions import DomainError, NotAllowed, NotFound, ValidationFailed
+from governance.models import User
 from governance.selectors import people_suggested
+from governance.web import AuthenticatedHttpRequest, attempt
 from inventory import permissions, risk, selectors, services
-from inventory.api.serializers import rotation_status
+from inventory.choices import SUBMITTABLE_STATUSES, IntegrationStatus, TransferStatus
 from inventory.filters import ORDERING_FIELDS, IntegrationFilter
 from inventory.forms import (
     CredentialFormSet,
     IntegrationForm,
-    ReasonForm,
     ResourceSystemForm,
     ScopeForm,
     TransferForm,
     apply_service_errors,
+    credentials_initial,
     forget_refused_secrets,
+    integration_initial,
     people_options,
 )
-from inventory.models import Integration, IntegrationStatus, ResourceSystem, Scope, TransferStatus
+from inventory.models import Integration, ResourceSystem
 
 PAGE_SIZE = 25
 
 
-def _ordering(request: HttpRequest) -> str:
+def _ordering(request: AuthenticatedHttpRequest) -> str:
     value = request.GET.get("ordering", "name")
     return value if value.lstrip("-") in ORDERING_FIELDS else "name"
 
 
 @login_required
-def integration_list(request: HttpRequest) -> HttpResponse:
+def integration_list(request: AuthenticatedHttpRequest) -> HttpResponse | StreamingHttpResponse:
     base = selectors.integrations_for(request.user)
     filt = IntegrationFilter(request.GET, queryset=base)
     ordering = _ordering(request)
@@ -71,138 +76,66 @@ def integration_list(request: HttpRequest) -> HttpResponse:
     )
 
 
-CSV_COLUMNS = [
-    "id",
-    "name",
-    "kind",
-    "status",
-    "risk_tier",
-    "risk_score",
-    "vendor",
-    "environment",
-    "business_owner",
-    "technical_owner",
-    "backup_owner",
-    "data_classifications",
-    "requested_scopes",
-    "active_grants",
-    "orphaned",
-    "ticket_ref",
-    "created_at",
-    "updated_at",
-]
+def _username(user: User | None) -> str:
+    return user.username if user else ""
 
 
-def _csv(qs: Any) -> StreamingHttpResponse:
+# The export's columns: each one's header and how a row's cell is read.
+CSV_COLUMNS: dict[str, Callable[[Integration], object]] = {
+    "id": attrgetter("pk"),
+    "name": attrgetter("name"),
+    "kind": attrgetter("kind"),
+    "status": attrgetter("status"),
+    "risk_tier": attrgetter("risk_tier"),
+    "risk_score": attrgetter("risk_score"),
+    "vendor": attrgetter("vendor"),
+    "environment": attrgetter("environment"),
+    "business_owner": lambda integ: _username(integ.business_owner),
+    "technical_owner": lambda integ: _username(integ.technical_owner),
+    "backup_owner": lambda integ: _username(integ.backup_owner),
+    "data_classifications": lambda integ: " ".join(integ.data_classifications or []),
+    "requested_scopes": lambda integ: " ".join(scope.code for scope in integ.requested_scopes.all()),
+    "active_grants": attrgetter("active_grants"),
+    "orphaned": attrgetter("orphaned"),
+    "ticket_ref": attrgetter("ticket_ref"),
+    "created_at": lambda integ: integ.created_at.isoformat(),
+    "updated_at": lambda integ: integ.updated_at.isoformat(),
+}
+
+
+def _csv(qs: QuerySet[Integration]) -> StreamingHttpResponse:
     """Streamed in chunks: the export of 100,000 rows never sits in memory."""
-    writer = CsvRowWriter()  # neutralises formula cells (CSV injection)
-
-    def rows() -> Iterator[str]:
-        yield writer.writerow(CSV_COLUMNS)
-        for i in qs.iterator(chunk_size=1000):
-            yield writer.writerow(
-                [
-                    i.pk,
-                    i.name,
-                    i.kind,
-                    i.status,
-                    i.risk_tier,
-                    i.risk_score,
-                    i.vendor,
-                    i.environment,
-                    i.business_owner.username,
-                    i.technical_owner.username if i.technical_owner else "",
-                    i.backup_owner.username if i.backup_owner else "",
-                    " ".join(i.data_classifications or []),
-                    " ".join(s.code for s in i.requested_scopes.all()),
-                    i.active_grants,
-                    i.orphaned,
-                    i.ticket_ref,
-                    i.created_at.isoformat(),
-                    i.updated_at.isoformat(),
-                ]
-            )
-
-    response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = 'attachment; filename="integrations.csv"'
-    return response
+    rows = ([cell(integ) for cell in CSV_COLUMNS.values()] for integ in qs.iterator(chunk_size=1000))
+    return csv_response("integrations.csv", CSV_COLUMNS, rows)
 
 
-def _visible(request: HttpRequest, pk: int) -> Integration:
+def _visible(request: AuthenticatedHttpRequest, pk: int) -> Integration:
     return get_object_or_404(selectors.integration_detail(request.user), pk=pk)
 
 
-def _form_page(request: HttpRequest, integration: Integration | None) -> HttpResponse:
+# --- Registering and changing an integration ---------------------------------------------------
+
+
+def _form_page(request: AuthenticatedHttpRequest, integration: Integration | None) -> HttpResponse:
+    """The registration form (``integration`` None) or the change form. Saving is the service's
+    to allow or refuse; showing the form, to someone who could not save it, is refused here."""
     user = request.user
     visible = selectors.integrations_for(user)
-    if integration is not None and not permissions.can_edit(user, integration):
-        raise NotAllowed("Only the integration's owners and IAM admins may change it.")
-    if integration is None and not permissions.can_register(user):
-        raise NotAllowed("You may not register integrations.")
     if request.method == "POST":
         form = IntegrationForm(request.POST, user=user, visible=visible, instance=integration)
         formset = CredentialFormSet(request.POST, prefix="cred")
-        submit = request.POST.get("action") == "submit"
-        if form.is_valid() and formset.is_valid():
-            values = form.values()
-            values["credentials"] = formset.values()
-            try:
-                if integration is None:
-                    saved = services.integration_register(actor=user, values=values, submit=submit)
-                else:
-                    saved = services.integration_update(actor=user, integration=integration, values=values)
-                    if submit and saved.status in (IntegrationStatus.DRAFT, IntegrationStatus.REJECTED):
-                        saved = services.integration_submit(actor=user, integration=saved)
-            except ValidationFailed as exc:
-                apply_service_errors(exc, form, formset)
-            except DomainError as exc:
-                form.add_error(None, exc.detail)
-                form.mark_errors()
-            else:
-                messages.success(request, f"{saved.name} was {'submitted for approval' if submit else 'saved'}.")
-                _tell_waiting_owners(request, saved)
-                return redirect("inventory:detail", saved.pk)
+        saved = _form_save(request, integration, form, formset)
+        if saved is not None:
+            return redirect("inventory:detail", saved.pk)
         # The page comes back with its errors: without any refused secret-looking value.
-        forget_refused_secrets(form)
-        for credential_form in formset.forms:
-            forget_refused_secrets(credential_form)
+        for refused in (form, *formset.forms):
+            forget_refused_secrets(refused)
     else:
-        initial: dict[str, Any] = {}
-        cred_initial: list[dict[str, Any]] = []
-        if integration is not None:
-            initial = {
-                f: getattr(integration, f)
-                for f in (
-                    "name",
-                    "kind",
-                    "purpose",
-                    "vendor",
-                    "environment",
-                    "data_classifications",
-                    "acts_for_users",
-                    "autonomy",
-                    "workload_identity",
-                    "ticket_ref",
-                    "business_owner",
-                    "technical_owner",
-                    "backup_owner",
-                )
-            }
-            initial["tags"] = ", ".join(integration.tags or [])
-            initial["requested_scopes"] = list(integration.requested_scopes.all())
-            initial["invokes"] = list(integration.invokes.all())
-            cred_initial = [
-                {
-                    "type": c.type,
-                    "identifier": c.identifier,
-                    "created_at": c.created_at.date() if c.created_at else None,
-                    "expires_at": c.expires_at.date() if c.expires_at else None,
-                    "last_rotated_at": c.last_rotated_at.date() if c.last_rotated_at else None,
-                }
-                for c in integration.credentials.all()
-            ]
-        form = IntegrationForm(initial=initial, user=user, visible=visible, instance=integration)
-        formset = CredentialFormSet(initial=cred_initial, prefix="cred")
+        form = IntegrationForm(
+            initial=integration_initial(integration), user=user, visible=visible, instance=integration
+        )
+        formset = CredentialFormSet(initial=credentials_initial(integration), prefix="cred")
+    _form_allowed(user, integration)
     cred_errors = any(f.errors for f in formset.forms) or bool(formset.non_form_errors())
     return render(
         request,
@@ -212,27 +145,70 @@ def _form_page(request: HttpRequest, integration: Integration | None) -> HttpRes
             "formset": formset,
             "integration": integration,
             "has_errors": bool(form.errors) or cred_errors,
-            "can_submit": integration is None
-            or integration.status in (IntegrationStatus.DRAFT, IntegrationStatus.REJECTED),
+            "can_submit": integration is None or integration.status in SUBMITTABLE_STATUSES,
         },
         status=400 if request.method == "POST" else 200,
     )
 
 
-def _tell_waiting_owners(request: HttpRequest, integration: Integration) -> None:
+def _form_allowed(user: User, integration: Integration | None) -> None:
+    if integration is None and not permissions.can_register(user):
+        raise NotAllowed("You may not register integrations.")
+    if integration is not None and not permissions.can_edit(user, integration):
+        raise NotAllowed("Only the integration's owners and IAM admins may change it.")
+
+
+def _form_save(
+    request: AuthenticatedHttpRequest, integration: Integration | None, form: IntegrationForm, formset: Any
+) -> Integration | None:
+    """Save valid input through the services; None (errors put on the form) when refused."""
+    if not (form.is_valid() and formset.is_valid()):
+        return None
+    values = form.values()
+    values["credentials"] = formset.values()
+    submit = request.POST.get("action") == "submit"
+    try:
+        saved = _integration_save(request.user, integration, values, submit=submit)
+    except ValidationFailed as exc:
+        apply_service_errors(exc, form, formset)
+        return None
+    except (NotAllowed, NotFound):
+        raise
+    except DomainError as exc:
+        form.add_error(None, exc.detail)
+        form.mark_errors()
+        return None
+    messages.success(request, f"{saved.name} was {'submitted for approval' if submit else 'saved'}.")
+    _tell_waiting_owners(request, saved)
+    return saved
+
+
+def _integration_save(
+    user: User, integration: Integration | None, values: dict[str, Any], *, submit: bool
+) -> Integration:
+    if integration is None:
+        return services.integration_register(actor=user, values=values, submit=submit)
+    saved = services.integration_update(actor=user, integration=integration, values=values)
+    if submit and saved.status in SUBMITTABLE_STATUSES:
+        saved = services.integration_submit(actor=user, integration=saved)
+    return saved
+
+
+def _tell_waiting_owners(request: AuthenticatedHttpRequest, integration: Integration) -> None:
     """Say which owner roles wait for the named person's consent (``integration_register`` /
     ``integration_update`` proposed them instead of assigning them)."""
-    for t in integration.transfers.filter(status=TransferStatus.PROPOSED).select_related("to_user").order_by("pk"):
+    waiting = integration.transfers.filter(status=TransferStatus.PROPOSED).select_related("to_user").order_by("pk")
+    for transfer in waiting:
         messages.info(
             request,
-            f"{t.to_user.label} was asked to become the {t.get_role_display().lower()}; "
+            f"{transfer.to_user.label} was asked to become the {transfer.get_role_display().lower()}; "
             "the role is theirs once they accept.",
         )
 
 
 @login_required
 @require_GET
-def people_search(request: HttpRequest) -> JsonResponse:
+def people_search(request: AuthenticatedHttpRequest) -> JsonResponse:
     """Suggestions for the person fields (``inventory/people.js``): at most 10 active people
     whose username or name contains ``q`` (2 characters or more), or, without ``q``, the
     caller's colleagues. Only usernames and display names; never the whole directory."""
@@ -241,50 +217,41 @@ def people_search(request: HttpRequest) -> JsonResponse:
 
 
 @login_required
-def integration_create(request: HttpRequest) -> HttpResponse:
+def integration_create(request: AuthenticatedHttpRequest) -> HttpResponse:
     return _form_page(request, None)
 
 
 @login_required
-def integration_edit(request: HttpRequest, pk: int) -> HttpResponse:
+def integration_edit(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     return _form_page(request, _visible(request, pk))
 
 
+# --- One integration ----------------------------------------------------------------------------
+
+
 @login_required
-def integration_detail(request: HttpRequest, pk: int) -> HttpResponse:
+def integration_detail(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     integ = _visible(request, pk)
     user = request.user
-    downstream = risk.chain_reach([i.pk for i in integ.invokes.all()], exclude=integ.pk)
-    upstream_ids = risk.upstream_ids(integ.pk)
-    upstream = list(
-        selectors.integrations_for(user).filter(pk__in=upstream_ids).only("id", "name", "status", "risk_tier")
-    )
-    visible_down = set(
-        selectors.integrations_for(user)
-        .filter(pk__in=[i.pk for i in downstream.integrations])
-        .values_list("pk", flat=True)
-    )
-    credentials = [{"c": c, "rotation": rotation_status(c)} for c in integ.credentials.all()]
     can_edit = permissions.can_edit(user, integ)
+    moves = services.INTEGRATION_TRANSITIONS[integ.status]
     return render(
         request,
         "inventory/detail.html",
         {
-            "i": integ,
+            "integration": integ,
+            **_chain_context(user, integ),
             "grants": list(selectors.grants_of(integ)),
-            "credentials": credentials,
-            "downstream": downstream,
-            "visible_down": visible_down,
-            "upstream": upstream,
-            "upstream_hidden": len(upstream_ids) - len(upstream),
+            "credentials": [
+                {"credential": cred, "rotation": risk.rotation_status(cred)} for cred in integ.credentials.all()
+            ],
             "timeline": selectors.integration_timeline(integ),
             "transfers": list(integ.transfers.select_related("to_user", "from_user").order_by("-created_at")[:10]),
             "can_edit": can_edit and integ.status != IntegrationStatus.RETIRED,
-            "can_submit": can_edit and integ.status in (IntegrationStatus.DRAFT, IntegrationStatus.REJECTED),
-            "can_suspend": can_edit and integ.status in (IntegrationStatus.ACTIVE, IntegrationStatus.PENDING),
+            "can_submit": can_edit and integ.status in SUBMITTABLE_STATUSES,
+            "can_suspend": can_edit and IntegrationStatus.SUSPENDED in moves,
             "can_reactivate": can_edit and integ.status == IntegrationStatus.SUSPENDED,
-            "can_retire": can_edit and integ.status != IntegrationStatus.RETIRED,
-            "reason_form": ReasonForm(),
+            "can_retire": can_edit and IntegrationStatus.RETIRED in moves,
             "transfer_form": TransferForm(),
             "people_options": people_options(user, integ.business_owner, integ.technical_owner, integ.backup_owner)
             if can_edit
@@ -293,124 +260,132 @@ def integration_detail(request: HttpRequest, pk: int) -> HttpResponse:
     )
 
 
-def _action(request: HttpRequest, pk: int, run: Any, success: str, needs_reason: bool = True) -> HttpResponse:
+def _chain_context(user: User, integration: Integration) -> dict[str, Any]:
+    """The delegation chain around ``integration``: everything downstream (named, linked where
+    the user may see it) and what calls it (only what the user may see, and how many others)."""
+    downstream = risk.chain_reach([i.pk for i in integration.invokes.all()], exclude=integration.pk)
+    upstream_ids = risk.upstream_ids(integration.pk)
+    visible = selectors.integrations_for(user)
+    upstream = list(visible.filter(pk__in=upstream_ids).only("id", "name", "status", "risk_tier"))
+    visible_down = set(visible.filter(pk__in=[i.pk for i in downstream.integrations]).values_list("pk", flat=True))
+    return {
+        "downstream": downstream,
+        "visible_down": visible_down,
+        "upstream": upstream,
+        "upstream_hidden": len(upstream_ids) - len(upstream),
+    }
+
+
+def _action(
+    request: AuthenticatedHttpRequest, pk: int, run: Callable[[Integration, str], object], success: str
+) -> HttpResponse:
+    """One button of the detail page: the service's answer becomes a message on that page."""
     integ = _visible(request, pk)
     reason = request.POST.get("reason", "").strip()
-    try:
-        run(integ, reason)
-    except (ValidationFailed, NotAllowed, DomainError) as exc:
-        if isinstance(exc, NotAllowed):
-            raise
-        messages.error(request, exc.detail)
-    else:
-        messages.success(request, success.format(name=integ.name))
+    attempt(request, lambda: run(integ, reason), success=success.format(name=integ.name))
     return redirect("inventory:detail", integ.pk)
 
 
 @login_required
 @require_POST
-def integration_submit(request: HttpRequest, pk: int) -> HttpResponse:
+def integration_submit(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     return _action(
         request,
         pk,
-        lambda i, r: services.integration_submit(actor=request.user, integration=i, reason=r),
+        lambda integ, reason: services.integration_submit(actor=request.user, integration=integ, reason=reason),
         "{name} was submitted for approval.",
     )
 
 
 @login_required
 @require_POST
-def integration_suspend(request: HttpRequest, pk: int) -> HttpResponse:
+def integration_suspend(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     return _action(
         request,
         pk,
-        lambda i, r: services.integration_suspend(actor=request.user, integration=i, reason=r),
+        lambda integ, reason: services.integration_suspend(actor=request.user, integration=integ, reason=reason),
         "{name} was suspended; every active grant was revoked.",
     )
 
 
 @login_required
 @require_POST
-def integration_reactivate(request: HttpRequest, pk: int) -> HttpResponse:
+def integration_reactivate(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     return _action(
         request,
         pk,
-        lambda i, r: services.integration_reactivate(actor=request.user, integration=i, reason=r),
+        lambda integ, reason: services.integration_reactivate(actor=request.user, integration=integ, reason=reason),
         "Reactivation of {name} was requested; it is pending approval.",
     )
 
 
 @login_required
 @require_POST
-def integration_retire(request: HttpRequest, pk: int) -> HttpResponse:
+def integration_retire(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     return _action(
         request,
         pk,
-        lambda i, r: services.integration_retire(actor=request.user, integration=i, reason=r),
+        lambda integ, reason: services.integration_retire(actor=request.user, integration=integ, reason=reason),
         "{name} was retired.",
     )
 
 
+# --- Ownership ------------------------------------------------------------------------------------
+
+
 @login_required
 @require_POST
-def integration_transfer(request: HttpRequest, pk: int) -> HttpResponse:
+def integration_transfer(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     integ = _visible(request, pk)
     form = TransferForm(request.POST)
     if not form.is_valid():
         messages.error(request, "; ".join(f"{k}: {v[0]}" for k, v in form.errors.items()))
         return redirect("inventory:detail", integ.pk)
-    try:
-        services.ownership_transfer_propose(
+    to_user = form.cleaned_data["to_user"]
+    attempt(
+        request,
+        lambda: services.ownership_transfer_propose(
             actor=request.user,
             integration=integ,
-            to_user=form.cleaned_data["to_user"],
+            to_user=to_user,
             role=form.cleaned_data["role"],
             reason=form.cleaned_data["reason"],
-        )
-    except NotAllowed:
-        raise
-    except DomainError as exc:
-        messages.error(request, exc.detail)
-    else:
-        messages.success(
-            request, f"The transfer was proposed to {form.cleaned_data['to_user'].label}; it waits for their answer."
-        )
+        ),
+        success=f"The transfer was proposed to {to_user.label}; it waits for their answer.",
+    )
     return redirect("inventory:detail", integ.pk)
 
 
 @login_required
-def transfer_detail(request: HttpRequest, pk: int) -> HttpResponse:
+def transfer_detail(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     transfer = get_object_or_404(
         selectors.transfers_for(request.user).select_related("integration", "to_user", "from_user", "proposed_by"),
         pk=pk,
     )
     if request.method == "POST":
+        reason = request.POST.get("reason", "")
         decision = request.POST.get("decision")
-        try:
-            if decision == "accept":
-                services.ownership_transfer_accept(
-                    actor=request.user, transfer=transfer, reason=request.POST.get("reason", "")
-                )
-                messages.success(
-                    request, f"You now are the {transfer.get_role_display().lower()} of {transfer.integration.name}."
-                )
-            elif decision == "decline":
-                services.ownership_transfer_decline(
-                    actor=request.user, transfer=transfer, reason=request.POST.get("reason", "")
-                )
-                messages.success(request, "You declined the transfer.")
-        except NotAllowed:
-            raise
-        except DomainError as exc:
-            messages.error(request, exc.detail)
+        if decision == "accept":
+            attempt(
+                request,
+                lambda: services.ownership_transfer_accept(actor=request.user, transfer=transfer, reason=reason),
+                success=f"You now are the {transfer.get_role_display().lower()} of {transfer.integration.name}.",
+            )
+        elif decision == "decline":
+            attempt(
+                request,
+                lambda: services.ownership_transfer_decline(actor=request.user, transfer=transfer, reason=reason),
+                success="You declined the transfer.",
+            )
         return redirect("inventory:transfer", transfer.pk)
-    return render(request, "inventory/transfer.html", {"t": transfer, "mine": transfer.to_user_id == request.user.pk})
+    return render(
+        request, "inventory/transfer.html", {"transfer": transfer, "mine": transfer.to_user_id == request.user.pk}
+    )
 
 
 @login_required
-def orphans(request: HttpRequest) -> HttpResponse:
-    # The IAM work list: admins act on it, auditors read it.
-    if not (is_iam_admin(request.user) or is_auditor(request.user)):
+def orphans(request: AuthenticatedHttpRequest) -> HttpResponse:
+    if not permissions.sees_orphan_list(request.user):
         raise Http404
     page = Paginator(selectors.orphaned_for(request.user).order_by("name", "id"), PAGE_SIZE).get_page(
         request.GET.get("page")
@@ -422,7 +397,7 @@ def orphans(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
-def catalog(request: HttpRequest) -> HttpResponse:
+def catalog(request: AuthenticatedHttpRequest) -> HttpResponse:
     systems = list(selectors.systems_for(request.user))
     return render(
         request,
@@ -431,15 +406,22 @@ def catalog(request: HttpRequest) -> HttpResponse:
     )
 
 
-def _catalog_guard(request: HttpRequest) -> None:
-    if not permissions.can_manage_catalog(request.user):
+def _catalog_form_allowed(user: User) -> None:
+    """A catalog form is shown only to the people who keep it. Saving it is the service's to
+    allow or refuse."""
+    if not permissions.can_manage_catalog(user):
         raise NotAllowed("Only IAM admins keep the scope catalog.")
 
 
+def _service_errors_show(exc: ValidationFailed, form: Any) -> None:
+    for field, msgs in exc.errors.items():
+        form.add_error(field if field in form.fields else None, msgs[0])
+    form.mark_errors()
+
+
 @login_required
-def system_form(request: HttpRequest, pk: int | None = None) -> HttpResponse:
-    _catalog_guard(request)
-    system = get_object_or_404(ResourceSystem, pk=pk) if pk else None
+def system_form(request: AuthenticatedHttpRequest, pk: int | None = None) -> HttpResponse:
+    system = get_object_or_404(selectors.systems_for(request.user), pk=pk) if pk else None
     if request.method == "POST":
         form = ResourceSystemForm(request.POST)
         if form.is_valid():
@@ -449,42 +431,32 @@ def system_form(request: HttpRequest, pk: int | None = None) -> HttpResponse:
                     actor=request.user,
                     system=system,
                     owners=data["owners"],
-                    values={k: data[k] for k in ("code", "name", "description")},
+                    values={k: data[k] for k in services.SYSTEM_FIELDS},
                 )
             except ValidationFailed as exc:
-                for field, msgs in exc.errors.items():
-                    form.add_error(field if field in form.fields else None, msgs[0])
-                form.mark_errors()
+                _service_errors_show(exc, form)
             else:
                 messages.success(request, f"{data['name']} was saved.")
                 return redirect("inventory:catalog")
     else:
-        initial = {}
-        if system:
-            initial = {
-                "code": system.code,
-                "name": system.name,
-                "description": system.description,
-                "owners": list(system.owners.all()),
-            }
-        form = ResourceSystemForm(initial=initial)
-    return render(
-        request,
-        "inventory/catalog_form.html",
-        {"form": form, "title": f"Edit {system.name}" if system else "New resource system"},
-    )
+        form = ResourceSystemForm(initial=_system_initial(system))
+    _catalog_form_allowed(request.user)
+    title = f"Edit {system.name}" if system else "New resource system"
+    return render(request, "inventory/catalog_form.html", {"form": form, "title": title})
+
+
+def _system_initial(system: ResourceSystem | None) -> dict[str, Any]:
+    if system is None:
+        return {}
+    return {**{f: getattr(system, f) for f in services.SYSTEM_FIELDS}, "owners": list(system.owners.all())}
 
 
 @login_required
-def scope_form(request: HttpRequest, system_pk: int | None = None, pk: int | None = None) -> HttpResponse:
-    _catalog_guard(request)
-    scope = get_object_or_404(Scope.objects.select_related("system"), pk=pk) if pk else None
-    system = scope.system if scope else get_object_or_404(ResourceSystem, pk=system_pk)
+def scope_form(request: AuthenticatedHttpRequest, system_pk: int | None = None, pk: int | None = None) -> HttpResponse:
+    scope = get_object_or_404(selectors.scopes_for(request.user), pk=pk) if pk else None
+    system = scope.system if scope else get_object_or_404(selectors.systems_for(request.user), pk=system_pk)
     if request.method == "POST":
-        form = ScopeForm(request.POST)
-        if scope is not None:
-            form.fields["name"].disabled = True
-            form.fields["name"].initial = scope.name
+        form = ScopeForm(request.POST, fixed_name=scope.name if scope else None)
         if form.is_valid():
             data = dict(form.cleaned_data)
             if scope is not None:
@@ -492,18 +464,13 @@ def scope_form(request: HttpRequest, system_pk: int | None = None, pk: int | Non
             try:
                 services.scope_save(actor=request.user, values=data, system=system, scope=scope)
             except ValidationFailed as exc:
-                for field, msgs in exc.errors.items():
-                    form.add_error(field if field in form.fields else None, msgs[0])
-                form.mark_errors()
+                _service_errors_show(exc, form)
             else:
                 messages.success(request, "The scope was saved.")
                 return redirect(reverse("inventory:catalog") + f"#system-{system.code}")
     else:
-        initial = {"is_active": True}
-        if scope:
-            initial = {f: getattr(scope, f) for f in ("name", "description", "sensitivity", "access", "is_active")}
-        form = ScopeForm(initial=initial)
-        if scope is not None:
-            form.fields["name"].disabled = True
+        initial = {f: getattr(scope, f) for f in services.SCOPE_FIELDS} if scope else {"is_active": True}
+        form = ScopeForm(initial=initial, fixed_name=scope.name if scope else None)
+    _catalog_form_allowed(request.user)
     title = f"Edit {scope.code}" if scope else f"New scope in {system.name}"
     return render(request, "inventory/catalog_form.html", {"form": form, "title": title})

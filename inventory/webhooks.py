@@ -1,5 +1,5 @@
-"""How inventory objects appear in webhook events: their current API representation, read when
-the event is sent (governance.webhooks.events.register_representation)."""
+"""How integrations and grants appear in webhook events: their current API representation, read
+when the event is sent (governance.webhooks.events.register_representation)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,24 @@ def integration(target_id: str) -> dict[str, Any] | None:
     return dict(IntegrationSerializer(obj).data) if obj else None
 
 
+def grant(target_id: str) -> dict[str, Any] | None:
+    from inventory.api.serializers import GrantSerializer
+    from inventory.models import Grant
+
+    obj = (
+        Grant.objects.filter(pk=target_id)
+        .select_related("integration", "scope", "ended_by")
+        .prefetch_related("approvers")
+        .first()
+    )
+    if obj is None:
+        return None
+    # A grant has no ticket of its own: it carries its integration's.
+    return {**GrantSerializer(obj).data, "ticket_ref": obj.integration.ticket_ref}
+
+
 def register() -> None:
-    from inventory.models import Integration
+    from inventory.models import Grant, Integration
 
     register_representation(Integration._meta.label_lower, integration)
+    register_representation(Grant._meta.label_lower, grant)

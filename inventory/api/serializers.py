@@ -1,6 +1,6 @@
-"""API shapes of the inventory (API.md "Integration fields"). Input serializers only parse and
-resolve references (people by username, scopes by code, integrations by id); the services
-decide and write."""
+"""API shapes of the inventory: integrations, their credentials and grants, the scope catalog and
+ownership transfers. Input serializers only parse and resolve references (people by username,
+scopes by code, integrations by id); the services decide and write."""
 
 from __future__ import annotations
 
@@ -8,27 +8,28 @@ from typing import Any
 
 from django.conf import settings
 from django.core.validators import MaxLengthValidator
-from django.utils import timezone
+from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from governance.api.input import StrictInputMixin
 from governance.models import User
 from governance.validators import validate_single_line
-from inventory.models import (
+from inventory.choices import (
     AccessLevel,
-    Credential,
+    Autonomy,
     CredentialType,
     DataClassification,
-    Integration,
+    Environment,
+    GrantStatus,
+    IntegrationKind,
     OwnerRole,
-    OwnershipTransfer,
-    Scope,
     Sensitivity,
     TransferStatus,
 )
-from inventory.risk import ROTATION_MAX_AGE
+from inventory.models import Credential, Grant, Integration, OwnershipTransfer, Scope
 from inventory.selectors import integrations_for
+from inventory.services import INTEGRATION_INPUT_FIELDS
 
 
 class ScopeSerializer(serializers.ModelSerializer[Scope]):
@@ -72,7 +73,7 @@ _USERS = User.objects.filter(is_active=True, is_service_account=False)
 class PendingTransferSerializer(serializers.ModelSerializer[OwnershipTransfer]):
     """An owner role waiting for the named person's consent."""
 
-    to_user = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    to_user: serializers.SlugRelatedField[User] = serializers.SlugRelatedField(slug_field="username", read_only=True)
 
     class Meta:
         model = OwnershipTransfer
@@ -83,13 +84,23 @@ class PendingTransferSerializer(serializers.ModelSerializer[OwnershipTransfer]):
 class IntegrationSerializer(serializers.ModelSerializer[Integration]):
     """An integration as the API shows it."""
 
-    business_owner = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    technical_owner = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
-    backup_owner = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
+    business_owner: serializers.SlugRelatedField[User] = serializers.SlugRelatedField(
+        slug_field="username", read_only=True
+    )
+    technical_owner: serializers.SlugRelatedField[User] = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True
+    )
+    backup_owner: serializers.SlugRelatedField[User] = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True
+    )
     data_classifications = serializers.ListField(child=serializers.ChoiceField(choices=DataClassification.choices))
-    requested_scopes = serializers.SlugRelatedField(slug_field="code", many=True, read_only=True)
+    requested_scopes: serializers.SlugRelatedField[Scope] = serializers.SlugRelatedField(
+        slug_field="code", many=True, read_only=True
+    )
     credentials = CredentialSerializer(many=True, read_only=True)
-    invokes = serializers.PrimaryKeyRelatedField(many=True, read_only=True)
+    invokes: serializers.PrimaryKeyRelatedField[Integration] = serializers.PrimaryKeyRelatedField(
+        many=True, read_only=True
+    )
     tags = serializers.ListField(child=serializers.CharField())
     risk_factors = RiskFactorSerializer(many=True, read_only=True)
     pending_transfers = serializers.SerializerMethodField(
@@ -100,23 +111,7 @@ class IntegrationSerializer(serializers.ModelSerializer[Integration]):
         model = Integration
         fields = [
             "id",
-            "name",
-            "kind",
-            "purpose",
-            "vendor",
-            "environment",
-            "business_owner",
-            "technical_owner",
-            "backup_owner",
-            "data_classifications",
-            "acts_for_users",
-            "autonomy",
-            "requested_scopes",
-            "workload_identity",
-            "credentials",
-            "invokes",
-            "ticket_ref",
-            "tags",
+            *INTEGRATION_INPUT_FIELDS,
             "status",
             "risk_score",
             "risk_tier",
@@ -137,11 +132,23 @@ class IntegrationSerializer(serializers.ModelSerializer[Integration]):
         return list(PendingTransferSerializer(rows, many=True).data)
 
 
+class VisibleIntegrationField(serializers.PrimaryKeyRelatedField[Integration]):
+    """An integration by id, among those the caller may see: any other id is refused like an
+    unknown one. (The empty ``queryset`` only names the model, for the schema.)"""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(queryset=Integration.objects.none(), **kwargs)
+
+    def get_queryset(self) -> QuerySet[Integration]:
+        request = self.context.get("request")
+        return integrations_for(request.user if request else None)
+
+
 class IntegrationWriteSerializer(StrictInputMixin, serializers.Serializer[dict[str, Any]]):
     """What an owner sends to register (POST) or change (PATCH) an integration."""
 
     name = serializers.CharField(max_length=150, validators=[validate_single_line])
-    kind = serializers.ChoiceField(choices=Integration._meta.get_field("kind").choices)
+    kind = serializers.ChoiceField(choices=IntegrationKind.choices)
     purpose = serializers.CharField()
     vendor = serializers.CharField(
         max_length=120,
@@ -150,7 +157,7 @@ class IntegrationWriteSerializer(StrictInputMixin, serializers.Serializer[dict[s
         validators=[validate_single_line],
         help_text="Empty for in-house.",
     )
-    environment = serializers.ChoiceField(choices=Integration._meta.get_field("environment").choices, required=False)
+    environment = serializers.ChoiceField(choices=Environment.choices, required=False)
     business_owner = serializers.SlugRelatedField(
         slug_field="username", queryset=_USERS, required=False, help_text="Username; default: you."
     )
@@ -162,7 +169,7 @@ class IntegrationWriteSerializer(StrictInputMixin, serializers.Serializer[dict[s
         child=serializers.ChoiceField(choices=DataClassification.choices), required=False
     )
     acts_for_users = serializers.BooleanField(required=False)
-    autonomy = serializers.ChoiceField(choices=Integration._meta.get_field("autonomy").choices, required=False)
+    autonomy = serializers.ChoiceField(choices=Autonomy.choices, required=False)
     requested_scopes = serializers.SlugRelatedField(
         slug_field="code",
         many=True,
@@ -173,10 +180,12 @@ class IntegrationWriteSerializer(StrictInputMixin, serializers.Serializer[dict[s
     workload_identity = serializers.CharField(
         max_length=300, required=False, allow_blank=True, validators=[validate_single_line]
     )
-    credentials = CredentialSerializer(many=True, required=False, max_length=settings.INTEGRATION_MAX_CREDENTIALS)
+    credentials: serializers.ListSerializer[Credential] = serializers.ListSerializer(
+        child=CredentialSerializer(), required=False, max_length=settings.INTEGRATION_MAX_CREDENTIALS
+    )
     # Built by hand to carry the limit (``many=True`` passes no validators to the list).
     invokes = serializers.ManyRelatedField(
-        child_relation=serializers.PrimaryKeyRelatedField(queryset=Integration.objects.none()),
+        child_relation=VisibleIntegrationField(),
         required=False,
         validators=[MaxLengthValidator(settings.INTEGRATION_MAX_INVOKES)],
         help_text="Ids of integrations it calls.",
@@ -189,13 +198,6 @@ class IntegrationWriteSerializer(StrictInputMixin, serializers.Serializer[dict[s
         required=False,
         max_length=settings.INTEGRATION_MAX_TAGS,
     )
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        request = self.context.get("request")
-        # Only integrations the caller can see may be named (others look like unknown ids).
-        field = self.fields["invokes"]
-        field.child_relation.queryset = integrations_for(request.user if request else None)  # type: ignore[attr-defined]
 
 
 class IntegrationCreateSerializer(IntegrationWriteSerializer):
@@ -221,9 +223,13 @@ class TransferProposeSerializer(StrictInputMixin, serializers.Serializer[dict[st
 
 
 class OwnershipTransferSerializer(serializers.ModelSerializer[OwnershipTransfer]):
-    from_user = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
-    to_user = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    proposed_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    from_user: serializers.SlugRelatedField[User] = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True
+    )
+    to_user: serializers.SlugRelatedField[User] = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    proposed_by: serializers.SlugRelatedField[User] = serializers.SlugRelatedField(
+        slug_field="username", read_only=True
+    )
 
     class Meta:
         model = OwnershipTransfer
@@ -248,23 +254,50 @@ class ChangeSerializer(serializers.Serializer[dict[str, Any]]):
     new = serializers.JSONField(allow_null=True)
 
 
-class HistoryEntrySerializer(serializers.Serializer[dict[str, Any]]):
+class HistoryEntrySerializer(serializers.Serializer[Any]):
     at = serializers.DateTimeField(help_text="When.")
     who = serializers.CharField(help_text="Username of who made the change (empty: unknown).")
-    source = serializers.ChoiceField(choices=[("history", "field history"), ("audit", "audit event")])
+    # The API names this field ``source``; the stubs type that name as Field's own attribute.
+    source = serializers.ChoiceField(  # type: ignore[assignment]
+        choices=[("history", "field history"), ("audit", "audit event")]
+    )
     action = serializers.CharField()
     reason = serializers.CharField(allow_blank=True)
     changes = ChangeSerializer(many=True)
 
 
-def rotation_status(cred: Credential) -> str:
-    """``expired``, ``never_expires``, ``rotation_due`` or ``ok`` — shown next to each credential."""
-    now = timezone.now()
-    if cred.expires_at and cred.expires_at <= now:
-        return "expired"
-    last = cred.last_rotated_at or cred.created_at
-    if last and now - last > ROTATION_MAX_AGE:
-        return "rotation_due"
-    if cred.expires_at is None:
-        return "never_expires"
-    return "ok"
+class GrantSerializer(serializers.ModelSerializer[Grant]):
+    integration_name = serializers.CharField(source="integration.name", read_only=True)
+    scope = serializers.CharField(source="scope.code", read_only=True)
+    approvers: serializers.SlugRelatedField[User] = serializers.SlugRelatedField(
+        slug_field="username", many=True, read_only=True
+    )
+    ended_by = serializers.CharField(source="ended_by.username", read_only=True, allow_null=True, default=None)
+    active = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Grant
+        fields = [
+            "id",
+            "integration",
+            "integration_name",
+            "scope",
+            "status",
+            "active",
+            "source_type",
+            "source_id",
+            "approvers",
+            "granted_at",
+            "expires_at",
+            "ended_at",
+            "ended_by",
+            "end_reason",
+        ]
+        read_only_fields = fields
+
+    def get_active(self, grant: Grant) -> bool:
+        return grant.status == GrantStatus.ACTIVE
+
+
+class GrantRevokeInSerializer(StrictInputMixin, serializers.Serializer[Any]):
+    reason = serializers.CharField(min_length=1, max_length=2000)

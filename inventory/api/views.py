@@ -1,12 +1,11 @@
-"""Inventory API: declarative reads with filtersets; each change its own endpoint:
-input serializer -> service -> output serializer (STYLE.md habit 8)."""
+"""Inventory API: declarative reads over the selectors with filtersets; each change its own
+endpoint: input serializer -> service (which checks who may) -> output serializer."""
 
 from __future__ import annotations
 
 from typing import Any
 
-import django_filters
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
@@ -14,9 +13,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer
 
-from governance.filters import IdFilter
+from governance.web import signed_in
 from inventory import selectors, services
 from inventory.api.serializers import (
+    GrantRevokeInSerializer,
+    GrantSerializer,
     HistoryEntrySerializer,
     IntegrationCreateSerializer,
     IntegrationSerializer,
@@ -27,8 +28,8 @@ from inventory.api.serializers import (
     ScopeSerializer,
     TransferProposeSerializer,
 )
-from inventory.filters import ORDERING_FIELDS, IntegrationFilter
-from inventory.models import AccessLevel, Integration, OwnershipTransfer, Scope, Sensitivity, TransferStatus
+from inventory.filters import ORDERING_FIELDS, GrantFilter, IntegrationFilter, OwnershipTransferFilter, ScopeFilter
+from inventory.models import Grant, Integration, OwnershipTransfer, Scope
 
 _PROBLEM = OpenApiResponse(description="Problem details (application/problem+json).")
 _ERRORS = {400: _PROBLEM, 403: _PROBLEM, 404: _PROBLEM, 409: _PROBLEM}
@@ -38,22 +39,6 @@ _OWNERS_NOTE = (
     "accept; until then a new integration's business owner is you. `pending_transfers` in the answer lists "
     "what waits. IAM admins name business users directly; reviewers and auditors are always asked."
 )
-
-
-class ScopeFilter(django_filters.FilterSet):
-    system = django_filters.CharFilter(field_name="system__code", help_text="Resource system code, e.g. msgraph.")
-    sensitivity = django_filters.ChoiceFilter(choices=Sensitivity.choices)
-    access = django_filters.ChoiceFilter(choices=AccessLevel.choices)
-    q = django_filters.CharFilter(method="search", help_text="Words in the code, name or description.")
-
-    class Meta:
-        model = Scope
-        fields = ["system", "sensitivity", "access", "q"]
-
-    def search(self, qs: QuerySet[Scope], name: str, value: str) -> QuerySet[Scope]:
-        for word in value.split()[:5]:
-            qs = qs.filter(Q(code__icontains=word) | Q(name__icontains=word) | Q(description__icontains=word))
-        return qs
 
 
 class ScopeViewSet(viewsets.ReadOnlyModelViewSet[Scope]):
@@ -80,7 +65,8 @@ def _out(integration: Integration, request: Request, code: int = status.HTTP_200
     return Response(IntegrationSerializer(fresh, context={"request": request}).data, status=code)
 
 
-def _values(data: dict[str, Any], request: Request) -> dict[str, Any]:
+def _values(data: dict[str, Any]) -> dict[str, Any]:
+    """The validated input as a service takes it (the ``submit`` flag is not a field)."""
     values = {k: v for k, v in data.items() if k != "submit"}
     if "credentials" in values:
         values["credentials"] = [dict(c) for c in values["credentials"]]
@@ -111,7 +97,7 @@ class IntegrationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
         return IntegrationSerializer
 
     def list(self, request: Request) -> Response:
-        # Paged over ids, then the page's rows loaded in full (see selectors.rows_for_page).
+        # Paged over a narrow query of ids, then only the page's rows loaded in full.
         ids = self.filter_queryset(selectors.integrations_for(request.user)).values_list("pk", flat=True)
         page_ids = self.paginate_queryset(ids)
         assert page_ids is not None
@@ -126,13 +112,14 @@ class IntegrationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
         responses={201: IntegrationSerializer, 400: _PROBLEM, 403: _PROBLEM},
     )
     def create(self, request: Request) -> Response:
-        # Idempotency-Key is handled for every POST by governance.webhooks.idempotency.
+        # A repeated Idempotency-Key is answered by the API middleware before this runs.
         data = IntegrationCreateSerializer(data=request.data, context={"request": request})
         data.is_valid(raise_exception=True)
-        values = _values(dict(data.validated_data), request)
-        values.setdefault("business_owner", request.user)
+        user = signed_in(request)
+        values = _values(dict(data.validated_data))
+        values.setdefault("business_owner", user)
         integ = services.integration_register(
-            actor=request.user, values=values, submit=data.validated_data.get("submit", False)
+            actor=user, values=values, submit=data.validated_data.get("submit", False)
         )
         return _out(integ, request, status.HTTP_201_CREATED)
 
@@ -147,7 +134,7 @@ class IntegrationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
         data = IntegrationWriteSerializer(data=request.data, partial=True, context={"request": request})
         data.is_valid(raise_exception=True)
         services.integration_update(
-            actor=request.user, integration=integ, values=_values(dict(data.validated_data), request)
+            actor=signed_in(request), integration=integ, values=_values(dict(data.validated_data))
         )
         return _out(integ, request)
 
@@ -161,7 +148,7 @@ class IntegrationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
         integ = self.get_object()
         data = ReasonSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        services.integration_suspend(actor=request.user, integration=integ, reason=data.validated_data["reason"])
+        services.integration_suspend(actor=signed_in(request), integration=integ, reason=data.validated_data["reason"])
         return _out(integ, request)
 
     @extend_schema(
@@ -174,7 +161,7 @@ class IntegrationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
         integ = self.get_object()
         data = OptionalReasonSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        services.integration_submit(actor=request.user, integration=integ, reason=data.validated_data["reason"])
+        services.integration_submit(actor=signed_in(request), integration=integ, reason=data.validated_data["reason"])
         return _out(integ, request)
 
     @extend_schema(
@@ -187,7 +174,9 @@ class IntegrationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
         integ = self.get_object()
         data = OptionalReasonSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        services.integration_reactivate(actor=request.user, integration=integ, reason=data.validated_data["reason"])
+        services.integration_reactivate(
+            actor=signed_in(request), integration=integ, reason=data.validated_data["reason"]
+        )
         return _out(integ, request)
 
     @extend_schema(
@@ -200,7 +189,7 @@ class IntegrationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
         integ = self.get_object()
         data = ReasonSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        services.integration_retire(actor=request.user, integration=integ, reason=data.validated_data["reason"])
+        services.integration_retire(actor=signed_in(request), integration=integ, reason=data.validated_data["reason"])
         return _out(integ, request)
 
     @extend_schema(
@@ -213,14 +202,14 @@ class IntegrationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
         integ = self.get_object()
         data = TransferProposeSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        t = services.ownership_transfer_propose(
-            actor=request.user,
+        transfer = services.ownership_transfer_propose(
+            actor=signed_in(request),
             integration=integ,
             to_user=data.validated_data["to_user"],
             role=data.validated_data["role"],
             reason=data.validated_data["reason"],
         )
-        return Response(OwnershipTransferSerializer(t).data, status=status.HTTP_201_CREATED)
+        return Response(OwnershipTransferSerializer(transfer).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(
         summary="Every recorded change: who, when, what changed (newest first)",
@@ -231,16 +220,6 @@ class IntegrationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
         integ = self.get_object()
         entries = selectors.integration_timeline(integ)
         return Response(HistoryEntrySerializer(entries, many=True).data)
-
-
-class OwnershipTransferFilter(django_filters.FilterSet):
-    status = django_filters.ChoiceFilter(choices=TransferStatus.choices)
-    # An unknown id lists nothing (a ModelChoiceFilter answered it with a 400).
-    integration = IdFilter(field_name="integration__id", help_text="Integration id.")
-
-    class Meta:
-        model = OwnershipTransfer
-        fields = ["status", "integration"]
 
 
 @extend_schema_view(
@@ -263,11 +242,13 @@ class OwnershipTransferViewSet(viewsets.ReadOnlyModelViewSet[OwnershipTransfer])
     )
     @action(detail=True, methods=["post"])
     def accept(self, request: Request, pk: str | None = None) -> Response:
-        t = self.get_object()
+        transfer = self.get_object()
         data = OptionalReasonSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        services.ownership_transfer_accept(actor=request.user, transfer=t, reason=data.validated_data["reason"])
-        return Response(OwnershipTransferSerializer(t).data)
+        services.ownership_transfer_accept(
+            actor=signed_in(request), transfer=transfer, reason=data.validated_data["reason"]
+        )
+        return Response(OwnershipTransferSerializer(transfer).data)
 
     @extend_schema(
         summary="The proposed owner declines",
@@ -276,8 +257,40 @@ class OwnershipTransferViewSet(viewsets.ReadOnlyModelViewSet[OwnershipTransfer])
     )
     @action(detail=True, methods=["post"])
     def decline(self, request: Request, pk: str | None = None) -> Response:
-        t = self.get_object()
+        transfer = self.get_object()
         data = OptionalReasonSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        services.ownership_transfer_decline(actor=request.user, transfer=t, reason=data.validated_data["reason"])
-        return Response(OwnershipTransferSerializer(t).data)
+        services.ownership_transfer_decline(
+            actor=signed_in(request), transfer=transfer, reason=data.validated_data["reason"]
+        )
+        return Response(OwnershipTransferSerializer(transfer).data)
+
+
+@extend_schema_view(
+    list=extend_schema(summary="Grants the caller may see"),
+    retrieve=extend_schema(summary="One grant", responses={200: GrantSerializer, 404: _PROBLEM}),
+)
+# The grants of the integrations the caller sees (any other grant is a 404); IAM admins and the
+# integration's owners revoke them (others who can see it get a 403). No docstring: it would become
+# every grant operation's description in the schema.
+class GrantViewSet(viewsets.ReadOnlyModelViewSet[Grant]):
+    serializer_class = GrantSerializer
+    filterset_class = GrantFilter
+    ordering_fields = ["granted_at", "expires_at", "id"]
+    ordering = ["-granted_at", "id"]
+
+    def get_queryset(self) -> QuerySet[Grant]:
+        return selectors.grants_listed(self.request.user)
+
+    @extend_schema(
+        summary="Revoke a grant at once (IAM admins and the integration's owners)",
+        request=GrantRevokeInSerializer,
+        responses={200: GrantSerializer, **_ERRORS},
+    )
+    @action(detail=True, methods=["post"], url_path="revoke")
+    def revoke(self, request: Request, pk: str | None = None) -> Response:
+        grant = self.get_object()
+        data = GrantRevokeInSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.grant_revoke(actor=signed_in(request), grant=grant, reason=data.validated_data["reason"])
+        return Response(GrantSerializer(self.get_queryset().get(pk=grant.pk)).data)

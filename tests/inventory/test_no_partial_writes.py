@@ -1,4 +1,4 @@
-"""An error response means nothing changed (DESIGN.md invariant 8): every write request — API,
+"""An error response means nothing changed: every write request — API,
 form or any other page — is one transaction, and a 4xx or 5xx rolls all of it back, including
 the emails and background tasks it would have announced. A retried request with the same
 Idempotency-Key after a refusal creates nothing either."""

@@ -61,7 +61,7 @@ def test_validation_errors_keep_every_input(owner: Any, web_as: Any, catalog: di
     assert "Prepares deal summaries." in html
     assert f'value="{catalog["msgraph:Mail.Read"].pk}" id="scope-{catalog["msgraph:Mail.Read"].pk}" checked' in html
     assert 'value="confidential"' in html and "checked" in html
-    # The refused secret is neither stored nor sent back in the page (issue 9); the rest is kept.
+    # The refused secret is neither stored nor sent back in the page; the rest is kept.
     assert "ghp_16C7e42F292c6912E7710c838347Ae178B4a" not in html
     assert 'value="api_key" selected' in html
     assert 'id="id_cred-0-identifier-error"' in html and "GitHub token" in html
@@ -151,6 +151,30 @@ def test_iam_admin_keeps_the_catalog_in_the_portal(iam_admin: Any, owner: Any, w
     )
     assert r.status_code == 302
     assert "slack:chat:write" in client.get(reverse("inventory:catalog")).content.decode()
+
+
+def test_who_may_not_save_a_form_gets_a_403_whatever_they_post(
+    owner: Any, reviewer: Any, make_integration: Any, web_as: Any, catalog: dict[str, Scope]
+) -> None:
+    integ = make_integration(owner)
+    client = web_as(reviewer)
+    edit = reverse("inventory:edit", args=[integ.pk])
+    valid = _form_data(catalog, business_owner=owner.username, name="Renamed")
+    assert client.post(edit, valid).status_code == 403  # refused by the service
+    assert client.post(edit, {**valid, "kind": ""}).status_code == 403  # an invalid form is not shown either
+    integ.refresh_from_db()
+    assert integ.name == "Notes bot"
+    owner_client = web_as(owner)
+    system = {"code": "crm", "name": "CRM", "description": ""}
+    assert owner_client.post(reverse("inventory:system-create"), system).status_code == 403
+    assert owner_client.post(reverse("inventory:system-create"), {**system, "code": ""}).status_code == 403
+    scope = {"name": "read", "description": "", "sensitivity": "low", "access": "read", "is_active": "on"}
+    msgraph = catalog["msgraph:User.Read"].system
+    assert owner_client.post(reverse("inventory:scope-create", args=[msgraph.pk]), scope).status_code == 403
+    from inventory.models import ResourceSystem
+
+    assert not ResourceSystem.objects.filter(code="crm").exists()
+    assert not Scope.objects.filter(code="msgraph:read").exists()
 
 
 def test_home_shows_my_integrations_and_drafts(owner: Any, make_integration: Any, web_as: Any) -> None:

@@ -269,6 +269,22 @@ def test_suspend_revokes_every_grant_at_once_audited_and_owners_emailed(
     assert AuditEvent.objects.filter(action="integration.reactivation_requested").count() == 1
 
 
+def test_only_owners_and_iam_admins_revoke_a_grant_whoever_calls_the_service(
+    owner: Any, reviewer: Any, auditor: Any, iam_admin: Any, make_integration: Any
+) -> None:
+    integ = make_integration(owner, scopes=("msgraph:User.Read", "msgraph:Mail.Read"))
+    grant_all(integ, reviewer)
+    first, second = Grant.objects.filter(integration=integ).order_by("pk")
+    for refused in (reviewer, auditor):
+        with pytest.raises(NotAllowed):
+            services.grant_revoke(actor=refused, grant=first, reason="Not needed")
+    assert not AuditEvent.objects.filter(action="grant.revoked").exists()
+    services.grant_revoke(actor=owner, grant=first, reason="Not needed")
+    services.grant_revoke(actor=iam_admin, grant=second, reason="Not needed")
+    assert set(Grant.objects.filter(integration=integ).values_list("status", flat=True)) == {"revoked"}
+    assert AuditEvent.objects.filter(action="grant.revoked").count() == 2
+
+
 def test_outsider_cannot_suspend_through_the_service(owner: Any, outsider: Any, make_integration: Any) -> None:
     integ = make_integration(owner)
     with pytest.raises(NotAllowed):
