@@ -10,6 +10,7 @@ from django.contrib import admin
 from django.http import HttpRequest
 
 from approvals.models import (
+    WORKFLOW_STEP_FIELDS,
     AccessRequest,
     Decision,
     GrantExpiryPolicy,
@@ -42,12 +43,11 @@ class DecisionAdmin(ReadOnlyAdmin):
     list_select_related = ["request__integration", "step", "reviewer"]
 
 
-class WorkflowStepInline(admin.TabularInline):  # type: ignore[type-arg]
+class WorkflowStepInline(admin.TabularInline):
     model = WorkflowStep
     extra = 0
     can_delete = False
-    fields = ["order", "name", "pool_kind", "pool_group", "rule", "quorum", "sla_hours", "only_for_tiers"]
-    readonly_fields = fields
+    fields = readonly_fields = WORKFLOW_STEP_FIELDS
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False

@@ -6,7 +6,7 @@ Idempotent: once any decision exists, nothing more is decided."""
 
 from __future__ import annotations
 
-from approvals import services
+from approvals import selectors, services
 from approvals.models import AccessRequest, Decision, RequestStatus, StepStatus
 from governance.models import User
 
@@ -22,7 +22,7 @@ def _decide_current(req: AccessRequest, comment: str) -> bool:
     for reviewer in User.objects.filter(step_assignments__step=step, step_assignments__is_open=True).order_by(
         "username"
     ):
-        if services.step_may_decide(reviewer, req, step) is None:
+        if selectors.step_may_decide(reviewer, req, step) is None:
             services.request_decide(actor=reviewer, request=req, decision="approve", comment=comment, step_id=step.pk)
             return True
     return False

@@ -1,27 +1,18 @@
+"""Forms of the approvals pages: a reviewer's decision and the IAM admins' workflow and expiry
+settings. They parse input only; the services validate the rules and save."""
+
 from __future__ import annotations
 
 from typing import Any
 
 from django import forms
 from django.contrib.auth.models import Group
+from django.db.models import QuerySet
 
-from approvals.models import DecisionKind, PoolKind, Rule, WorkflowStep
-from governance.models import User
-from inventory.models import RiskTier
-
-
-class AccessibleErrorsMixin:
-    """Inputs with an error carry ``aria-invalid`` and point at their message (the templates
-    render it with the id ``<auto_id>-error``)."""
-
-    def full_clean(self) -> None:
-        super().full_clean()  # type: ignore[misc]
-        for name in self.errors:  # type: ignore[attr-defined]
-            if name in self.fields:  # type: ignore[attr-defined]
-                bound = self[name]  # type: ignore[index]
-                attrs = self.fields[name].widget.attrs  # type: ignore[attr-defined]
-                attrs["aria-invalid"] = "true"
-                attrs["aria-describedby"] = f"{bound.auto_id}-error"
+from approvals.models import MAX_EXPIRY_DAYS, WORKFLOW_STEP_FIELDS, DecisionKind, PoolKind, Rule, WorkflowStep
+from governance.forms import AccessibleErrorsMixin, AccessibleForm
+from governance.selectors import people
+from inventory.choices import RiskTier
 
 
 class DecisionForm(forms.Form):
@@ -40,12 +31,14 @@ class DecisionForm(forms.Form):
     expires_at = forms.DateTimeField(required=False, help_text="Optional: an earlier expiry (YYYY-MM-DD HH:MM).")
     step = forms.IntegerField(widget=forms.HiddenInput)
 
-    def __init__(self, *args: Any, scope_codes: list[str] | None = None, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.fields["approved_scopes"].choices = [(c, c) for c in (scope_codes or [])]
+
+def _offer(field: forms.Field, queryset: QuerySet[Any]) -> None:
+    """Limit a model choice field to ``queryset``."""
+    if isinstance(field, forms.ModelChoiceField):
+        field.queryset = queryset
 
 
-class WorkflowStepForm(AccessibleErrorsMixin, forms.ModelForm):  # type: ignore[type-arg]
+class WorkflowStepForm(AccessibleErrorsMixin, forms.ModelForm):
     only_for_tiers = forms.MultipleChoiceField(
         choices=RiskTier.choices,
         required=False,
@@ -53,26 +46,16 @@ class WorkflowStepForm(AccessibleErrorsMixin, forms.ModelForm):  # type: ignore[
         help_text="Skip the step for other tiers; none ticked: the step always runs.",
     )
     pool_users = forms.ModelMultipleChoiceField(
-        queryset=User.objects.filter(is_active=True, is_service_account=False),
+        queryset=people(),
         required=False,
         help_text="For a pool of named people.",
     )
+    # The named people are chosen right after the group, with the rest of the pool.
+    field_order = [*WORKFLOW_STEP_FIELDS[: WORKFLOW_STEP_FIELDS.index("pool_group") + 1], "pool_users"]
 
     class Meta:
         model = WorkflowStep
-        fields = [
-            "order",
-            "name",
-            "pool_kind",
-            "pool_group",
-            "pool_users",
-            "rule",
-            "quorum",
-            "sla_hours",
-            "escalation_group",
-            "escalation_user",
-            "only_for_tiers",
-        ]
+        fields = WORKFLOW_STEP_FIELDS
         help_texts = {
             "pool_kind": "Who decides: " + "; ".join(str(label) for _, label in PoolKind.choices) + ".",
             "rule": "; ".join(str(label) for _, label in Rule.choices) + ".",
@@ -81,11 +64,13 @@ class WorkflowStepForm(AccessibleErrorsMixin, forms.ModelForm):  # type: ignore[
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["pool_group"].queryset = Group.objects.order_by("name")
-        self.fields["escalation_group"].queryset = Group.objects.order_by("name")
-        self.fields["escalation_user"].queryset = User.objects.filter(is_active=True, is_service_account=False)
+        _offer(self.fields["pool_group"], Group.objects.order_by("name"))
+        _offer(self.fields["escalation_group"], Group.objects.order_by("name"))
+        _offer(self.fields["escalation_user"], people())
 
 
-class ExpiryPolicyForm(AccessibleErrorsMixin, forms.Form):
+class ExpiryPolicyForm(AccessibleForm):
     risk_tier = forms.ChoiceField(choices=RiskTier.choices)
-    days = forms.IntegerField(min_value=1, max_value=3650, help_text="Default lifetime of a grant for this tier.")
+    days = forms.IntegerField(
+        min_value=1, max_value=MAX_EXPIRY_DAYS, help_text="Default lifetime of a grant for this tier."
+    )

@@ -6,13 +6,19 @@ State changes go through ``approvals.services``; nothing here changes a status b
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from django.conf import settings
 from django.contrib.auth.models import Group
 from django.db import models
 from django.utils import timezone
 from simple_history.models import HistoricalRecords
 
-from inventory.models import Integration, RiskTier, Scope
+from inventory.choices import RiskTier
+from inventory.models import Integration, Scope
+
+if TYPE_CHECKING:
+    from governance.models import User
 
 
 class RequestType(models.TextChoices):
@@ -32,15 +38,24 @@ class RequestStatus(models.TextChoices):
 
 
 OPEN_STATUSES = (RequestStatus.IN_REVIEW, RequestStatus.CHANGES_REQUESTED)
-Rs = RequestStatus
-# Allowed moves of AccessRequest.status (approvals.services.request_* check them under lock).
+# Allowed moves of AccessRequest.status (the request services check them under lock).
 REQUEST_TRANSITIONS: dict[str, frozenset[str]] = {
-    Rs.IN_REVIEW: frozenset({Rs.APPROVED, Rs.REJECTED, Rs.CHANGES_REQUESTED, Rs.WITHDRAWN, Rs.CANCELLED}),
-    Rs.CHANGES_REQUESTED: frozenset({Rs.IN_REVIEW, Rs.WITHDRAWN, Rs.CANCELLED}),
-    Rs.APPROVED: frozenset(),
-    Rs.REJECTED: frozenset(),
-    Rs.WITHDRAWN: frozenset(),
-    Rs.CANCELLED: frozenset(),
+    RequestStatus.IN_REVIEW: frozenset(
+        {
+            RequestStatus.APPROVED,
+            RequestStatus.REJECTED,
+            RequestStatus.CHANGES_REQUESTED,
+            RequestStatus.WITHDRAWN,
+            RequestStatus.CANCELLED,
+        }
+    ),
+    RequestStatus.CHANGES_REQUESTED: frozenset(
+        {RequestStatus.IN_REVIEW, RequestStatus.WITHDRAWN, RequestStatus.CANCELLED}
+    ),
+    RequestStatus.APPROVED: frozenset(),
+    RequestStatus.REJECTED: frozenset(),
+    RequestStatus.WITHDRAWN: frozenset(),
+    RequestStatus.CANCELLED: frozenset(),
 }
 
 
@@ -101,12 +116,30 @@ class WorkflowStep(models.Model):
     )
 
     history = HistoricalRecords(m2m_fields=[pool_users])
+    # Set before save(): django-simple-history records this person as the change's author.
+    _history_user: User
 
     class Meta:
         ordering = ["workflow_id", "order", "id"]
 
     def __str__(self) -> str:
         return f"{self.workflow}: {self.order}. {self.name}"
+
+
+# A workflow step's own columns, in the order the step form shows them: what the services save
+# and audit (the named people of a "users" pool are a many-to-many set beside them).
+WORKFLOW_STEP_FIELDS = (
+    "order",
+    "name",
+    "pool_kind",
+    "pool_group",
+    "rule",
+    "quorum",
+    "sla_hours",
+    "escalation_group",
+    "escalation_user",
+    "only_for_tiers",
+)
 
 
 class GrantExpiryPolicy(models.Model):
@@ -124,7 +157,13 @@ class GrantExpiryPolicy(models.Model):
         return f"{self.risk_tier}: {self.days} days"
 
 
-DEFAULT_EXPIRY_DAYS = {RiskTier.CRITICAL: 30, RiskTier.HIGH: 90, RiskTier.MEDIUM: 180, RiskTier.LOW: 365}
+MAX_EXPIRY_DAYS = 3650  # the longest default lifetime an IAM admin may set
+DEFAULT_EXPIRY_DAYS: dict[str, int] = {
+    RiskTier.CRITICAL: 30,
+    RiskTier.HIGH: 90,
+    RiskTier.MEDIUM: 180,
+    RiskTier.LOW: 365,
+}
 
 
 class AccessRequest(models.Model):
@@ -148,11 +187,12 @@ class AccessRequest(models.Model):
     outcome_reason = models.TextField(blank=True)
 
     history = HistoricalRecords(excluded_fields=["updated_at"])
+    # Set before save(): django-simple-history records this person as the change's author.
+    _history_user: User
 
     class Meta:
         ordering = ["-created_at", "-id"]
         indexes = [models.Index(fields=["integration", "status"]), models.Index(fields=["requester", "status"])]
-        permissions = [("decide_accessrequest", "Can decide access request steps")]
 
     def __str__(self) -> str:
         return f"#{self.pk} {self.get_type_display()} — {self.integration.name}"
@@ -160,6 +200,11 @@ class AccessRequest(models.Model):
     @property
     def is_open(self) -> bool:
         return self.status in OPEN_STATUSES
+
+
+# How a grant names the request that created it (``Grant.source_type``; its ``source_id`` is the
+# request's id).
+GRANT_SOURCE_TYPE = "approvals.accessrequest"
 
 
 class StepStatus(models.TextChoices):

@@ -1,11 +1,11 @@
-"""Who may call what (visibility is in ``selectors``; rules that hold whoever calls are in
-``services``)."""
+"""Who may do what in approvals: the services check these before acting, and the pages use them
+to offer only what the services allow (what a person may see is in ``selectors``)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from governance.roles import has_role, is_iam_admin, is_read_only
+from governance.roles import Role, has_role, is_auditor, is_iam_admin, is_read_only
 
 
 def can_decide_any(user: Any) -> bool:
@@ -19,10 +19,9 @@ def can_manage_workflows(user: Any) -> bool:
     return is_iam_admin(user)
 
 
-def can_revoke_grant(user: Any, grant: Any) -> bool:
-    if is_read_only(user):
-        return False
-    return is_iam_admin(user) or user.pk in grant.integration.owner_ids()
+def can_read_workflows(user: Any) -> bool:
+    """IAM admins change the workflows and expiry policies; auditors read them."""
+    return can_manage_workflows(user) or is_auditor(user)
 
 
 def can_withdraw(user: Any, req: Any) -> bool:
@@ -35,7 +34,7 @@ def can_open_renewal(user: Any, integration: Any) -> bool:
 
 def sees_queue(user: Any) -> bool:
     """Reviewers and IAM admins, and anyone who was ever assigned a step (e.g. a manager)."""
-    if has_role(user, "reviewer", "iam_admin"):
+    if has_role(user, Role.REVIEWER, Role.IAM_ADMIN):
         return True
     from approvals.models import StepAssignment
 

@@ -6,13 +6,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from approvals import services
+from approvals import selectors, services
 from approvals.models import AccessRequest, RequestStatus, RequestType
 from governance.actors import Actor
-from inventory.models import RISK_TIER_ORDER, GrantStatus, Integration, IntegrationStatus, Scope
+from governance.models import User
+from inventory.choices import RISK_TIER_ORDER, IntegrationStatus
+from inventory.models import Integration, Scope
 
 
-def _requester(actor: Actor) -> Any:
+def _requester(actor: Actor) -> User:
     return actor.on_behalf_of or actor.user
 
 
@@ -50,13 +52,13 @@ def on_integration_risk_raised(
     """An active integration whose tier rose is re-reviewed for what it holds; an open request
     that started at a lower tier starts again with the new tier's workflow."""
     for req in AccessRequest.objects.filter(integration=integration, status=RequestStatus.IN_REVIEW):
-        if RISK_TIER_ORDER.get(req.risk_tier, 0) < RISK_TIER_ORDER.get(new_tier, 0):  # type: ignore[call-overload]
+        if RISK_TIER_ORDER.get(req.risk_tier, 0) < RISK_TIER_ORDER.get(new_tier, 0):
             services.request_restart_for_risk(
                 actor=actor, request=req, new_tier=new_tier, reason=f"Risk tier raised from {old_tier} to {new_tier}."
             )
     if integration.status != IntegrationStatus.ACTIVE:
         return
-    scopes = list(Scope.objects.filter(grants__integration=integration, grants__status=GrantStatus.ACTIVE).distinct())
+    scopes = list(selectors.scopes_held_by(integration))
     if (
         not scopes
         or AccessRequest.objects.filter(

@@ -1,42 +1,38 @@
-"""Reads of approvals, always for a user (DESIGN.md invariant 2): pages and API use these."""
+"""Reads of approvals. What a person may see is always decided here, for that person: pages and
+the API fetch through these, so an unseen request answers 404. Reads that the services and the
+pages share (the current step, the default expiry, whether someone may decide) live here too."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Q, QuerySet
+from django.db.models import Prefetch, Q, QuerySet
 from django.utils import timezone
 
-from approvals.models import AccessRequest, Decision, RequestStep, StepAssignment
+from approvals.models import (
+    DEFAULT_EXPIRY_DAYS,
+    GRANT_SOURCE_TYPE,
+    OPEN_STATUSES,
+    AccessRequest,
+    Decision,
+    GrantExpiryPolicy,
+    RequestStep,
+    RequestType,
+    StepAssignment,
+    StepStatus,
+    Workflow,
+    WorkflowStep,
+)
+from approvals.permissions import can_read_workflows
+from governance.models import User
 from governance.roles import sees_everything
-from inventory.models import Grant, Integration
+from inventory.choices import GrantStatus
+from inventory.models import Grant, Integration, Scope
+from inventory.selectors import owned_by
 
-
-def integrations_for(user: Any) -> QuerySet[Integration]:
-    """The inventory's visibility rule: its selector when it exists, otherwise the same rule
-    (owners see theirs; reviewers, admins and auditors see all)."""
-    try:
-        from inventory.selectors import (
-            integrations_for as inventory_rule,  # type: ignore[import-not-found]
-        )
-    except ImportError:
-        inventory_rule = None
-    if inventory_rule is not None:
-        return inventory_rule(user)
-    if not getattr(user, "is_authenticated", False):
-        return Integration.objects.none()
-    if sees_everything(user):
-        return Integration.objects.all()
-    return Integration.objects.filter(Q(business_owner=user) | Q(technical_owner=user) | Q(backup_owner=user))
-
-
-def _owned(user: Any, prefix: str = "integration__") -> Q:
-    return (
-        Q(**{f"{prefix}business_owner": user})
-        | Q(**{f"{prefix}technical_owner": user})
-        | Q(**{f"{prefix}backup_owner": user})
-    )
+# --- Requests -----------------------------------------------------------------------------------
 
 
 def access_requests_for(user: Any) -> QuerySet[AccessRequest]:
@@ -49,7 +45,7 @@ def access_requests_for(user: Any) -> QuerySet[AccessRequest]:
     # People asked to decide (a requester's manager, a resource owner without the reviewer role)
     # see the requests they were assigned, even after deciding them.
     assigned = StepAssignment.objects.filter(user=user).values("step__request_id")
-    return qs.filter(Q(requester=user) | _owned(user) | Q(pk__in=assigned))
+    return qs.filter(Q(requester=user) | owned_by(user, "integration__") | Q(pk__in=assigned))
 
 
 def access_requests_listed(user: Any) -> QuerySet[AccessRequest]:
@@ -63,8 +59,6 @@ def access_request_detail(user: Any) -> QuerySet[AccessRequest]:
 
 def with_detail(qs: QuerySet[AccessRequest]) -> QuerySet[AccessRequest]:
     """What the detail representation reads (steps, assignments, decisions), in fixed queries."""
-    from django.db.models import Prefetch
-
     return (
         qs.select_related("integration", "requester")
         .prefetch_related("requested_scopes")
@@ -83,9 +77,48 @@ def with_detail(qs: QuerySet[AccessRequest]) -> QuerySet[AccessRequest]:
     )
 
 
+def steps_for(user: Any) -> QuerySet[RequestStep]:
+    """Steps of the requests ``user`` may see, with their request and integration."""
+    return RequestStep.objects.select_related("request__integration").filter(request__in=access_requests_for(user))
+
+
+def current_step(req: AccessRequest) -> RequestStep | None:
+    """The active step of the request's current round (the first by order)."""
+    return RequestStep.objects.filter(request=req, round=req.round, status=StepStatus.ACTIVE).order_by("order").first()
+
+
+def step_may_decide(user: User, req: AccessRequest, step: RequestStep) -> str | None:
+    """Why ``user`` may not decide ``step`` (a message), or None when they may. Separation of
+    duties: nobody decides a step of a request for an integration they own or requested, and
+    nobody decides two steps of the same round. The decision service checks it again under lock."""
+    if user.pk in req.integration.owner_ids():
+        return "You own this integration: separation of duties forbids deciding its requests."
+    if user.pk == req.requester_id:
+        return "You requested this: separation of duties forbids deciding your own request."
+    other = (
+        Decision.objects.filter(request=req, step__round=step.round, reviewer=user)
+        .exclude(step=step)
+        .select_related("step")
+        .first()
+    )
+    if other is not None:
+        return f"You already decided the step “{other.step.name}” of this request: another person must decide this one."
+    if not StepAssignment.objects.filter(step=step, user=user).exists():
+        return "This step is not assigned to you."
+    return None
+
+
+def grants_from_request(req: AccessRequest) -> QuerySet[Grant]:
+    """The grants an approval of ``req`` created, whatever became of them since."""
+    return Grant.objects.filter(source_type=GRANT_SOURCE_TYPE, source_id=str(req.pk)).select_related("scope")
+
+
+# --- The reviewer queue -------------------------------------------------------------------------
+
+
 def assigned_to(user: Any) -> Q:
-    """Requests with an open step assigned to ``user`` (for ``assigned_to_me=true``)."""
-    return Q(steps__assignments__user=user, steps__assignments__is_open=True)
+    """Requests with a step waiting for ``user``'s decision (for ``assigned_to_me``)."""
+    return Q(pk__in=StepAssignment.objects.filter(user=user, is_open=True).values("step__request_id"))
 
 
 def queue_for(user: Any, *, type: str = "", tier: str = "", overdue: bool = False) -> QuerySet[StepAssignment]:
@@ -101,14 +134,80 @@ def queue_for(user: Any, *, type: str = "", tier: str = "", overdue: bool = Fals
     return qs.order_by("due_at", "id")
 
 
-def grants_for(user: Any) -> QuerySet[Grant]:
-    qs = Grant.objects.all()
-    if not getattr(user, "is_authenticated", False):
-        return qs.none()
-    if sees_everything(user):
-        return qs
-    return qs.filter(integration__in=integrations_for(user).values("pk"))
+def queue_listed(user: Any, *, type: str = "", tier: str = "", overdue: bool = False) -> QuerySet[StepAssignment]:
+    """The queue with what each item shows (request, integration, requester, scopes and their
+    systems), in a fixed number of queries."""
+    return (
+        queue_for(user, type=type, tier=tier, overdue=overdue)
+        .select_related("step__request__integration", "step__request__requester")
+        .prefetch_related(Prefetch("step__request__requested_scopes", queryset=Scope.objects.select_related("system")))
+    )
+
+
+def held_scope_codes(integration_ids: Iterable[int]) -> dict[int, set[str]]:
+    """The codes of the scopes each integration holds now (active grants), in one query."""
+    held: dict[int, set[str]] = {}
+    for integration_id, code in Grant.objects.filter(
+        integration_id__in=set(integration_ids), status=GrantStatus.ACTIVE
+    ).values_list("integration_id", "scope__code"):
+        held.setdefault(integration_id, set()).add(code)
+    return held
+
+
+def queue_open_count(user: Any) -> int:
+    return StepAssignment.objects.filter(user=user, is_open=True).count()
 
 
 def overdue_count(user: Any, now: datetime | None = None) -> int:
     return StepAssignment.objects.filter(user=user, is_open=True, due_at__lt=now or timezone.now()).count()
+
+
+def my_open_requests(user: Any) -> QuerySet[AccessRequest]:
+    """The open requests ``user`` asked for, newest first."""
+    return access_requests_listed(user).filter(requester=user, status__in=OPEN_STATUSES).order_by("-created_at")
+
+
+# --- Workflows and grants -----------------------------------------------------------------------
+
+
+def workflows_for(user: Any) -> QuerySet[Workflow]:
+    """IAM admins and auditors read the workflows; everyone else sees none."""
+    if not can_read_workflows(user):
+        return Workflow.objects.none()
+    return Workflow.objects.prefetch_related(
+        Prefetch("steps", queryset=WorkflowStep.objects.select_related("pool_group").order_by("order"))
+    )
+
+
+def workflow_steps_for(user: Any) -> QuerySet[WorkflowStep]:
+    if not can_read_workflows(user):
+        return WorkflowStep.objects.none()
+    return WorkflowStep.objects.select_related("workflow")
+
+
+def expiry_policies() -> QuerySet[GrantExpiryPolicy]:
+    return GrantExpiryPolicy.objects.all()
+
+
+def workflow_for(request_type: str, tier: str) -> Workflow | None:
+    """The workflow of this type and tier; a type without its own falls back to registration's."""
+    found = Workflow.objects.filter(request_type=request_type, risk_tier=tier).first()
+    if found is None and request_type != RequestType.REGISTRATION:
+        found = Workflow.objects.filter(request_type=RequestType.REGISTRATION, risk_tier=tier).first()
+    return found
+
+
+def default_expiry_days(tier: str) -> int:
+    """How long a grant for an integration of ``tier`` lasts unless a reviewer sets it shorter."""
+    days = GrantExpiryPolicy.objects.filter(risk_tier=tier).values_list("days", flat=True).first()
+    return days if days is not None else DEFAULT_EXPIRY_DAYS.get(tier, 90)
+
+
+def scopes_held_by(integration: Integration) -> QuerySet[Scope]:
+    """The scopes ``integration`` holds now (through active grants)."""
+    return Scope.objects.filter(grants__integration=integration, grants__status=GrantStatus.ACTIVE).distinct()
+
+
+def grants_to_renew(integration: Integration) -> QuerySet[Grant]:
+    """The active grants a renewal of ``integration`` would ask for, soonest to expire first."""
+    return integration.grants.filter(status=GrantStatus.ACTIVE).select_related("scope").order_by("expires_at")

@@ -14,34 +14,28 @@ from __future__ import annotations
 import os
 import statistics
 import time
+from typing import TYPE_CHECKING, Any
 
-
-def main() -> None:
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "governance.settings")
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-    from django.db import connection
+if TYPE_CHECKING:
     from django.test import Client
 
-    from approvals.bulkdata import pending_requests_bulk
+    from governance.models import User
+
+
+def _seed(items: int) -> User:
+    """The reviewer with ``items`` open queue items (added once; later runs reuse them)."""
+    from django.contrib.auth.models import Group
+    from django.core.management import call_command
+    from django.db import connection
+
     from approvals.models import StepAssignment
+    from benchmarks._approvals_data import pending_requests_bulk
     from governance.models import User
     from governance.roles import Pool, Role, roles_sync
     from inventory.models import ResourceSystem, Scope
 
-    items = int(os.environ.get("BENCH_ITEMS", "20000"))
-    runs = int(os.environ.get("BENCH_RUNS", "30"))
-    # Not setup_test_environment(): its instrumented template rendering (a signal and a context
-    # copy per template) would be measured too. The test client only needs its host allowed.
-    from django.conf import settings
-
-    settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "testserver"]
     call_command("migrate", verbosity=0)
     roles_sync()
-    from django.contrib.auth.models import Group
-
     owner, _ = User.objects.get_or_create(username="bench_owner", defaults={"email": "bench_owner@example.com"})
     reviewer, _ = User.objects.get_or_create(
         username="bench_reviewer", defaults={"email": "bench_reviewer@example.com"}
@@ -49,8 +43,10 @@ def main() -> None:
     reviewer.groups.add(*Group.objects.filter(name__in=[Role.REVIEWER, Pool.IAM_REVIEWERS]))
     system, _ = ResourceSystem.objects.get_or_create(code="benchsys", defaults={"name": "Bench system"})
     scopes = [
-        Scope.objects.get_or_create(system=system, name=n, defaults={"code": f"benchsys:{n}", "sensitivity": s})[0]
-        for n, s in (("read", "low"), ("write", "high"))
+        Scope.objects.get_or_create(
+            system=system, name=name, defaults={"code": f"benchsys:{name}", "sensitivity": level}
+        )[0]
+        for name, level in (("read", "low"), ("write", "high"))
     ]
     have = StepAssignment.objects.filter(user=reviewer, is_open=True).count()
     if have < items:
@@ -60,12 +56,15 @@ def main() -> None:
     # Fresh statistics after the bulk load, as autovacuum (PostgreSQL) would have by then.
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE")
-    total = StepAssignment.objects.filter(user=reviewer, is_open=True).count()
+    return reviewer
 
-    # Keep one connection for the whole run (as CONN_MAX_AGE does in production) so the query
-    # count below sees the request's queries.
+
+def _client_for(reviewer: User) -> Client:
+    """A signed-in client that keeps one connection for the whole run (as CONN_MAX_AGE does in
+    production), so the query count sees the request's queries; warmed up."""
     from django.core.signals import request_finished, request_started
     from django.db import close_old_connections
+    from django.test import Client
 
     request_started.disconnect(close_old_connections)
     request_finished.disconnect(close_old_connections)
@@ -73,31 +72,60 @@ def main() -> None:
     client.force_login(reviewer)
     for _ in range(3):  # warm up: templates, caches, connection
         assert client.get("/approvals/queue/").status_code == 200
+    return client
+
+
+def _queries_per_render(client: Client) -> int:
+    from django.db import connection
+
     executed: list[str] = []
 
-    def count(execute, sql, params, many, context):  # noqa: ANN001, ANN202
+    def count(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
         executed.append(sql)
         return execute(sql, params, many, context)
 
     with connection.execute_wrapper(count):
         client.get("/approvals/queue/")
+    return len(executed)
+
+
+def _timings(client: Client, path: str, runs: int) -> list[float]:
+    """Milliseconds of each of ``runs`` renders of ``path``, sorted."""
     timings = []
     for _ in range(runs):
         started = time.perf_counter()
-        response = client.get("/approvals/queue/")
+        response = client.get(path)
         timings.append((time.perf_counter() - started) * 1000)
         assert response.status_code == 200
-    timings.sort()
+    return sorted(timings)
+
+
+def main() -> None:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "governance.settings")
+    import django
+
+    django.setup()
+    from django.conf import settings
+    from django.db import connection
+
+    from approvals.models import StepAssignment
+
+    items = int(os.environ.get("BENCH_ITEMS", "20000"))
+    runs = int(os.environ.get("BENCH_RUNS", "30"))
+    # Not setup_test_environment(): its instrumented template rendering (a signal and a context
+    # copy per template) would be measured too. The test client only needs its host allowed.
+    settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "testserver"]
+    reviewer = _seed(items)
+    total = StepAssignment.objects.filter(user=reviewer, is_open=True).count()
+    client = _client_for(reviewer)
+    queries = _queries_per_render(client)
+    timings = _timings(client, "/approvals/queue/", runs)
     print(
         f"queue page, {connection.vendor}, {total} items waiting for the reviewer, {runs} renders: "
         f"median {statistics.median(timings):.1f} ms, p90 {timings[int(len(timings) * 0.9) - 1]:.1f} ms, "
-        f"min {timings[0]:.1f} ms, max {timings[-1]:.1f} ms, {len(executed)} SQL queries per render"
+        f"min {timings[0]:.1f} ms, max {timings[-1]:.1f} ms, {queries} SQL queries per render"
     )
-    filtered = []
-    for _ in range(max(5, runs // 3)):
-        started = time.perf_counter()
-        client.get("/approvals/queue/?tier=low&overdue=1")
-        filtered.append((time.perf_counter() - started) * 1000)
+    filtered = _timings(client, "/approvals/queue/?tier=low&overdue=1", max(5, runs // 3))
     print(f"filtered (tier=low, overdue): median {statistics.median(filtered):.1f} ms")
 
 

@@ -1,19 +1,23 @@
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from approvals.models import AccessRequest, Decision, DecisionKind, RequestStep
 from governance.api.input import StrictInputMixin
-from inventory.models import Grant, GrantStatus
+
+if TYPE_CHECKING:
+    from inventory.models import Scope
 
 
 class AccessRequestDecisionSerializer(serializers.ModelSerializer[Decision]):
     reviewer = serializers.CharField(source="reviewer.username", read_only=True, help_text="Who decided.")
     reviewer_name = serializers.CharField(source="reviewer.label", read_only=True)
-    approved_scopes = serializers.SlugRelatedField(slug_field="code", many=True, read_only=True)
+    approved_scopes: serializers.SlugRelatedField[Scope] = serializers.SlugRelatedField(
+        slug_field="code", many=True, read_only=True
+    )
     step = serializers.CharField(source="step.name", read_only=True)
 
     class Meta:
@@ -65,7 +69,9 @@ class AccessRequestStepSerializer(serializers.ModelSerializer[RequestStep]):
 class AccessRequestSerializer(serializers.ModelSerializer[AccessRequest]):
     integration_name = serializers.CharField(source="integration.name", read_only=True)
     requester = serializers.CharField(source="requester.username", read_only=True)
-    requested_scopes = serializers.SlugRelatedField(slug_field="code", many=True, read_only=True)
+    requested_scopes: serializers.SlugRelatedField[Scope] = serializers.SlugRelatedField(
+        slug_field="code", many=True, read_only=True
+    )
 
     class Meta:
         model = AccessRequest
@@ -124,38 +130,3 @@ class AccessRequestDecisionInSerializer(StrictInputMixin, serializers.Serializer
 
 class AccessRequestWithdrawInSerializer(StrictInputMixin, serializers.Serializer[Any]):
     reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
-
-
-class GrantSerializer(serializers.ModelSerializer[Grant]):
-    integration_name = serializers.CharField(source="integration.name", read_only=True)
-    scope = serializers.CharField(source="scope.code", read_only=True)
-    approvers = serializers.SlugRelatedField(slug_field="username", many=True, read_only=True)
-    ended_by = serializers.CharField(source="ended_by.username", read_only=True, allow_null=True, default=None)
-    active = serializers.SerializerMethodField()
-
-    class Meta:
-        model = Grant
-        fields = [
-            "id",
-            "integration",
-            "integration_name",
-            "scope",
-            "status",
-            "active",
-            "source_type",
-            "source_id",
-            "approvers",
-            "granted_at",
-            "expires_at",
-            "ended_at",
-            "ended_by",
-            "end_reason",
-        ]
-        read_only_fields = fields
-
-    def get_active(self, grant: Grant) -> bool:
-        return grant.status == GrantStatus.ACTIVE
-
-
-class GrantRevokeInSerializer(StrictInputMixin, serializers.Serializer[Any]):
-    reason = serializers.CharField(min_length=1, max_length=2000)

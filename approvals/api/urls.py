@@ -1,9 +1,8 @@
 from rest_framework.routers import DefaultRouter
 
-from approvals.api.views import AccessRequestViewSet, GrantViewSet
+from approvals.api.views import AccessRequestViewSet
 
 router = DefaultRouter(trailing_slash=True)
 router.register("access-requests", AccessRequestViewSet, basename="access-request")
-router.register("grants", GrantViewSet, basename="grant")
 
 urlpatterns = router.urls

@@ -1,5 +1,6 @@
-"""Access requests and grants (API.md). Reads are declarative viewsets over the selectors; each
-workflow action is its own endpoint: input serializer -> service -> output serializer."""
+"""Access requests over the API. Reads are declarative viewsets over the selectors;
+each workflow action is its own endpoint: input serializer -> service (which decides who may act)
+-> output serializer."""
 
 from __future__ import annotations
 
@@ -19,15 +20,12 @@ from approvals.api.serializers import (
     AccessRequestDetailSerializer,
     AccessRequestSerializer,
     AccessRequestWithdrawInSerializer,
-    GrantRevokeInSerializer,
-    GrantSerializer,
 )
-from approvals.filters import AccessRequestFilter, GrantFilter
+from approvals.filters import AccessRequestFilter
 from approvals.models import AccessRequest
-from approvals.permissions import can_revoke_grant
-from governance.exceptions import NotAllowed, Unprocessable
-from inventory.models import Grant, Scope
-from inventory.services import grant_revoke
+from governance.exceptions import Unprocessable
+from governance.web import signed_in
+from inventory.selectors import scopes_for
 
 PROBLEM = OpenApiResponse(description="Problem details (RFC 9457).")
 ERRORS = {400: PROBLEM, 403: PROBLEM, 404: PROBLEM, 409: PROBLEM}
@@ -62,19 +60,19 @@ class AccessRequestViewSet(viewsets.ReadOnlyModelViewSet[AccessRequest]):
     )
     @action(detail=True, methods=["post"], url_path="decisions")
     def decisions(self, request: Request, pk: str | None = None) -> Response:
-        # Idempotency-Key is handled for every POST by governance.webhooks.idempotency.
+        # A repeated Idempotency-Key is answered by the API's idempotency layer, for every POST.
         req = self.get_object()
         data = AccessRequestDecisionInSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         codes = data.validated_data.get("approved_scopes")
         scopes = None
         if codes is not None:
-            scopes = list(Scope.objects.filter(code__in=codes))
+            scopes = list(scopes_for(request.user).filter(code__in=codes))
             missing = sorted(set(codes) - {s.code for s in scopes})
             if missing:
                 raise Unprocessable.on("approved_scopes", f"Unknown scope(s): {', '.join(missing)}.")
         made = services.request_decide(
-            actor=request.user,
+            actor=signed_in(request),
             request=req,
             decision=data.validated_data["decision"],
             comment=data.validated_data["comment"],
@@ -94,39 +92,6 @@ class AccessRequestViewSet(viewsets.ReadOnlyModelViewSet[AccessRequest]):
         req = self.get_object()
         data = AccessRequestWithdrawInSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        services.request_withdraw(actor=request.user, request=req, reason=data.validated_data["reason"])
+        services.request_withdraw(actor=signed_in(request), request=req, reason=data.validated_data["reason"])
         fresh = selectors.access_request_detail(request.user).get(pk=req.pk)
         return Response(AccessRequestDetailSerializer(fresh).data)
-
-
-@extend_schema_view(
-    list=extend_schema(summary="Grants the caller may see"),
-    retrieve=extend_schema(summary="One grant", responses={200: GrantSerializer, 404: PROBLEM}),
-)
-class GrantViewSet(viewsets.ReadOnlyModelViewSet[Grant]):
-    serializer_class = GrantSerializer
-    filterset_class = GrantFilter
-    ordering_fields = ["granted_at", "expires_at", "id"]
-    ordering = ["-granted_at", "id"]
-
-    def get_queryset(self) -> QuerySet[Grant]:
-        return (
-            selectors.grants_for(self.request.user)
-            .select_related("integration", "scope", "ended_by")
-            .prefetch_related("approvers")
-        )
-
-    @extend_schema(
-        summary="Revoke a grant at once (IAM admins and the integration's owners)",
-        request=GrantRevokeInSerializer,
-        responses={200: GrantSerializer, **ERRORS},
-    )
-    @action(detail=True, methods=["post"], url_path="revoke")
-    def revoke(self, request: Request, pk: str | None = None) -> Response:
-        grant = self.get_object()
-        if not can_revoke_grant(request.user, grant):
-            raise NotAllowed("Only IAM admins and the integration's owners can revoke its grants.")
-        data = GrantRevokeInSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        grant_revoke(actor=request.user, grant=grant, reason=data.validated_data["reason"])
-        return Response(GrantSerializer(self.get_queryset().get(pk=grant.pk)).data)

@@ -75,7 +75,7 @@ def submit(workflows: None, catalog: dict[str, Scope]) -> Callable[..., Any]:
                 actor=Actor.coerce(actor or integration.business_owner),
                 scopes=scopes if scopes is not None else [catalog["files"]],
             )
-        return AccessRequest.objects.filter(integration=integration).order_by("-id").first()  # type: ignore[return-value]
+        return AccessRequest.objects.filter(integration=integration).latest("id")
 
     return do
 
@@ -92,6 +92,6 @@ def expand(workflows: None) -> Callable[..., Any]:
                 actor=Actor.coerce(integration.business_owner),
                 added_scopes=scopes,
             )
-        return AccessRequest.objects.filter(integration=integration).order_by("-id").first()  # type: ignore[return-value]
+        return AccessRequest.objects.filter(integration=integration).latest("id")
 
     return do

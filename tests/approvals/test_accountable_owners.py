@@ -1,4 +1,4 @@
-"""No audit event without an accountable person (issue 9): a walk through the kernel's, the
+"""No audit event without an accountable person: a walk through the kernel's, the
 inventory's and the approvals' actions — catalog and workflow changes by an IAM admin, a
 registration decided by a reviewer, grants ended by the system, a leaver without a manager
 deactivated with their tokens and integrations — leaves no event with an empty owner."""
@@ -13,8 +13,7 @@ import pytest
 from django.utils import timezone
 
 from approvals import services
-from approvals.models import Workflow
-from approvals.services import STEP_FIELDS
+from approvals.models import WORKFLOW_STEP_FIELDS, Workflow
 from governance.models import AuditEvent, User
 from governance.roles import Role
 from governance.services import api_token_issue, api_token_revoke, user_deactivate
@@ -40,7 +39,7 @@ def test_every_event_of_a_walk_through_the_portal_names_an_accountable_owner(
     workflow = Workflow.objects.filter(steps__isnull=False).distinct().first()
     assert workflow is not None
     step = workflow.steps.first()
-    values = {name: getattr(step, name) for name in STEP_FIELDS} | {"sla_hours": 72}
+    values = {name: getattr(step, name) for name in WORKFLOW_STEP_FIELDS} | {"sla_hours": 72}
     services.workflow_step_save(
         actor=iam_admin, workflow=workflow, step=step, values=values, pool_users=list(step.pool_users.all())
     )

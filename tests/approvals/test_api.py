@@ -1,4 +1,4 @@
-"""The access-request and grant endpoints of API.md: visibility (others 404), actions (403 when
+"""The access-request and grant endpoints: visibility (others 404), actions (403 when
 seen but not allowed), auditors read-only, filters, and the full flow with tokens as a ticketing
 system drives it."""
 

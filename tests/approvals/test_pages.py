@@ -8,8 +8,8 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from approvals.bulkdata import pending_requests_bulk
 from approvals.models import RequestStatus, StepStatus, Workflow
+from benchmarks._approvals_data import pending_requests_bulk
 from governance.models import AuditEvent
 
 pytestmark = pytest.mark.django_db
@@ -169,7 +169,7 @@ def test_iam_admin_edits_a_workflow_step_in_the_portal_audited(web_as, iam_admin
     assert step.rule == "quorum" and step.quorum == 2 and step.sla_hours == 12
     assert AuditEvent.objects.filter(action="workflow.changed", target_id=str(wf.pk)).exists()
     assert client.post("/approvals/workflows/", {"risk_tier": "critical", "days": 14}).status_code == 302
-    from approvals.services import default_expiry_days
+    from approvals.selectors import default_expiry_days
 
     assert default_expiry_days("critical") == 14
 

@@ -27,7 +27,7 @@ pytestmark = [
 def _no_delivery_from_threads(monkeypatch):  # noqa: ANN001, ANN202
     # The outbox's on_commit hook enqueues delivery through django-q's broker, which keeps its
     # own connection in the thread and would outlive it; delivery is not what is tested here.
-    monkeypatch.setattr("governance.services._schedule_delivery", lambda email_id: None)
+    monkeypatch.setattr("governance.services.outbox._schedule_delivery", lambda email_id: None)
 
 
 def race(fn_a, fn_b):  # noqa: ANN001, ANN201

@@ -36,7 +36,8 @@ def test_expired_grant_turns_inactive_by_the_scheduled_task(granted, monkeypatch
     schedule = Schedule.objects.get(name="approvals-grants-expire")
     assert schedule.func == "approvals.tasks.grants_expire"
     with time_machine.travel(granted.expires_at + timedelta(minutes=1)):
-        # One deterministic scheduler pass (PITFALLS.md), running the task synchronously.
+        # One scheduler pass in this process, running the task synchronously: a cluster would run
+        # it in another process at a moment the test cannot know.
         monkeypatch.setattr(q_conf.Conf, "SYNC", True)
         monkeypatch.setattr(q_scheduler, "close_old_django_connections", lambda: None)
         Schedule.objects.filter(pk=schedule.pk).update(next_run=timezone.now() - timedelta(seconds=1))

@@ -1,0 +1,49 @@
+"""Writes of approvals. Each public function takes ``actor=``, checks that the actor may act,
+validates, locks, changes the rows and audits in the same transaction; emails go to the outbox in
+that transaction too, so nothing is sent for a change that rolled back.
+
+A request moves from in review to approved (its grants created in the same transaction),
+rejected or changes requested by its reviewers' decisions; changes requested goes back to review
+as the next round when resubmitted; an open request can be withdrawn by its requester or owners
+and is cancelled when its integration is suspended, retired or orphaned. Separation of duties
+holds whoever calls: nobody decides a step of a request for an integration they own or requested,
+and nobody decides two steps of the same round. Locks are taken integration, then request, then
+step, everywhere (the inventory locks the integration first too and sends its signals while
+holding it).
+
+Callers import the functions from here; the modules of this package hold them by subject."""
+
+from approvals.services.decisions import request_decide
+from approvals.services.expiry import grants_expire_due, grants_warn_expiring, renewal_request_open
+from approvals.services.requests import (
+    request_open,
+    request_restart_for_risk,
+    request_resubmit,
+    request_withdraw,
+    requests_cancel_for_integration,
+)
+from approvals.services.sla import steps_escalate_overdue, steps_remind_due
+from approvals.services.workflows import (
+    default_workflows_ensure,
+    expiry_policy_set,
+    workflow_step_delete,
+    workflow_step_save,
+)
+
+__all__ = [
+    "default_workflows_ensure",
+    "expiry_policy_set",
+    "grants_expire_due",
+    "grants_warn_expiring",
+    "renewal_request_open",
+    "request_decide",
+    "request_open",
+    "request_restart_for_risk",
+    "request_resubmit",
+    "request_withdraw",
+    "requests_cancel_for_integration",
+    "steps_escalate_overdue",
+    "steps_remind_due",
+    "workflow_step_delete",
+    "workflow_step_save",
+]

@@ -1,0 +1,355 @@
+"""Reviewers' decisions and what follows from them. A decision is refused unless its reviewer is
+assigned to the current step and separation of duties allows them; approving narrows the scopes
+still in play and may set an earlier expiry. A step complete by its rule hands over to the next
+one; after the last, the request is approved and its grants are created in the same transaction.
+A rejection or a request for changes ends the round at once and is applied to the inventory."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from approvals import selectors
+from approvals.models import (
+    GRANT_SOURCE_TYPE,
+    AccessRequest,
+    Decision,
+    DecisionKind,
+    RequestStatus,
+    RequestStep,
+    RequestType,
+    StepAssignment,
+    StepStatus,
+)
+from approvals.services.requests import audit_after, check_integration_usable, check_transition, close_round
+from approvals.services.routing import ESCALATION, activate_step, email_about, pool_user_ids_for
+from governance.actors import Actor
+from governance.audit import audit_record
+from governance.exceptions import Conflict, NotAllowed, Unprocessable, ValidationFailed
+from governance.models import User
+from inventory import services as inventory_services
+from inventory.choices import GrantStatus, IntegrationStatus
+from inventory.models import Grant, Integration, Scope
+
+
+def _checked_comment(decision: str, comment: str) -> str:
+    if decision not in DecisionKind.values:
+        raise ValidationFailed.on("decision", "Choose approve, reject or request_changes.")
+    comment = (comment or "").strip()
+    if decision != DecisionKind.APPROVE and not comment:
+        raise ValidationFailed.on("comment", "A comment is required to reject or to request changes.")
+    return comment
+
+
+def _lock_request_in_review(request: AccessRequest) -> AccessRequest:
+    """Lock the integration, then the request (the second of two reviewers deciding at the same
+    moment waits here, then sees the first one's outcome); the request must still be in review
+    and its integration able to hold access."""
+    integration = Integration.objects.select_for_update().get(pk=request.integration_id)
+    req = AccessRequest.objects.select_for_update().get(pk=request.pk)
+    req.integration = integration
+    if req.status != RequestStatus.IN_REVIEW:
+        last = Decision.objects.filter(request=req).select_related("reviewer").order_by("-created_at", "-id").first()
+        by = f" (last decided by {last.reviewer.label})" if last and req.status != RequestStatus.WITHDRAWN else ""
+        raise Conflict(f"This request is already {req.get_status_display().lower()}{by}: nothing left to decide.")
+    check_integration_usable(integration)
+    return req
+
+
+def _lock_step(req: AccessRequest, step_id: int | None) -> RequestStep:
+    """Lock the step to decide: ``step_id`` (the step the reviewer was looking at) or the current
+    one. A step that is no longer active is a conflict, never a decision on the next step."""
+    locking = RequestStep.objects.select_for_update(of=("self",)).select_related("decided_by")
+    step: RequestStep | None
+    if step_id is not None:
+        step = locking.filter(pk=step_id, request=req).first()
+        if step is None:
+            raise Unprocessable.on("step", "This step does not belong to the request.")
+    else:
+        found = selectors.current_step(req)
+        step = locking.get(pk=found.pk) if found else None
+    if step is None or step.status != StepStatus.ACTIVE:
+        who = step.decided_by.label if step is not None and step.decided_by else "another reviewer"
+        raise Conflict(f"This step was already decided by {who}.")
+    return step
+
+
+def _lock_assignment(req: AccessRequest, step: RequestStep, user: User) -> StepAssignment:
+    """Lock ``user``'s assignment to ``step`` once separation of duties allows them to decide it."""
+    refusal = selectors.step_may_decide(user, req, step)
+    if refusal is not None:
+        raise NotAllowed(refusal)
+    mine = StepAssignment.objects.select_for_update().get(step=step, user=user)
+    if Decision.objects.filter(step=step, reviewer=user).exists():
+        raise Conflict("You already decided this step.")
+    return mine
+
+
+def _remaining_scopes(req: AccessRequest) -> list[Scope]:
+    """Scopes still in play: those requested, narrowed by every approval of this round so far."""
+    remaining = {scope.pk: scope for scope in req.requested_scopes.all()}
+    approvals = Decision.objects.filter(
+        request=req, step__round=req.round, decision=DecisionKind.APPROVE
+    ).prefetch_related("approved_scopes")
+    for approval in approvals:
+        keep = {scope.pk for scope in approval.approved_scopes.all()}
+        remaining = {pk: scope for pk, scope in remaining.items() if pk in keep}
+    return sorted(remaining.values(), key=lambda scope: scope.code)
+
+
+def _approved_scopes(req: AccessRequest, wanted: Sequence[Scope] | None) -> list[Scope]:
+    """What an approval grants: the scopes still in play, or the subset of them ``wanted``."""
+    remaining = _remaining_scopes(req)
+    if wanted is None:
+        return remaining
+    wanted_ids = {scope.pk for scope in wanted}
+    if wanted_ids - {scope.pk for scope in remaining}:
+        raise Unprocessable.on("approved_scopes", "Approve only scopes that this request still asks for.")
+    approved = [scope for scope in remaining if scope.pk in wanted_ids]
+    if not approved:
+        raise Unprocessable.on("approved_scopes", "Approve at least one scope, or reject the request.")
+    return approved
+
+
+def _checked_expiry(req: AccessRequest, expires_at: datetime | None) -> datetime | None:
+    """An approval may only shorten the tier's default lifetime of the grants."""
+    if expires_at is None:
+        return None
+    default_expiry = timezone.now() + timedelta(days=selectors.default_expiry_days(req.risk_tier))
+    if expires_at <= timezone.now():
+        raise Unprocessable.on("expires_at", "The expiry must be in the future.")
+    if expires_at > default_expiry:
+        raise Unprocessable.on(
+            "expires_at",
+            f"The expiry can only be earlier than the default for this tier ({default_expiry:%Y-%m-%d}).",
+        )
+    return expires_at
+
+
+def _notify_requester(req: AccessRequest, decision: Decision) -> None:
+    email_about(
+        req,
+        req.requester,
+        key=f"approval-decision-{decision.pk}",
+        subject=f"{decision.get_decision_display()}: {decision.step.name} of your request for {req.integration.name}",
+        template="approval_decision",
+        decision=decision,
+    )
+
+
+def _record(
+    req: AccessRequest,
+    step: RequestStep,
+    mine: StepAssignment,
+    *,
+    actor: Actor,
+    decision: str,
+    comment: str,
+    approved: list[Scope],
+    expires_at: datetime | None,
+) -> Decision:
+    """Store the decision, close the reviewer's assignment, audit it and tell the requester."""
+    made = Decision.objects.create(
+        step=step, request=req, reviewer=actor.user, decision=decision, comment=comment, expires_at=expires_at
+    )
+    made.approved_scopes.set(approved)
+    mine.is_open = False
+    mine.save(update_fields=["is_open"])
+    audit_record(
+        actor=actor,
+        action="access_request.step_decided",
+        target=req,
+        owner=req.integration.business_owner,
+        after={
+            "step": step.name,
+            "round": step.round,
+            "decision": decision,
+            "reviewer": actor.user.username,
+            "approved_scopes": [scope.code for scope in approved],
+            "expires_at": expires_at,
+        },
+        reason=comment,
+    )
+    _notify_requester(req, made)
+    return made
+
+
+def request_decide(
+    *,
+    actor: Actor | User,
+    request: AccessRequest,
+    decision: str,
+    comment: str = "",
+    approved_scopes: Sequence[Scope] | None = None,
+    expires_at: datetime | None = None,
+    step_id: int | None = None,
+) -> Decision:
+    """Record ``actor``'s decision on the current step (or on ``step_id``, the step the reviewer
+    was looking at: if it is no longer the current one, that is a conflict, not a decision on the
+    next step). Approving the last step creates the grants in this transaction; a rejection or
+    a request for changes ends the round at once.
+
+    Refused: a comment missing on reject/request_changes (400), separation of duties or not
+    assigned (403), a stale state — the step already decided, the request withdrawn or closed, the
+    integration suspended/retired or without owner (409)."""
+    resolved = Actor.coerce(actor)
+    comment = _checked_comment(decision, comment)
+    with transaction.atomic():
+        req = _lock_request_in_review(request)
+        step = _lock_step(req, step_id)
+        mine = _lock_assignment(req, step, resolved.user)
+        approved: list[Scope] = []
+        if decision == DecisionKind.APPROVE:
+            approved = _approved_scopes(req, approved_scopes)
+            expires_at = _checked_expiry(req, expires_at)
+        else:
+            expires_at = None
+        made = _record(
+            req,
+            step,
+            mine,
+            actor=resolved,
+            decision=decision,
+            comment=comment,
+            approved=approved,
+            expires_at=expires_at,
+        )
+        _follow_up(req, step, mine, actor=resolved, decision=decision, comment=comment)
+    return made
+
+
+def _follow_up(
+    req: AccessRequest, step: RequestStep, mine: StepAssignment, *, actor: Actor, decision: str, comment: str
+) -> None:
+    """Complete the step when its rule is met and move on; a rejection or a request for changes
+    completes it and closes the request at once."""
+    if decision != DecisionKind.APPROVE:
+        outcome = RequestStatus.REJECTED if decision == DecisionKind.REJECT else RequestStatus.CHANGES_REQUESTED
+        _complete_step(step, outcome, actor.user)
+        _apply_outcome(req, actor=actor, status=outcome, reason=comment)
+        return
+    approvals = Decision.objects.filter(step=step, decision=DecisionKind.APPROVE).count()
+    needed = step.required_approvals or step.assignments.exclude(via=ESCALATION).count()
+    # The escalation target takes the step over: their approval completes it whatever the rule.
+    if approvals >= max(1, needed) or mine.via == ESCALATION:
+        _complete_step(step, StepStatus.APPROVED, actor.user)
+        _advance(req, actor=actor)
+
+
+def _complete_step(step: RequestStep, status: str, user: User) -> None:
+    step.status = status
+    step.decided_at = timezone.now()
+    step.decided_by = user
+    step.save(update_fields=["status", "decided_at", "decided_by"])
+    StepAssignment.objects.filter(step=step, is_open=True).update(is_open=False)
+
+
+def _advance(req: AccessRequest, *, actor: Actor) -> None:
+    """Activate the next waiting step of the round; after the last one, approve the request."""
+    nxt = RequestStep.objects.filter(request=req, round=req.round, status=StepStatus.WAITING).order_by("order").first()
+    if nxt is not None:
+        activate_step(nxt, actor=actor, pool_user_ids=pool_user_ids_for(nxt))
+        return
+    _apply_outcome(req, actor=actor, status=RequestStatus.APPROVED, reason="Every required step approved.")
+
+
+def _apply_outcome(req: AccessRequest, *, actor: Actor, status: str, reason: str) -> None:
+    """Close the request (or, for changes requested, the round) with ``status``, apply the outcome
+    to the inventory in this transaction, and audit it."""
+    check_transition(req, status)
+    close_round(req, status=StepStatus.CANCELLED)
+    before = req.status
+    req.status = status
+    req.updated_at = timezone.now()
+    if status != RequestStatus.CHANGES_REQUESTED:
+        req.closed_at = req.updated_at
+    req.outcome_reason = reason
+    req._history_user = actor.user
+    req.save(update_fields=["status", "updated_at", "closed_at", "outcome_reason"])
+    after = audit_after(req)
+    if status == RequestStatus.APPROVED:
+        after |= _grant_approved(req, actor=actor)
+    elif status == RequestStatus.REJECTED:
+        _apply_rejection(req, actor=actor, reason=reason)
+    elif status == RequestStatus.CHANGES_REQUESTED:
+        # The registration goes back to its owners as a draft.
+        _move_pending_registration(
+            req, actor=actor, to_status=IntegrationStatus.DRAFT, reason=reason, action="integration.changes_requested"
+        )
+    audit_record(
+        actor=actor,
+        action=f"access_request.{status}",
+        target=req,
+        owner=req.integration.business_owner,
+        before={"status": before},
+        after=after,
+        reason=reason,
+    )
+
+
+def _grant_approved(req: AccessRequest, *, actor: Actor) -> dict[str, Any]:
+    """Activate a registered integration and grant the scopes every approval of the round left in
+    play, until the earliest expiry an approver set (or the tier's default). Returns what the
+    audit event adds."""
+    integration = req.integration
+    step_ids = RequestStep.objects.filter(request=req, round=req.round).values_list("pk", flat=True)
+    decisions = list(
+        Decision.objects.filter(step_id__in=step_ids, decision=DecisionKind.APPROVE).select_related("reviewer")
+    )
+    scopes = _remaining_scopes(req)
+    expiries = [decision.expires_at for decision in decisions if decision.expires_at is not None]
+    default_expiry = timezone.now() + timedelta(days=selectors.default_expiry_days(req.risk_tier))
+    expires_at = min([*expiries, default_expiry])
+    if req.type == RequestType.REGISTRATION and integration.status != IntegrationStatus.ACTIVE:
+        inventory_services.integration_transition(
+            actor=actor,
+            integration=integration,
+            to_status=IntegrationStatus.ACTIVE,
+            reason=f"Access request #{req.pk} approved.",
+            action="integration.approved",
+        )
+    grants = inventory_services.grant_create_many(
+        actor=actor,
+        integration=integration,
+        scopes=scopes,
+        source_type=GRANT_SOURCE_TYPE,
+        source_id=str(req.pk),
+        approvers=[decision.reviewer for decision in decisions],
+        expires_at=expires_at,
+    )
+    return {"granted": [grant.scope.code for grant in grants], "expires_at": expires_at}
+
+
+def _move_pending_registration(req: AccessRequest, *, actor: Actor, to_status: str, reason: str, action: str) -> bool:
+    """Move the integration of a registration request that is still pending approval; False when
+    ``req`` is no such request."""
+    integration = req.integration
+    if req.type != RequestType.REGISTRATION or integration.status != IntegrationStatus.PENDING:
+        return False
+    inventory_services.integration_transition(
+        actor=actor, integration=integration, to_status=to_status, reason=reason, action=action
+    )
+    return True
+
+
+def _apply_rejection(req: AccessRequest, *, actor: Actor, reason: str) -> None:
+    """A rejected registration rejects the integration; a failed re-review takes away the access
+    it was about."""
+    integration = req.integration
+    if _move_pending_registration(
+        req, actor=actor, to_status=IntegrationStatus.REJECTED, reason=reason, action="integration.rejected"
+    ):
+        return
+    if req.type == RequestType.RE_REVIEW:
+        ids = list(
+            Grant.objects.filter(
+                integration=integration, status=GrantStatus.ACTIVE, scope__in=req.requested_scopes.all()
+            ).values_list("pk", flat=True)
+        )
+        inventory_services.grants_end_many(
+            actor=actor, grant_ids=ids, status=GrantStatus.REVOKED, reason=reason, action="grant.revoked"
+        )
