@@ -20,6 +20,67 @@ import tracemalloc
 from typing import Any
 
 
+def _bench_scopes(system: Any, count: int) -> list[Any]:
+    """The bench system's scopes (made once), one grant of each per integration."""
+    from inventory.models import Scope
+
+    return [
+        Scope.objects.get_or_create(
+            system=system, name=f"s{i}", defaults={"code": f"benchc:s{i}", "sensitivity": "high"}
+        )[0]
+        for i in range(count)
+    ]
+
+
+def _bench_owners(count: int) -> list[Any]:
+    """The ``bench_c_*`` users (made once), who own the bench integrations."""
+    from governance.models import User
+
+    existing = set(User.objects.filter(username__startswith="bench_c_").values_list("username", flat=True))
+    User.objects.bulk_create(
+        [
+            User(username=f"bench_c_{i}", email=f"bench_c_{i}@example.com")
+            for i in range(count)
+            if f"bench_c_{i}" not in existing
+        ]
+    )
+    return list(User.objects.filter(username__startswith="bench_c_").order_by("pk"))
+
+
+def _add_integrations(owners: list[Any], scopes: list[Any], count: int) -> None:
+    """``count`` active integrations owned in turn by ``owners``, each with a grant of every scope,
+    in batches."""
+    from inventory.models import Grant, Integration
+
+    batch = 5000
+    for start in range(0, count, batch):
+        size = min(batch, count - start)
+        made = Integration.objects.bulk_create(
+            [
+                Integration(
+                    name=f"Bench bot {start + i}",
+                    kind="agent",
+                    purpose="benchmark",
+                    status="active",
+                    risk_tier="high",
+                    business_owner=owners[(start + i) % len(owners)],
+                    technical_owner=owners[(start + i + 1) % len(owners)],
+                )
+                for i in range(size)
+            ]
+        )
+        if made and made[0].pk is None:  # backends without RETURNING ids
+            made = list(Integration.objects.filter(name__startswith="Bench bot ").order_by("-pk")[:size])
+        Grant.objects.bulk_create(
+            [
+                Grant(integration=integration, scope=scope, source_type="benchmark", source_id="0")
+                for integration in made
+                for scope in scopes
+            ],
+            batch_size=5000,
+        )
+
+
 def seed() -> tuple[Any, Any, int, int]:
     """Migrate, then add (once) ``BENCH_GRANTS`` active grants of ``BENCH_OWNERS`` owners in the
     system ``benchc``; returns the system, the bench admin, the active grant count and owners."""
@@ -27,7 +88,7 @@ def seed() -> tuple[Any, Any, int, int]:
 
     from governance.models import User
     from governance.roles import roles_sync
-    from inventory.models import Grant, Integration, ResourceSystem, Scope
+    from inventory.models import Grant, ResourceSystem
 
     n_grants = int(os.environ.get("BENCH_GRANTS", "100000"))
     n_owners = int(os.environ.get("BENCH_OWNERS", "500"))
@@ -36,51 +97,14 @@ def seed() -> tuple[Any, Any, int, int]:
     roles_sync()
 
     system, _ = ResourceSystem.objects.get_or_create(code="benchc", defaults={"name": "Bench campaigns"})
-    scopes = [
-        Scope.objects.get_or_create(
-            system=system, name=f"s{i}", defaults={"code": f"benchc:s{i}", "sensitivity": "high"}
-        )[0]
-        for i in range(per_integration)
-    ]
+    scopes = _bench_scopes(system, per_integration)
     have = Grant.objects.filter(scope__system=system).count()  # ended ones too: an interrupted deadline run
     if have < n_grants:
         started = time.perf_counter()
-        existing = set(User.objects.filter(username__startswith="bench_c_").values_list("username", flat=True))
-        User.objects.bulk_create(
-            [
-                User(username=f"bench_c_{i}", email=f"bench_c_{i}@example.com")
-                for i in range(n_owners)
-                if f"bench_c_{i}" not in existing
-            ]
-        )
-        owners = list(User.objects.filter(username__startswith="bench_c_").order_by("pk"))
-        need_integrations = (n_grants - have + per_integration - 1) // per_integration
-        batch = 5000
-        for start in range(0, need_integrations, batch):
-            count = min(batch, need_integrations - start)
-            made = Integration.objects.bulk_create(
-                [
-                    Integration(
-                        name=f"Bench bot {start + i}",
-                        kind="agent",
-                        purpose="benchmark",
-                        status="active",
-                        risk_tier="high",
-                        business_owner=owners[(start + i) % len(owners)],
-                        technical_owner=owners[(start + i + 1) % len(owners)],
-                    )
-                    for i in range(count)
-                ]
-            )
-            if made and made[0].pk is None:  # backends without RETURNING ids
-                made = list(Integration.objects.filter(name__startswith="Bench bot ").order_by("-pk")[:count])
-            Grant.objects.bulk_create(
-                [Grant(integration=i, scope=s, source_type="benchmark", source_id="0") for i in made for s in scopes],
-                batch_size=5000,
-            )
-        print(
-            f"created {Grant.objects.filter(scope__system=system).count() - have} grants in {time.perf_counter() - started:.1f} s"
-        )
+        owners = _bench_owners(n_owners)
+        _add_integrations(owners, scopes, (n_grants - have + per_integration - 1) // per_integration)
+        made = Grant.objects.filter(scope__system=system).count() - have
+        print(f"created {made} grants in {time.perf_counter() - started:.1f} s")
     total = Grant.objects.filter(scope__system=system, status="active").count()
 
     admin = User.objects.get_or_create(username="bench_c_admin", defaults={"email": "bench_c_admin@example.com"})[0]

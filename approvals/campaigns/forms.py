@@ -8,23 +8,26 @@ from django import forms
 from django.contrib.auth.models import Group
 
 from approvals.campaigns.models import (
+    DEFINITION_M2M_FIELDS,
     ApplyMode,
     CampaignDefinition,
-    Decision,
     DefaultAction,
     Granularity,
+    ItemDecision,
     ReviewerRule,
     SecondStage,
 )
-from governance.models import User
-from inventory.models import IntegrationKind, ResourceSystem, RiskTier, Sensitivity
+from governance.forms import AccessibleForm
+from governance.selectors import people
+from inventory.choices import IntegrationKind, RiskTier, Sensitivity
+from inventory.selectors import resource_systems
 
 
 class DayListField(forms.CharField):
-    """ "7, 1" -> [7, 1]."""
+    """ "7, 1" -> [7, 1]: the text is cleaned as text, then read as whole numbers."""
 
-    def to_python(self, value: Any) -> list[int]:  # type: ignore[override]
-        text = super().to_python(value)
+    def clean(self, value: Any) -> list[int]:
+        text = super().clean(value)
         if not text:
             return []
         try:
@@ -34,14 +37,16 @@ class DayListField(forms.CharField):
 
     def prepare_value(self, value: Any) -> Any:
         if isinstance(value, list):
-            return ", ".join(str(v) for v in value)
+            return ", ".join(str(days) for days in value)
         return value
 
 
 class VendorListField(forms.CharField):
-    def to_python(self, value: Any) -> list[str]:  # type: ignore[override]
-        text = super().to_python(value)
-        return [v.strip() for v in (text or "").split(",") if v.strip()]
+    """ "Acme, Initech" -> ["Acme", "Initech"]."""
+
+    def clean(self, value: Any) -> list[str]:
+        text = super().clean(value)
+        return [name.strip() for name in (text or "").split(",") if name.strip()]
 
     def prepare_value(self, value: Any) -> Any:
         if isinstance(value, list):
@@ -49,14 +54,10 @@ class VendorListField(forms.CharField):
         return value
 
 
-def _people() -> Any:
-    return User.objects.filter(is_active=True, is_service_account=False).exclude(username="system").order_by("username")
-
-
-class DefinitionForm(forms.Form):
+class DefinitionForm(AccessibleForm):
     name = forms.CharField(max_length=150)
     description = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False)
-    owner = forms.ModelChoiceField(queryset=_people(), help_text="Accountable for the campaigns of this definition.")
+    owner = forms.ModelChoiceField(queryset=people(), help_text="Accountable for the campaigns of this definition.")
     is_active = forms.BooleanField(required=False, initial=True)
     risk_tiers = forms.MultipleChoiceField(
         choices=RiskTier.choices,
@@ -71,12 +72,12 @@ class DefinitionForm(forms.Form):
     sensitivities = forms.MultipleChoiceField(
         choices=Sensitivity.choices, required=False, widget=forms.CheckboxSelectMultiple, label="Scope sensitivity"
     )
-    resource_systems = forms.ModelMultipleChoiceField(queryset=ResourceSystem.objects.order_by("name"), required=False)
-    business_owners = forms.ModelMultipleChoiceField(queryset=_people(), required=False, label="Business owners")
+    resource_systems = forms.ModelMultipleChoiceField(queryset=resource_systems(), required=False)
+    business_owners = forms.ModelMultipleChoiceField(queryset=people(), required=False, label="Business owners")
     not_reviewed_days = forms.IntegerField(min_value=1, required=False, label="Not reviewed for (days)")
     reviewer_rule = forms.ChoiceField(choices=ReviewerRule.choices)
     reviewer_group = forms.ModelChoiceField(queryset=Group.objects.order_by("name"), required=False)
-    fallback_user = forms.ModelChoiceField(queryset=_people(), required=False)
+    fallback_user = forms.ModelChoiceField(queryset=people(), required=False)
     fallback_group = forms.ModelChoiceField(queryset=Group.objects.order_by("name"), required=False)
     forbid_self_review = forms.BooleanField(
         required=False, initial=True, label="An integration's only owner never reviews it alone"
@@ -96,30 +97,22 @@ class DefinitionForm(forms.Form):
     escalate_days_before = forms.IntegerField(min_value=1, required=False)
     recurrence = forms.CharField(max_length=100, required=False, help_text="Cron (UTC); quarterly: 0 6 1 1,4,7,10 *")
 
-    def mark_invalid(self) -> None:
-        """Tie each error to its input for assistive technology (aria-invalid, aria-describedby)."""
-        for name in self.errors:
-            if name in self.fields:
-                widget = self.fields[name].widget
-                widget.attrs["aria-invalid"] = "true"
-                widget.attrs["aria-describedby"] = f"id_{name}-error"
-
     @classmethod
-    def initial_from(cls, d: CampaignDefinition) -> dict[str, Any]:
-        data = {
-            name: getattr(d, name) for name in cls.base_fields if name not in ("resource_systems", "business_owners")
-        }
-        data["resource_systems"] = list(d.resource_systems.all())
-        data["business_owners"] = list(d.business_owners.all())
+    def initial_from(cls, definition: CampaignDefinition) -> dict[str, Any]:
+        data = {name: getattr(definition, name) for name in cls.base_fields if name not in DEFINITION_M2M_FIELDS}
+        for name in DEFINITION_M2M_FIELDS:
+            data[name] = list(getattr(definition, name).all())
         return data
 
 
 class DecideForm(forms.Form):
-    decision = forms.ChoiceField(choices=Decision.choices)
+    decision = forms.ChoiceField(choices=ItemDecision.choices)
     comment = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
     items = forms.TypedMultipleChoiceField(coerce=int, choices=(), required=True)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         raw = self.data.getlist("items") if hasattr(self.data, "getlist") else self.data.get("items", [])
-        self.fields["items"].choices = [(v, v) for v in raw]
+        items = self.fields["items"]
+        assert isinstance(items, forms.TypedMultipleChoiceField)
+        items.choices = [(value, value) for value in raw]

@@ -50,6 +50,39 @@ class ApplyMode(models.TextChoices):
     AT_CLOSE = "at_close", "At the close of the campaign"
 
 
+# The fields a definition's editor sets, in the order the API shows them; the many-to-many ones
+# are set after the row is saved.
+DEFINITION_FIELDS: tuple[str, ...] = (
+    "name",
+    "description",
+    "owner",
+    "is_active",
+    "risk_tiers",
+    "kinds",
+    "vendors",
+    "sensitivities",
+    "resource_systems",
+    "business_owners",
+    "not_reviewed_days",
+    "reviewer_rule",
+    "reviewer_group",
+    "fallback_group",
+    "fallback_user",
+    "forbid_self_review",
+    "granularity",
+    "second_stage",
+    "second_stage_group",
+    "duration_days",
+    "default_action",
+    "escalation_grace_days",
+    "apply_mode",
+    "reminder_days",
+    "escalate_days_before",
+    "recurrence",
+)
+DEFINITION_M2M_FIELDS: tuple[str, ...] = ("resource_systems", "business_owners")
+
+
 class CampaignDefinition(models.Model):
     """What a recertification covers, who reviews it and what happens to what nobody decides.
 
@@ -125,9 +158,12 @@ class CampaignStatus(models.TextChoices):
     CANCELLED = "cancelled", "Cancelled"
 
 
+# The allowed moves of Campaign.status, checked under lock by
+# ``services.transitions.campaign_transition`` at every change. A launch that resumes after an
+# interruption stays "launching": that is no move.
 CAMPAIGN_TRANSITIONS: dict[str, tuple[str, ...]] = {
     CampaignStatus.DRAFT: (CampaignStatus.LAUNCHING, CampaignStatus.CANCELLED),
-    CampaignStatus.LAUNCHING: (CampaignStatus.LAUNCHING, CampaignStatus.ACTIVE),
+    CampaignStatus.LAUNCHING: (CampaignStatus.ACTIVE,),
     CampaignStatus.ACTIVE: (CampaignStatus.CLOSED,),
     CampaignStatus.CLOSED: (),
     CampaignStatus.CANCELLED: (),
@@ -197,7 +233,9 @@ class ItemStatus(models.TextChoices):
 UNDECIDED = (ItemStatus.OPEN, ItemStatus.AWAITING_CONFIRMATION)
 
 
-class Decision(models.TextChoices):
+class ItemDecision(models.TextChoices):
+    """What a reviewer (or the default action) decided about a review item."""
+
     CERTIFY = "certify", "Certify (keep)"
     REVOKE = "revoke", "Revoke"
 
@@ -226,7 +264,7 @@ class ReviewItem(models.Model):
     critical = models.BooleanField(default=False)
 
     status = models.CharField(max_length=24, choices=ItemStatus.choices, default=ItemStatus.OPEN)
-    decision = models.CharField(max_length=10, choices=Decision.choices, blank=True)
+    decision = models.CharField(max_length=10, choices=ItemDecision.choices, blank=True)
     decided_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
     )

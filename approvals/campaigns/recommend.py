@@ -8,14 +8,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from inventory.models import AccessLevel, Autonomy, IntegrationStatus, Sensitivity
+from approvals.campaigns.models import ItemDecision
+from inventory.choices import AccessLevel, Autonomy, IntegrationStatus, Sensitivity
 
 STALE_CREDENTIAL = timedelta(days=365)
 
 
 @dataclass(frozen=True)
 class Recommendation:
-    decision: str  # "certify" or "revoke"
+    decision: str  # an ItemDecision
     reason: str
 
 
@@ -27,10 +28,10 @@ def recommend(
     owner = integration.business_owner
     if integration.orphaned or not owner.is_active:
         return Recommendation(
-            "revoke", "The owner left: the integration is orphaned and nobody answers for this access."
+            ItemDecision.REVOKE, "The owner left: the integration is orphaned and nobody answers for this access."
         )
     if integration.status in (IntegrationStatus.SUSPENDED, IntegrationStatus.RETIRED):
-        return Recommendation("revoke", f"The integration is {integration.get_status_display().lower()}.")
+        return Recommendation(ItemDecision.REVOKE, f"The integration is {integration.get_status_display().lower()}.")
     restricted = "restricted" in (integration.data_classifications or [])
     for scope in scopes:
         if (
@@ -39,12 +40,13 @@ def recommend(
             and integration.autonomy == Autonomy.AUTONOMOUS
         ):
             return Recommendation(
-                "revoke", f"{scope.code} is admin-level on restricted data and the integration acts autonomously."
+                ItemDecision.REVOKE,
+                f"{scope.code} is admin-level on restricted data and the integration acts autonomously.",
             )
     sensitive = any(s.sensitivity in (Sensitivity.HIGH, Sensitivity.CRITICAL) for s in scopes)
     if sensitive and (last_rotated is None or now - last_rotated > STALE_CREDENTIAL):
         return Recommendation(
-            "revoke",
+            ItemDecision.REVOKE,
             "Sensitive access with a credential not rotated in over a year (or never): likely unused or neglected.",
         )
-    return Recommendation("certify", "The owner is active and nothing flags this access.")
+    return Recommendation(ItemDecision.CERTIFY, "The owner is active and nothing flags this access.")

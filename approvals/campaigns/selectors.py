@@ -1,28 +1,45 @@
-"""Reads of campaigns, always for a user (DESIGN.md invariant 2): pages and API use these.
+"""Reads of campaigns, always for a user: pages and API fetch through these, so what a user may
+see is decided in one place.
 
 Visibility: IAM admins and auditors see every definition, campaign and item; a campaign's owner
 sees all of that campaign; a reviewer sees the items assigned to them or to one of their groups
-(and the campaigns those items belong to); everyone else sees nothing (404).
+(and the campaigns those items belong to); everyone else sees nothing (404). Further reads of a
+campaign already fetched this way — the grants a definition selects, what the default action will
+do, the report's figures — live here too.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 from typing import Any
 
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Count, Exists, Max, OuterRef, Q, QuerySet
+from django.db.models.functions import TruncDate
+from django.utils import timezone
 
 from approvals.campaigns.models import (
+    UNDECIDED,
     Campaign,
     CampaignDefinition,
     CampaignStatus,
+    DefaultAction,
+    Granularity,
     ItemStatus,
     ReviewItem,
 )
 from governance.roles import Role, has_role
+from inventory.choices import GrantStatus
+from inventory.models import Credential, Grant
+
+# How many days a progress chart shows at most.
+SERIES_DAYS_LIMIT = 400
 
 
-def _sees_all(user: Any) -> bool:
-    return has_role(user, Role.IAM_ADMIN, Role.AUDITOR)
+def sees_every_campaign(user: Any) -> bool:
+    """IAM admins and auditors see every definition, campaign, item and report."""
+    return bool(getattr(user, "is_authenticated", False)) and has_role(user, Role.IAM_ADMIN, Role.AUDITOR)
 
 
 def _authenticated(user: Any) -> bool:
@@ -46,7 +63,7 @@ def assigned_to(user: Any, prefix: str = "") -> Q:
 
 
 def definitions_for(user: Any) -> QuerySet[CampaignDefinition]:
-    if _authenticated(user) and _sees_all(user):
+    if sees_every_campaign(user):
         return CampaignDefinition.objects.all()
     return CampaignDefinition.objects.none()
 
@@ -55,7 +72,7 @@ def campaigns_for(user: Any) -> QuerySet[Campaign]:
     qs = Campaign.objects.all()
     if not _authenticated(user):
         return qs.none()
-    if _sees_all(user):
+    if sees_every_campaign(user):
         return qs
     mine = ReviewItem.objects.filter(assigned_to(user), campaign=OuterRef("pk"))
     return qs.filter(Q(owner=user) | Exists(mine))
@@ -69,7 +86,7 @@ def review_items_for(user: Any) -> QuerySet[ReviewItem]:
     qs = ReviewItem.objects.all()
     if not _authenticated(user):
         return qs.none()
-    if _sees_all(user):
+    if sees_every_campaign(user):
         return qs
     return qs.filter(assigned_to(user) | Q(campaign__owner=user))
 
@@ -93,3 +110,196 @@ def my_open_items(user: Any) -> QuerySet[ReviewItem]:
     if has_role(user, Role.IAM_ADMIN):
         confirm |= Q(status=ItemStatus.AWAITING_CONFIRMATION, campaign__definition__second_stage_group__isnull=True)
     return ReviewItem.objects.filter(first | confirm, campaign__status=CampaignStatus.ACTIVE)
+
+
+# --- What a definition selects --------------------------------------------------------------------
+
+
+def selection_for(definition: CampaignDefinition, *, now: datetime | None = None) -> QuerySet[Grant]:
+    """The active grants a definition covers (all of them when no criterion is set)."""
+    now = now or timezone.now()
+    qs = Grant.objects.filter(status=GrantStatus.ACTIVE)
+    if definition.risk_tiers:
+        qs = qs.filter(integration__risk_tier__in=definition.risk_tiers)
+    if definition.kinds:
+        qs = qs.filter(integration__kind__in=definition.kinds)
+    if definition.vendors:
+        qs = qs.filter(integration__vendor__in=definition.vendors)
+    if definition.sensitivities:
+        qs = qs.filter(scope__sensitivity__in=definition.sensitivities)
+    systems = list(definition.resource_systems.values_list("pk", flat=True)) if definition.pk else []
+    if systems:
+        qs = qs.filter(scope__system_id__in=systems)
+    owners = list(definition.business_owners.values_list("pk", flat=True)) if definition.pk else []
+    if owners:
+        qs = qs.filter(integration__business_owner_id__in=owners)
+    if definition.not_reviewed_days:
+        since = now - timedelta(days=definition.not_reviewed_days)
+        recent = ReviewItem.objects.filter(integration_id=OuterRef("integration_id"), decided_at__gte=since)
+        qs = qs.exclude(Exists(recent))
+    return qs
+
+
+# --- A campaign's figures ---------------------------------------------------------------------------
+
+
+def item_counts(campaign: Campaign) -> dict[str, int]:
+    """How many of the campaign's items are in each status (statuses with none are absent)."""
+    rows = ReviewItem.objects.filter(campaign=campaign).order_by().values_list("status").annotate(n=Count("pk"))
+    return {status: count for status, count in rows}
+
+
+@dataclass(frozen=True)
+class DefaultPreview:
+    action: str
+    items: int
+    grants: int
+    sentence: str
+
+
+def default_action_preview(campaign: Campaign) -> DefaultPreview:
+    """Exactly what the default action will do at the deadline to what is undecided now."""
+    open_items = ReviewItem.objects.filter(campaign=campaign, status__in=UNDECIDED)
+    items = open_items.count()
+    if campaign.granularity == Granularity.GRANT:
+        grants = items
+    else:
+        grants = sum(len(ids) for ids in open_items.values_list("grant_ids", flat=True).iterator(chunk_size=2000))
+    action = campaign.default_action
+    if action == DefaultAction.ESCALATE and campaign.escalated_at is not None:
+        action = DefaultAction.REVOKE  # after the grace period, what is still open is revoked
+    if action == DefaultAction.REVOKE:
+        sentence = f"These {grants} grant(s) will be revoked."
+    elif action == DefaultAction.KEEP_FLAG:
+        sentence = f"These {grants} grant(s) will be kept and flagged for follow-up."
+    else:
+        sentence = (
+            f"These {items} item(s) ({grants} grant(s)) will be escalated to the reviewers' managers or the fallback, "
+            f"with {campaign.definition.escalation_grace_days} more day(s); then what is still open is revoked."
+        )
+    return DefaultPreview(action=action, items=items, grants=grants, sentence=sentence)
+
+
+# --- What the review page shows next to each item ------------------------------------------------
+
+
+def last_rotations(integration_ids: set[int]) -> dict[int, datetime | None]:
+    """When each integration's credentials were last rotated (the latest of them)."""
+    rows = (
+        Credential.objects.filter(integration_id__in=integration_ids)
+        .order_by()
+        .values("integration_id")
+        .annotate(last=Max("last_rotated_at"))
+        .values_list("integration_id", "last")
+    )
+    return {integration_id: last for integration_id, last in rows}
+
+
+def grants_shown(grant_ids: set[int]) -> dict[int, Grant]:
+    """The grants behind review items, with their scope, system and approvers, by id."""
+    grants = Grant.objects.filter(pk__in=grant_ids).select_related("scope__system").prefetch_related("approvers")
+    return {grant.pk: grant for grant in grants}
+
+
+# --- The report --------------------------------------------------------------------------------------
+
+
+def progress_series(campaign: Campaign) -> list[tuple[date, int]]:
+    """Cumulative decided items per day from the launch to today (or the close)."""
+    if campaign.launched_at is None:
+        return []
+    per_day: dict[date, int] = {
+        day: count
+        for day, count in ReviewItem.objects.filter(campaign=campaign, decided_at__isnull=False)
+        .order_by()
+        .annotate(day=TruncDate("decided_at"))
+        .values("day")
+        .annotate(n=Count("pk"))
+        .values_list("day", "n")
+    }
+    start = campaign.launched_at.date()
+    end = (campaign.closed_at or timezone.now()).date()
+    if campaign.deadline:
+        end = min(end, max(campaign.deadline.date(), start))
+    series: list[tuple[date, int]] = []
+    total = sum(count for day, count in per_day.items() if day is not None and day < start)
+    day = start
+    while day <= end and len(series) < SERIES_DAYS_LIMIT:
+        total += per_day.get(day, 0)
+        series.append((day, total))
+        day += timedelta(days=1)
+    return series
+
+
+def _with_percent(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Each row with the share of its items decided, in whole percent."""
+    return [{**row, "percent": int(row["decided"] * 100 / row["total"]) if row["total"] else 0} for row in rows]
+
+
+def report_summary(campaign: Campaign) -> dict[str, Any]:
+    """The report's figures: completion by reviewer and by business owner, totals, and the
+    overdue reviewers — those who let an item reach the default action, or still have undecided
+    items once the deadline has passed."""
+    items = ReviewItem.objects.filter(campaign=campaign).order_by()
+    decided = ~Q(status__in=UNDECIDED)
+    revoked = Q(status=ItemStatus.REVOKED)
+    by_reviewer = _with_percent(
+        items.values("reviewer__username", "reviewer_group__name")
+        .annotate(
+            total=Count("pk"),
+            decided=Count("pk", filter=decided),
+            revoked=Count("pk", filter=revoked),
+            defaulted=Count("pk", filter=Q(by_default=True)),
+        )
+        .order_by("reviewer__username", "reviewer_group__name")
+    )
+    by_owner = _with_percent(
+        items.values("integration__business_owner__username")
+        .annotate(total=Count("pk"), decided=Count("pk", filter=decided), revoked=Count("pk", filter=revoked))
+        .order_by("integration__business_owner__username")
+    )
+    totals = items.aggregate(
+        total=Count("pk"),
+        by_default=Count("pk", filter=Q(by_default=True)),
+        applied=Count("pk", filter=Q(applied_at__isnull=False)),
+        flagged=Count("pk", filter=Q(flagged=True)),
+    )
+    past = campaign.deadline is not None and timezone.now() >= campaign.deadline
+    overdue = [row for row in by_reviewer if row["defaulted"] or (past and row["decided"] < row["total"])]
+    return {"by_reviewer": by_reviewer, "by_owner": by_owner, "totals": totals, "overdue": overdue}
+
+
+# The item values the report's CSV export shows, in its column order.
+REPORT_ITEM_FIELDS = (
+    "pk",
+    "integration_id",
+    "integration__name",
+    "integration__business_owner__username",
+    "grant_id",
+    "grant_ids",
+    "grant__scope__code",
+    "grant__scope__sensitivity",
+    "reviewer__username",
+    "reviewer_group__name",
+    "assigned_reason",
+    "status",
+    "decision",
+    "decided_by__username",
+    "decided_at",
+    "by_default",
+    "comment",
+    "confirmed_by__username",
+    "confirmed_at",
+    "applied_at",
+    "flagged",
+    "escalated_at",
+)
+
+
+def report_items(campaign: Campaign) -> Iterator[dict[str, Any]]:
+    """Every item of the campaign with ``REPORT_ITEM_FIELDS``, streamed in chunks (flat memory
+    whatever the campaign's size)."""
+    rows: QuerySet[ReviewItem, dict[str, Any]] = (
+        ReviewItem.objects.filter(campaign=campaign).order_by("pk").values(*REPORT_ITEM_FIELDS)
+    )
+    return rows.iterator(chunk_size=2000)

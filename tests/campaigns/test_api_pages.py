@@ -32,32 +32,32 @@ def world(
     }
 
 
-def _api_urls(w: dict[str, Any]) -> list[tuple[str, str]]:
-    c, i, d = w["campaign"].pk, w["item"].pk, w["definition"].pk
+def _api_urls(world: dict[str, Any]) -> list[tuple[str, str]]:
+    campaign, item, definition = world["campaign"].pk, world["item"].pk, world["definition"].pk
     return [
-        ("get", f"/api/v1/campaigns/{c}/"),
-        ("get", f"/api/v1/campaigns/{c}/items/"),
-        ("post", f"/api/v1/campaigns/{c}/launch/"),
-        ("get", f"/api/v1/review-items/{i}/"),
-        ("post", f"/api/v1/review-items/{i}/decision/"),
-        ("get", f"/api/v1/campaign-definitions/{d}/"),
-        ("patch", f"/api/v1/campaign-definitions/{d}/"),
+        ("get", f"/api/v1/campaigns/{campaign}/"),
+        ("get", f"/api/v1/campaigns/{campaign}/items/"),
+        ("post", f"/api/v1/campaigns/{campaign}/launch/"),
+        ("get", f"/api/v1/review-items/{item}/"),
+        ("post", f"/api/v1/review-items/{item}/decision/"),
+        ("get", f"/api/v1/campaign-definitions/{definition}/"),
+        ("patch", f"/api/v1/campaign-definitions/{definition}/"),
     ]
 
 
-def _page_urls(w: dict[str, Any]) -> list[tuple[str, str]]:
-    c, d = w["campaign"].pk, w["definition"].pk
+def _page_urls(world: dict[str, Any]) -> list[tuple[str, str]]:
+    campaign, definition = world["campaign"].pk, world["definition"].pk
     return [
-        ("get", f"/campaigns/{c}/"),
-        ("get", f"/campaigns/{c}/progress.json"),
-        ("post", f"/campaigns/{c}/launch/"),
-        ("get", f"/campaigns/{c}/report/"),
-        ("get", f"/campaigns/{c}/report.csv"),
+        ("get", f"/campaigns/{campaign}/"),
+        ("get", f"/campaigns/{campaign}/progress.json"),
+        ("post", f"/campaigns/{campaign}/launch/"),
+        ("get", f"/campaigns/{campaign}/report/"),
+        ("get", f"/campaigns/{campaign}/report.csv"),
         ("get", "/campaigns/definitions/"),
         ("get", "/campaigns/definitions/new/"),
-        ("get", f"/campaigns/definitions/{d}/"),
-        ("post", f"/campaigns/definitions/{d}/"),
-        ("post", f"/campaigns/definitions/{d}/start/"),
+        ("get", f"/campaigns/definitions/{definition}/"),
+        ("post", f"/campaigns/definitions/{definition}/"),
+        ("post", f"/campaigns/definitions/{definition}/start/"),
     ]
 
 
@@ -92,6 +92,18 @@ def test_assigned_reviewer_sees_the_campaign_but_not_its_report(world: Any, web_
     assert client.get(f"/campaigns/{world['campaign'].pk}/report/").status_code == 403
     assert client.get(f"/campaigns/{world['campaign'].pk}/report.csv").status_code == 403
     assert api_as(world["alice"]).post(f"/api/v1/campaigns/{world['campaign'].pk}/launch/").status_code == 403
+
+
+def test_a_reviewer_who_may_not_launch_a_draft_is_refused_by_the_service_behind_page_and_api(
+    world: Any, web_as: Any, api_as: Any
+) -> None:
+    draft = services.campaign_create(actor=world["definition"].owner, definition=world["definition"])
+    # alice sees a campaign through an item assigned to her; she is neither its owner nor an IAM admin.
+    ReviewItem.objects.filter(pk=world["item"].pk).update(campaign=draft)
+    assert web_as(world["alice"]).post(f"/campaigns/{draft.pk}/launch/").status_code == 403
+    assert api_as(world["alice"]).post(f"/api/v1/campaigns/{draft.pk}/launch/").status_code == 403
+    draft.refresh_from_db()
+    assert draft.status == "draft"
 
 
 def test_auditor_reads_everything_and_changes_nothing(world: Any, auditor: Any, api_as: Any, web_as: Any) -> None:
@@ -236,11 +248,16 @@ def test_cancel_only_a_draft(world: Any, iam_admin: Any) -> None:
         services.campaign_cancel(actor=iam_admin, campaign=world["campaign"], reason="oops")
 
 
-def test_post_campaign_with_the_same_idempotency_key_creates_one(world: Any, iam_admin: Any, api_as: Any) -> None:
-    client = api_as(iam_admin)
+def test_post_campaign_with_the_same_idempotency_key_creates_one(world: Any, iam_admin: Any, token_client: Any) -> None:
+    client = token_client(iam_admin)  # the API's idempotency middleware keys on the caller
     body = {"definition": world["definition"].pk, "launch": True}
     first = client.post("/api/v1/campaigns/", body, format="json", HTTP_IDEMPOTENCY_KEY="abc-1")
     second = client.post("/api/v1/campaigns/", body, format="json", HTTP_IDEMPOTENCY_KEY="abc-1")
     assert first.status_code == second.status_code == 201
-    assert first.json()["id"] == second.json()["id"]
+    assert first.json()["id"] == second.json()["id"] and second["Idempotent-Replayed"] == "true"
     assert Campaign.objects.filter(definition=world["definition"]).count() == 2  # the fixture's run and this one
+    other = client.post(
+        "/api/v1/campaigns/", {**body, "name": "Another run"}, format="json", HTTP_IDEMPOTENCY_KEY="abc-1"
+    )
+    assert other.status_code == 422 and "Idempotency-Key" in other.json()["errors"]
+    assert Campaign.objects.filter(definition=world["definition"]).count() == 2

@@ -10,7 +10,7 @@ import pytest
 import time_machine
 from django.utils import timezone
 
-from approvals.campaigns import services, tasks
+from approvals.campaigns import selectors, services, tasks
 from approvals.campaigns.models import CampaignStatus, ItemStatus, ReviewItem
 from governance.models import AuditEvent, OutboundEmail
 from governance.roles import Role
@@ -93,7 +93,7 @@ def test_default_revoke_at_the_deadline_is_audited_as_the_system_for_the_owner(
     services.review_item_decide(actor=two_reviewers["alice"], item=kept, decision="certify")
     with time_machine.travel(campaign.deadline - timedelta(hours=1), tick=False):
         assert _sweep()["closed"] == 0
-        assert services.default_action_preview(campaign).sentence == "These 3 grant(s) will be revoked."
+        assert selectors.default_action_preview(campaign).sentence == "These 3 grant(s) will be revoked."
     with time_machine.travel(campaign.deadline + timedelta(minutes=5), tick=False):
         assert _sweep()["closed"] == 1
     campaign.refresh_from_db()

@@ -9,6 +9,8 @@ import pytest
 
 from approvals.campaigns import services, tasks
 from approvals.campaigns.models import Campaign, CampaignStatus, ReviewItem
+from approvals.campaigns.services import launch
+from governance.exceptions import IllegalTransition
 from governance.models import AuditEvent, OutboundEmail
 from governance.roles import Role
 
@@ -69,7 +71,7 @@ def test_rerunning_an_interrupted_launch_makes_no_duplicates_and_no_duplicate_em
 ) -> None:
     campaign = services.campaign_create(actor=iam_admin, definition=make_definition())
     services.campaign_launch_request(actor=iam_admin, campaign=campaign)
-    real_save = services._save_chunk
+    real_save = launch._save_chunk
     calls = {"n": 0}
 
     def dying_save(*args: Any, **kwargs: Any) -> None:
@@ -78,11 +80,11 @@ def test_rerunning_an_interrupted_launch_makes_no_duplicates_and_no_duplicate_em
             raise RuntimeError("worker killed")
         real_save(*args, **kwargs)
 
-    monkeypatch.setattr(services, "_save_chunk", dying_save)
+    monkeypatch.setattr(launch, "_save_chunk", dying_save)
     with pytest.raises(RuntimeError):
         services.campaign_launch_run(campaign_id=campaign.pk, chunk_size=5)
     assert ReviewItem.objects.filter(campaign=campaign).count() == 10  # two chunks committed
-    monkeypatch.setattr(services, "_save_chunk", real_save)
+    monkeypatch.setattr(launch, "_save_chunk", real_save)
     # Replay a committed chunk too: rewind the cursor as if its progress write had been lost.
     Campaign.objects.filter(pk=campaign.pk).update(cursor=0)
     services.campaign_launch_run(campaign_id=campaign.pk, chunk_size=5)
@@ -147,3 +149,53 @@ def test_progress_endpoint_reports_the_launch(estate: Any, make_definition: Any,
     tasks.campaign_launch(campaign.pk)
     data = client.get(f"/campaigns/{campaign.pk}/progress.json").json()
     assert data["finished"] is True and data["items_total"] == 12
+
+
+def test_claiming_a_draft_for_launch_is_audited_when_it_happens(
+    estate: Any, make_definition: Any, iam_admin: Any
+) -> None:
+    campaign = services.campaign_create(actor=iam_admin, definition=make_definition())
+    services.campaign_launch_request(actor=iam_admin, campaign=campaign, enqueue=False)
+    event = AuditEvent.objects.get(action="campaign.launch_requested", target_id=str(campaign.pk))
+    assert event.before == {"status": "draft"} and event.after["status"] == "launching"
+    assert event.after["deadline"] is not None and event.actor_username == iam_admin.username
+    assert event.owner_id == campaign.owner_id
+    assert not AuditEvent.objects.filter(action="campaign.launched", target_id=str(campaign.pk)).exists()
+
+
+def test_a_refused_launch_records_nothing(estate: Any, make_definition: Any, iam_admin: Any, launched: Any) -> None:
+    campaign = launched(make_definition())
+    with pytest.raises(IllegalTransition):
+        services.campaign_launch_request(actor=iam_admin, campaign=campaign)
+    assert AuditEvent.objects.filter(action="campaign.launch_requested", target_id=str(campaign.pk)).count() == 1
+
+
+@pytest.mark.parametrize(
+    ("start", "to"),
+    [
+        (CampaignStatus.DRAFT, CampaignStatus.ACTIVE),
+        (CampaignStatus.DRAFT, CampaignStatus.CLOSED),
+        (CampaignStatus.LAUNCHING, CampaignStatus.LAUNCHING),
+        (CampaignStatus.LAUNCHING, CampaignStatus.CANCELLED),
+        (CampaignStatus.ACTIVE, CampaignStatus.LAUNCHING),
+        (CampaignStatus.CLOSED, CampaignStatus.ACTIVE),
+        (CampaignStatus.CANCELLED, CampaignStatus.LAUNCHING),
+    ],
+    ids=lambda status: str(status),
+)
+def test_a_move_the_transition_table_does_not_allow_is_refused_and_changes_nothing(
+    estate: Any, make_definition: Any, iam_admin: Any, start: str, to: str
+) -> None:
+    campaign = services.campaign_create(actor=iam_admin, definition=make_definition())
+    Campaign.objects.filter(pk=campaign.pk).update(status=start)
+    with pytest.raises(IllegalTransition, match=f"cannot go from {start}"):
+        services.campaign_transition(campaign=campaign, to_status=to, refusal="cannot go from {current}")
+    assert Campaign.objects.get(pk=campaign.pk).status == start
+
+
+def test_closing_a_campaign_that_is_not_running_is_refused(estate: Any, make_definition: Any, iam_admin: Any) -> None:
+    draft = services.campaign_create(actor=iam_admin, definition=make_definition())
+    with pytest.raises(IllegalTransition):
+        services.campaign_close(campaign=draft)
+    draft.refresh_from_db()
+    assert draft.status == CampaignStatus.DRAFT

@@ -7,15 +7,23 @@ from django.core.validators import RegexValidator
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from approvals.campaigns.models import Campaign, CampaignDefinition, Decision, ReviewerRule, ReviewItem
+from approvals.campaigns.models import (
+    DEFINITION_FIELDS,
+    Campaign,
+    CampaignDefinition,
+    ItemDecision,
+    ReviewerRule,
+    ReviewItem,
+)
 from governance.api.input import StrictInputMixin, trimmed_pattern
 from governance.api.schema import GROUP_NAMES
 from governance.models import User
 from governance.roles import ASSIGNABLE_GROUPS
 from governance.validators import validate_single_line
-from inventory.models import IntegrationKind, ResourceSystem, RiskTier, Sensitivity
+from inventory.choices import IntegrationKind, RiskTier, Sensitivity
+from inventory.selectors import resource_systems
 
-# The shape of a five-field cron expression (what ``services.cron_valid`` then parses); DRF
+# The shape of a five-field cron expression (which the service then parses with croniter); DRF
 # strips the ends first, so the published pattern allows whitespace around it. A value of this
 # shape that croniter still refuses ("61 * * * *") is a 422.
 _CRON_FIELD = "[0-9A-Za-z*?,/#-]+"
@@ -52,7 +60,7 @@ class CampaignDefinitionSerializer(StrictInputMixin, serializers.ModelSerializer
     fallback_user = _Username(required=False, allow_null=True)
     business_owners = _Username(many=True, required=False)
     resource_systems = serializers.SlugRelatedField(
-        slug_field="code", queryset=ResourceSystem.objects.all(), many=True, required=False
+        slug_field="code", queryset=resource_systems(), many=True, required=False
     )
     risk_tiers = serializers.ListField(child=serializers.ChoiceField(choices=RiskTier.choices), required=False)
     kinds = serializers.ListField(child=serializers.ChoiceField(choices=IntegrationKind.choices), required=False)
@@ -64,37 +72,7 @@ class CampaignDefinitionSerializer(StrictInputMixin, serializers.ModelSerializer
 
     class Meta:
         model = CampaignDefinition
-        fields = [
-            "id",
-            "name",
-            "description",
-            "owner",
-            "is_active",
-            "risk_tiers",
-            "kinds",
-            "vendors",
-            "sensitivities",
-            "resource_systems",
-            "business_owners",
-            "not_reviewed_days",
-            "reviewer_rule",
-            "reviewer_group",
-            "fallback_group",
-            "fallback_user",
-            "forbid_self_review",
-            "granularity",
-            "second_stage",
-            "second_stage_group",
-            "duration_days",
-            "default_action",
-            "escalation_grace_days",
-            "apply_mode",
-            "reminder_days",
-            "escalate_days_before",
-            "recurrence",
-            "created_at",
-            "updated_at",
-        ]
+        fields = ["id", *DEFINITION_FIELDS, "created_at", "updated_at"]
         read_only_fields = ["id", "created_at", "updated_at"]
         extra_kwargs = {
             "name": {"validators": [validate_single_line]},
@@ -105,7 +83,7 @@ class CampaignDefinitionSerializer(StrictInputMixin, serializers.ModelSerializer
 
 
 class CampaignSerializer(serializers.ModelSerializer[Campaign]):
-    owner = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    owner: serializers.SlugRelatedField[User] = serializers.SlugRelatedField(slug_field="username", read_only=True)
     definition_name = serializers.CharField(source="definition.name", read_only=True)
     progress_percent = serializers.SerializerMethodField()
 
@@ -151,11 +129,17 @@ class CampaignCreateSerializer(StrictInputMixin, serializers.Serializer[Any]):
 class ReviewItemSerializer(serializers.ModelSerializer[ReviewItem]):
     integration_name = serializers.CharField(source="integration.name", read_only=True)
     scope = serializers.SerializerMethodField()
-    reviewer = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
-    reviewer_group = serializers.SlugRelatedField(slug_field="name", read_only=True, allow_null=True)
-    decided_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
+    reviewer: serializers.SlugRelatedField[User] = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True
+    )
+    reviewer_group: serializers.SlugRelatedField[Group] = serializers.SlugRelatedField(
+        slug_field="name", read_only=True, allow_null=True
+    )
+    decided_by: serializers.SlugRelatedField[User] = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True
+    )
     decision = serializers.ChoiceField(
-        choices=Decision.choices,
+        choices=ItemDecision.choices,
         allow_blank=True,
         read_only=True,
         help_text="certify or revoke; empty while the item is open.",
@@ -198,7 +182,7 @@ class ReviewItemSerializer(serializers.ModelSerializer[ReviewItem]):
 
 class DecisionInSerializer(StrictInputMixin, serializers.Serializer[Any]):
     # The service refuses a revoke without a comment; the schema says so too.
-    required_when = {"comment": ("decision", (Decision.REVOKE,))}
+    required_when = {"comment": ("decision", (ItemDecision.REVOKE,))}
 
-    decision = serializers.ChoiceField(choices=Decision.choices)
+    decision = serializers.ChoiceField(choices=ItemDecision.choices)
     comment = serializers.CharField(required=False, allow_blank=True, default="", max_length=4000)

@@ -1,5 +1,7 @@
-"""Campaigns, definitions and review items (API.md). Reads are viewsets over the selectors;
-each action its own endpoint: input serializer -> service -> output serializer."""
+"""Campaigns, definitions and review items over the API. Reads are viewsets over the selectors;
+each action its own endpoint: input serializer -> service -> output serializer. The services
+decide who may act; ``Idempotency-Key`` is handled for every POST by the API's idempotency
+middleware (a retried POST replays its first response)."""
 
 from __future__ import annotations
 
@@ -7,19 +9,14 @@ from typing import Any
 
 import django_filters
 from django.db.models import QuerySet
-from drf_spectacular.utils import (
-    OpenApiParameter,
-    OpenApiResponse,
-    extend_schema,
-    extend_schema_view,
-)
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from approvals.campaigns import permissions, selectors, services
+from approvals.campaigns import selectors, services
 from approvals.campaigns.api.serializers import (
     CampaignCreateSerializer,
     CampaignDefinitionSerializer,
@@ -30,6 +27,7 @@ from approvals.campaigns.api.serializers import (
 from approvals.campaigns.models import Campaign, CampaignDefinition, CampaignStatus, ItemStatus, ReviewItem
 from governance.exceptions import NotAllowed, NotFound
 from governance.filters import IdFilter, StrictBooleanFilter
+from governance.web import signed_in
 
 PROBLEM = OpenApiResponse(description="Problem details (RFC 9457).")
 ERRORS = {400: PROBLEM, 403: PROBLEM, 404: PROBLEM, 409: PROBLEM}
@@ -100,20 +98,16 @@ class CampaignDefinitionViewSet(
         return dict(serializer.validated_data)
 
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        if not permissions.can_manage_definitions(request.user):
-            raise NotAllowed("Only IAM admins keep campaign definitions.")
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        obj = services.definition_save(actor=request.user, values=self._values(serializer))
-        return Response(self.get_serializer(self.get_queryset().get(pk=obj.pk)).data, status=status.HTTP_201_CREATED)
+        saved = services.definition_save(actor=signed_in(request), values=self._values(serializer))
+        return Response(self.get_serializer(self.get_queryset().get(pk=saved.pk)).data, status=status.HTTP_201_CREATED)
 
     def update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         definition = self.get_object()
-        if not permissions.can_manage_definitions(request.user):
-            raise NotAllowed("Only IAM admins keep campaign definitions.")
         serializer = self.get_serializer(definition, data=request.data, partial=kwargs.get("partial", False))
         serializer.is_valid(raise_exception=True)
-        services.definition_save(actor=request.user, values=self._values(serializer), definition=definition)
+        services.definition_save(actor=signed_in(request), values=self._values(serializer), definition=definition)
         return Response(self.get_serializer(self.get_queryset().get(pk=definition.pk)).data)
 
 
@@ -136,37 +130,21 @@ class CampaignViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         summary="Start a campaign run from a definition (IAM admins)",
         request=CampaignCreateSerializer,
         responses={201: CampaignSerializer, **ERRORS},
-        parameters=[
-            OpenApiParameter(
-                "Idempotency-Key",
-                str,
-                OpenApiParameter.HEADER,
-                required=False,
-                description="Retrying with the same key returns the first campaign.",
-            )
-        ],
     )
     def create(self, request: Request) -> Response:
         data = CampaignCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
+        # A definition the caller cannot see is one they may not start (403, not 404: its id
+        # came in the body, not the path).
         definition = selectors.definitions_for(request.user).filter(pk=data.validated_data["definition"].pk).first()
         if definition is None:
             raise NotAllowed("Only IAM admins start campaigns.")
-        # Idempotency-Key (API.md): the key names the run, and a definition holds one run per
-        # run key, so a retried POST returns the campaign it made the first time.
-        key = request.headers.get("Idempotency-Key", "").strip()
-        run_key = f"api:{key}"[:80] if key else ""
-        if run_key:
-            existing = Campaign.objects.filter(definition=definition, run_key=run_key).first()
-            if existing is not None:
-                return Response(
-                    CampaignSerializer(self.get_queryset().get(pk=existing.pk)).data, status=status.HTTP_201_CREATED
-                )
+        actor = signed_in(request)
         campaign = services.campaign_create(
-            actor=request.user, definition=definition, name=data.validated_data.get("name", ""), run_key=run_key
+            actor=actor, definition=definition, name=data.validated_data.get("name", "")
         )
         if data.validated_data.get("launch"):
-            campaign = services.campaign_launch_request(actor=request.user, campaign=campaign)
+            campaign = services.campaign_launch_request(actor=actor, campaign=campaign)
         return Response(
             CampaignSerializer(self.get_queryset().get(pk=campaign.pk)).data, status=status.HTTP_201_CREATED
         )
@@ -179,7 +157,7 @@ class CampaignViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
     @action(detail=True, methods=["post"], url_path="launch")
     def launch(self, request: Request, pk: str | None = None) -> Response:
         campaign = self.get_object()
-        services.campaign_launch_request(actor=request.user, campaign=campaign)
+        services.campaign_launch_request(actor=signed_in(request), campaign=campaign)
         return Response(
             CampaignSerializer(self.get_queryset().get(pk=campaign.pk)).data, status=status.HTTP_202_ACCEPTED
         )
@@ -196,7 +174,7 @@ class CampaignViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
     @action(detail=True, methods=["get"], url_path="items", filter_backends=[])
     def items(self, request: Request, pk: str | None = None) -> Response:
         # Not get_object(): the campaign filters (?status=) are the items' filters here.
-        campaign = self.get_queryset().filter(pk=pk).first() if str(pk).isdigit() else None
+        campaign = self.get_queryset().filter(pk=int(pk)).first() if pk and pk.isdigit() else None
         if campaign is None:
             raise NotFound("No such campaign.")
         qs = _items_listed(request.user).filter(campaign=campaign).order_by("pk")
@@ -205,7 +183,10 @@ class CampaignViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
             if wanted not in ItemStatus.values:
                 raise ValidationError({"status": [f"One of: {', '.join(ItemStatus.values)}."]})
             qs = qs.filter(status=wanted)
-        page = self.paginate_queryset(qs)
+        # The items, paginated like every list (the view's own paginate_queryset is typed for campaigns).
+        paginator = self.paginator
+        assert paginator is not None
+        page = paginator.paginate_queryset(qs, request, view=self)
         return self.get_paginated_response(ReviewItemSerializer(page, many=True).data)
 
 
@@ -235,13 +216,13 @@ class ReviewItemViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
     )
     @action(detail=True, methods=["post"], url_path="decision")
     def decision(self, request: Request, pk: str | None = None) -> Response:
-        item = _items_listed(request.user).filter(pk=pk).first() if str(pk).isdigit() else None
+        item = _items_listed(request.user).filter(pk=int(pk)).first() if pk and pk.isdigit() else None
         if item is None:
             raise NotFound("No such review item.")
         data = DecisionInSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         services.review_item_decide(
-            actor=request.user,
+            actor=signed_in(request),
             item=item,
             decision=data.validated_data["decision"],
             comment=data.validated_data["comment"],

@@ -1,0 +1,366 @@
+"""A running campaign's calendar, driven by the periodic sweep: reminders (once per reminder
+point), the escalation of reviewers who have not decided, and at the deadline the default action
+on every undecided item, in chunks, audited with the system as actor on behalf of the campaign's
+owner; then the close. A draft that was never launched can be cancelled."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from approvals.campaigns import permissions, selectors
+from approvals.campaigns.models import (
+    UNDECIDED,
+    Campaign,
+    CampaignStatus,
+    DefaultAction,
+    ItemDecision,
+    ItemStatus,
+    ReviewItem,
+)
+from approvals.campaigns.services.common import campaign_transition, check_transition, system_actor
+from approvals.campaigns.services.decisions import apply_revocations
+from approvals.campaigns.services.notifications import campaign_links, email_reviewers, recipients_with_items
+from governance.actors import Actor
+from governance.audit import EventSpec, audit_record, audit_record_many
+from governance.exceptions import NotAllowed
+from governance.models import User
+from governance.services import email_enqueue
+
+# Items handled per transaction at the deadline.
+DEADLINE_CHUNK = 1000
+
+# --- Reminders and escalation -------------------------------------------------------------------
+
+
+def campaign_send_reminders(*, campaign: Campaign, now: datetime | None = None) -> int:
+    """At each reminder point (days before the deadline) email the reviewers who still have
+    undecided items — nobody else. A point is reminded once (unique keys); when the sweep
+    missed a point it sends only the latest one passed."""
+    now = now or timezone.now()
+    if campaign.status != CampaignStatus.ACTIVE or campaign.deadline is None or now >= campaign.deadline:
+        return 0
+    passed = [days for days in campaign.reminder_days if campaign.deadline - timedelta(days=days) <= now]
+    if not passed:
+        return 0
+    point = min(passed)
+    recipients = recipients_with_items(campaign, undecided_only=True)
+    with transaction.atomic():
+        return email_reviewers(
+            campaign,
+            recipients,
+            key_part=f"reminder-{point}d",
+            template="campaign_reminder",
+            subject="Reminder: {total} item(s) still to review in {name}",
+            extra={"days_left": point},
+        )
+
+
+def _escalation_target(campaign: Campaign, reviewer: User | None) -> tuple[list[User], str]:
+    """Who takes over from ``reviewer``: their manager, else the definition's fallback user or
+    group, else the campaign's owner; and which of these it is."""
+    definition = campaign.definition
+    if reviewer is not None and reviewer.manager_id and reviewer.manager and reviewer.manager.is_active:
+        return [reviewer.manager], "manager"
+    if definition.fallback_user_id and definition.fallback_user and definition.fallback_user.is_active:
+        return [definition.fallback_user], "fallback user"
+    if definition.fallback_group_id:
+        return list(User.objects.filter(groups=definition.fallback_group_id, is_active=True)), "fallback group"
+    return [campaign.owner], "campaign owner"
+
+
+def _escalation_due(campaign: Campaign, now: datetime) -> bool:
+    """Between the escalation point and the deadline of a running campaign."""
+    return not (
+        campaign.status != CampaignStatus.ACTIVE
+        or campaign.deadline is None
+        or campaign.escalate_days_before is None
+        or now < campaign.deadline - timedelta(days=campaign.escalate_days_before)
+        or now >= campaign.deadline
+    )
+
+
+def _escalate_reviewer(campaign: Campaign, reviewer: User, now: datetime) -> bool:
+    """Mark ``reviewer``'s open items escalated, tell whoever takes over, audit it; False when
+    they had nothing left to escalate."""
+    with transaction.atomic():
+        marked = ReviewItem.objects.filter(
+            campaign=campaign, reviewer=reviewer, status=ItemStatus.OPEN, escalated_at__isnull=True
+        ).update(escalated_at=now)
+        if not marked:
+            return False
+        targets, kind = _escalation_target(campaign, reviewer)
+        for target in targets:
+            email_enqueue(
+                key=f"campaign-{campaign.pk}-escalation-{reviewer.pk}-{target.pk}",
+                recipient=target,
+                subject=f"Escalation: {reviewer.label} has {marked} undecided review item(s) in {campaign.name}",
+                template="campaign_escalation",
+                context={"campaign": campaign, "reviewer": reviewer, "count": marked, **campaign_links(campaign)},
+            )
+        audit_record(
+            actor=system_actor(campaign),
+            action="campaign.reviewer_escalated",
+            target=campaign,
+            owner=campaign.owner,
+            after={
+                "reviewer": reviewer.username,
+                "open_items": marked,
+                "escalated_to": [target.username for target in targets],
+                "target_kind": kind,
+            },
+        )
+    return True
+
+
+def campaign_escalate_reviewers(*, campaign: Campaign, now: datetime | None = None) -> int:
+    """At the escalation point, for each reviewer who still has open items: tell their manager
+    (or the fallback) once, mark the items escalated and audit it. Returns reviewers escalated."""
+    now = now or timezone.now()
+    if not _escalation_due(campaign, now):
+        return 0
+    reviewer_ids = (
+        ReviewItem.objects.filter(
+            campaign=campaign, status=ItemStatus.OPEN, escalated_at__isnull=True, reviewer__isnull=False
+        )
+        .order_by()
+        .values_list("reviewer_id", flat=True)
+        .distinct()
+    )
+    escalated = 0
+    for reviewer in User.objects.filter(pk__in=list(reviewer_ids)).select_related("manager"):
+        if _escalate_reviewer(campaign, reviewer, now):
+            escalated += 1
+    return escalated
+
+
+# --- The default action at the deadline -----------------------------------------------------------
+
+
+def _undecided_chunks(campaign: Campaign, size: int) -> Iterator[list[int]]:
+    while True:
+        ids = list(
+            ReviewItem.objects.filter(campaign=campaign, status__in=UNDECIDED)
+            .order_by("pk")
+            .values_list("pk", flat=True)[:size]
+        )
+        if not ids:
+            return
+        yield ids
+
+
+def _default_chunk(campaign: Campaign, ids: list[int], action: str, actor: Actor, reason: str) -> int:
+    """Revoke, or keep and flag, the items of ``ids`` still undecided; each audited as
+    ``review_item.defaulted``, revocations applied at once. Returns how many it decided."""
+    with transaction.atomic():
+        chunk = list(ReviewItem.objects.select_for_update().filter(pk__in=ids, status__in=UNDECIDED))
+        if not chunk:
+            return 0
+        now = timezone.now()
+        new_status = ItemStatus.REVOKED if action == DefaultAction.REVOKE else ItemStatus.KEPT_FLAGGED
+        ReviewItem.objects.filter(pk__in=[item.pk for item in chunk], status__in=UNDECIDED).update(
+            status=new_status,
+            by_default=True,
+            decided_at=now,
+            flagged=new_status == ItemStatus.KEPT_FLAGGED,
+            decision=ItemDecision.REVOKE if new_status == ItemStatus.REVOKED else ItemDecision.CERTIFY,
+            comment=reason,
+        )
+        events = []
+        for item in chunk:
+            before = {"status": item.status, "reviewer": item.reviewer_id, "reviewer_group": item.reviewer_group_id}
+            item.status, item.by_default, item.decided_at = new_status, True, now
+            after = {"status": new_status, "default_action": action, "campaign": campaign.pk}
+            events.append(
+                EventSpec(
+                    action="review_item.defaulted",
+                    target=item,
+                    owner=campaign.owner,
+                    before=before,
+                    after={**after, "grants": item.covered_grant_ids()},
+                    reason=reason,
+                )
+            )
+        audit_record_many(actor=actor, events=events)
+        if new_status == ItemStatus.REVOKED:
+            apply_revocations(actor, chunk, reason)
+        return len(chunk)
+
+
+def _default_revoke_or_keep(campaign: Campaign, action: str, size: int) -> int:
+    actor = system_actor(campaign)
+    reason = f"Not decided by the deadline of {campaign.name}"
+    return sum(_default_chunk(campaign, ids, action, actor, reason) for ids in _undecided_chunks(campaign, size))
+
+
+def _reassign_chunk(campaign: Campaign, chunk: list[ReviewItem], people: dict[int, User]) -> list[EventSpec]:
+    """Give each item of ``chunk`` to whoever takes over from its reviewer, open again."""
+    now = timezone.now()
+    events = []
+    for item in chunk:
+        targets, kind = _escalation_target(campaign, people.get(item.reviewer_id or 0))
+        before = {"reviewer": item.reviewer_id, "reviewer_group": item.reviewer_group_id}
+        if kind == "fallback group":
+            item.reviewer, item.reviewer_group_id = None, campaign.definition.fallback_group_id
+        else:
+            item.reviewer, item.reviewer_group_id = targets[0], None
+        item.escalated_at = now
+        item.assigned_reason = f"escalated at the deadline to the {kind}"
+        item.status = ItemStatus.OPEN
+        after = {"reviewer": item.reviewer_id, "reviewer_group": item.reviewer_group_id, "target_kind": kind}
+        events.append(
+            EventSpec(action="review_item.escalated", target=item, owner=campaign.owner, before=before, after=after)
+        )
+    ReviewItem.objects.bulk_update(chunk, ["reviewer", "reviewer_group", "escalated_at", "assigned_reason", "status"])
+    return events
+
+
+def _extend_after_escalation(campaign: Campaign, actor: Actor, items: int) -> None:
+    """Push the deadline back by the grace period, audit it and tell the new reviewers."""
+    grace = timedelta(days=campaign.definition.escalation_grace_days)
+    Campaign.objects.filter(pk=campaign.pk).update(escalated_at=timezone.now(), deadline=F("deadline") + grace)
+    campaign.refresh_from_db()
+    audit_record(
+        actor=actor,
+        action="campaign.escalated",
+        target=campaign,
+        owner=campaign.owner,
+        after={"items": items, "new_deadline": campaign.deadline},
+    )
+    email_reviewers(
+        campaign,
+        recipients_with_items(campaign, undecided_only=True),
+        key_part="escalated-assigned",
+        template="campaign_assigned",
+        subject="Escalated to you: {total} item(s) to review in {name}",
+        extra={"escalated": True},
+    )
+
+
+def _default_escalate(campaign: Campaign, size: int) -> int:
+    """Reassign every undecided item to its reviewer's manager (or the fallback) and extend the
+    deadline by the grace period; the next deadline revokes what is still open."""
+    actor = system_actor(campaign)
+    undecided_reviewers = ReviewItem.objects.filter(campaign=campaign, status__in=UNDECIDED).values("reviewer_id")
+    people = {user.pk: user for user in User.objects.filter(pk__in=undecided_reviewers).select_related("manager")}
+    done = 0
+    last = 0
+    with transaction.atomic():
+        while True:
+            chunk = list(
+                ReviewItem.objects.select_for_update()
+                .filter(campaign=campaign, status__in=UNDECIDED, pk__gt=last)
+                .order_by("pk")[:size]
+            )
+            if not chunk:
+                break
+            audit_record_many(actor=actor, events=_reassign_chunk(campaign, chunk, people))
+            done += len(chunk)
+            last = chunk[-1].pk
+        _extend_after_escalation(campaign, actor, done)
+    return done
+
+
+# --- The close ------------------------------------------------------------------------------------
+
+
+def _apply_held_revocations(campaign: Campaign, actor: Actor, size: int) -> int:
+    """Reviewers' revocations kept for the close (apply mode "at close"), applied in chunks."""
+    reason = f"Recertification {campaign.name}: revoked by the reviewer, applied at the close"
+    held = 0
+    while True:
+        chunk = list(
+            ReviewItem.objects.filter(campaign=campaign, status=ItemStatus.REVOKED, applied_at__isnull=True).order_by(
+                "pk"
+            )[:size]
+        )
+        if not chunk:
+            return held
+        with transaction.atomic():
+            apply_revocations(actor, chunk, reason)
+        held += len(chunk)
+
+
+def _close(campaign: Campaign, actor: Actor, *, action: str, defaulted: int, held: int) -> None:
+    """active -> closed, audited with the items' final counts."""
+    with transaction.atomic():
+        campaign_transition(
+            campaign=campaign,
+            to_status=CampaignStatus.CLOSED,
+            refusal="The campaign was closed by another worker.",
+            closed_at=timezone.now(),
+        )
+        audit_record(
+            actor=actor,
+            action="campaign.closed",
+            target=campaign,
+            owner=campaign.owner,
+            before={"status": CampaignStatus.ACTIVE},
+            after={
+                "status": CampaignStatus.CLOSED,
+                "by_status": selectors.item_counts(campaign),
+                "defaulted": defaulted,
+                "default_action": action,
+                "applied_at_close": held,
+            },
+        )
+
+
+def campaign_close(*, campaign: Campaign, size: int = DEADLINE_CHUNK) -> Campaign:
+    """At the deadline: apply the default action to every undecided item (in chunks; each item
+    audited with the system as actor on behalf of the owner), apply revocations held for the
+    close, then close the campaign (active -> closed). With the "escalate" default, the first
+    deadline that finds undecided items reassigns them and extends the deadline instead."""
+    campaign = Campaign.objects.select_related("definition", "owner").get(pk=campaign.pk)
+    check_transition(
+        campaign.status, CampaignStatus.CLOSED, "Only a running campaign can be closed (this one is {current})."
+    )
+    action = campaign.default_action
+    if action == DefaultAction.ESCALATE:
+        if (
+            campaign.escalated_at is None
+            and ReviewItem.objects.filter(campaign=campaign, status__in=UNDECIDED).exists()
+        ):
+            _default_escalate(campaign, size)
+            return campaign  # still running until the extended deadline
+        action = DefaultAction.REVOKE
+    defaulted = _default_revoke_or_keep(campaign, action, size)
+    actor = system_actor(campaign)
+    held = _apply_held_revocations(campaign, actor, size)
+    _close(campaign, actor, action=action, defaulted=defaulted, held=held)
+    return campaign
+
+
+def campaign_tick(*, campaign_id: int, now: datetime | None = None) -> dict[str, int]:
+    """One pass of the periodic sweep over a running campaign: reminders, escalation, and the
+    deadline. Idempotent: unique email keys and conditional updates."""
+    now = now or timezone.now()
+    campaign = Campaign.objects.select_related("definition", "owner").filter(pk=campaign_id).first()
+    if campaign is None or campaign.status != CampaignStatus.ACTIVE or campaign.deadline is None:
+        return {}
+    result = {
+        "reminded": campaign_send_reminders(campaign=campaign, now=now),
+        "escalated": campaign_escalate_reviewers(campaign=campaign, now=now),
+        "closed": 0,
+    }
+    if now >= campaign.deadline:
+        closed = campaign_close(campaign=campaign)
+        result["closed"] = int(closed.status == CampaignStatus.CLOSED)
+    return result
+
+
+def campaign_cancel(*, actor: Actor | User, campaign: Campaign, reason: str) -> Campaign:
+    """Drop a draft that was never launched (draft -> cancelled): IAM admins and the owner."""
+    resolved = Actor.coerce(actor)
+    if not permissions.can_launch(resolved.user, campaign):
+        raise NotAllowed("Only IAM admins and the campaign's owner can cancel it.")
+    with transaction.atomic():
+        campaign_transition(
+            campaign=campaign, to_status=CampaignStatus.CANCELLED, refusal="Only a draft campaign can be cancelled."
+        )
+        audit_record(actor=resolved, action="campaign.cancelled", target=campaign, owner=campaign.owner, reason=reason)
+    return campaign
