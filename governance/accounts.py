@@ -1,12 +1,10 @@
 """The account safety net: what is audited about accounts whatever path the change takes.
 
-The portal changes accounts only through ``governance.services`` (``user_set_roles``,
-``user_deactivate``, ``user_set_staff``, ``user_set_password``, ``user_update_profile``,
-``user_create``), each auditing in its own transaction. Django still offers ways around them
-that an operator may use: ``manage.py changepassword`` and ``createsuperuser``, its password
-views, a shell. ``User.save`` asks ``unserviced_changes`` what such a save changes (a password, the
-superuser flag, a new superuser) and records it with ``record_unserviced_changes`` in the same
-transaction, so no password or superuser change goes unaudited.
+The portal changes accounts only through the services in ``governance.services``, each auditing
+in its own transaction. Django still offers ways around them that an operator may use:
+``manage.py changepassword`` and ``createsuperuser``, its password views, a shell. ``User.save``
+asks this module what such a save changes (a password, the superuser flag, a new superuser) and
+has it recorded in the same transaction, so no password or superuser change goes unaudited.
 
 Every superuser sign-in is audited too (``user.superuser_login``): a superuser can do anything,
 so when one was active is evidence.
@@ -93,6 +91,8 @@ def record_unserviced_changes(user: User, changes: list[str]) -> None:
 
 def _event(user: User, change: str, reason: str) -> EventSpec:
     """The audit event of one change from ``unserviced_changes``; the account is its own owner."""
+    before: dict[str, Any] | None
+    after: dict[str, Any]
     if change == PASSWORD:
         action, before, after = "user.password_set", None, {"password_sign_in": user.has_usable_password()}
     elif change == SUPERUSER:

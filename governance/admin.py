@@ -1,4 +1,5 @@
-"""Admin: for reading, and for actions that call the services (DESIGN.md invariant 9).
+"""Admin: for reading, and for actions that call the services. The admin never goes around them:
+privilege, role, activation and password changes happen only through audited services.
 
 People: the user form changes only a person's profile (names, email, display name, department,
 manager) through ``user_update_profile``. Roles change with the "Set roles…" action
@@ -14,7 +15,6 @@ queue, single sign-on links, and every row's history are read-only for everyone.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from contextvars import ContextVar
 from typing import Any
 
@@ -40,6 +40,7 @@ from governance import services
 from governance.exceptions import DomainError
 from governance.models import ApiToken, AuditEvent, OutboundEmail, User
 from governance.roles import Pool, Role
+from governance.web import signed_in
 
 # --- Building blocks ------------------------------------------------------------------------------
 
@@ -64,12 +65,12 @@ class ReadOnlyMixin(NoWrites):
     actions: Any = None
 
 
-class ReadOnlyAdmin(ReadOnlyMixin, admin.ModelAdmin):  # type: ignore[type-arg]
+class ReadOnlyAdmin(ReadOnlyMixin, admin.ModelAdmin):
     pass
 
 
-class NoHistoryRevert:
-    """For admins built on django-simple-history's ``SimpleHistoryAdmin``: history is for reading.
+class NoHistoryRevert(SimpleHistoryAdmin):
+    """django-simple-history's ``SimpleHistoryAdmin`` with history for reading only.
 
     Its "revert" page saves an old version of the row straight through the ORM, with every
     field the form leaves out taken from that old version (status, activation, flags), without a
@@ -81,13 +82,13 @@ class NoHistoryRevert:
     ) -> HttpResponse:
         if request.method not in ("GET", "HEAD"):
             raise PermissionDenied
-        return super().history_form_view(request, object_id, version_id, extra_context)  # type: ignore[misc, no-any-return]
+        return super().history_form_view(request, object_id, version_id, extra_context)
 
     def revert_disabled(self, request: HttpRequest, obj: Any = None) -> bool:
         return True
 
 
-def _replace(model: type[Model], admin_class: type[admin.ModelAdmin]) -> None:  # type: ignore[type-arg]
+def _replace(model: type[Model], admin_class: type[admin.ModelAdmin]) -> None:
     if admin.site.is_registered(model):
         admin.site.unregister(model)
     admin.site.register(model, admin_class)
@@ -104,7 +105,7 @@ ROLE_CHOICES = [(r.value, r.label) for r in Role] + [(p.value, p.label) for p in
 _password_actor: ContextVar[User | None] = ContextVar("governance_admin_password_actor", default=None)
 
 
-class AccountCreationForm(forms.ModelForm):  # type: ignore[type-arg]
+class AccountCreationForm(forms.ModelForm):
     """A new account: a name and a profile; no password (people sign in through single sign-on;
     a superuser may set one afterwards), no roles, no admin-site access."""
 
@@ -140,7 +141,7 @@ class SetRolesForm(forms.Form):
 
 
 @admin.register(User)
-class UserAdmin(NoHistoryRevert, SimpleHistoryAdmin, BaseUserAdmin):  # type: ignore[misc]
+class UserAdmin(NoHistoryRevert, BaseUserAdmin):
     list_display = ("username", "display_name", "email", "department", "manager", "is_active", "is_service_account")
     list_filter = ("is_active", "is_service_account", "is_staff", "is_superuser", "groups")
     fieldsets = (
@@ -164,7 +165,7 @@ class UserAdmin(NoHistoryRevert, SimpleHistoryAdmin, BaseUserAdmin):  # type: ig
     change_password_form = AuditedAdminPasswordChangeForm
     actions = ["set_roles", "deactivate_users"]
 
-    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Sequence[str]:
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str] | tuple[str, ...]:
         if obj is None:
             return ()
         readonly = ["username", "is_service_account", *PRIVILEGE_FIELDS, "last_login", "date_joined"]
@@ -185,16 +186,16 @@ class UserAdmin(NoHistoryRevert, SimpleHistoryAdmin, BaseUserAdmin):  # type: ig
     def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
         form = super().get_form(request, obj, change=change, **kwargs)
         manager = form.base_fields.get("manager")
-        if obj is not None and manager is not None:
+        if obj is not None and isinstance(manager, forms.ModelChoiceField) and manager.queryset is not None:
             # Not offered, so picking oneself is an error next to the field (with what was typed
             # kept) rather than user_update_profile's refusal on an error page.
             manager.queryset = manager.queryset.exclude(pk=obj.pk)
         return form
 
-    def save_model(self, request: HttpRequest, obj: User, form: forms.ModelForm, change: bool) -> None:  # type: ignore[type-arg]
+    def save_model(self, request: HttpRequest, obj: User, form: forms.ModelForm, change: bool) -> None:
         """Every save goes through the services; ``obj`` already carries the form's values in
         memory, so the services compare them with the row they lock."""
-        actor: User = request.user  # type: ignore[assignment]
+        actor = signed_in(request)
         data = form.cleaned_data
         if not change:
             created = services.user_create(
@@ -222,9 +223,9 @@ class UserAdmin(NoHistoryRevert, SimpleHistoryAdmin, BaseUserAdmin):  # type: ig
         could sign in as the reviewer and approve his own request."""
         if not request.user.is_superuser:
             raise PermissionDenied
-        token = _password_actor.set(request.user)  # type: ignore[arg-type]
+        token = _password_actor.set(signed_in(request))
         try:
-            return super().user_change_password(request, id, form_url)  # type: ignore[no-any-return]
+            return super().user_change_password(request, id, form_url)
         finally:
             _password_actor.reset(token)
 
@@ -238,7 +239,7 @@ class UserAdmin(NoHistoryRevert, SimpleHistoryAdmin, BaseUserAdmin):  # type: ig
             for user in queryset:
                 before = set(user.groups.values_list("pk", flat=True))
                 services.user_set_roles(
-                    actor=request.user,  # type: ignore[arg-type]
+                    actor=signed_in(request),
                     user=user,
                     roles=form.cleaned_data["roles"],
                     reason=form.cleaned_data["reason"],
@@ -263,7 +264,7 @@ class UserAdmin(NoHistoryRevert, SimpleHistoryAdmin, BaseUserAdmin):  # type: ig
         done = 0
         for user in queryset.filter(is_active=True):
             try:
-                services.user_deactivate(actor=request.user, user=user, reason="Deactivated in the admin")  # type: ignore[arg-type]
+                services.user_deactivate(actor=signed_in(request), user=user, reason="Deactivated in the admin")
                 done += 1
             except DomainError as exc:
                 self.message_user(request, f"{user}: {exc.detail}", messages.ERROR)
@@ -309,7 +310,7 @@ class ApiTokenAdmin(ReadOnlyAdmin):
     @admin.action(description="Revoke selected tokens", permissions=["change"])
     def revoke_tokens(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> None:
         for token in queryset.filter(revoked_at__isnull=True):
-            services.api_token_revoke(actor=request.user, token=token, reason="Revoked in the admin")  # type: ignore[arg-type]
+            services.api_token_revoke(actor=signed_in(request), token=token, reason="Revoked in the admin")
         messages.success(request, "Tokens revoked.")
 
 

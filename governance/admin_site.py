@@ -13,7 +13,7 @@ from typing import Any
 from django.contrib.admin import AdminSite
 from django.contrib.admin.forms import AdminPasswordChangeForm
 from django.contrib.auth.views import PasswordChangeView
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponseBase
 from django.urls import reverse
 
 from governance import services
@@ -39,7 +39,11 @@ class PortalAdminSite(AdminSite):
     site_header = "AI Governance Portal administration"
     site_title = "AI Governance Portal admin"
 
-    def password_change(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+    # django-stubs says a TemplateResponse, but Django's own method returns the view's response,
+    # which is a redirect once the password is changed.
+    def password_change(  # type: ignore[override]
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponseBase:
         """Django's own-password view with the audited form (the rest as in ``AdminSite``)."""
         defaults: dict[str, Any] = {
             "form_class": OwnPasswordChangeForm,

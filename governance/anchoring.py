@@ -28,7 +28,7 @@ import socket
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
@@ -40,6 +40,8 @@ from django.utils import timezone
 
 from governance.audit import GENESIS_HASH, ChainBreak, _fmt_time, verify_chain
 from governance.models import AuditChainCheck, AuditCheckpoint, AuditEvent
+from governance.services import email_enqueue
+from governance.webhooks import events as webhook_events
 
 log = logging.getLogger(__name__)
 
@@ -66,41 +68,58 @@ class AuditTrailBroken(Exception):
 # --- Keys ---------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class _KeyForm:
+    """How one kind of Ed25519 key is written: PEM, or base64 of its raw bytes (``raw_form``)."""
+
+    kind: type
+    what: str
+    raw_form: str
+    from_pem: Callable[[bytes], object]
+    from_raw: Callable[[bytes], object]
+    error: type[ImproperlyConfigured]
+
+    def parse(self, text: str, source: str) -> object:
+        """The key ``source`` (a setting, a file) holds in ``text``, an instance of ``kind``."""
+        text = text.strip()
+        try:
+            if text.startswith("-----BEGIN"):
+                key = self.from_pem(text.encode("ascii"))
+            else:
+                key = self.from_raw(base64.b64decode(text, validate=True))
+        except (ValueError, TypeError, UnicodeEncodeError) as exc:
+            raise self.error(
+                f"{source} holds no Ed25519 {self.what} (PEM, or base64 of {self.raw_form}): {exc}"
+            ) from exc
+        if not isinstance(key, self.kind):
+            raise self.error(f"{source} holds a {type(key).__name__}, not an Ed25519 {self.what}.")
+        return key
+
+
+_PRIVATE_KEY = _KeyForm(
+    kind=Ed25519PrivateKey,
+    what="private key",
+    raw_form="the 32-byte seed",
+    from_pem=lambda data: serialization.load_pem_private_key(data, password=None),
+    from_raw=Ed25519PrivateKey.from_private_bytes,
+    error=SigningKeyMissing,
+)
+_PUBLIC_KEY = _KeyForm(
+    kind=Ed25519PublicKey,
+    what="public key",
+    raw_form="the 32 bytes",
+    from_pem=serialization.load_pem_public_key,
+    from_raw=Ed25519PublicKey.from_public_bytes,
+    error=ImproperlyConfigured,
+)
+
+
 def _parse_private(text: str, source: str) -> Ed25519PrivateKey:
-    text = text.strip()
-    try:
-        if text.startswith("-----BEGIN"):
-            key = serialization.load_pem_private_key(text.encode("ascii"), password=None)
-        else:
-            key = Ed25519PrivateKey.from_private_bytes(base64.b64decode(text, validate=True))
-    except (ValueError, TypeError, UnicodeEncodeError) as exc:
-        raise SigningKeyMissing(
-            f"{source} holds no Ed25519 private key (PEM, or base64 of the 32-byte seed): {exc}"
-        ) from exc
-    if not isinstance(key, Ed25519PrivateKey):
-        raise SigningKeyMissing(f"{source} holds a {type(key).__name__}, not an Ed25519 private key.")
-    return key
+    return cast(Ed25519PrivateKey, _PRIVATE_KEY.parse(text, source))
 
 
 def _parse_public(text: str, source: str) -> Ed25519PublicKey:
-    text = text.strip()
-    try:
-        if text.startswith("-----BEGIN"):
-            key = serialization.load_pem_public_key(text.encode("ascii"))
-        else:
-            key = Ed25519PublicKey.from_public_bytes(base64.b64decode(text, validate=True))
-    except (ValueError, TypeError, UnicodeEncodeError) as exc:
-        raise ImproperlyConfigured(
-            f"{source} holds no Ed25519 public key (PEM, or base64 of the 32 bytes): {exc}"
-        ) from exc
-    if not isinstance(key, Ed25519PublicKey):
-        raise ImproperlyConfigured(f"{source} holds a {type(key).__name__}, not an Ed25519 public key.")
-    return key
-
-
-def public_key_text(key: Ed25519PublicKey) -> str:
-    """Base64 of the 32 raw bytes: the form ``AUDIT_VERIFY_KEYS`` takes."""
-    return base64.b64encode(key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)).decode()
+    return cast(Ed25519PublicKey, _PUBLIC_KEY.parse(text, source))
 
 
 def key_id(key: Ed25519PublicKey) -> str:
@@ -316,9 +335,7 @@ def checkpoint_sign() -> AuditCheckpoint:
         )
         _send_email(statement, addresses)
         if subscribers:
-            from governance.webhooks.events import emit
-
-            emit(event_type=EVENT_TYPE, target=checkpoint, data=statement.as_json())
+            webhook_events.emit(event_type=EVENT_TYPE, target=checkpoint, data=statement.as_json())
     if not witnesses:
         log.warning("Audit checkpoint %s has no external witness (AUDIT_WITNESS_*)", statement.sequence)
     return checkpoint
@@ -402,8 +419,6 @@ def email_key_prefix(sequence: int, signature: str) -> str:
 
 
 def _send_email(statement: Statement, addresses: list[str]) -> None:
-    from governance.services import email_enqueue
-
     prefix = email_key_prefix(statement.sequence, statement.signature)
     for address in addresses:
         email_enqueue(
@@ -422,13 +437,7 @@ def _send_email(statement: Statement, addresses: list[str]) -> None:
 def _webhook_subscribers() -> int:
     """How many active webhook subscriptions ask for ``audit.checkpoint`` (or a pattern that
     covers it): ``emit`` queues one delivery for each."""
-    from governance.webhooks.events import matches
-    from governance.webhooks.models import SubscriptionStatus, WebhookSubscription
-
-    patterns = WebhookSubscription.objects.filter(status=SubscriptionStatus.ACTIVE).values_list(
-        "event_types", flat=True
-    )
-    return sum(1 for p in patterns if matches(p, EVENT_TYPE))
+    return len(webhook_events.subscribers(EVENT_TYPE))
 
 
 # --- Verifying the trail against its checkpoints ------------------------------------------------
@@ -441,27 +450,29 @@ def anchor_problem(statement: Statement) -> ChainBreak | None:
     seen = statement.last_event_id
     if seen == 0:
         return None  # signed over an empty trail: nothing to hold
-    k = statement.sequence
+    sequence = statement.sequence
     last = AuditEvent.objects.order_by("-id").values_list("id", flat=True).first()
     if last is None or last < seen:
         ends = f"#{last}" if last is not None else "nothing (it is empty)"
         return ChainBreak(
-            seen, f"the trail ends at {ends} but checkpoint {k} saw #{seen}: its newest events were removed"
+            seen, f"the trail ends at {ends} but checkpoint {sequence} saw #{seen}: its newest events were removed"
         )
     current = AuditEvent.objects.filter(pk=seen).values_list("hash", flat=True).first()
     if current is None:
-        return ChainBreak(seen, f"event #{seen}, the newest that checkpoint {k} saw, is gone: the trail was rewritten")
+        return ChainBreak(
+            seen, f"event #{seen}, the newest that checkpoint {sequence} saw, is gone: the trail was rewritten"
+        )
     if current != statement.head_hash:
         return ChainBreak(
             seen,
-            f"the head hash differs at #{seen}: checkpoint {k} signed {statement.head_hash[:16]}…, "
+            f"the head hash differs at #{seen}: checkpoint {sequence} signed {statement.head_hash[:16]}…, "
             f"the trail now has {current[:16]}…: the events up to #{seen} were rewritten",
         )
     count = AuditEvent.objects.filter(id__lte=seen).count()
     if count != statement.event_count:
         return ChainBreak(
             seen,
-            f"checkpoint {k} counted {statement.event_count} events up to #{seen}, the trail now has {count}: "
+            f"checkpoint {sequence} counted {statement.event_count} events up to #{seen}, the trail now has {count}: "
             "events were removed or inserted",
         )
     return None

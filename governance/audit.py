@@ -1,9 +1,9 @@
 """The audit trail: append-only, hash-chained events written in the transaction of the change.
 
 ``audit_record`` is the only way to write an event. It must run inside the caller's
-``transaction.atomic()`` block (DESIGN.md invariant 1), so the event commits or rolls back with
-the change it records. Writers are serialised while they extend the chain: on PostgreSQL with a
-transaction-scoped advisory lock, on SQLite by its IMMEDIATE transactions (one writer at a time).
+``transaction.atomic()`` block, so the event commits or rolls back with the change it records.
+Writers are serialised while they extend the chain: on PostgreSQL with a transaction-scoped
+advisory lock, on SQLite by its IMMEDIATE transactions (one writer at a time).
 """
 
 from __future__ import annotations
@@ -136,7 +136,7 @@ def accountable_human(actor: Actor | User) -> User | None:
 
 
 def _owner_of(actor: Actor, spec: EventSpec) -> User:
-    """Every event names an accountable human (DESIGN.md "Accountability"): ``spec.owner``, or
+    """Every event names an accountable human, the person who answers for it: ``spec.owner``, or
     by default the acting person (the acting admin where nothing else owns the target). The
     system must say on whose behalf it acts."""
     owner = spec.owner if spec.owner is not None else accountable_human(actor)
@@ -270,12 +270,3 @@ def _iterate(chunk_size: int, after_id: int = 0, upto_id: int | None = None) -> 
             return
         yield from batch
         last_id = batch[-1].pk
-
-
-def verify_and_record(*, chunk_size: int = 2000) -> tuple[int, ChainBreak | None]:
-    """Walk the chain, compare it with the newest signed checkpoint (``governance.anchoring``)
-    and keep the result for the home page (see ``AuditChainCheck``)."""
-    from governance.anchoring import verify_and_record as verify_anchored
-
-    verdict = verify_anchored(chunk_size=chunk_size)
-    return verdict.checked, verdict.broken

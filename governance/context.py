@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
 
+from django.conf import settings
+from django.http import HttpRequest
 from simple_history.models import HistoricalRecords
 
 
@@ -40,6 +42,18 @@ def bind(ctx: RequestContext) -> Iterator[RequestContext]:
         _current.reset(token)
 
 
+def client_ip(request: HttpRequest) -> str | None:
+    """The client's address: REMOTE_ADDR, or behind a trusted proxy (TRUST_X_FORWARDED_FOR) the
+    last X-Forwarded-For entry — the one that proxy added. Earlier entries are whatever the
+    client sent, so taking the first would let a caller choose its address (and so escape the
+    per-address sign-in and API limits)."""
+    if settings.TRUST_X_FORWARDED_FOR:
+        forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
+        if forwarded:
+            return forwarded.split(",")[-1].strip() or None
+    return request.META.get("REMOTE_ADDR") or None
+
+
 def new_request_id() -> str:
     return uuid.uuid4().hex
 
@@ -49,18 +63,18 @@ def task_context(*, user: Any | None, request_id: str | None = None) -> Iterator
     """Context for work without an HTTP request (tasks, commands).
 
     Binds a request id for the audit trail and makes django-simple-history record ``user`` as
-    the author of every historical row saved inside the block (PITFALLS.md: there is no request
-    in a task, so history_user would be None).
+    the author of every historical row saved inside the block (it takes the author from the
+    request, and a task has none: ``history_user`` would be None).
     """
     ctx = RequestContext(request_id=request_id or f"task-{new_request_id()}", client_ip=None)
     previous = getattr(HistoricalRecords.context, "request", None)
-    HistoricalRecords.context.request = SimpleNamespace(user=user)  # type: ignore[attr-defined]
+    HistoricalRecords.context.request = SimpleNamespace(user=user)
     try:
         with bind(ctx):
             yield ctx
     finally:
         if previous is None:
             with contextlib.suppress(AttributeError):
-                del HistoricalRecords.context.request  # type: ignore[attr-defined]
+                del HistoricalRecords.context.request
         else:
-            HistoricalRecords.context.request = previous  # type: ignore[attr-defined]
+            HistoricalRecords.context.request = previous

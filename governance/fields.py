@@ -9,13 +9,12 @@ unknown choice before it reaches the database (PostgreSQL answers the same ids w
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
 from django import forms
 from django.core.exceptions import ValidationError
 
-_MIN_KEY, _MAX_KEY = -(2**63), 2**63 - 1
+from governance.validators import INT64_MAX, INT64_MIN
 
 
 def _out_of_range(value: Any) -> bool:
@@ -23,22 +22,22 @@ def _out_of_range(value: Any) -> bool:
         number = int(str(value).strip())
     except ValueError:
         return False  # not an integer at all: Django reports it as it always did
-    return not _MIN_KEY <= number <= _MAX_KEY
+    return not INT64_MIN <= number <= INT64_MAX
 
 
-class IdChoiceField(forms.ModelChoiceField):  # type: ignore[type-arg]
+class IdChoiceField(forms.ModelChoiceField):
     def to_python(self, value: Any) -> Any:
         if value not in self.empty_values and self.to_field_name is None and _out_of_range(value):
             raise ValidationError(self.error_messages["invalid_choice"], code="invalid_choice")
         return super().to_python(value)
 
 
-class IdMultipleChoiceField(forms.ModelMultipleChoiceField):  # type: ignore[type-arg]
-    def _check_values(self, value: Iterable[Any]) -> Any:
-        if self.to_field_name is None:
+class IdMultipleChoiceField(forms.ModelMultipleChoiceField):
+    def clean(self, value: Any) -> Any:
+        if self.to_field_name is None and isinstance(value, list | tuple):
             for pk in value:
                 if _out_of_range(pk):
                     raise ValidationError(
                         self.error_messages["invalid_choice"], code="invalid_choice", params={"value": pk}
                     )
-        return super()._check_values(value)
+        return super().clean(value)

@@ -7,8 +7,8 @@ from django.utils import timezone
 from django_filters.fields import IsoDateTimeField
 from drf_spectacular.utils import extend_schema_field
 
-from governance.api.input import INT64_MAX
 from governance.models import ActorKind, AuditEvent
+from governance.validators import INT64_MAX
 
 
 @extend_schema_field({"type": "integer", "minimum": 1, "maximum": INT64_MAX})
@@ -48,7 +48,9 @@ class StrictBooleanWidget(django_filters.widgets.BooleanWidget):
 class StrictBooleanField(forms.NullBooleanField):
     widget = StrictBooleanWidget
 
-    def to_python(self, value: Any) -> bool | None:
+    # None is "not given", as in NullBooleanField, whose stub makes the same exception to
+    # BooleanField's bool.
+    def to_python(self, value: Any) -> bool | None:  # type: ignore[override]
         if value is None or isinstance(value, bool):
             return value
         raise forms.ValidationError("Use true or false.", code="invalid")

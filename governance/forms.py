@@ -6,13 +6,17 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.core.exceptions import NON_FIELD_ERRORS
+
+from governance.exceptions import DomainError
 
 
 class AccessibleErrorsMixin(forms.BaseForm):
     """Ties help texts and errors to their inputs: an input with help text points at it
     (``aria-describedby="<auto_id>-help"``); an input with an error carries ``aria-invalid`` and
-    points at its message too (``<auto_id>-error``). Templates render those two ids. Errors added
-    after validation (a service's field errors) are marked by calling ``mark_errors`` again."""
+    points at its message too (``<auto_id>-error``). Templates render those two ids. A service's
+    errors go on the form with ``add_service_errors``; other errors added after validation are
+    marked by calling ``mark_errors`` again."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -22,6 +26,13 @@ class AccessibleErrorsMixin(forms.BaseForm):
 
     def full_clean(self) -> None:
         super().full_clean()
+        self.mark_errors()
+
+    def add_service_errors(self, exc: DomainError) -> None:
+        """Show a refused service call on the form: each of its field errors next to its field (an
+        error on a field the form does not have is form-wide), or its message form-wide."""
+        for name, messages in (exc.errors or {NON_FIELD_ERRORS: [exc.detail]}).items():
+            self.add_error(name if name in self.fields else None, messages)
         self.mark_errors()
 
     def mark_errors(self) -> None:

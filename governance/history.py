@@ -20,12 +20,14 @@ def history_record_many(
 ) -> None:
     """Write one historical row per instance, as ``save()`` would, after a bulk ``update()``.
 
-    ``bulk_update_with_history`` is very slow (PITFALLS.md); this writes the rows with
-    ``bulk_create`` from the instances' current field values.
+    django-simple-history's ``bulk_update_with_history`` saves row by row, far too slowly for the
+    bulk jobs; this writes the historical rows with one ``bulk_create`` from the instances'
+    current field values.
     """
     if not instances:
         return
     model = type(instances[0])
+    # ``history`` is put on the model class at run time by django-simple-history (untyped).
     history_model = model.history.model  # type: ignore[attr-defined]
     tracked = {f.attname for f in history_model._meta.concrete_fields}
     now = timezone.now()

@@ -45,7 +45,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 
-from governance.middleware import client_ip
+from governance.context import client_ip
 from governance.services import login_lockout_record
 
 
@@ -114,8 +114,10 @@ class PortalLockoutHandler(AxesDatabaseHandler):
         recent = AccessAttempt.objects.filter(attempt_time__gte=threshold)
         result = []
         username = get_client_username(request, credentials)
+        # axes_ip_address and axes_attempt_time are set on the request by django-axes (untyped).
+        address = request.axes_ip_address  # type: ignore[attr-defined]
         dimensions: list[tuple[str, dict[str, Any], int]] = [
-            ("address", {"ip_address": request.axes_ip_address}, settings.LOGIN_FAILURE_LIMIT_PER_ADDRESS)  # type: ignore[attr-defined]
+            ("address", {"ip_address": address}, settings.LOGIN_FAILURE_LIMIT_PER_ADDRESS)
         ]
         if username:
             dimensions.insert(0, ("account", {"username": username}, settings.LOGIN_FAILURE_LIMIT))
@@ -127,7 +129,8 @@ class PortalLockoutHandler(AxesDatabaseHandler):
     def locked_until(self, request: HttpRequest, credentials: dict[str, Any] | None = None) -> datetime | None:
         ends = [end for end in (c.locked_until() for c in self.counts(request, credentials)) if end is not None]
         latest = max(ends, default=None)
-        return latest if latest is not None and latest > request.axes_attempt_time else None  # type: ignore[attr-defined]
+        attempted = request.axes_attempt_time  # type: ignore[attr-defined]  # set by django-axes
+        return latest if latest is not None and latest > attempted else None
 
     def get_failures(self, request: HttpRequest, credentials: dict[str, Any] | None = None) -> int:
         # axes compares this with AXES_FAILURE_LIMIT (= LOGIN_FAILURE_LIMIT) once it has counted a

@@ -6,29 +6,18 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from governance import context
+from governance.api.problems import problem_for_domain_error, problem_response
+from governance.context import client_ip
 from governance.exceptions import DomainError
 from governance.roles import is_read_only
 
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS", "TRACE"}
 # Paths an auditor may POST to: signing in and out changes nothing governed.
 _AUDITOR_POST_ALLOWED = ("/accounts/login/", "/accounts/logout/", "/admin/logout/", "/login/", "/complete/")
-
-
-def client_ip(request: HttpRequest) -> str | None:
-    """The client's address: REMOTE_ADDR, or behind a trusted proxy (TRUST_X_FORWARDED_FOR) the
-    last X-Forwarded-For entry — the one that proxy added. Earlier entries are whatever the
-    client sent, so taking the first would let a caller choose its address (and so escape the
-    per-address sign-in and API limits)."""
-    if settings.TRUST_X_FORWARDED_FOR:
-        forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
-        if forwarded:
-            return forwarded.split(",")[-1].strip() or None
-    return request.META.get("REMOTE_ADDR") or None
 
 
 # A client's X-Request-ID is kept only in the two shapes request ids take: a UUID (with hyphens)
@@ -52,7 +41,6 @@ class RequestContextMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         request_id = request_id_for(request.META.get("HTTP_X_REQUEST_ID", ""))
         ctx = context.RequestContext(request_id=request_id, client_ip=client_ip(request))
-        request.request_id = request_id  # type: ignore[attr-defined]
         with context.bind(ctx):
             response = self.get_response(request)
         response["X-Request-ID"] = request_id
@@ -83,8 +71,6 @@ class AuditorReadOnlyMiddleware:
 def _refuse_read_only(request: HttpRequest) -> HttpResponse:
     detail = "Auditors have read-only access: this action would change something."
     if request.path.startswith("/api/"):
-        from governance.api.problems import problem_response
-
         return problem_response(status=403, title="Not allowed", detail=detail, type_slug="read-only")
     return render(request, "governance/error.html", {"title": "Not allowed", "detail": detail}, status=403)
 
@@ -102,8 +88,6 @@ class DomainErrorMiddleware:
         if not isinstance(exception, DomainError):
             return None
         if request.path.startswith("/api/"):
-            from governance.api.problems import problem_for_domain_error
-
             return problem_for_domain_error(exception)
         return render(
             request,

@@ -1,8 +1,9 @@
-"""The kernel's data: people, the audit trail, API tokens and the email outbox."""
+"""The kernel's data: people, the audit trail, API tokens, the email outbox and the remembered
+responses of ``Idempotency-Key`` requests."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 from django.contrib.auth.models import AbstractUser
 from django.db import models, transaction
@@ -29,6 +30,10 @@ class User(AbstractUser):
 
     history = HistoricalRecords(excluded_fields=["last_login", "password"])
 
+    # Set on the instance by the service that audits its own password change, so that ``save``
+    # does not record that change a second time (see ``governance.accounts``).
+    _password_change_audited: bool
+
     class Meta(AbstractUser.Meta):
         swappable = "AUTH_USER_MODEL"
         ordering = ["username"]
@@ -39,8 +44,9 @@ class User(AbstractUser):
     def save(self, *args: Any, **kwargs: Any) -> None:
         """Save, and audit in the same transaction a password or superuser change that did not
         come through a service (Django's ``changepassword`` and ``createsuperuser`` commands, its
-        password views, a shell): see ``governance.accounts``. This is the safety net under
-        DESIGN.md invariant 9, not a place for rules; the services audit their own changes."""
+        password views, a shell): see ``governance.accounts``. This is the safety net under the
+        rule that privilege and password changes go through audited services, not a place for
+        rules; the services audit their own changes."""
         from governance import accounts  # accounts -> audit -> this module
 
         changes = accounts.unserviced_changes(self, kwargs.get("update_fields"))
@@ -63,21 +69,49 @@ class ActorKind(models.TextChoices):
     SYSTEM = "system", "System"
 
 
-class AuditEventQuerySet(models.QuerySet["AuditEvent"]):
-    """Refuses bulk rewrites: the trail is append-only through the ORM."""
-
-    def update(self, **kwargs: object) -> int:
-        raise AuditTrailIsAppendOnly("Audit events cannot be updated.")
-
-    def delete(self) -> tuple[int, dict[str, int]]:
-        raise AuditTrailIsAppendOnly("Audit events cannot be deleted.")
-
-
 class AuditTrailIsAppendOnly(Exception):
     pass
 
 
-class AuditEvent(models.Model):
+def _rows_name(model: type[models.Model]) -> str:
+    return str(model._meta.verbose_name_plural).capitalize()
+
+
+class AppendOnly(models.Model):
+    """Rows that are written once: the ORM refuses to change or delete one (``AppendOnlyQuerySet``
+    refuses the bulk forms). A row edited in the database itself is caught by its hash or
+    signature instead."""
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if self.pk is not None:
+            raise AuditTrailIsAppendOnly(f"{_rows_name(type(self))} cannot be changed once written.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
+        raise AuditTrailIsAppendOnly(f"{_rows_name(type(self))} cannot be deleted.")
+
+
+_Row = TypeVar("_Row", bound=models.Model)
+
+
+class AppendOnlyQuerySet(models.QuerySet[_Row]):
+    """The QuerySet of an append-only model: no bulk update or delete."""
+
+    def update(self, **kwargs: Any) -> int:
+        raise AuditTrailIsAppendOnly(f"{_rows_name(self.model)} cannot be updated.")
+
+    def delete(self) -> tuple[int, dict[str, int]]:
+        raise AuditTrailIsAppendOnly(f"{_rows_name(self.model)} cannot be deleted.")
+
+
+class AuditEventQuerySet(AppendOnlyQuerySet["AuditEvent"]):
+    pass
+
+
+class AuditEvent(AppendOnly):
     """One privileged action, written by ``governance.audit.audit_record`` in the transaction
     of the change it records.
 
@@ -116,14 +150,6 @@ class AuditEvent(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.pk} {self.actor_username or 'system'} {self.action} {self.target_type}:{self.target_id}"
-
-    def save(self, *args: object, **kwargs: object) -> None:
-        if self.pk is not None:
-            raise AuditTrailIsAppendOnly("Audit events cannot be changed once written.")
-        super().save(*args, **kwargs)  # type: ignore[arg-type]
-
-    def delete(self, *args: object, **kwargs: object) -> tuple[int, dict[str, int]]:
-        raise AuditTrailIsAppendOnly("Audit events cannot be deleted.")
 
 
 class ApiToken(models.Model):
@@ -209,17 +235,11 @@ class AuditChainCheck(models.Model):
         return f"{self.checked_at:%Y-%m-%d %H:%M} {state} ({self.events_checked} events)"
 
 
-class AuditCheckpointQuerySet(models.QuerySet["AuditCheckpoint"]):
-    """Refuses bulk rewrites: checkpoints are append-only through the ORM, like the trail."""
-
-    def update(self, **kwargs: object) -> int:
-        raise AuditTrailIsAppendOnly("Audit checkpoints cannot be updated.")
-
-    def delete(self) -> tuple[int, dict[str, int]]:
-        raise AuditTrailIsAppendOnly("Audit checkpoints cannot be deleted.")
+class AuditCheckpointQuerySet(AppendOnlyQuerySet["AuditCheckpoint"]):
+    pass
 
 
-class AuditCheckpoint(models.Model):
+class AuditCheckpoint(AppendOnly):
     """A signed statement of the audit trail's state: after ``event_count`` events the newest is
     ``#last_event_id`` and its hash is ``head_hash``. Written by
     ``governance.anchoring.checkpoint_sign`` (hourly, or ``manage.py audit_checkpoint``), signed
@@ -248,10 +268,33 @@ class AuditCheckpoint(models.Model):
     def __str__(self) -> str:
         return f"checkpoint {self.sequence}: #{self.last_event_id} ({self.event_count} events)"
 
-    def save(self, *args: object, **kwargs: object) -> None:
-        if self.pk is not None:
-            raise AuditTrailIsAppendOnly("Audit checkpoints cannot be changed once written.")
-        super().save(*args, **kwargs)  # type: ignore[arg-type]
 
-    def delete(self, *args: object, **kwargs: object) -> tuple[int, dict[str, int]]:
-        raise AuditTrailIsAppendOnly("Audit checkpoints cannot be deleted.")
+class IdempotencyStatus(models.TextChoices):
+    IN_PROGRESS = "in_progress", "In progress"
+    DONE = "done", "Done"
+
+
+class IdempotencyRecord(models.Model):
+    """The first response to a POST carrying ``Idempotency-Key``, per caller (user or token), for
+    24 hours (``governance.api.idempotency``). The unique constraint is what stops two concurrent
+    requests with the same key from both creating: the second one finds the in-progress row and
+    gets a 409."""
+
+    caller = models.CharField(max_length=80)
+    key = models.CharField(max_length=200)
+    method = models.CharField(max_length=8)
+    path = models.CharField(max_length=500)
+    body_hash = models.CharField(max_length=64)
+    status = models.CharField(max_length=12, choices=IdempotencyStatus.choices, default=IdempotencyStatus.IN_PROGRESS)
+    response_status = models.PositiveIntegerField(null=True, blank=True)
+    response_body = models.TextField(blank=True)
+    response_content_type = models.CharField(max_length=100, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        # The table it was created with, when it belonged to the webhooks app.
+        db_table = "webhooks_idempotencyrecord"
+        constraints = [models.UniqueConstraint(fields=["caller", "key"], name="idempotency_key_once_per_caller")]
+
+    def __str__(self) -> str:
+        return f"{self.caller} {self.key} ({self.status})"

@@ -1,4 +1,4 @@
-"""The one outbound HTTP client of the portal (DESIGN.md invariant 10).
+"""The one outbound HTTP client of the portal: no request leaves the portal any other way.
 
 Every request the portal makes to another machine — webhook deliveries today, JWKS and discovery
 fetches of identity providers tomorrow — goes through ``request`` (or ``get``/``post``), which:
@@ -448,22 +448,35 @@ def request(
         body = jsonlib.dumps(json, separators=(",", ":")).encode()
         send_headers["Content-Type"] = "application/json"
     send_headers.update(headers or {})
-
     plan = vet(url, require_https=require_https)
+    context = (tls_context or _default_tls_context()) if plan.target.scheme == "https" else None
+    return _send(plan, context, _Call(method, url, send_headers, body, cap, deadline))
+
+
+@dataclass(frozen=True)
+class _Call:
+    """One request as it is sent: the method, the URL asked for, headers and body, the largest
+    response body read (``cap``) and when it must be over (``time.monotonic`` value)."""
+
+    method: str
+    url: str
+    headers: Mapping[str, str]
+    body: bytes | None
+    cap: int
+    deadline: float
+
+
+def _send(plan: Plan, context: ssl.SSLContext | None, call: _Call) -> Response:
+    """Try the plan's vetted addresses in turn until one accepts the connection, then exchange
+    the request with it; only a connection refused or reset before anything was sent moves on to
+    the next address."""
     target = plan.target
-    context = (tls_context or _default_tls_context()) if target.scheme == "https" else None
     failure: OutboundError = Unreachable(reason=f"no address of {target.host} accepted a connection")
     for address in plan.addresses:
-        remaining = deadline - time.monotonic()
+        remaining = call.deadline - time.monotonic()
         if remaining <= 0:
             raise TimedOut(reason=f"{target.host}: deadline passed before connecting")
-        connection: http.client.HTTPConnection
-        if context is not None:
-            connection = _PinnedHTTPSConnection(
-                target.host, target.port, address=address, timeout=remaining, context=context
-            )
-        else:
-            connection = _PinnedHTTPConnection(target.host, target.port, address=address, timeout=remaining)
+        connection = _pinned_connection(target, address, remaining, context)
         try:
             with _Watchdog(connection, remaining) as watchdog:
                 try:
@@ -471,33 +484,33 @@ def request(
                 except (TimeoutError, ssl.SSLError) as exc:
                     raise _failure(exc, watchdog, target, address) from None
                 except OSError as exc:
-                    # Refused or reset before anything was sent: the next vetted address may answer.
                     failure = _failure(exc, watchdog, target, address)
                     if isinstance(failure, TimedOut):
                         raise failure from None
                     continue
                 try:
-                    return _exchange(connection, watchdog, method, target, url, send_headers, body, cap, deadline)
+                    return _exchange(connection, watchdog, target, call)
                 except (OSError, http.client.HTTPException) as exc:
                     raise _failure(exc, watchdog, target, address) from None
         finally:
             connection.close()
-    log.info("Outbound request to %s failed: %s", url, failure.reason)
+    log.info("Outbound request to %s failed: %s", call.url, failure.reason)
     raise failure
 
 
-def _exchange(
-    connection: http.client.HTTPConnection,
-    watchdog: _Watchdog,
-    method: str,
-    target: Target,
-    url: str,
-    headers: Mapping[str, str],
-    body: bytes | None,
-    cap: int,
-    deadline: float,
-) -> Response:
-    connection.request(method, target.path, body=body, headers=dict(headers))
+def _pinned_connection(
+    target: Target, address: str, timeout: float, context: ssl.SSLContext | None
+) -> http.client.HTTPConnection:
+    """A connection to ``address`` that speaks to ``target``'s host name (Host header, TLS SNI
+    and certificate check) without resolving it again."""
+    if context is not None:
+        return _PinnedHTTPSConnection(target.host, target.port, address=address, timeout=timeout, context=context)
+    return _PinnedHTTPConnection(target.host, target.port, address=address, timeout=timeout)
+
+
+def _exchange(connection: http.client.HTTPConnection, watchdog: _Watchdog, target: Target, call: _Call) -> Response:
+    cap = call.cap
+    connection.request(call.method, target.path, body=call.body, headers=dict(call.headers))
     answer = connection.getresponse()
     names: dict[str, str] = {}
     for name, value in answer.getheaders():
@@ -510,7 +523,7 @@ def _exchange(
     size = 0
     while True:
         if connection.sock is not None:
-            connection.sock.settimeout(max(deadline - time.monotonic(), 0.001))
+            connection.sock.settimeout(max(call.deadline - time.monotonic(), 0.001))
         chunk = answer.read(min(_READ_CHUNK, cap + 1 - size))
         if not chunk:
             break
@@ -524,7 +537,7 @@ def _exchange(
         raise TimedOut(reason=f"{target.host}: deadline passed while reading the body")
     if answer.length:
         raise InvalidResponse(reason=f"{target.host}: body ended {answer.length} bytes early")
-    return Response(status=answer.status, headers=names, body=b"".join(chunks), url=url)
+    return Response(status=answer.status, headers=names, body=b"".join(chunks), url=call.url)
 
 
 def _failure(exc: BaseException, watchdog: _Watchdog, target: Target, address: str) -> OutboundError:

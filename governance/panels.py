@@ -1,6 +1,7 @@
-"""The kernel's own home-page panels (registered in ``GovernanceConfig.ready``).
+"""The kernel's navigation entries and home-page panels (registered in ``GovernanceConfig.ready``).
 
-Each ``build`` runs a fixed number of queries: a sliced list and, where shown, one COUNT.
+Each ``build`` and ``count`` runs a fixed number of queries: a sliced list and, where shown, one
+COUNT.
 """
 
 from __future__ import annotations
@@ -24,8 +25,10 @@ from governance.models import (
     OutboundEmail,
     User,
 )
-from governance.roles import ASSIGNABLE_GROUPS, Role
+from governance.permissions import can_view_outbox
+from governance.roles import ASSIGNABLE_GROUPS, Role, has_role
 from governance.selectors import audit_events_for
+from governance.web import signed_in
 
 LIST_SIZE = 8
 
@@ -33,13 +36,16 @@ LIST_SIZE = 8
 def my_api_tokens(request: HttpRequest) -> dict[str, Any] | None:
     now = timezone.now()
     tokens = list(
-        ApiToken.objects.filter(user=request.user, revoked_at__isnull=True)
+        ApiToken.objects.filter(user=signed_in(request), revoked_at__isnull=True)
         .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
         .order_by("expires_at", "-created_at")[:LIST_SIZE]
     )
     soon = now + timedelta(days=14)
     return {
-        "tokens": [{"token": t, "expires_soon": t.expires_at is not None and t.expires_at <= soon} for t in tokens],
+        "tokens": [
+            {"token": token, "expires_soon": token.expires_at is not None and token.expires_at <= soon}
+            for token in tokens
+        ],
     }
 
 
@@ -70,8 +76,13 @@ def _witnesses_now(checkpoint: AuditCheckpoint | None) -> list[dict[str, str]]:
         ).values_list("to_address", "status")
     )
     return [
-        {**w, "status": emails.get(w["target"], w["status"]) if w["kind"] == "email" else w["status"]}
-        for w in checkpoint.witnesses
+        {
+            **witness,
+            "status": emails.get(witness["target"], witness["status"])
+            if witness["kind"] == "email"
+            else witness["status"],
+        }
+        for witness in checkpoint.witnesses
     ]
 
 
@@ -104,44 +115,40 @@ def recently_deactivated(request: HttpRequest) -> dict[str, Any] | None:
     return {"events": events}
 
 
+def failed_email_count(request: HttpRequest) -> int:
+    return OutboundEmail.objects.filter(status=EmailStatus.FAILED).count()
+
+
+NAV = (
+    portal.NavEntry(label="Home", url_name="home", order=0),
+    portal.NavEntry(
+        label="Audit trail",
+        url_name="audit-list",
+        order=90,
+        visible=lambda user: has_role(user, Role.AUDITOR, Role.IAM_ADMIN, Role.REVIEWER),
+    ),
+    portal.NavEntry(label="Outbox", url_name="outbox", order=92, visible=can_view_outbox, count=failed_email_count),
+)
+
+_AUDITORS = frozenset({Role.AUDITOR})
+_IAM_ADMINS = frozenset({Role.IAM_ADMIN})
+
+# (key, template, build, order, roles: empty for everyone)
+PANELS = (
+    portal.HomePanel("audit-latest", "governance/panels/audit_latest.html", latest_audit_events, 10, _AUDITORS),
+    portal.HomePanel("outbox-health", "governance/panels/outbox_health.html", outbox_health, 70, _IAM_ADMINS),
+    portal.HomePanel(
+        "users-without-roles", "governance/panels/users_without_roles.html", users_without_roles, 71, _IAM_ADMINS
+    ),
+    portal.HomePanel(
+        "recently-deactivated", "governance/panels/recently_deactivated.html", recently_deactivated, 72, _IAM_ADMINS
+    ),
+    portal.HomePanel("my-api-tokens", "governance/panels/api_tokens.html", my_api_tokens, 95),
+)
+
+
 def register() -> None:
-    P = portal.HomePanel
-    portal.register_panel(
-        P(
-            key="audit-latest",
-            template="governance/panels/audit_latest.html",
-            build=latest_audit_events,
-            order=10,
-            roles=frozenset({Role.AUDITOR}),
-        )
-    )
-    portal.register_panel(
-        P(
-            key="outbox-health",
-            template="governance/panels/outbox_health.html",
-            build=outbox_health,
-            order=70,
-            roles=frozenset({Role.IAM_ADMIN}),
-        )
-    )
-    portal.register_panel(
-        P(
-            key="users-without-roles",
-            template="governance/panels/users_without_roles.html",
-            build=users_without_roles,
-            order=71,
-            roles=frozenset({Role.IAM_ADMIN}),
-        )
-    )
-    portal.register_panel(
-        P(
-            key="recently-deactivated",
-            template="governance/panels/recently_deactivated.html",
-            build=recently_deactivated,
-            order=72,
-            roles=frozenset({Role.IAM_ADMIN}),
-        )
-    )
-    portal.register_panel(
-        P(key="my-api-tokens", template="governance/panels/api_tokens.html", build=my_api_tokens, order=95)
-    )
+    for entry in NAV:
+        portal.register_nav(entry)
+    for panel in PANELS:
+        portal.register_panel(panel)

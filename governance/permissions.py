@@ -1,4 +1,5 @@
-"""Who may call the kernel's actions (STYLE.md: "who may call" lives here)."""
+"""Who may do what in the kernel: the one rule for each action, which its service checks and its
+pages and API read to show or hide it."""
 
 from __future__ import annotations
 

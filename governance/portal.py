@@ -1,7 +1,7 @@
 """Extension points for the apps above the kernel: navigation entries (with counts) and home-page
 panels. ``inventory`` and ``approvals`` register theirs in ``AppConfig.ready``, so the kernel's
-base layout and home page show them without importing those apps (DESIGN.md: nothing imports
-upwards).
+base layout and home page show them without importing those apps: the kernel never imports the
+apps built on it.
 
 A nav entry's ``count`` and a panel's ``build`` each take the request and must run a fixed number
 of queries (a COUNT, or one sliced query).

@@ -1,4 +1,4 @@
-"""Roles are groups with the permissions they imply (DESIGN.md "People").
+"""Roles are groups with the permissions they imply.
 
 | role          | group           | model permissions                                          |
 |---------------|-----------------|------------------------------------------------------------|
@@ -60,7 +60,6 @@ ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
     Role.IAM_ADMIN: tuple(f"{app}.*" for app in GOVERNED_APPS) + _KERNEL_VIEWS,
     Role.AUDITOR: tuple(f"{app}.view_*" for app in GOVERNED_APPS) + _KERNEL_VIEWS,
 }
-POOL_ROLE = {Pool.IAM_REVIEWERS: Role.REVIEWER, Pool.SECURITY_REVIEWERS: Role.REVIEWER}
 
 
 def roles_sync(**_: Any) -> None:
@@ -100,10 +99,6 @@ def has_role(user: Any, *roles: str) -> bool:
 
 def is_iam_admin(user: Any) -> bool:
     return has_role(user, Role.IAM_ADMIN)
-
-
-def is_reviewer(user: Any) -> bool:
-    return has_role(user, Role.REVIEWER, Role.IAM_ADMIN)
 
 
 def is_auditor(user: Any) -> bool:

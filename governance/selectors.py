@@ -1,4 +1,4 @@
-"""Reads of the kernel, always for a user (DESIGN.md invariant 2)."""
+"""Reads of the kernel, always for a user: each returns only what that user may see."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Any
 from django.db.models import Q, QuerySet
 
 from governance.models import AuditEvent, EmailStatus, OutboundEmail, User
+from governance.permissions import can_view_outbox
 from governance.roles import Role, has_role, is_read_only
 
 
@@ -23,8 +24,6 @@ def audit_events_for(user: Any) -> QuerySet[AuditEvent]:
 
 def outbox_for(user: Any, *, status: str = "") -> QuerySet[OutboundEmail]:
     """Emails the outbox page lists: those not yet sent by default (failed first), or one status."""
-    from governance.permissions import can_view_outbox
-
     if not can_view_outbox(user):
         return OutboundEmail.objects.none()
     qs = OutboundEmail.objects.select_related("recipient")

@@ -1,7 +1,7 @@
 """Settings for the governance portal.
 
 Every setting that differs between a laptop and production comes from the environment
-(see README "Configuration"). Two shapes are supported (DESIGN.md "Deployment shapes"):
+(see README "Configuration"). Two shapes are supported:
 
 * embedded (default): SQLite file in the project folder, django-q2 ORM broker, mail written to
   files under ``var/mail`` that the user can read;
@@ -88,7 +88,7 @@ MIDDLEWARE = [
     # Body size (413) and NUL characters, before anything reads the request.
     "governance.request_limits.RequestLimitsMiddleware",
     # Idempotency-Key on /api/v1/ POSTs (needs the session user, so after authentication).
-    "governance.webhooks.idempotency.IdempotencyMiddleware",
+    "governance.api.idempotency.IdempotencyMiddleware",
     # One transaction per write request; an error response rolls it back (after the key's claim).
     "governance.transactions.AtomicWriteRequestMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -125,7 +125,7 @@ TEMPLATES = [
 DATABASES = {"default": env.db_url("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Without these, concurrent web + worker writes log "database is locked" and django-q2
-    # silently drops results (PITFALLS.md). IMMEDIATE also serialises writers the way
+    # silently drops task results. IMMEDIATE also serialises writers the way
     # select_for_update does on PostgreSQL.
     DATABASES["default"]["OPTIONS"] = {
         "timeout": 20,
@@ -151,7 +151,7 @@ Q_CLUSTER: dict[str, object] = {
     "name": "governance",
     "workers": env.int("Q_WORKERS", default=2),
     "timeout": env.int("Q_TIMEOUT", default=300),
-    # retry must exceed timeout, otherwise a slow task is handed out twice (PITFALLS.md).
+    # retry must exceed timeout, otherwise a slow task is handed out twice.
     "retry": env.int("Q_TIMEOUT", default=300) + 60,
     "max_attempts": 5,
     "catch_up": False,
@@ -211,7 +211,7 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 if TESTING:
-    # The default hasher costs ~0.4 s per check on this machine (PITFALLS.md); tests only.
+    # The default hasher costs ~0.4 s per check: a fast one for tests only, never in a deployment.
     PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 # Generic OpenID Connect single sign-on, configured only from the environment.
@@ -332,7 +332,7 @@ REST_FRAMEWORK = {
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
     # Per token, per user and per anonymous address (rates in API_RATE_LIMITS below), all checked
     # before any is counted: a call refused by one limit uses up none of the others.
-    "DEFAULT_THROTTLE_CLASSES": ["governance.webhooks.throttles.ApiRateThrottle"],
+    "DEFAULT_THROTTLE_CLASSES": ["governance.api.throttles.ApiRateThrottle"],
 }
 # API rate limits ("<n>/<sec|min|hour|day>", empty for none), counted in the cache (Redis in
 # production). A call over a limit gets a 429 problem with Retry-After.
@@ -351,7 +351,7 @@ WEBHOOK_TIMEOUT_SECONDS = env.int("WEBHOOK_TIMEOUT_SECONDS", default=10)
 WEBHOOK_RETRY_BASE_SECONDS = env.int("WEBHOOK_RETRY_BASE_SECONDS", default=30)
 WEBHOOK_RETRY_MAX_SECONDS = env.int("WEBHOOK_RETRY_MAX_SECONDS", default=3600)
 WEBHOOK_RETRY_HOURS = env.int("WEBHOOK_RETRY_HOURS", default=24)
-# Outbound HTTP (governance.outbound, DESIGN.md invariant 10): every request the portal makes
+# Outbound HTTP (governance.outbound, the one client for it): every request the portal makes
 # (webhooks, key fetches, discovery) goes to public addresses only, on these ports, within a total
 # time and a response size cap; redirects are not followed. OUTBOUND_ALLOWED_HOSTS
 # ("host" or "host:port", comma-separated; empty by default) names hosts the operator trusts:
@@ -392,7 +392,7 @@ SPECTACULAR_SETTINGS = {
         "LevelEnum": "inventory.models.Sensitivity",
         "WebhookSubscriptionStatusEnum": "governance.webhooks.models.SubscriptionStatus",
         "WebhookDeliveryStatusEnum": "governance.webhooks.models.DeliveryStatus",
-        "ReviewItemDecisionEnum": "approvals.campaigns.models.Decision",
+        "ReviewItemDecisionEnum": "approvals.campaigns.models.ItemDecision",
         "ReviewItemStatusEnum": "approvals.campaigns.models.ItemStatus",
         "CampaignStatusEnum": "approvals.campaigns.models.CampaignStatus",
         "IntegrationKindEnum": "inventory.models.IntegrationKind",

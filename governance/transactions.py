@@ -1,5 +1,5 @@
-"""One transaction per write request (DESIGN.md invariant 8: an error response means nothing
-changed).
+"""One transaction per write request: an error response means nothing changed, and leaves no
+row behind.
 
 Services are atomic one by one, but a request may call several (register, then submit) or fail
 after one has committed (while building its response). So every unsafe request — a POST, PUT,
@@ -17,7 +17,7 @@ What still happens after a rollback, by design:
 * ``transaction.on_commit`` callbacks (email delivery, webhook fan-out, django-q2 enqueueing)
   registered by the rolled-back services are discarded with them: nothing is announced that did
   not happen. After a commit they run as before, once the whole request has committed.
-* The ``Idempotency-Key`` record (``governance.webhooks.idempotency``) is claimed and committed
+* The ``Idempotency-Key`` record (``governance.api.idempotency``) is claimed and committed
   before this transaction starts (that middleware comes first), and only a 2xx response is
   remembered, in the same transaction as the change.
 * The session (and the messages stored in it) is saved by ``SessionMiddleware`` outside this

@@ -18,6 +18,10 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 
+# The range of a database id (a 64-bit signed integer): a number outside it is no id, and is
+# refused as such before it reaches the database (SQLite raises OverflowError for it).
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
 SINGLE_LINE_MESSAGE = "Use a single line: no line breaks, tabs or other control characters."
 
 # Unicode "Cc" (C0 and C1 controls, incl. CR, LF, TAB, NEL) and the line/paragraph separators

@@ -5,10 +5,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import LoginView
-from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -16,12 +14,12 @@ from django.views.decorators.http import require_GET, require_POST
 
 from governance import portal, roles
 from governance.api.problems import problem_response
-from governance.exceptions import DomainError
 from governance.filters import AuditEventFilter
 from governance.models import EmailStatus
 from governance.permissions import can_retry_email, can_view_outbox
 from governance.selectors import audit_events_for, outbox_for
 from governance.services import email_retry
+from governance.web import attempt, signed_in
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +47,7 @@ class PortalLoginView(LoginView):
 
 
 # What the home page says each role is there for (the panels below it show the work itself).
-ROLE_HOME = {
+ROLE_HOME: dict[str, tuple[str, str]] = {
     roles.Role.BUSINESS_USER: (
         "Your AI integrations",
         "What you own, what waits for your answer, and what expires soon.",
@@ -69,11 +67,11 @@ ROLE_HOME = {
 @login_required
 @require_GET
 def home(request: HttpRequest) -> HttpResponse:
-    user_roles = roles.role_names(request.user)
-    heading, intro = ROLE_HOME.get(roles.primary_role(request.user), ("Welcome", ""))
+    user = signed_in(request)
+    heading, intro = ROLE_HOME.get(roles.primary_role(user), ("Welcome", ""))
     panels = []
     for panel in portal.home_panels():
-        if panel.roles and not any(roles.has_role(request.user, r) for r in panel.roles):
+        if panel.roles and not roles.has_role(user, *panel.roles):
             continue
         data = panel.build(request)
         if data is not None:
@@ -83,7 +81,7 @@ def home(request: HttpRequest) -> HttpResponse:
         "governance/home.html",
         {
             "panels": panels,
-            "has_roles": bool(user_roles) or request.user.is_superuser,
+            "has_roles": bool(roles.role_names(user)) or user.is_superuser,
             "heading": heading,
             "intro": intro,
         },
@@ -94,12 +92,13 @@ def home(request: HttpRequest) -> HttpResponse:
 @require_GET
 def outbox_list(request: HttpRequest) -> HttpResponse:
     """Emails not yet delivered (failed first), or one status; IAM admins may retry them."""
-    if not can_view_outbox(request.user):
+    user = signed_in(request)
+    if not can_view_outbox(user):
         raise Http404
     status = request.GET.get("status", "")
     if status not in EmailStatus.values:
         status = ""
-    page = Paginator(outbox_for(request.user, status=status), 50).get_page(request.GET.get("page"))
+    page = Paginator(outbox_for(user, status=status), 50).get_page(request.GET.get("page"))
     return render(
         request,
         "governance/outbox.html",
@@ -108,7 +107,7 @@ def outbox_list(request: HttpRequest) -> HttpResponse:
             "status": status,
             "statuses": EmailStatus.choices,
             "query": f"status={status}" if status else "",
-            "can_retry": can_retry_email(request.user),
+            "can_retry": can_retry_email(user),
         },
     )
 
@@ -116,15 +115,13 @@ def outbox_list(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_POST
 def outbox_retry(request: HttpRequest, pk: int) -> HttpResponse:
-    email = get_object_or_404(outbox_for(request.user), pk=pk)
-    if not can_retry_email(request.user):
-        raise PermissionDenied("Only IAM admins can retry emails.")
-    try:
-        email_retry(actor=request.user, email=email)  # type: ignore[arg-type]
-    except DomainError as exc:
-        messages.error(request, exc.detail)
-    else:
-        messages.success(request, f"The email to {email.to_address} will be sent again now.")
+    user = signed_in(request)
+    email = get_object_or_404(outbox_for(user), pk=pk)
+    attempt(
+        request,
+        lambda: email_retry(actor=user, email=email),
+        success=f"The email to {email.to_address} will be sent again now.",
+    )
     return redirect("outbox")
 
 

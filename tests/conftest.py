@@ -1,6 +1,7 @@
 """Shared fixtures: the cast (owner, reviewer, admin, auditor, outsider) and API clients.
 
-Data is built through services where a service exists (STYLE.md habit 10).
+Data is built through services where a service exists, so tests hold the same rows the portal
+would write (audited, with their history).
 """
 
 from __future__ import annotations

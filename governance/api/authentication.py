@@ -2,7 +2,7 @@
 and the browser session (with CSRF, as DRF enforces for session-authenticated unsafe methods).
 
 Calls refused for their credentials are limited per address (``AuthFailureThrottle`` in
-``governance.webhooks.throttles``): over the limit, a token is refused with a 429 before it is
+``governance.api.throttles``): over the limit, a token is refused with a 429 before it is
 looked up, and ``AddressGate`` (last in the list) does the same for a call with no credentials.
 """
 
@@ -15,9 +15,9 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 from rest_framework.request import Request
 
+from governance.api.throttles import auth_failures_refuse_if_over
 from governance.models import ApiToken
 from governance.services import hash_token_key
-from governance.webhooks.throttles import auth_failures_refuse_if_over
 
 
 class TokenAuthentication(authentication.BaseAuthentication):
@@ -75,8 +75,8 @@ class AddressGateScheme(OpenApiAuthenticationExtension):
     target_class = AddressGate
     name: list[str] = []
 
-    def get_security_requirement(self, auto_schema: Any) -> None:
-        return None
+    def get_security_requirement(self, auto_schema: Any) -> list[dict[str, list[Any]]]:
+        return []
 
     def get_security_definition(self, auto_schema: Any) -> list[dict[str, str]]:
         return []

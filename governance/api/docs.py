@@ -28,6 +28,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 from rest_framework import exceptions
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
+from rest_framework.views import APIView
 
 # What ReDoc needs beyond the portal's policy (added to it, for its page only): it styles itself
 # by injecting <style> elements (styled-components) and searches in a blob: web worker.
@@ -44,15 +45,14 @@ class ApiDocsAccess(BasePermission):
         return bool(settings.API_DOCS_PUBLIC or (request.user and request.user.is_authenticated))
 
 
-class _SignInForDocs:
+class _SignInForDocs(APIView):
     """A docs page refused for want of a sign-in sends the browser to the login page."""
 
-    request: Request
-
-    def handle_exception(self, exc: Exception) -> HttpResponseBase:
+    # DRF finalises whatever response this returns (a redirect here); its stubs say a DRF Response.
+    def handle_exception(self, exc: Exception) -> HttpResponseBase:  # type: ignore[override]
         if isinstance(exc, exceptions.NotAuthenticated | exceptions.AuthenticationFailed):
             return redirect_to_login(self.request.get_full_path())
-        return super().handle_exception(exc)  # type: ignore[misc]
+        return super().handle_exception(exc)
 
 
 class SchemaView(SpectacularAPIView):

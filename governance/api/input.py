@@ -17,12 +17,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rest_framework import serializers
 
-INT64_MAX = 2**63 - 1
-INT64_MIN = -(2**63)
+from governance.validators import INT64_MAX, INT64_MIN
 
 # RFC 3339 date-time as DRF can take it: upper-case T and Z, seconds 00-59 (no leap second),
 # years 0002-9998 (a time-zone offset on year 1 or 9999 leaves Python's datetime range).
@@ -59,7 +58,7 @@ def trimmed_pattern(core: str, *, blank: bool) -> str:
     return f"^[{SPACE_CLASS}]*{core}[{SPACE_CLASS}]*$"
 
 
-def _expect(field: serializers.Field, value: Any) -> str | None:  # type: ignore[type-arg]
+def _expect(field: serializers.Field, value: Any) -> str | None:
     """Why ``value`` is not of the JSON type ``field`` takes (None when it is, or not checked)."""
     if isinstance(field, serializers.ManyRelatedField | serializers.ListField):
         return None if isinstance(value, list) else "Expected a list."
@@ -133,12 +132,19 @@ def _item_errors(child: Any, items: list[Any]) -> Any:
     return errors or None
 
 
-class StrictInputMixin:
+if TYPE_CHECKING:
+    # What the mixin is mixed into, so that the type checker knows the methods it extends.
+    _SerializerBase = serializers.Serializer[Any]
+else:
+    _SerializerBase = object
+
+
+class StrictInputMixin(_SerializerBase):
     """First base of an input serializer: JSON types (and date-time forms) are checked before
     DRF's validation, and a mismatch is a 400 naming the field."""
 
     def to_internal_value(self, data: Any) -> Any:
-        errors = json_type_errors(self, data)  # type: ignore[arg-type]
+        errors = json_type_errors(self, data)
         if errors:
             raise serializers.ValidationError(errors, code="invalid")
-        return super().to_internal_value(data)  # type: ignore[misc]
+        return super().to_internal_value(data)

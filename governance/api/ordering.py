@@ -49,7 +49,7 @@ class StrictOrderingFilter(OrderingFilter):
     def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
         fields = _declared_fields(view)
         if not fields:
-            return super().get_schema_operation_parameters(view)  # type: ignore[no-any-return]
+            return super().get_schema_operation_parameters(view)
         return [
             {
                 "name": self.ordering_param,

@@ -12,8 +12,8 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
+from governance.api.throttles import auth_failure_record
 from governance.exceptions import DomainError, RateLimited
-from governance.webhooks.throttles import auth_failure_record
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 TYPE_BASE = "https://ai-governance-portal.dev/problems/"
@@ -124,29 +124,42 @@ def _only_semantic(codes: Any) -> bool:
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    """DRF's exception handler: every error a view raises becomes a problem document. Anything
+    else is a real bug, left to Django's handler500 (which answers with a problem document too)."""
     if isinstance(exc, DomainError):
         set_rollback()
-        headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else None
-        body = problem_body(
-            status=exc.status, title=exc.title, detail=exc.detail, type_slug=exc.type_slug, errors=exc.errors or None
-        )
-        return Response(body, status=exc.status, headers=headers, content_type=PROBLEM_CONTENT_TYPE)
+        return _domain_error_response(exc)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound("Not found.")
     elif isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied()
     if not isinstance(exc, exceptions.APIException):
-        return None  # a real bug: Django's handler500 answers with a problem document
+        return None
     set_rollback()
     if isinstance(exc, (exceptions.NotAuthenticated, exceptions.AuthenticationFailed)) and context.get("request"):
-        # Refused for its credentials: counts against the address (governance.webhooks.throttles).
+        # Refused for its credentials: counts against the address (governance.api.throttles).
         auth_failure_record(context["request"])
+    return _api_exception_response(exc)
+
+
+def _domain_error_response(exc: DomainError) -> Response:
+    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else None
+    body = problem_body(
+        status=exc.status, title=exc.title, detail=exc.detail, type_slug=exc.type_slug, errors=exc.errors or None
+    )
+    return Response(body, status=exc.status, headers=headers, content_type=PROBLEM_CONTENT_TYPE)
+
+
+def _api_exception_response(exc: exceptions.APIException) -> Response:
     headers: dict[str, str] = {}
-    if getattr(exc, "auth_header", None):
-        headers["WWW-Authenticate"] = exc.auth_header  # type: ignore[attr-defined]
+    auth_header = getattr(exc, "auth_header", None)  # set by DRF's authentication on a 401
+    if auth_header:
+        headers["WWW-Authenticate"] = auth_header
     if isinstance(exc, exceptions.Throttled):
-        # Always sent with a 429 (the schema says so), in whole seconds, at least 1.
-        headers["Retry-After"] = str(max(1, math.ceil(exc.wait or 0)))
+        # Always sent with a 429 (the schema says so), in whole seconds, at least 1. (``wait`` is
+        # set by DRF's __init__ and absent from its stubs.)
+        wait: float | None = getattr(exc, "wait", None)
+        headers["Retry-After"] = str(max(1, math.ceil(wait or 0)))
     code = exc.status_code
     if isinstance(exc, exceptions.ValidationError):
         errors = _flatten(exc.detail)

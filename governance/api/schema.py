@@ -37,9 +37,9 @@ from drf_spectacular.extensions import (
 )
 from rest_framework import serializers
 
-from governance.api.input import DATETIME_PATTERN, INT64_MAX, INT64_MIN, SPACE_CLASS, char_class
+from governance.api.input import DATETIME_PATTERN, SPACE_CLASS, char_class
 from governance.roles import ASSIGNABLE_GROUPS
-from governance.validators import validate_single_line
+from governance.validators import INT64_MAX, INT64_MIN, validate_single_line
 
 
 class TokenAuthenticationScheme(OpenApiAuthenticationExtension):
@@ -178,8 +178,9 @@ def _list_bounds(serializer: Any, schema: dict[str, Any]) -> None:
         if field.read_only or not isinstance(prop, dict) or prop.get("type") != "array":
             continue
         if isinstance(field, serializers.ListSerializer | serializers.ListField | serializers.ManyRelatedField):
-            if getattr(field, "max_length", None) is not None:
-                prop["maxItems"] = min(prop.get("maxItems", field.max_length), field.max_length)
+            high: int | None = getattr(field, "max_length", None)
+            if high is not None:
+                prop["maxItems"] = min(prop.get("maxItems", high), high)
             low = getattr(field, "min_length", None) or 0
             if not getattr(field, "allow_empty", True):
                 low = max(low, 1)
@@ -302,7 +303,7 @@ _IDEMPOTENCY_PARAMETER = {
     "in": "header",
     "name": "Idempotency-Key",
     "required": False,
-    # governance.webhooks.idempotency: stripped, then empty (no key) or 1-200 printable ASCII characters.
+    # governance.api.idempotency: stripped, then empty (no key) or 1-200 printable ASCII characters.
     "schema": {"type": "string", "pattern": IDEMPOTENCY_KEY_PATTERN},
     "description": "Same key and body within 24 h: the first response is returned again and nothing "
     "new is created; the same key with another body is a 422; while the first is running, a 409.",

@@ -1,7 +1,8 @@
 """Outbound events: which audit actions become webhook events, how an object is represented in
 an event, and the audit listener that writes the outbox in the transaction of the change.
 
-Other apps extend this without being imported here (DESIGN.md: nothing imports upwards):
+Other apps extend this without being imported here, since the kernel never imports the apps built
+on it:
 
 * ``register_representation("inventory.integration", fn)`` — ``fn(target_id)`` returns the
   object's current API representation (a dict, with ``ticket_ref`` if it has one) or None when
@@ -16,7 +17,7 @@ from __future__ import annotations
 import fnmatch
 import re
 from collections.abc import Callable, Iterable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.apps import apps
@@ -24,11 +25,13 @@ from django.conf import settings
 from django.db import models, transaction
 from django.utils import timezone
 
+from governance import queue
 from governance.audit import to_json
 from governance.models import AuditEvent
+from governance.webhooks.models import SubscriptionStatus, WebhookDelivery, WebhookSubscription
 
-# The events a subscription can ask for, by entity (API.md "Webhooks", issue 6). Patterns are
-# checked against this catalog so that a typo is refused rather than silently never matching.
+# The events a subscription can ask for, by entity. Patterns are checked against this catalog so
+# that a typo is refused rather than silently never matching.
 EVENT_TYPES: tuple[str, ...] = (
     "integration.registered",
     "integration.changed",
@@ -56,7 +59,7 @@ EVENT_TYPES: tuple[str, ...] = (
     "audit.checkpoint",
 )
 ENTITIES = frozenset(t.split(".")[0] for t in EVENT_TYPES)
-# A pattern that stands for several actions (API.md names "access_request.decided").
+# Patterns that stand for several actions: "access_request.decided" is any decision on a request.
 ALIASES: dict[str, tuple[str, ...]] = {
     "access_request.decided": (
         "access_request.approved",
@@ -68,6 +71,9 @@ ALIASES: dict[str, tuple[str, ...]] = {
 # webhooks themselves).
 _PRIVATE_ENTITIES = frozenset({"user", "api_token", "outbound_email", "webhook_subscription", "webhook_delivery"})
 _PATTERN = re.compile(r"^(\*|[a-z_]+\.(\*|[a-z_]+))$")
+# The worker's function that sends one delivery (named, not imported: it imports the services,
+# which import this module).
+SEND_TASK = "governance.webhooks.tasks.delivery_send"
 
 
 def pattern_problem(pattern: str) -> str | None:
@@ -107,8 +113,9 @@ def register_representation(target_type: str, fn: Representation) -> None:
     _REPRESENTATIONS[target_type] = fn
 
 
-def represent(target_type: str, target_id: str, fallback: dict[str, Any]) -> dict[str, Any]:
-    """The object's current API representation, or what the audit event said about it."""
+def represent(target_type: str, target_id: str, details: dict[str, Any]) -> dict[str, Any]:
+    """The object's current API representation, or, when its app registered none or the object is
+    gone, its type and id with the event's ``details``."""
     fn = _REPRESENTATIONS.get(target_type)
     if fn is not None:
         data = fn(target_id)
@@ -117,7 +124,7 @@ def represent(target_type: str, target_id: str, fallback: dict[str, Any]) -> dic
             if not data.get("ticket_ref"):
                 data["ticket_ref"] = ticket_ref_of(target_type, target_id)
             return to_json(data)
-    data = {"target_type": target_type, "target_id": target_id, **fallback}
+    data = {"target_type": target_type, "target_id": target_id, **details}
     data.setdefault("ticket_ref", ticket_ref_of(target_type, target_id))
     return to_json(data)
 
@@ -141,14 +148,18 @@ def ticket_ref_of(target_type: str, target_id: str) -> str:
 
 
 def _active_subscriptions() -> list[tuple[int, list[str]]]:
-    from governance.webhooks.models import SubscriptionStatus, WebhookSubscription
-
     # One small query per audited change (not per event): a bulk deadline writing 100k events
     # in one audit_record_many call costs one query here when nothing subscribes.
     return list(WebhookSubscription.objects.filter(status=SubscriptionStatus.ACTIVE).values_list("id", "event_types"))
 
 
-def _fallback(event: AuditEvent) -> dict[str, Any]:
+def subscribers(event_type: str) -> list[int]:
+    """The active subscriptions that ask for ``event_type``."""
+    return [sub_id for sub_id, patterns in _active_subscriptions() if matches(patterns, event_type)]
+
+
+def _details(event: AuditEvent) -> dict[str, Any]:
+    """What the audit event says happened, as the payload's ``details`` shows it."""
     return {
         "repr": event.target_repr,
         "actor": event.actor_username,
@@ -177,7 +188,7 @@ def on_audit_events(events: list[AuditEvent]) -> None:
                         occurred_at=event.created_at,
                         target_type=event.target_type,
                         target_id=event.target_id,
-                        fallback=_fallback(event),
+                        details=_details(event),
                         audit_event=event,
                     )
                 )
@@ -204,11 +215,10 @@ def emit(
             occurred_at=timezone.now(),
             target_type=target_type,
             target_id=target_id,
-            fallback=to_json(data or {}),
+            details=to_json(data or {}),
             audit_event=None,
         )
-        for sub_id, patterns in _active_subscriptions()
-        if matches(patterns, event_type)
+        for sub_id in subscribers(event_type)
     ]
     _write(rows)
     return len(rows)
@@ -220,14 +230,14 @@ def emit_many(
     """``emit`` for many objects of one type (a campaign launch assigns 100,000 items): one
     subscription query, then rows written in chunks as ``targets`` (``(target_id, data)``) is
     consumed, so the caller can stream it. Returns how many deliveries were queued."""
-    subs = [sub_id for sub_id, patterns in _active_subscriptions() if matches(patterns, event_type)]
+    subs = subscribers(event_type)
     if not subs:
         return 0
     queued = 0
-    batch: list[Any] = []
+    batch: list[WebhookDelivery] = []
     now = timezone.now()
     for target_id, data in targets:
-        fallback = to_json(data)
+        details = to_json(data)
         for sub_id in subs:
             batch.append(
                 _row(
@@ -236,7 +246,7 @@ def emit_many(
                     occurred_at=now,
                     target_type=target_type,
                     target_id=str(target_id),
-                    fallback=fallback,
+                    details=details,
                     audit_event=None,
                 )
             )
@@ -248,37 +258,46 @@ def emit_many(
     return queued + len(batch)
 
 
-def _row(**kw: Any) -> Any:
-    from governance.webhooks.models import WebhookDelivery
-
+def _row(
+    *,
+    sub_id: int,
+    event_type: str,
+    occurred_at: datetime,
+    target_type: str,
+    target_id: str,
+    details: dict[str, Any],
+    audit_event: AuditEvent | None,
+) -> WebhookDelivery:
     now = timezone.now()
     return WebhookDelivery(
-        subscription_id=kw["sub_id"],
-        event_type=kw["event_type"],
-        occurred_at=kw["occurred_at"],
-        audit_event=kw["audit_event"],
-        target_type=kw["target_type"],
-        target_id=kw["target_id"],
-        fallback=kw["fallback"],
+        subscription_id=sub_id,
+        event_type=event_type,
+        occurred_at=occurred_at,
+        audit_event=audit_event,
+        target_type=target_type,
+        target_id=target_id,
+        details=details,
         next_attempt_at=now,
         give_up_at=now + timedelta(hours=settings.WEBHOOK_RETRY_HOURS),
         created_at=now,
     )
 
 
-def _write(rows: list[Any]) -> None:
+def _write(rows: list[WebhookDelivery]) -> None:
     if not rows:
         return
-    from governance.webhooks.models import WebhookDelivery
-
     created = WebhookDelivery.objects.bulk_create(rows, batch_size=1000)
     # Bulk jobs are swept by the schedule; a few events are sent at once after commit.
-    if len(created) <= 50 and all(r.pk for r in created):
-        ids = [r.pk for r in created]
-        transaction.on_commit(lambda: _enqueue(ids))
+    if len(created) <= 50 and all(row.pk for row in created):
+        send_after_commit([row.pk for row in created])
 
 
-def _enqueue(ids: list[int]) -> None:
-    from governance.webhooks import tasks
+def send_after_commit(delivery_ids: list[int]) -> None:
+    """Queue the sending of these deliveries once the current transaction commits (at once when
+    there is none). The sweep sends them anyway if they could not be queued."""
+    transaction.on_commit(lambda: _queue_sends(delivery_ids))
 
-    tasks.enqueue_send(ids)
+
+def _queue_sends(delivery_ids: list[int]) -> None:
+    for delivery_id in delivery_ids:
+        queue.enqueue(SEND_TASK, delivery_id, name=f"webhook-{delivery_id}")

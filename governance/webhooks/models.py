@@ -1,5 +1,4 @@
-"""Outbound webhooks: subscriptions, the delivery outbox and every attempt; and the records that
-make ``Idempotency-Key`` POSTs replay their first response.
+"""Outbound webhooks: subscriptions, the delivery outbox and every attempt.
 
 A ``WebhookDelivery`` is written by the audit listener (``governance.webhooks.events``) in the
 transaction of the change it reports, so a change and its outbound event commit together. The
@@ -69,9 +68,10 @@ class WebhookDelivery(models.Model):
     )
     target_type = models.CharField(max_length=80)
     target_id = models.CharField(max_length=64)
-    # What the audit event said (repr, before/after, actor), used when the target's app has
-    # registered no API representation or the object is gone.
-    fallback = models.JSONField(default=dict)
+    # What happened, as the payload's ``details`` shows it: the audit event's repr, actor, owner,
+    # before/after and reason, or what an emitted event said. Also the object's representation
+    # when its app has registered none or the object is gone.
+    details = models.JSONField(default=dict)
     status = models.CharField(max_length=10, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING)
     attempts = models.PositiveIntegerField(default=0)
     next_attempt_at = models.DateTimeField(default=timezone.now)
@@ -108,31 +108,3 @@ class WebhookAttempt(models.Model):
 
     def __str__(self) -> str:
         return f"attempt {self.pk} of delivery {self.delivery_id}: {self.status_code or self.error[:40]}"
-
-
-class IdempotencyStatus(models.TextChoices):
-    IN_PROGRESS = "in_progress", "In progress"
-    DONE = "done", "Done"
-
-
-class IdempotencyRecord(models.Model):
-    """The first response to a POST carrying ``Idempotency-Key``, per caller (user or token), for
-    24 hours. The unique constraint is what stops two concurrent requests with the same key from
-    both creating: the second one finds the in-progress row and gets a 409."""
-
-    caller = models.CharField(max_length=80)
-    key = models.CharField(max_length=200)
-    method = models.CharField(max_length=8)
-    path = models.CharField(max_length=500)
-    body_hash = models.CharField(max_length=64)
-    status = models.CharField(max_length=12, choices=IdempotencyStatus.choices, default=IdempotencyStatus.IN_PROGRESS)
-    response_status = models.PositiveIntegerField(null=True, blank=True)
-    response_body = models.TextField(blank=True)
-    response_content_type = models.CharField(max_length=100, blank=True)
-    created_at = models.DateTimeField(default=timezone.now, db_index=True)
-
-    class Meta:
-        constraints = [models.UniqueConstraint(fields=["caller", "key"], name="idempotency_key_once_per_caller")]
-
-    def __str__(self) -> str:
-        return f"{self.caller} {self.key} ({self.status})"

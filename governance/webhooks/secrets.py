@@ -1,4 +1,4 @@
-"""Webhook signing secrets: stored encrypted, never in clear (DESIGN.md invariant 3).
+"""Webhook signing secrets: stored encrypted, never in clear, and shown once, at creation.
 
 The key is derived from SECRET_KEY, so rotating SECRET_KEY makes existing secrets unreadable:
 their deliveries fail with a clear error and the subscription must be recreated.

@@ -181,7 +181,7 @@ def payload(delivery: WebhookDelivery) -> dict[str, Any]:
     """The JSON body: event id (stable across retries), type, when, the object's current API
     representation and its ticket_ref, and ``details``: what happened (the audit event's actor,
     reason, before/after; or what an emitted event said, e.g. the warning's days)."""
-    data = events.represent(delivery.target_type, delivery.target_id, delivery.fallback)
+    data = events.represent(delivery.target_type, delivery.target_id, delivery.details)
     ref = data.get("ticket_ref") if isinstance(data, dict) else ""
     return {
         "id": str(delivery.event_id),
@@ -190,7 +190,7 @@ def payload(delivery: WebhookDelivery) -> dict[str, Any]:
         "target": {"type": delivery.target_type, "id": delivery.target_id},
         "ticket_ref": ref or "",
         "data": data,
-        "details": delivery.fallback,
+        "details": delivery.details,
     }
 
 
@@ -330,7 +330,6 @@ def delivery_redeliver(*, actor: Actor | User, delivery: WebhookDelivery) -> Web
             before={"status": delivery.status, "attempts": delivery.attempts},
             after={"status": DeliveryStatus.PENDING},
         )
-        delivery_id = delivery.pk
-        transaction.on_commit(lambda: events._enqueue([delivery_id]))
+        events.send_after_commit([delivery.pk])
     delivery.refresh_from_db()
     return delivery

@@ -1,25 +1,12 @@
 """Background tasks of the webhooks app. Tasks take ids and call a service; the sweep is
-idempotent (a delivery is claimed before it is sent)."""
+idempotent (a delivery is claimed before it is sent). Deliveries are queued by
+``governance.webhooks.events.send_after_commit``, which names these functions by their path."""
 
 from __future__ import annotations
-
-import logging
 
 from governance.context import task_context
 from governance.webhooks import services
 from governance.webhooks.models import DeliveryStatus
-
-log = logging.getLogger(__name__)
-
-
-def enqueue_send(delivery_ids: list[int]) -> None:
-    from django_q.tasks import async_task
-
-    for delivery_id in delivery_ids:
-        try:
-            async_task("governance.webhooks.tasks.delivery_send", delivery_id, task_name=f"webhook-{delivery_id}")
-        except Exception:  # the sweep picks it up; never fail the request for this
-            log.exception("Could not enqueue webhook delivery %s", delivery_id)
 
 
 def delivery_send(delivery_id: int) -> str:

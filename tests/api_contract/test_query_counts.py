@@ -1,4 +1,4 @@
-"""Every list endpoint of API.md runs the same number of SQL queries for one row as for a full
+"""Every list endpoint of the API runs the same number of SQL queries for one row as for a full
 page, for each role, and the list pages run the same queries as their lists grow: rows are read
 with their related data in a fixed number of queries, never one (or more) per row. The world is
 the demo grown by ``grow`` (more of everything listed)."""

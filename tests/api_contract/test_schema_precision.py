@@ -1,4 +1,4 @@
-"""The schema says exactly what the API takes (issue 9): what it allows is accepted, what it
+"""The schema says exactly what the API takes: what it allows is accepted, what it
 forbids is a 400, and input that matches it but cannot be acted on is a 422. These are the rules
 the fuzzing run (test_schemathesis.py) holds the whole API to, one example each."""
 

@@ -28,7 +28,7 @@ shown in the terminal summary): about 5,600 in 70 s on SQLite and 6,000 in 105 s
 a 2-core machine. ``SCHEMATHESIS_MAX_EXAMPLES`` (fuzzing examples per operation) and
 ``SCHEMATHESIS_SEED`` tune the run; the stateful phase's size is in schemathesis.toml.
 
-PITFALLS.md: ``from_fixture`` breaks with this pytest and the in-process WSGI client closes the
+Why the CLI: ``from_fixture`` breaks with this pytest and the in-process WSGI client closes the
 test's connection on PostgreSQL, hence the CLI against a live server. One schemathesis worker: on
 SQLite the live server shares one in-memory connection between threads. The server socket sets
 TCP_NODELAY: Django's test server writes headers and body in two sends, and on a kept-alive

@@ -1,4 +1,4 @@
-"""Every audit event names an accountable person (DESIGN.md "Accountability", issue 9): the
+"""Every audit event names an accountable person, who answers for it: the
 owner given, else the person acting (the acting admin where nothing else owns the target); the
 system must say on whose behalf it acts. A deactivation answers to the leaver's manager, or to
 whoever deactivated them, and each API token it revokes gets its own event."""

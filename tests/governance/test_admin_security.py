@@ -1,4 +1,4 @@
-"""The admin site never goes around the services (DESIGN.md invariant 9).
+"""The admin site never goes around the services: it reads, and its actions call them.
 
 Privileges (superuser, staff, groups, permissions), activation and passwords change only through
 audited services; no admin page lets a non-superuser change them for anyone, crafted form fields

@@ -1,5 +1,5 @@
 """Anchoring the audit trail: a signed checkpoint of the chain's head, kept by external
-witnesses, shows a truncation or a rewrite that the hash chain alone cannot (issue 9).
+witnesses, shows a truncation or a rewrite that the hash chain alone cannot.
 
 The attacks are played with raw SQL, as someone with write access to the database would:
 delete the newest events, or edit one event and recompute every later hash so that the chain
@@ -191,8 +191,8 @@ def test_witnesses_receive_the_signed_checkpoint(
     assert statement.line() in email.body_text
     delivery = WebhookDelivery.objects.get(event_type="audit.checkpoint")
     assert delivery.target_id == str(checkpoint.pk)
-    assert delivery.fallback["signature"] == checkpoint.signature
-    assert delivery.fallback["head_hash"] == checkpoint.head_hash
+    assert delivery.details["signature"] == checkpoint.signature
+    assert delivery.details["head_hash"] == checkpoint.head_hash
     assert [(w["kind"], w["status"]) for w in checkpoint.witnesses] == [
         ("file", "written"),
         ("email", "queued"),

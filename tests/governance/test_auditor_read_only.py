@@ -179,7 +179,7 @@ def _assert_reads_everything(client: Any) -> None:
         if response.status_code not in allowed:
             failures.append(f"GET {endpoint.path} -> {response.status_code}")
     assert not failures, (
-        "An auditor must be able to read every page and endpoint (issue 2); let the view's "
+        "An auditor must be able to read every page and endpoint; let the view's "
         "permission admit auditors for GET (governance.roles.is_auditor / sees_everything):\n" + "\n".join(failures)
     )
 

@@ -1,4 +1,4 @@
-"""The one outbound HTTP client (governance.outbound, DESIGN.md invariant 10): after DNS and at
+"""The one outbound HTTP client (governance.outbound, the only way out of the portal): after DNS and at
 send time it refuses every internal address (loopback, private, link-local and the metadata
 address, CGNAT, multicast, unspecified, reserved, and IPv6 forms carrying such an IPv4 address)
 and ports other than 80/443; connects to the very address it checked, naming the host in Host,

@@ -1,6 +1,6 @@
 """X-Request-ID: a client's id reaches the audit trail only if it is a UUID or a 128-bit token
 (32 hex digits); anything else is replaced by an id of the portal's own, which is what the
-trail records and the response returns (issue 9)."""
+trail records and the response returns."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Sessions and abuse (issue 9): login throttling, open redirects, rate limits for calls refused
+"""Sessions and abuse: login throttling, open redirects, rate limits for calls refused
 for their credentials, and the headers a browser is given (Content-Security-Policy and friends).
 
 Sign-in rules (governance/login_throttle.py): failures are counted per account name and per

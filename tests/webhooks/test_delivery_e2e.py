@@ -1,4 +1,4 @@
-"""Done-when test of issue 6: a real HTTP receiver on 127.0.0.1, subscribed through the API;
+"""Webhooks end to end: a real HTTP receiver on 127.0.0.1, subscribed through the API;
 an integration registered from a ticket through the API, its access request decided step by
 step through the API until approved and granted. Every event arrives once, in order per
 object, with a valid signature and the ticket reference; with the receiver down (connections
@@ -13,7 +13,7 @@ import pytest
 import time_machine
 from django.utils import timezone
 
-from approvals import services as approvals
+from approvals import selectors
 from approvals.models import AccessRequest, RequestStatus, StepStatus
 from approvals.services import default_workflows_ensure
 from examples.ticketing_client import verify_signature
@@ -80,7 +80,7 @@ def drive_flow(token_client, owner, cast) -> Integration:  # noqa: ANN001
             p
             for p in cast
             if step.assignments.filter(user=p, is_open=True).exists()
-            and approvals.step_may_decide(p, req, step) is None
+            and selectors.step_may_decide(p, req, step) is None
         )
         decided = clients[who.pk].post(
             f"/api/v1/access-requests/{req.pk}/decisions/", {"decision": "approve", "comment": "ok"}, format="json"

@@ -8,7 +8,8 @@ import pytest
 import time_machine
 from django.utils import timezone
 
-from governance.webhooks.models import IdempotencyRecord, WebhookSubscription
+from governance.models import IdempotencyRecord
+from governance.webhooks.models import WebhookSubscription
 from inventory.models import Integration
 
 pytestmark = pytest.mark.django_db

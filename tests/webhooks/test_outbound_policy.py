@@ -1,4 +1,4 @@
-"""Webhooks under the outbound policy (issue 9): subscribing an internal, non-https or odd-port
+"""Webhooks under the outbound policy: subscribing an internal, non-https or odd-port
 target answers 400 naming ``target_url`` (API) or shows on the field (page); a receiver the
 operator allow-listed is reached; a name that resolves to an internal address at send time is
 refused with no connection made; the delivery log says what happened in plain words and nothing

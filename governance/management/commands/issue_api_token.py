@@ -1,3 +1,5 @@
+from typing import Any
+
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from governance.actors import Actor
@@ -19,7 +21,7 @@ class Command(BaseCommand):
         )
         parser.add_argument("--name", default="", help="A label to recognise the token by, e.g. 'ServiceNow'.")
 
-    def handle(self, *args: object, **options: object) -> None:
+    def handle(self, *args: Any, **options: Any) -> None:
         username = str(options["username"])
         user = User.objects.filter(username=username).first()
         if user is None:
@@ -30,7 +32,7 @@ class Command(BaseCommand):
                 actor=Actor.system(on_behalf_of=user),
                 user=user,
                 name=str(options["name"] or ""),
-                expires_days=options["expires_days"],  # type: ignore[arg-type]
+                expires_days=options["expires_days"],
             )
         except DomainError as exc:
             raise CommandError(exc.detail) from exc

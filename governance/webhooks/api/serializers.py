@@ -49,7 +49,7 @@ class _PatternList(serializers.ListField):
 
     def run_child_validation(self, data: list[Any]) -> list[Any]:
         try:
-            return super().run_child_validation(data)  # type: ignore[no-any-return]
+            return super().run_child_validation(data)
         except serializers.ValidationError as exc:
             detail = exc.detail if isinstance(exc.detail, dict) else {}
             raise serializers.ValidationError([str(m) for messages in detail.values() for m in messages]) from None

@@ -1,4 +1,4 @@
-"""Webhooks API (API.md "Webhooks"): IAM admins list, create and delete subscriptions, read
+"""Webhooks API: IAM admins list, create and delete subscriptions, read
 deliveries with every attempt, and redeliver; auditors read. Others get 403 on the lists and 404
 on any one subscription or delivery."""
 
@@ -14,6 +14,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from governance.exceptions import NotAllowed, ValidationFailed
+from governance.web import signed_in
 from governance.webhooks import selectors, services
 from governance.webhooks.api.serializers import (
     WebhookDeliverySerializer,
@@ -61,15 +62,14 @@ class WebhookSubscriptionViewSet(
         responses={201: WebhookSubscriptionCreatedSerializer},
     )
     def create(self, request: Request) -> Response:
-        _require_viewer(request)
         data = WebhookSubscriptionCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        sub, secret = services.subscription_create(actor=request.user, **data.validated_data)
+        sub, secret = services.subscription_create(actor=signed_in(request), **data.validated_data)
         out = WebhookSubscriptionCreatedSerializer(sub, context={"secret": secret})
         return Response(out.data, status=status.HTTP_201_CREATED)
 
     def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        services.subscription_delete(actor=request.user, subscription=self.get_object())
+        services.subscription_delete(actor=signed_in(request), subscription=self.get_object())
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(
@@ -83,7 +83,7 @@ class WebhookSubscriptionViewSet(
     @action(detail=True, methods=["get"], filter_backends=[])
     def deliveries(self, request: Request, pk: str | None = None) -> Response:
         sub = self.get_object()
-        qs = selectors.deliveries_for(request.user).filter(subscription=sub).order_by("-id")
+        qs = selectors.deliveries_for(signed_in(request)).filter(subscription=sub).order_by("-id")
         wanted = request.query_params.get("status", "")
         if wanted:
             if wanted not in DeliveryStatus.values:
@@ -91,7 +91,9 @@ class WebhookSubscriptionViewSet(
             qs = qs.filter(status=wanted)
         if request.query_params.get("event_type"):
             qs = qs.filter(event_type=request.query_params["event_type"])
-        page = self.paginate_queryset(qs)
+        # The pagination of this viewset, over another model's rows.
+        assert self.paginator is not None
+        page = self.paginator.paginate_queryset(qs, request, view=self)
         assert page is not None
         return self.get_paginated_response(WebhookDeliverySerializer(page, many=True).data)
 
@@ -115,6 +117,6 @@ class WebhookDeliveryViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet[
     )
     @action(detail=True, methods=["post"])
     def redeliver(self, request: Request, pk: str | None = None) -> Response:
-        delivery = services.delivery_redeliver(actor=request.user, delivery=self.get_object())
+        delivery = services.delivery_redeliver(actor=signed_in(request), delivery=self.get_object())
         fresh = self.get_queryset().get(pk=delivery.pk)
         return Response(WebhookDeliverySerializer(fresh).data, status=status.HTTP_202_ACCEPTED)

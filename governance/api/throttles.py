@@ -16,7 +16,7 @@ with a 429 every call from that address that is not already signed in while it i
 before a token is looked up (so the limit cannot be used to test tokens). A call refused by that
 429 is not a failure of its own and counts nowhere.
 
-Addresses are the ones the audit trail records (``governance.middleware.client_ip``): a client's
+Addresses are the ones the audit trail records (``governance.context.client_ip``): a client's
 ``X-Forwarded-For`` is believed only when ``TRUST_X_FORWARDED_FOR`` says a proxy sets it —
 otherwise a caller could pick a new address for every call.
 """
@@ -30,21 +30,25 @@ from rest_framework import exceptions
 from rest_framework.request import Request
 from rest_framework.throttling import BaseThrottle, SimpleRateThrottle
 
-from governance.middleware import client_ip
+from governance.context import client_ip
 from governance.models import ApiToken
 
 
 class _SettingsRateThrottle(SimpleRateThrottle):
+    # Set by DRF's __init__ from the rate (None when this limit is off); absent from its stubs.
+    num_requests: int | None
+    duration: int | None
+
     def get_rate(self) -> str | None:
         # Read at each request (not at import) so that settings overrides apply.
-        return settings.API_RATE_LIMITS.get(self.scope) or None
+        return settings.API_RATE_LIMITS.get(self.scope or "") or None
 
     def get_ident(self, request: Request) -> str:
-        return client_ip(request) or "unknown"  # type: ignore[arg-type]
+        return client_ip(request) or "unknown"
 
     def has_room(self, request: Request, view: Any) -> bool:
         """``allow_request`` without counting the call (``record`` does that)."""
-        if self.rate is None:
+        if self.num_requests is None or self.duration is None:
             return True
         self.key = self.get_cache_key(request, view)
         if self.key is None:
@@ -57,10 +61,11 @@ class _SettingsRateThrottle(SimpleRateThrottle):
 
     def record(self) -> None:
         """Count the call checked by the last ``has_room`` (nothing when this limit is off)."""
-        if self.rate is None or getattr(self, "key", None) is None:
+        key = getattr(self, "key", None)
+        if self.duration is None or key is None:
             return
         self.history.insert(0, self.now)
-        self.cache.set(self.key, self.history, self.duration)
+        self.cache.set(key, self.history, self.duration)
 
 
 class TokenRateThrottle(_SettingsRateThrottle):
@@ -100,9 +105,10 @@ class ApiRateThrottle(BaseThrottle):
 
     def allow_request(self, request: Request, view: Any) -> bool:
         throttles = [limit() for limit in self.limits]
-        refused = [t for t in throttles if not t.has_room(request, view)]
+        refused = [throttle for throttle in throttles if not throttle.has_room(request, view)]
         if refused:
-            self._wait = max((w for w in (t.wait() for t in refused) if w is not None), default=None)
+            waits = [throttle.wait() for throttle in refused]
+            self._wait = max((wait for wait in waits if wait is not None), default=None)
             return False
         for throttle in throttles:
             throttle.record()

@@ -1,4 +1,4 @@
-"""``Idempotency-Key`` for every POST under /api/v1/ (API.md): the same key and body from the
+"""``Idempotency-Key`` for every POST under /api/v1/: the same key and body from the
 same caller within 24 h returns the first response again and creates nothing new; the same key
 with another body is a 422; a second request while the first is still running is a 409.
 
@@ -20,7 +20,7 @@ from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 
 from governance.api.problems import problem_response
-from governance.webhooks.models import IdempotencyRecord, IdempotencyStatus
+from governance.models import IdempotencyRecord, IdempotencyStatus
 
 HEADER = "Idempotency-Key"
 TTL = timedelta(hours=24)

@@ -1,0 +1,152 @@
+"""Writes of the email outbox: a notification is queued once per key in the transaction of the
+change that causes it, sent by the worker after commit, retried with backoff, and retried by
+hand by an IAM admin."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core.mail import EmailMultiAlternatives
+from django.db import transaction
+from django.template.loader import render_to_string
+from django.utils import timezone
+
+from governance import queue
+from governance.actors import Actor
+from governance.audit import accountable_human, audit_record
+from governance.exceptions import Conflict, NotAllowed
+from governance.models import EmailStatus, OutboundEmail, User
+from governance.permissions import can_retry_email
+from governance.validators import header_safe
+
+log = logging.getLogger(__name__)
+
+
+def email_enqueue(
+    *,
+    key: str,
+    recipient: User | None,
+    subject: str,
+    template: str,
+    context: Mapping[str, Any],
+    to_address: str = "",
+) -> OutboundEmail | None:
+    """Put an email in the outbox, in the caller's transaction. ``template`` names a pair
+    ``templates/emails/<template>.txt`` and ``.html``. The same ``key`` is stored once, so a
+    task that runs twice sends nothing twice. Returns None when the user has no address.
+    The subject is made header-safe (one line, bounded): a name with a line break in it must
+    not stop the email (Django refuses such a header with ``BadHeaderError``)."""
+    # ``to_address`` sends to a mailbox that is no portal account (the auditors' address, with
+    # ``recipient`` None).
+    address = to_address or (recipient.email if recipient is not None else "")
+    if not address:
+        log.warning("No email address for %s; notification %s not queued", recipient, key)
+        return None
+    ctx = {"recipient": recipient, "site_url": settings.SITE_URL, **context}
+    email, created = OutboundEmail.objects.get_or_create(
+        key=key,
+        defaults={
+            "recipient": recipient,
+            "to_address": address,
+            "subject": header_safe(subject, max_length=OutboundEmail._meta.get_field("subject").max_length or 255),
+            "body_text": render_to_string(f"emails/{template}.txt", ctx),
+            "body_html": render_to_string(f"emails/{template}.html", ctx),
+        },
+    )
+    if created:
+        transaction.on_commit(lambda: _schedule_delivery(email.pk))
+    return email
+
+
+def _schedule_delivery(email_id: int) -> None:
+    """Queue the sending of an email (the periodic flush sends it if it could not be queued)."""
+    queue.enqueue("governance.tasks.outbox_deliver", email_id, name=f"outbox-{email_id}")
+
+
+def email_deliver(*, email_id: int) -> str:
+    """Send one outbox email if it is due. Claims the row with a conditional UPDATE so that two
+    workers never send the same email; on failure, schedules a retry with exponential backoff.
+    Returns the resulting status."""
+    now = timezone.now()
+    stale_claim = now - timedelta(minutes=10)
+    claimed = (
+        OutboundEmail.objects.filter(pk=email_id, status=EmailStatus.PENDING, next_attempt_at__lte=now).update(
+            status=EmailStatus.SENDING, claimed_at=now
+        )
+        # A worker killed mid-send leaves SENDING behind; reclaim it after a while.
+        or OutboundEmail.objects.filter(pk=email_id, status=EmailStatus.SENDING, claimed_at__lt=stale_claim).update(
+            claimed_at=now
+        )
+    )
+    if not claimed:
+        return OutboundEmail.objects.filter(pk=email_id).values_list("status", flat=True).first() or "missing"
+    email = OutboundEmail.objects.get(pk=email_id)
+    message = EmailMultiAlternatives(
+        # Again at delivery: a row stored before subjects were made safe must not fail forever.
+        subject=header_safe(email.subject, max_length=255),
+        body=email.body_text,
+        from_email=settings.DEFAULT_FROM_EMAIL,
+        to=[email.to_address],
+        # A stable Message-ID lets mail systems drop a duplicate if a worker dies after sending.
+        headers={"Message-ID": f"<outbox-{email.pk}-{hashlib.sha256(email.key.encode()).hexdigest()[:16]}@governance>"},
+    )
+    if email.body_html:
+        message.attach_alternative(email.body_html, "text/html")
+    try:
+        message.send(fail_silently=False)
+    except Exception as exc:  # any transport error: keep the email and retry later
+        attempts = email.attempts + 1
+        final = attempts >= settings.OUTBOX_MAX_ATTEMPTS
+        delay = settings.OUTBOX_RETRY_BASE_SECONDS * (2 ** (attempts - 1))
+        OutboundEmail.objects.filter(pk=email.pk).update(
+            status=EmailStatus.FAILED if final else EmailStatus.PENDING,
+            attempts=attempts,
+            last_error=f"{type(exc).__name__}: {exc}"[:2000],
+            next_attempt_at=now + timedelta(seconds=delay),
+            claimed_at=None,
+        )
+        log.warning("Email %s attempt %s failed: %s", email.pk, attempts, exc)
+        return EmailStatus.FAILED if final else EmailStatus.PENDING
+    OutboundEmail.objects.filter(pk=email.pk).update(
+        status=EmailStatus.SENT, attempts=email.attempts + 1, sent_at=timezone.now(), last_error=""
+    )
+    return EmailStatus.SENT
+
+
+def outbox_due_ids(*, limit: int = 500) -> list[int]:
+    now = timezone.now()
+    stale_claim = now - timedelta(minutes=10)
+    pending = OutboundEmail.objects.filter(status=EmailStatus.PENDING, next_attempt_at__lte=now)
+    stuck = OutboundEmail.objects.filter(status=EmailStatus.SENDING, claimed_at__lt=stale_claim)
+    return list((pending | stuck).order_by("next_attempt_at", "id").values_list("id", flat=True)[:limit])
+
+
+def email_retry(*, actor: Actor | User, email: OutboundEmail) -> OutboundEmail:
+    """An IAM admin asks for a failed (or waiting) email to be tried again now. Only a failed or
+    pending email can be retried; a sent one stays sent. The delivery itself is the task's job."""
+    if not can_retry_email(Actor.coerce(actor).user):
+        raise NotAllowed("Only IAM admins can retry emails.")
+    with transaction.atomic():
+        now = timezone.now()
+        updated = OutboundEmail.objects.filter(
+            pk=email.pk, status__in=[EmailStatus.FAILED, EmailStatus.PENDING]
+        ).update(status=EmailStatus.PENDING, next_attempt_at=now)
+        if updated != 1:
+            raise Conflict("Only a failed or waiting email can be retried.")
+        audit_record(
+            actor=actor,
+            action="outbound_email.retried",
+            target=email,
+            # An email to a mailbox that is no account (the auditors'): the admin retrying it.
+            owner=email.recipient or accountable_human(actor),
+            before={"status": email.status, "attempts": email.attempts},
+            after={"status": EmailStatus.PENDING},
+        )
+        email.refresh_from_db()
+        transaction.on_commit(lambda: _schedule_delivery(email.pk))
+    return email
