@@ -55,8 +55,8 @@ ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
         "approvals.view_accessrequest",
         "approvals.add_accessrequest",
     ),
-    Role.REVIEWER: tuple(f"{app}.view_*" for app in GOVERNED_APPS if app != "webhooks")
-    + ("approvals.decide_*", "campaigns.decide_*"),
+    # Reviewers read; what they may decide is the assignment itself, checked by the services.
+    Role.REVIEWER: tuple(f"{app}.view_*" for app in GOVERNED_APPS if app != "webhooks"),
     Role.IAM_ADMIN: tuple(f"{app}.*" for app in GOVERNED_APPS) + _KERNEL_VIEWS,
     Role.AUDITOR: tuple(f"{app}.view_*" for app in GOVERNED_APPS) + _KERNEL_VIEWS,
 }

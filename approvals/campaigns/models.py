@@ -294,7 +294,6 @@ class ReviewItem(models.Model):
                 name="review_item_one_per_integration",
             ),
         ]
-        permissions = [("decide_item", "Can decide review items assigned to them")]
 
     def __str__(self) -> str:
         return f"Review #{self.pk} {self.integration_id}/{self.grant_id}"

@@ -45,6 +45,7 @@ def grow(tag: str = "a") -> None:
     workflow step. Each ``tag`` grows it once more."""
     ivan, alice, bob = (User.objects.get(username=u) for u in ("ivan", "alice", "bob"))
     definition = CampaignDefinition.objects.order_by("id").first()
+    assert definition is not None
     second = campaigns.campaign_create(actor=ivan, definition=definition, name=f"Run {tag}", run_key=f"run-{tag}")
     campaigns.campaign_launch_request(actor=ivan, campaign=second, enqueue=False)
     campaigns.campaign_launch_run(campaign_id=second.pk)
@@ -81,6 +82,7 @@ def grow(tag: str = "a") -> None:
             actor=ivan, system=system, values={"name": f"records{n}.read", "sensitivity": "low", "access": "read"}
         )
     workflow = Workflow.objects.order_by("id").first()
+    assert workflow is not None
     approvals.workflow_step_save(
         actor=ivan,
         workflow=workflow,

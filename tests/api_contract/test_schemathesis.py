@@ -45,7 +45,7 @@ import socket
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -86,7 +86,7 @@ class _NoDelayServer(ThreadedWSGIServer):
 def api_server(transactional_db: None) -> Iterator[str]:
     """A live server of its own (pytest-django's helper shares the in-memory SQLite connection)."""
     server = LiveServer("127.0.0.1:0", start=False)
-    server.thread.server_class = _NoDelayServer  # type: ignore[attr-defined]
+    server.thread.server_class = _NoDelayServer
     server.start()
     try:
         yield server.url
@@ -119,14 +119,14 @@ def cases_by_phase(events: Path) -> dict[str, int]:
     return dict(counts)
 
 
-def _toml_list(values: list[Any]) -> str:
+def _toml_list(values: Sequence[str | int]) -> str:
     return "[" + ", ".join(json.dumps(v) for v in values) + "]"
 
 
 def run_config(tmp_path: Path) -> Path:
     """schemathesis.toml plus dictionaries of what exists in the demo data, bound to the body
     fields that name it."""
-    dictionaries = {
+    dictionaries: dict[str, Sequence[str | int]] = {
         "usernames": sorted(
             User.objects.filter(is_active=True, is_service_account=False).values_list("username", flat=True)
         ),

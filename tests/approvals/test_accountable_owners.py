@@ -39,6 +39,7 @@ def test_every_event_of_a_walk_through_the_portal_names_an_accountable_owner(
     workflow = Workflow.objects.filter(steps__isnull=False).distinct().first()
     assert workflow is not None
     step = workflow.steps.first()
+    assert step is not None
     values = {name: getattr(step, name) for name in WORKFLOW_STEP_FIELDS} | {"sla_hours": 72}
     services.workflow_step_save(
         actor=iam_admin, workflow=workflow, step=step, values=values, pool_users=list(step.pool_users.all())

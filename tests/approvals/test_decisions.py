@@ -43,6 +43,7 @@ def test_low_risk_registration_needs_one_iam_reviewer_and_grants_with_tier_expir
         and grant.source_id == str(req.pk)
     )
     assert list(grant.approvers.all()) == [reviewer]
+    assert grant.expires_at is not None
     assert abs((grant.expires_at - timezone.now()) - timedelta(days=365)) < timedelta(minutes=1)
     assert AuditEvent.objects.filter(action="access_request.approved", target_id=str(req.pk)).exists()
     assert AuditEvent.objects.filter(action="grant.created").count() == 1
@@ -63,6 +64,7 @@ def test_critical_runs_iam_owner_and_security_and_needs_every_reviewer(
     req.refresh_from_db()
     assert req.status == RequestStatus.APPROVED
     grant = Grant.objects.get(integration=req.integration)
+    assert grant.expires_at is not None
     assert abs((grant.expires_at - timezone.now()) - timedelta(days=30)) < timedelta(minutes=1)
     assert set(grant.approvers.values_list("username", flat=True)) == {"reviewer", "reviewer2", "omar", "security"}
 

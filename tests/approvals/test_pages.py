@@ -176,6 +176,7 @@ def test_iam_admin_edits_a_workflow_step_in_the_portal_audited(web_as, iam_admin
 
 def test_workflow_pages_are_404_for_reviewers(web_as, reviewer, workflows):
     wf = Workflow.objects.first()
+    assert wf is not None
     assert web_as(reviewer).get("/approvals/workflows/").status_code == 404
     assert web_as(reviewer).post(f"/approvals/workflows/{wf.pk}/steps/new/", {}).status_code == 404
 

@@ -109,11 +109,12 @@ def test_renewal_extends_the_held_grants(make_integration, submit, reviewer, sec
     services.request_decide(actor=reviewer, request=submit(integration), decision="approve")
     grant = Grant.objects.get(integration=integration)
     first_expiry = grant.expires_at
+    assert first_expiry is not None
     req = services.renewal_request_open(actor=owner, integration=integration)
     assert req.type == "renewal" and req.steps.get(status=StepStatus.ACTIVE)
     services.request_decide(actor=second_reviewer, request=req, decision="approve")
     grant.refresh_from_db()
-    assert grant.status == GrantStatus.ACTIVE and grant.expires_at > first_expiry
+    assert grant.status == GrantStatus.ACTIVE and grant.expires_at is not None and grant.expires_at > first_expiry
     assert grant.source_id == str(req.pk)
 
 

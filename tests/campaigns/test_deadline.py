@@ -62,6 +62,7 @@ def test_reminders_go_only_to_reviewers_with_undecided_items_once_per_point(
 def test_nobody_is_reminded_about_an_empty_review(two_reviewers: Any, make_definition: Any, launched: Any) -> None:
     campaign = launched(make_definition(duration_days=14, reminder_days=[7]))
     for item in ReviewItem.objects.filter(campaign=campaign):
+        assert item.reviewer is not None
         services.review_item_decide(actor=item.reviewer, item=item, decision="certify")
     with time_machine.travel(campaign.deadline - timedelta(days=3), tick=False):
         assert _sweep()["reminded"] == 0
@@ -90,6 +91,7 @@ def test_default_revoke_at_the_deadline_is_audited_as_the_system_for_the_owner(
 ) -> None:
     campaign = launched(make_definition(duration_days=14, default_action="revoke"))
     kept = ReviewItem.objects.filter(campaign=campaign, reviewer=two_reviewers["alice"]).first()
+    assert kept is not None
     services.review_item_decide(actor=two_reviewers["alice"], item=kept, decision="certify")
     with time_machine.travel(campaign.deadline - timedelta(hours=1), tick=False):
         assert _sweep()["closed"] == 0
@@ -101,15 +103,16 @@ def test_default_revoke_at_the_deadline_is_audited_as_the_system_for_the_owner(
     defaulted = ReviewItem.objects.filter(campaign=campaign, by_default=True)
     assert defaulted.count() == 3 and set(defaulted.values_list("status", flat=True)) == {ItemStatus.REVOKED}
     for item in defaulted:
-        assert item.grant.status == GrantStatus.REVOKED
+        assert item.grant is not None and item.grant.status == GrantStatus.REVOKED
         event = AuditEvent.objects.get(action="review_item.defaulted", target_id=str(item.pk))
         assert event.actor_kind == "system" and event.owner_id == campaign.owner_id
         grant_event = AuditEvent.objects.get(action="grant.revoked", target_id=str(item.grant_id))
         assert grant_event.actor_kind == "system"
     kept.refresh_from_db()
-    assert kept.grant.status == GrantStatus.ACTIVE
+    assert kept.grant is not None and kept.grant.status == GrantStatus.ACTIVE
     closed = AuditEvent.objects.get(action="campaign.closed", target_id=str(campaign.pk))
-    assert closed.actor_kind == "system" and closed.owner_id == campaign.owner_id and closed.after["defaulted"] == 3
+    assert closed.actor_kind == "system" and closed.owner_id == campaign.owner_id
+    assert closed.after is not None and closed.after["defaulted"] == 3
     with time_machine.travel(campaign.deadline + timedelta(hours=1), tick=False):
         assert _sweep()["closed"] == 0  # nothing twice
 
@@ -120,7 +123,7 @@ def test_default_keep_and_flag(two_reviewers: Any, make_definition: Any, launche
         _sweep()
     items = ReviewItem.objects.filter(campaign=campaign)
     assert set(items.values_list("status", flat=True)) == {ItemStatus.KEPT_FLAGGED}
-    assert all(i.flagged and i.grant.status == GrantStatus.ACTIVE for i in items)
+    assert all(i.flagged and i.grant is not None and i.grant.status == GrantStatus.ACTIVE for i in items)
 
 
 def test_default_escalate_reassigns_then_revokes_after_the_grace(

@@ -62,7 +62,7 @@ def test_launch_is_one_audit_event_with_counts(
     assert actions.count("campaign.launched") == 1
     assert not any(a.startswith("review_item") for a in actions)
     event = AuditEvent.objects.get(action="campaign.launched", target_id=str(campaign.pk))
-    assert event.after["items"] == 12 and event.after["recipients"] == 2
+    assert event.after is not None and event.after["items"] == 12 and event.after["recipients"] == 2
     assert event.actor_username == iam_admin.username and event.owner_id == campaign.owner_id
 
 
@@ -121,6 +121,7 @@ def test_selection_skips_integrations_reviewed_recently(
 ) -> None:
     first = launched(make_definition())
     item = ReviewItem.objects.filter(campaign=first, reviewer=estate["alice"]).first()
+    assert item is not None
     services.review_item_decide(actor=estate["alice"], item=item, decision="certify", comment="fine")
     second = launched(make_definition(not_reviewed_days=30))
     assert ReviewItem.objects.filter(campaign=second).count() == 10
@@ -157,7 +158,7 @@ def test_claiming_a_draft_for_launch_is_audited_when_it_happens(
     campaign = services.campaign_create(actor=iam_admin, definition=make_definition())
     services.campaign_launch_request(actor=iam_admin, campaign=campaign, enqueue=False)
     event = AuditEvent.objects.get(action="campaign.launch_requested", target_id=str(campaign.pk))
-    assert event.before == {"status": "draft"} and event.after["status"] == "launching"
+    assert event.before == {"status": "draft"} and event.after is not None and event.after["status"] == "launching"
     assert event.after["deadline"] is not None and event.actor_username == iam_admin.username
     assert event.owner_id == campaign.owner_id
     assert not AuditEvent.objects.filter(action="campaign.launched", target_id=str(campaign.pk)).exists()

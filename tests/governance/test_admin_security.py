@@ -95,7 +95,9 @@ def _form_payload(response: Any) -> dict[str, Any]:
                 continue
             widget, value = bound.field.widget, bound.value()
             if isinstance(widget, forms.MultiWidget):
-                for i, part in enumerate(widget.decompress(value)):
+                parts = widget.decompress(value)
+                assert parts is not None
+                for i, part in enumerate(parts):
                     data[f"{bound.html_name}_{i}"] = widget.widgets[i].format_value(part) or ""
             elif isinstance(widget, forms.CheckboxInput):
                 if value:
@@ -156,6 +158,7 @@ def test_no_admin_page_lets_an_iam_admin_change_privileges_activation_groups_or_
             change_url = reverse(f"{base}_change", args=[obj.pk])
             post(model, change_url, {**_form_payload(client.get(change_url)), **_crafted()})
             if isinstance(model_admin, SimpleHistoryAdmin):
+                # A SimpleHistoryAdmin model has a history manager; the registry types it as a bare Model.
                 first = obj.history.order_by("history_id").first()  # type: ignore[attr-defined]
                 if first is not None:
                     url = reverse(f"{base}_simple_history", args=[obj.pk, first.history_id])
@@ -236,6 +239,7 @@ def test_accounts_made_in_the_admin_have_no_password_or_privileges_and_are_audit
     assert not (newcomer.is_superuser or newcomer.is_staff or newcomer.has_usable_password())
     assert not newcomer.groups.exists() and not newcomer.user_permissions.exists()
     event = AuditEvent.objects.get(action="user.created", target_id=str(newcomer.pk))
+    assert event.after is not None
     assert event.actor == iam_admin and event.after["department"] == "Sales"
 
 
@@ -252,7 +256,7 @@ def test_accounts_cannot_be_deleted_in_the_admin_even_by_a_superuser(client: Any
 def test_history_pages_never_revert_a_row(client: Any, iam_admin: User, target: User) -> None:
     target.department = "Finance"  # a second version of the row, so there is an older one
     target.save()
-    first = target.history.order_by("history_id").first()  # type: ignore[attr-defined]
+    first = target.history.order_by("history_id").first()
     client.force_login(iam_admin)
     url = f"/admin/governance/user/{target.pk}/history/{first.history_id}/"
     assert client.get(url).status_code == 200  # readable

@@ -206,8 +206,9 @@ def test_audit_event_filters(api_as: Callable[[User], APIClient], auditor: User,
         early = _event(reviewer, "integration.submitted", target=owner, owner=owner)
     with time_machine.travel(start + timedelta(days=2), tick=False):
         middle = _event(owner, "integration.changed", target=reviewer, owner=reviewer)
-    with time_machine.travel(start + timedelta(days=4), tick=False):
-        late = _event(Actor.system(on_behalf_of=owner), "grant.expired", target=reviewer, owner=owner)  # type: ignore[arg-type]
+    with time_machine.travel(start + timedelta(days=4), tick=False), transaction.atomic():
+        system = Actor.system(on_behalf_of=owner)
+        late = audit_record(actor=system, action="grant.expired", target=reviewer, owner=owner)
     client = api_as(auditor)
 
     def ids(**params: str) -> set[int]:

@@ -123,7 +123,7 @@ def _walk(patterns: list[Any], prefix: str = "", prefix_pieces: tuple[tuple[str,
             parts.append(filled)
         else:
             path = "/" + "".join(parts)
-            yield Endpoint(path=path, name=entry.name or getattr(entry.callback, "__name__", ""))
+            yield Endpoint(path=path, name=entry.name or str(getattr(entry.callback, "__name__", "")))
 
 
 def endpoints() -> list[Endpoint]:

@@ -57,13 +57,13 @@ def test_demo_audit_trail_verifies(demo_org: None) -> None:
 
 
 def test_demo_people_have_their_roles_and_managers(people: None) -> None:
-    people = {u.username: u for u in User.objects.filter(username__in=DEMO_HOMES)}
-    assert len(people) == 9
-    assert role_names(people["ivan"]) == {Role.IAM_ADMIN} and people["ivan"].is_staff
-    assert role_names(people["audrey"]) == {Role.AUDITOR}
-    assert role_names(people["sofia"]) == {Role.REVIEWER, "security_reviewers"}
-    assert people["alice"].manager == people["mark"] and people["bob"].manager == people["mark"]
-    assert all(u.check_password("demo") for u in people.values())
+    by_name = {u.username: u for u in User.objects.filter(username__in=DEMO_HOMES)}
+    assert len(by_name) == 9
+    assert role_names(by_name["ivan"]) == {Role.IAM_ADMIN} and by_name["ivan"].is_staff
+    assert role_names(by_name["audrey"]) == {Role.AUDITOR}
+    assert role_names(by_name["sofia"]) == {Role.REVIEWER, "security_reviewers"}
+    assert by_name["alice"].manager == by_name["mark"] and by_name["bob"].manager == by_name["mark"]
+    assert all(u.check_password("demo") for u in by_name.values())
 
 
 def test_login_page_in_demo_mode_lists_the_demo_accounts(client: Any, settings: Any) -> None:

@@ -158,6 +158,7 @@ def test_iam_admin_can_retry_a_failed_email_now_and_it_is_audited(
     assert retried.status == EmailStatus.PENDING
     assert tasks.outbox_flush() == 1 and len(mailbox.received) == 1
     event = AuditEvent.objects.get(action="outbound_email.retried")
+    assert event.before is not None
     assert event.actor == iam_admin and event.owner == owner and event.before["status"] == "failed"
     with pytest.raises(Conflict):
         services.email_retry(actor=iam_admin, email=reload(queued))

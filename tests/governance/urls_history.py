@@ -12,16 +12,17 @@ from governance.models import User
 from governance.services import user_deactivate
 from governance.urls import handler400, handler403, handler404, handler500  # noqa: F401
 from governance.urls import urlpatterns as portal_urlpatterns
+from governance.web import signed_in
 
 
 def page_deactivate(request: HttpRequest, username: str) -> HttpResponse:
-    user_deactivate(actor=request.user, user=get_object_or_404(User, username=username), reason="web")  # type: ignore[arg-type]
+    user_deactivate(actor=signed_in(request), user=get_object_or_404(User, username=username), reason="web")
     return HttpResponse("done")
 
 
 @api_view(["POST"])
 def api_deactivate(request: Request, username: str) -> Response:
-    user_deactivate(actor=request.user, user=get_object_or_404(User, username=username), reason="api")
+    user_deactivate(actor=signed_in(request), user=get_object_or_404(User, username=username), reason="api")
     return Response({"done": True})
 
 

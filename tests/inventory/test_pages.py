@@ -212,6 +212,7 @@ def test_iam_admin_edits_anyones_integration_from_the_page(
     from governance.models import AuditEvent
 
     event = AuditEvent.objects.get(action="integration.changed", target_id=str(integ.pk))
+    assert event.after is not None
     assert event.actor_username == "admin" and event.after["name"] == "Renamed by IAM"
 
 

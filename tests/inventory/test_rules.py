@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -108,12 +109,12 @@ def test_credential_not_rotated_in_90_days_is_a_factor(owner: Any, make_integrat
                 "type": "certificate",
                 "identifier": "SHA256:abc",
                 "created_at": now,
-                "expires_at": now + timezone.timedelta(days=365),
+                "expires_at": now + timedelta(days=365),
             }
         ],
     )
     assert "credential_not_rotated" not in [f["code"] for f in integ.risk_factors]
-    with time_machine.travel(now + timezone.timedelta(days=91)):
+    with time_machine.travel(now + timedelta(days=91)):
         result = risk.assess(risk.input_from(integ))
     assert "credential_not_rotated" in [f["code"] for f in result.factors]
 
@@ -346,7 +347,7 @@ def test_daily_risk_refresh_catches_credentials_that_aged(owner: Any, reviewer: 
                 "type": "certificate",
                 "identifier": "SHA256:abc",
                 "created_at": now,
-                "expires_at": now + timezone.timedelta(days=400),
+                "expires_at": now + timedelta(days=400),
             }
         ],
     )
@@ -359,7 +360,7 @@ def test_daily_risk_refresh_catches_credentials_that_aged(owner: Any, reviewer: 
         lambda sender, **kw: seen.append(kw["new_tier"]), weak=False, dispatch_uid="t-daily"
     )
     try:
-        with time_machine.travel(now + timezone.timedelta(days=120)):
+        with time_machine.travel(now + timedelta(days=120)):
             assert risk_refresh_all() == 1
             assert risk_refresh_all() == 0  # idempotent
     finally:

@@ -139,7 +139,8 @@ def test_receiver_down_for_a_while_still_gets_everything_once_in_order(
         tasks.deliveries_sweep()
         refused = WebhookAttempt.objects.filter(status_code__isnull=True)
         assert refused.exists() and not receiver.received
-        assert refused.first().error == "unreachable"  # no socket error, no address
+        first_refused = refused.first()
+        assert first_refused is not None and first_refused.error == "unreachable"  # no socket error, no address
         # Later events about the same object wait behind the first one (order is kept).
         assert WebhookDelivery.objects.filter(attempts=0, status=DeliveryStatus.PENDING).exists()
         for minutes in (1, 3, 7):  # still down: each retry waits longer
@@ -147,7 +148,7 @@ def test_receiver_down_for_a_while_still_gets_everything_once_in_order(
             tasks.deliveries_sweep()
         assert not receiver.received
         first = WebhookDelivery.objects.order_by("id").first()
-        assert first.attempts >= 3 and first.next_attempt_at - start > timedelta(minutes=7)
+        assert first is not None and first.attempts >= 3 and first.next_attempt_at - start > timedelta(minutes=7)
         receiver.start()  # back, on the same port
         clock.move_to(start + timedelta(hours=2))
         tasks.deliveries_sweep()
