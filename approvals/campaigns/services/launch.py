@@ -7,7 +7,6 @@ the ``review_item.assigned`` events and one ``campaign.launched`` event close th
 
 from __future__ import annotations
 
-import logging
 from collections import defaultdict
 from datetime import timedelta
 from typing import Any
@@ -21,6 +20,7 @@ from approvals.campaigns.models import Campaign, CampaignDefinition, CampaignSta
 from approvals.campaigns.services.common import campaign_transition, system_actor
 from approvals.campaigns.services.notifications import email_reviewers, recipients_with_items
 from approvals.campaigns.services.reviewers import Assignment, ReviewerResolver
+from governance import queue
 from governance.actors import Actor
 from governance.audit import audit_record, snapshot
 from governance.exceptions import NotAllowed, Unprocessable, ValidationFailed
@@ -29,8 +29,6 @@ from governance.validators import SINGLE_LINE_MESSAGE, has_control_characters
 from governance.webhooks.events import emit_many as webhook_emit_many
 from inventory.choices import RiskTier, Sensitivity
 from inventory.models import Grant
-
-log = logging.getLogger(__name__)
 
 # Grants turned into items per committed chunk.
 LAUNCH_CHUNK = 2000
@@ -111,12 +109,8 @@ def campaign_launch_request(*, actor: Actor | User, campaign: Campaign, enqueue:
 
 
 def _enqueue_launch(campaign_id: int) -> None:
-    from django_q.tasks import async_task
-
-    try:
-        async_task("approvals.campaigns.tasks.campaign_launch", campaign_id, task_name=f"campaign-launch-{campaign_id}")
-    except Exception:  # the sweep resumes launches left in "launching"
-        log.exception("Could not enqueue the launch of campaign %s", campaign_id)
+    """Queue the making of the items (the sweep resumes a launch left in "launching" if it could not be queued)."""
+    queue.enqueue("approvals.campaigns.tasks.campaign_launch", campaign_id, name=f"campaign-launch-{campaign_id}")
 
 
 def campaign_launch_run(*, campaign_id: int, chunk_size: int = LAUNCH_CHUNK) -> Campaign | None:
