@@ -163,10 +163,7 @@ def _save_definition(
     except (NotAllowed, NotFound):
         raise
     except DomainError as exc:
-        for field, errors in (exc.errors or {"__all__": [exc.detail]}).items():
-            for error in errors:
-                form.add_error(field if field in form.fields else None, error)
-        form.mark_errors()
+        form.add_service_errors(exc)
         return False
     messages.success(request, f"Definition “{saved.name}” saved.")
     return True
