@@ -30,9 +30,12 @@ MAX_KEY_LENGTH = 200
 
 
 def _caller(request: HttpRequest) -> str:
-    auth = request.META.get("HTTP_AUTHORIZATION", "")
-    if auth.lower().startswith("token "):
-        return "t:" + hashlib.sha256(auth.split(None, 1)[1].strip().encode()).hexdigest()[:64]
+    # Split as the token authentication splits it (on any whitespace), so that every header it
+    # accepts as a token is that token's caller here too; a header without a key names a caller
+    # that the view refuses (401), never a crash.
+    parts = request.META.get("HTTP_AUTHORIZATION", "").split()
+    if parts and parts[0].lower() == "token":
+        return "t:" + hashlib.sha256(" ".join(parts[1:]).encode()).hexdigest()
     user = getattr(request, "user", None)
     if user is not None and user.is_authenticated:
         return f"u:{user.pk}"

@@ -21,7 +21,7 @@ from typing import Any
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, F, OuterRef
 from django.utils import timezone
 
 from governance import outbound
@@ -249,33 +249,40 @@ def delivery_send(*, delivery_id: int) -> str:
     else:
         code, error = _post(sub.target_url, body, headers)
     duration = int((time.monotonic() - started) * 1000)
+    return _record_result(delivery, claimed_at=now, code=code, error=error, duration_ms=duration)
+
+
+def _record_result(
+    delivery: WebhookDelivery, *, claimed_at: Any, code: int | None, error: str, duration_ms: int
+) -> str:
+    """Log the attempt and settle the delivery, together (a worker that dies here leaves neither,
+    and the stale claim is retried). The outcome applies only while this worker's claim still
+    holds: a delivery given up meanwhile (its subscription deleted) or taken over by another
+    worker keeps the state it has now, and only counts the attempt."""
     finished = timezone.now()
-    WebhookAttempt.objects.create(
-        delivery=delivery, attempted_at=finished, status_code=code, error=error, duration_ms=duration
-    )
     attempts = delivery.attempts + 1
-    if code is not None and 200 <= code < 300:
-        WebhookDelivery.objects.filter(pk=delivery.pk).update(
-            status=DeliveryStatus.DELIVERED,
-            attempts=attempts,
-            delivered_at=finished,
-            last_status_code=code,
-            last_error="",
-            claimed_at=None,
-        )
-        return DeliveryStatus.DELIVERED
+    delivered = code is not None and 200 <= code < 300
     next_at = finished + _retry_delay(attempts)
-    final = next_at > delivery.give_up_at
-    WebhookDelivery.objects.filter(pk=delivery.pk).update(
-        status=DeliveryStatus.FAILED if final else DeliveryStatus.PENDING,
-        attempts=attempts,
-        next_attempt_at=next_at,
-        last_status_code=code,
-        last_error=error,
-        claimed_at=None,
-    )
-    log.warning("Webhook delivery %s attempt %s failed: %s", delivery.pk, attempts, error or code)
-    return DeliveryStatus.FAILED if final else DeliveryStatus.PENDING
+    final = not delivered and next_at > delivery.give_up_at
+    if delivered:
+        outcome: dict[str, Any] = {"status": DeliveryStatus.DELIVERED, "delivered_at": finished, "last_error": ""}
+    else:
+        status = DeliveryStatus.FAILED if final else DeliveryStatus.PENDING
+        outcome = {"status": status, "next_attempt_at": next_at, "last_error": error}
+    with transaction.atomic():
+        WebhookAttempt.objects.create(
+            delivery=delivery, attempted_at=finished, status_code=code, error=error, duration_ms=duration_ms
+        )
+        still_mine = WebhookDelivery.objects.filter(
+            pk=delivery.pk, status=DeliveryStatus.SENDING, claimed_at=claimed_at
+        )
+        if not still_mine.update(**outcome, attempts=attempts, last_status_code=code, claimed_at=None):
+            WebhookDelivery.objects.filter(pk=delivery.pk).update(attempts=F("attempts") + 1)
+            current = WebhookDelivery.objects.filter(pk=delivery.pk).values_list("status", flat=True).first()
+            return current or "missing"
+    if not delivered:
+        log.warning("Webhook delivery %s attempt %s failed: %s", delivery.pk, attempts, error or code)
+    return str(outcome["status"])
 
 
 def due_delivery_ids(*, limit: int = 1000) -> list[int]:

@@ -181,3 +181,30 @@ def test_delivery_is_given_up_after_a_day_and_an_admin_can_redeliver_it(token_cl
     last = receiver.received[-1]
     assert last.event["id"] == str(delivery.event_id) and last.event["ticket_ref"] == "INC1"
     assert verify_signature(secret, last.headers["X-Signature"], last.body, now=last.at)
+
+
+def test_a_delivery_given_up_while_in_flight_is_not_brought_back_by_its_answer(
+    token_client, iam_admin, receiver, monkeypatch
+):
+    from governance.webhooks import services
+    from governance.webhooks.events import emit
+    from governance.webhooks.models import WebhookSubscription
+
+    subscribe(token_client, iam_admin, receiver)
+    receiver.status = 500
+    emit(event_type="grant.expiring", target_type="inventory.grant", target_id="42", data={})
+    delivery = WebhookDelivery.objects.get()
+    real_post = services._post
+
+    def deleted_during_the_send(url, body, headers):  # noqa: ANN001, ANN202
+        answer = real_post(url, body, headers)
+        services.subscription_delete(actor=iam_admin, subscription=WebhookSubscription.objects.get())
+        return answer
+
+    monkeypatch.setattr(services, "_post", deleted_during_the_send)
+    assert services.delivery_send(delivery_id=delivery.pk) == DeliveryStatus.FAILED
+    delivery.refresh_from_db()
+    # The deletion gave it up; the failed answer that came back afterwards does not requeue it.
+    assert delivery.status == DeliveryStatus.FAILED and delivery.last_error == "Subscription deleted."
+    assert delivery.attempts == 1 and delivery.attempt_log.count() == 1
+    assert services.due_delivery_ids() == []

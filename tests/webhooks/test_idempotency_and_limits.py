@@ -75,6 +75,32 @@ def test_a_refused_request_is_not_remembered_so_the_fixed_one_can_reuse_the_key(
         == 400
     )
     assert not IdempotencyRecord.objects.exists()
+    # Had the 400 been remembered, the corrected body under the same key would be a 422.
+    fixed = client.post("/api/v1/webhooks/", BODY, format="json", HTTP_IDEMPOTENCY_KEY="k")
+    assert fixed.status_code == 201 and "Idempotent-Replayed" not in fixed
+    assert WebhookSubscription.objects.count() == 1
+
+
+@pytest.mark.parametrize("header", ["Token", "Token ", "Token  "], ids=["bare", "one-space", "two-spaces"])
+def test_a_token_header_without_a_key_is_a_401_not_a_500(header, iam_admin):
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    client.raise_request_exception = False
+    answer = client.post("/api/v1/webhooks/", BODY, format="json", HTTP_AUTHORIZATION=header, HTTP_IDEMPOTENCY_KEY="k")
+    assert answer.status_code == 401
+    assert not IdempotencyRecord.objects.exists() and not WebhookSubscription.objects.exists()
+
+
+def test_a_token_after_a_tab_still_gets_the_key_checked(token_client, iam_admin):
+    # Authentication splits "Token<TAB>key" on any whitespace, so the key must apply there too.
+    client = token_client(iam_admin)
+    key = client._credentials["HTTP_AUTHORIZATION"].split(" ", 1)[1]
+    client.credentials(HTTP_AUTHORIZATION=f"Token\t{key}")
+    first = client.post("/api/v1/webhooks/", BODY, format="json", HTTP_IDEMPOTENCY_KEY="tab")
+    again = client.post("/api/v1/webhooks/", BODY, format="json", HTTP_IDEMPOTENCY_KEY="tab")
+    assert first.status_code == again.status_code == 201 and again["Idempotent-Replayed"] == "true"
+    assert WebhookSubscription.objects.count() == 1
 
 
 def test_a_key_still_in_progress_answers_409(token_client, iam_admin):
