@@ -132,7 +132,12 @@ def grants_for(user: Any) -> QuerySet[Grant]:
 
 def grants_listed(user: Any) -> QuerySet[Grant]:
     """For the grant endpoints: everything a grant shows, in a fixed number of queries."""
-    return grants_for(user).select_related("integration", "scope", "ended_by").prefetch_related("approvers")
+    return with_grant_detail(grants_for(user))
+
+
+def with_grant_detail(qs: QuerySet[Grant]) -> QuerySet[Grant]:
+    """What the grant representation reads (API and webhooks), in a fixed number of queries."""
+    return qs.select_related("integration", "scope", "ended_by").prefetch_related("approvers")
 
 
 def grants_of(integration: Integration) -> QuerySet[Grant]:

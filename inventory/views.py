@@ -413,12 +413,6 @@ def _catalog_form_allowed(user: User) -> None:
         raise NotAllowed("Only IAM admins keep the scope catalog.")
 
 
-def _service_errors_show(exc: ValidationFailed, form: Any) -> None:
-    for field, msgs in exc.errors.items():
-        form.add_error(field if field in form.fields else None, msgs[0])
-    form.mark_errors()
-
-
 @login_required
 def system_form(request: AuthenticatedHttpRequest, pk: int | None = None) -> HttpResponse:
     system = get_object_or_404(selectors.systems_for(request.user), pk=pk) if pk else None
@@ -434,7 +428,7 @@ def system_form(request: AuthenticatedHttpRequest, pk: int | None = None) -> Htt
                     values={k: data[k] for k in services.SYSTEM_FIELDS},
                 )
             except ValidationFailed as exc:
-                _service_errors_show(exc, form)
+                form.add_service_errors(exc)
             else:
                 messages.success(request, f"{data['name']} was saved.")
                 return redirect("inventory:catalog")
@@ -464,7 +458,7 @@ def scope_form(request: AuthenticatedHttpRequest, system_pk: int | None = None, 
             try:
                 services.scope_save(actor=request.user, values=data, system=system, scope=scope)
             except ValidationFailed as exc:
-                _service_errors_show(exc, form)
+                form.add_service_errors(exc)
             else:
                 messages.success(request, "The scope was saved.")
                 return redirect(reverse("inventory:catalog") + f"#system-{system.code}")

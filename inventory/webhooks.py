@@ -20,13 +20,9 @@ def integration(target_id: str) -> dict[str, Any] | None:
 def grant(target_id: str) -> dict[str, Any] | None:
     from inventory.api.serializers import GrantSerializer
     from inventory.models import Grant
+    from inventory.selectors import with_grant_detail
 
-    obj = (
-        Grant.objects.filter(pk=target_id)
-        .select_related("integration", "scope", "ended_by")
-        .prefetch_related("approvers")
-        .first()
-    )
+    obj = with_grant_detail(Grant.objects.filter(pk=target_id)).first()
     if obj is None:
         return None
     # A grant has no ticket of its own: it carries its integration's.

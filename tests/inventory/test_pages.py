@@ -153,6 +153,22 @@ def test_iam_admin_keeps_the_catalog_in_the_portal(iam_admin: Any, owner: Any, w
     assert "slack:chat:write" in client.get(reverse("inventory:catalog")).content.decode()
 
 
+def test_a_catalog_change_the_service_refuses_comes_back_next_to_the_field_input_kept(
+    iam_admin: Any, web_as: Any, catalog: dict[str, Scope]
+) -> None:
+    msgraph = catalog["msgraph:User.Read"].system
+    response = web_as(iam_admin).post(
+        reverse("inventory:system-edit", args=[msgraph.pk]),
+        {"code": "graph", "name": "Graph renamed", "description": "Typed here"},
+    )
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert 'id="id_code-error"' in html and "cannot change" in html
+    assert 'value="graph"' in html and 'value="Graph renamed"' in html and "Typed here" in html
+    msgraph.refresh_from_db()
+    assert (msgraph.code, msgraph.name) == ("msgraph", "Microsoft Graph")
+
+
 def test_who_may_not_save_a_form_gets_a_403_whatever_they_post(
     owner: Any, reviewer: Any, make_integration: Any, web_as: Any, catalog: dict[str, Scope]
 ) -> None:

@@ -301,6 +301,47 @@ def test_list_endpoint_runs_fixed_queries_at_5_and_50(
         assert len(api.get("/api/v1/integrations/").json()["results"]) == 50
 
 
+def test_grant_list_endpoint_runs_fixed_queries_at_2_and_20(
+    owner: Any, reviewer: Any, iam_admin: Any, make_integration: Any, api_as: Any, django_assert_num_queries: Any
+) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from governance.actors import Actor
+    from inventory import services
+    from inventory.models import Grant
+    from tests.inventory.conftest import grant_all
+
+    def add(count: int) -> None:
+        for n in range(count):
+            integ = make_integration(owner, name=f"Granted {n} of {count}", scopes=("msgraph:User.Read",))
+            grant_all(integ, reviewer)
+            # An ended grant shows who ended it: a revoked one per integration.
+            grant = Grant.objects.get(integration=integ)
+            services.grant_revoke(actor=iam_admin, grant=grant, reason="Not needed")
+            services.grant_create_many(
+                actor=Actor.system(on_behalf_of=owner),
+                integration=integ,
+                scopes=[grant.scope],
+                source_type="test",
+                source_id=f"again-{integ.pk}",
+                approvers=[reviewer],
+                expires_at=None,
+            )
+
+    api = api_as(owner)  # an owner: the list goes through the visibility subquery
+    add(1)
+    api.get("/api/v1/grants/")  # warm caches (roles)
+    with CaptureQueriesContext(connection) as small:
+        assert len(api.get("/api/v1/grants/").json()["results"]) == 2
+    add(9)
+    with django_assert_num_queries(len(small.captured_queries)):
+        body = api.get("/api/v1/grants/").json()["results"]
+    assert len(body) == 20
+    assert {row["ended_by"] for row in body} == {None, iam_admin.username}
+    assert all(row["approvers"] == [reviewer.username] for row in body)
+
+
 def test_register_with_the_same_idempotency_key_creates_one(owner: Any, api_client: Any, catalog: Any) -> None:
     from governance.services import api_token_issue
 
