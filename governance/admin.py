@@ -113,6 +113,14 @@ class AccountCreationForm(forms.ModelForm):
         model = User
         fields = ("username", "is_service_account", *services.PROFILE_FIELDS)
 
+    def clean_username(self) -> str:
+        """Account names are unique whatever their case (``user_create`` refuses "Alice" next to
+        "alice"): said next to the field, with what was typed kept, rather than on an error page."""
+        username = str(self.cleaned_data["username"]).strip()
+        if User.objects.filter(username__iexact=username).exists():
+            raise forms.ValidationError(f"An account named {username} already exists.")
+        return username
+
 
 class AuditedAdminPasswordChangeForm(AdminPasswordChangeForm):
     """Django's admin form for setting someone's password (or turning password sign-in off),

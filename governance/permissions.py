@@ -15,3 +15,8 @@ def can_view_outbox(user: Any) -> bool:
 
 def can_retry_email(user: Any) -> bool:
     return is_iam_admin(user)
+
+
+def can_manage_accounts(user: Any) -> bool:
+    """IAM admins (and superusers) create accounts, change profiles and deactivate leavers."""
+    return is_iam_admin(user)

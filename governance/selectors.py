@@ -6,6 +6,7 @@ from typing import Any
 
 from django.db.models import Q, QuerySet
 
+from governance.actors import SYSTEM_USERNAME
 from governance.models import AuditEvent, EmailStatus, OutboundEmail, User
 from governance.permissions import can_view_outbox
 from governance.roles import Role, has_role, is_read_only
@@ -35,7 +36,11 @@ def outbox_for(user: Any, *, status: str = "") -> QuerySet[OutboundEmail]:
 def people() -> QuerySet[User]:
     """Every person who can be named for a role (owner, reviewer, campaign owner): active, never a
     service account nor the system actor, by username."""
-    return User.objects.filter(is_active=True, is_service_account=False).exclude(username="system").order_by("username")
+    return (
+        User.objects.filter(is_active=True, is_service_account=False)
+        .exclude(username=SYSTEM_USERNAME)
+        .order_by("username")
+    )
 
 
 def people_suggested(user: Any, *, query: str = "", limit: int = 10) -> QuerySet[User]:

@@ -18,6 +18,7 @@ from governance.audit import EventSpec, accountable_human, audit_record, audit_r
 from governance.exceptions import Conflict, NotAllowed, ValidationFailed
 from governance.history import history_record_many
 from governance.models import ApiToken, User
+from governance.permissions import can_manage_accounts
 from governance.roles import ASSIGNABLE_GROUPS, clear_role_cache
 from governance.signals import user_deactivated
 
@@ -76,6 +77,13 @@ def _record_account_change(
     )
 
 
+def _require_account_manager(actor: Actor, what: str) -> None:
+    """Accounts are created, changed and deactivated by IAM admins (and the system, acting for an
+    operator at the command line or for a scheduled sweep)."""
+    if not (actor.is_system or can_manage_accounts(actor.user)):
+        raise NotAllowed(f"Only an IAM admin may {what}.")
+
+
 def _require_superuser(actor: Actor, what: str) -> None:
     """Admin-site access and passwords of others are for superusers (and the system, acting for
     an operator at the command line): an IAM admin must not be able to give himself more."""
@@ -101,6 +109,7 @@ def user_create(
     if not username:
         raise ValidationFailed.on("username", "A username is required.")
     resolved = Actor.coerce(actor)
+    _require_account_manager(resolved, "create an account")
     with transaction.atomic():
         if User.objects.filter(username__iexact=username).exists():
             raise Conflict(f"An account named {username} already exists.")
@@ -127,6 +136,7 @@ def user_update_profile(*, actor: Actor | User, user: User, changes: Mapping[str
             sorted(unknown)[0], f"Not a profile field: {', '.join(sorted(unknown))} (each has its own service)."
         )
     resolved = Actor.coerce(actor)
+    _require_account_manager(resolved, "change a person's profile")
     with transaction.atomic():
         locked = User.objects.select_for_update().get(pk=user.pk)
         changed = [name for name, value in changes.items() if getattr(locked, name) != value]
@@ -213,6 +223,7 @@ def user_deactivate(*, actor: Actor | User, user: User, reason: str) -> User:
     if not reason.strip():
         raise ValidationFailed.on("reason", "A reason is required to deactivate an account.")
     resolved = Actor.coerce(actor)
+    _require_account_manager(resolved, "deactivate an account")
     with transaction.atomic():
         locked = User.objects.select_for_update().get(pk=user.pk)
         if not locked.is_active:

@@ -243,6 +243,40 @@ def test_accounts_made_in_the_admin_have_no_password_or_privileges_and_are_audit
     assert event.actor == iam_admin and event.after["department"] == "Sales"
 
 
+def test_an_account_name_taken_in_another_case_is_a_field_error_that_keeps_the_input(
+    client: Any, iam_admin: User, target: User
+) -> None:
+    client.force_login(iam_admin)
+    payload = {"username": target.username.upper(), "department": "Typed"}
+    response = client.post("/admin/governance/user/add/", payload)
+    assert response.status_code == 200
+    assert "username" in response.context["adminform"].form.errors
+    assert 'value="Typed"' in response.content.decode()
+    assert not User.objects.filter(username=target.username.upper()).exists()
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda actor, user: services.user_create(actor=actor, username="newcomer"),
+        lambda actor, user: services.user_update_profile(actor=actor, user=user, changes={"department": "X"}),
+        lambda actor, user: services.user_deactivate(actor=actor, user=user, reason="Left"),
+    ],
+    ids=["create", "update_profile", "deactivate"],
+)
+def test_only_iam_admins_create_change_or_deactivate_accounts(
+    call: Callable[[User, User], object], make_user: Callable[..., User], target: User
+) -> None:
+    business_user = make_user("someone", Role.BUSINESS_USER)
+    before = AuditEvent.objects.count()
+    with pytest.raises(NotAllowed):
+        call(business_user, target)
+    target.refresh_from_db()
+    assert (target.department, target.is_active) == ("", True)
+    assert not User.objects.filter(username="newcomer").exists()
+    assert AuditEvent.objects.count() == before
+
+
 def test_accounts_cannot_be_deleted_in_the_admin_even_by_a_superuser(client: Any, root: User, target: User) -> None:
     client.force_login(root)
     assert client.post(f"/admin/governance/user/{target.pk}/delete/", {"post": "yes"}).status_code == 403
