@@ -73,6 +73,7 @@ INSTALLED_APPS = [
     "inventory",
     "approvals",
     "approvals.campaigns",
+    "runtime",
 ]
 
 MIDDLEWARE = [
@@ -173,6 +174,7 @@ Q_TASK_MODULES = (
     "inventory.tasks",
     "approvals.tasks",
     "approvals.campaigns.tasks",
+    "runtime.tasks",
 )
 
 # --- Email ----------------------------------------------------------------------------------
@@ -429,6 +431,35 @@ AUDIT_VERIFY_KEYS = env.list("AUDIT_VERIFY_KEYS", default=[])
 AUDIT_WITNESS_EMAIL = env.list("AUDIT_WITNESS_EMAIL", default=[])
 AUDIT_WITNESS_FILE = env.str("AUDIT_WITNESS_FILE", default="")
 AUDIT_WITNESS_SYSLOG = env.str("AUDIT_WITNESS_SYSLOG", default="")
+
+# --- Runtime plane (README "Runtime") ------------------------------------------------------------
+# The portal as an authorization server for integrations: its own issuer name (the iss of the
+# access tokens it signs), the audience workload tokens must carry unless an issuer says
+# otherwise (the token endpoint's URL), and lifetimes in seconds (never more than 15 minutes;
+# shorter by the integration's risk tier).
+RUNTIME_ISSUER = env.str("RUNTIME_ISSUER", default=SITE_URL)
+RUNTIME_TOKEN_AUDIENCE = env.str("RUNTIME_TOKEN_AUDIENCE", default=f"{SITE_URL}/oauth/token")
+RUNTIME_TOKEN_MAX_SECONDS = 900
+RUNTIME_TOKEN_SECONDS_BY_TIER = {
+    "low": env.int("RUNTIME_TOKEN_SECONDS_LOW", default=900),
+    "medium": env.int("RUNTIME_TOKEN_SECONDS_MEDIUM", default=900),
+    "high": env.int("RUNTIME_TOKEN_SECONDS_HIGH", default=600),
+    "critical": env.int("RUNTIME_TOKEN_SECONDS_CRITICAL", default=300),
+}
+# Signing keys: the default algorithm, how often keys rotate, and the longest time a resource
+# server may cache the portal's JWKS (a new key is published that long before it signs).
+RUNTIME_SIGNING_ALGORITHM = env.str("RUNTIME_SIGNING_ALGORITHM", default="ES256")
+RUNTIME_KEY_ROTATION_DAYS = env.int("RUNTIME_KEY_ROTATION_DAYS", default=30)
+RUNTIME_JWKS_CACHE_SECONDS = env.int("RUNTIME_JWKS_CACHE_SECONDS", default=300)
+# Keys that encrypt the signing keys' private parts at rest (Fernet keys, comma-separated; the
+# first encrypts, all decrypt). Empty: derived from SECRET_KEY and SECRET_KEY_FALLBACKS.
+RUNTIME_KEY_ENCRYPTION_KEYS = env.list("RUNTIME_KEY_ENCRYPTION_KEYS", default=[])
+# Trusted workload issuers' keys: a refetch on an unknown kid waits this long after the last one;
+# keys not refreshed for longer than the stale limit are no longer trusted (deny).
+RUNTIME_KEY_REFETCH_COOLDOWN_SECONDS = env.int("RUNTIME_KEY_REFETCH_COOLDOWN_SECONDS", default=30)
+RUNTIME_ISSUER_KEYS_MAX_STALE_SECONDS = env.int("RUNTIME_ISSUER_KEYS_MAX_STALE_SECONDS", default=86400)
+# Just-in-time elevation: how long an approved elevation's grant lasts.
+RUNTIME_JIT_GRANT_MINUTES = env.int("RUNTIME_JIT_GRANT_MINUTES", default=60)
 
 # --- Internationalisation, static -----------------------------------------------------------
 LANGUAGE_CODE = "en-us"

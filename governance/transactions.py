@@ -36,7 +36,8 @@ from django.http import HttpRequest, HttpResponse
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 # Sign-in and single sign-on: failed attempts are recorded on purpose (throttling, audit).
-EXEMPT_PATH_PREFIXES = ("/accounts/login/", "/admin/login/", "/login/", "/complete/")
+# The token endpoint: a refused exchange is recorded (the runtime log) though it answers 400.
+EXEMPT_PATH_PREFIXES = ("/accounts/login/", "/admin/login/", "/login/", "/complete/", "/oauth/")
 
 
 class AtomicWriteRequestMiddleware:

@@ -15,6 +15,8 @@ urlpatterns = [
     path("approvals/", include("approvals.urls")),
     path("campaigns/", include("approvals.campaigns.urls")),
     path("webhooks/", include("governance.webhooks.urls")),
+    path("runtime/", include("runtime.urls")),
+    path("", include("runtime.oauth_urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include("governance.api.urls")),
     path("", include("social_django.urls", namespace="social")),

@@ -85,5 +85,27 @@ class TransferStatus(models.TextChoices):
     CANCELLED = "cancelled", "Cancelled"
 
 
+class IssuerKind(models.TextChoices):
+    OIDC = "oidc", "OpenID Connect issuer"
+    SPIFFE = "spiffe", "SPIFFE trust domain"
+    STATIC_JWKS = "static_jwks", "Static JWKS"
+
+
+# Signature algorithms a workload issuer may use. "none" and every HMAC algorithm are never
+# accepted, whatever an issuer's configuration says; EdDSA is refused for SPIFFE JWT-SVIDs.
+DEFAULT_ISSUER_ALGORITHMS = ("RS256", "ES256", "ES384", "PS256")
+ASYMMETRIC_ALGORITHMS = ("RS256", "RS384", "RS512", "ES256", "ES384", "ES512", "PS256", "PS384", "PS512", "EdDSA")
+SPIFFE_ALGORITHMS = ("RS256", "RS384", "RS512", "ES256", "ES384", "ES512", "PS256", "PS384", "PS512")
+
+
+class IdentityStatus(models.TextChoices):
+    """Where an integration stands in proving what it is."""
+
+    PROVEN = "proven", "Proven"
+    BOUND = "bound", "Bound, not yet proven"
+    DECLARED = "declared", "Declared only"
+    NONE = "none", "None"
+
+
 # What an owner may submit for approval: a draft, or one the reviewers rejected.
 SUBMITTABLE_STATUSES = (IntegrationStatus.DRAFT, IntegrationStatus.REJECTED)

@@ -18,8 +18,10 @@ from inventory.choices import (  # noqa: F401  (the vocabulary is read from here
     CredentialType,
     DataClassification,
     Environment,
+    DEFAULT_ISSUER_ALGORITHMS,
     GrantStatus,
     IntegrationKind,
+    IssuerKind,
     IntegrationStatus,
     OwnerRole,
     RiskTier,
@@ -60,6 +62,11 @@ class Scope(models.Model):
     sensitivity = models.CharField(max_length=10, choices=Sensitivity.choices, default=Sensitivity.MEDIUM)
     access = models.CharField(max_length=10, choices=AccessLevel.choices, default=AccessLevel.READ)
     is_active = models.BooleanField(default=True, help_text="Retired scopes cannot be requested any more.")
+    jit_eligible = models.BooleanField(
+        default=False,
+        help_text="An integration that does not hold it may ask for it at run time, for one task; "
+        "a reviewer decides and the grant ends by itself.",
+    )
 
     history = HistoricalRecords()
     _history_user: User | None  # set before save(): the change's author in the history
@@ -204,13 +211,16 @@ class Grant(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="ended_grants"
     )
     end_reason = models.TextField(blank=True)
+    # When a token carrying this grant's scope was last issued (written by the runtime's log
+    # sealer, at most once a minute per grant); per-day counts are in ``GrantUsageDay``.
+    last_used_at = models.DateTimeField(null=True, blank=True)
     expiry_warned_days = models.PositiveSmallIntegerField(
         null=True,
         blank=True,
         help_text="The closest expiry warning given so far (days before expiry): each is given once.",
     )
 
-    history = HistoricalRecords(excluded_fields=["expiry_warned_days"])
+    history = HistoricalRecords(excluded_fields=["expiry_warned_days", "last_used_at"])
 
     class Meta:
         ordering = ["-granted_at", "id"]
@@ -267,3 +277,103 @@ class OwnershipTransfer(models.Model):
 
     def __str__(self) -> str:
         return f"{self.integration}: {self.get_role_display()} → {self.to_user}"
+
+
+class GrantUsageDay(models.Model):
+    """How many access tokens carrying a grant's scope were issued on one day (UTC). Written in
+    bulk by the runtime's log sealer; read for "uses in the last 30 days"."""
+
+    grant = models.ForeignKey(Grant, on_delete=models.CASCADE, related_name="usage_days")
+    day = models.DateField()
+    uses = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["grant_id", "day"]
+        constraints = [models.UniqueConstraint(fields=["grant", "day"], name="grant_usage_one_row_per_day")]
+
+    def __str__(self) -> str:
+        return f"{self.grant_id} {self.day}: {self.uses}"
+
+
+def default_issuer_algorithms() -> list[str]:
+    return list(DEFAULT_ISSUER_ALGORITHMS)
+
+
+class TrustedIssuer(models.Model):
+    """An issuer of workload tokens the portal believes: an OpenID Connect issuer (keys found
+    through its discovery document), a SPIFFE trust domain (its JWT bundle) or a static JWKS.
+
+    ``issuer`` is the exact ``iss`` its tokens carry (for a SPIFFE trust domain,
+    ``spiffe://<trust domain>``; JWT-SVIDs without ``iss`` are matched by their SPIFFE ID).
+    ``jwks`` holds the pasted keys (static, SPIFFE without a bundle URL) or the last set fetched
+    successfully; the ``keys_*`` columns say when keys were last fetched and why the last refresh
+    failed, if it did. Changes go through ``inventory.services`` (audited)."""
+
+    name = models.CharField(max_length=120)
+    kind = models.CharField(max_length=12, choices=IssuerKind.choices)
+    issuer = models.CharField(max_length=300, unique=True, help_text="The exact iss claim of its tokens.")
+    discovery_url = models.URLField(
+        max_length=500, blank=True, help_text="OpenID Connect: the discovery document (default: <issuer>/.well-known/openid-configuration)."
+    )
+    jwks_uri = models.URLField(
+        max_length=500, blank=True, help_text="Where the keys are (OpenID Connect: from discovery; SPIFFE: the bundle endpoint)."
+    )
+    jwks = models.JSONField(default=dict, blank=True)
+    allowed_algorithms = models.JSONField(default=default_issuer_algorithms)
+    audience = models.CharField(
+        max_length=300, blank=True, help_text="The aud its tokens must carry (empty: the portal's token endpoint URL)."
+    )
+    max_token_age_seconds = models.PositiveIntegerField(default=3600)
+    clock_skew_seconds = models.PositiveSmallIntegerField(default=30)
+    key_cache_seconds = models.PositiveIntegerField(default=300)
+    is_active = models.BooleanField(default=True)
+    keys_fetched_at = models.DateTimeField(null=True, blank=True)
+    keys_error = models.TextField(blank=True)
+    keys_error_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    history = HistoricalRecords(excluded_fields=["jwks", "keys_fetched_at", "keys_error", "keys_error_at", "updated_at"])
+    _history_user: User | None  # set before save(): the change's author in the history
+
+    class Meta:
+        ordering = ["name", "id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class WorkloadBinding(models.Model):
+    """An integration's workload identity: the issuer, the exact ``sub`` of its tokens and claim
+    equalities every token must also carry (``required_claims``: dotted claim path -> value, e.g.
+    ``{"repository_id": "123456", "kubernetes.io.namespace": "ai"}``). A token that matches no
+    binding, or several, is refused. ``first_verified_at``/``last_verified_at`` are set when a
+    token proving it was accepted ("proven" vs "declared only")."""
+
+    integration = models.OneToOneField(Integration, on_delete=models.CASCADE, related_name="workload_binding")
+    issuer = models.ForeignKey(TrustedIssuer, on_delete=models.PROTECT, related_name="bindings")
+    subject = models.CharField(max_length=300)
+    required_claims = models.JSONField(default=dict, blank=True)
+    # SHA-256 of the canonical JSON of required_claims: one binding per (issuer, subject, claims).
+    claims_key = models.CharField(max_length=64, editable=False)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(default=timezone.now)
+    first_verified_at = models.DateTimeField(null=True, blank=True)
+    last_verified_at = models.DateTimeField(null=True, blank=True)
+
+    history = HistoricalRecords(excluded_fields=["claims_key", "updated_at", "first_verified_at", "last_verified_at"])
+    _history_user: User | None  # set before save(): the change's author in the history
+
+    class Meta:
+        ordering = ["integration_id"]
+        indexes = [models.Index(fields=["issuer", "subject"], name="binding_issuer_subject")]
+        constraints = [
+            models.UniqueConstraint(fields=["issuer", "subject", "claims_key"], name="binding_one_per_identity")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.issuer.issuer} {self.subject}"
+
+    @property
+    def is_proven(self) -> bool:
+        return self.first_verified_at is not None
