@@ -12,17 +12,17 @@ from django.utils import timezone
 from simple_history.models import HistoricalRecords
 
 from inventory.choices import (  # noqa: F401  (the vocabulary is read from here too)
+    DEFAULT_ISSUER_ALGORITHMS,
     RISK_TIER_ORDER,
     AccessLevel,
     Autonomy,
     CredentialType,
     DataClassification,
     Environment,
-    DEFAULT_ISSUER_ALGORITHMS,
     GrantStatus,
     IntegrationKind,
-    IssuerKind,
     IntegrationStatus,
+    IssuerKind,
     OwnerRole,
     RiskTier,
     Sensitivity,
@@ -41,6 +41,18 @@ class ResourceSystem(models.Model):
     name = models.CharField(max_length=120)
     description = models.TextField(blank=True)
     owners = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="owned_systems")
+    audience = models.CharField(
+        max_length=300,
+        blank=True,
+        help_text="How its resource servers name themselves in tokens (the aud claim), e.g. its API's URL. "
+        "Empty: urn:ai-governance:system:<code>.",
+    )
+    token_algorithm = models.CharField(
+        max_length=8,
+        choices=[("ES256", "ES256"), ("RS256", "RS256")],
+        default="ES256",
+        help_text="How the portal signs access tokens for it (RS256 for resource servers that only accept RSA).",
+    )
 
     history = HistoricalRecords(m2m_fields=[owners])
     _history_user: User | None  # set before save(): the change's author in the history
@@ -50,6 +62,10 @@ class ResourceSystem(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def token_audience(self) -> str:
+        return self.audience or f"urn:ai-governance:system:{self.code}"
 
 
 class Scope(models.Model):
@@ -313,10 +329,14 @@ class TrustedIssuer(models.Model):
     kind = models.CharField(max_length=12, choices=IssuerKind.choices)
     issuer = models.CharField(max_length=300, unique=True, help_text="The exact iss claim of its tokens.")
     discovery_url = models.URLField(
-        max_length=500, blank=True, help_text="OpenID Connect: the discovery document (default: <issuer>/.well-known/openid-configuration)."
+        max_length=500,
+        blank=True,
+        help_text="OpenID Connect: the discovery document (default: <issuer>/.well-known/openid-configuration).",
     )
     jwks_uri = models.URLField(
-        max_length=500, blank=True, help_text="Where the keys are (OpenID Connect: from discovery; SPIFFE: the bundle endpoint)."
+        max_length=500,
+        blank=True,
+        help_text="Where the keys are (OpenID Connect: from discovery; SPIFFE: the bundle endpoint).",
     )
     jwks = models.JSONField(default=dict, blank=True)
     allowed_algorithms = models.JSONField(default=default_issuer_algorithms)
@@ -333,7 +353,9 @@ class TrustedIssuer(models.Model):
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(default=timezone.now)
 
-    history = HistoricalRecords(excluded_fields=["jwks", "keys_fetched_at", "keys_error", "keys_error_at", "updated_at"])
+    history = HistoricalRecords(
+        excluded_fields=["jwks", "keys_fetched_at", "keys_error", "keys_error_at", "updated_at"]
+    )
     _history_user: User | None  # set before save(): the change's author in the history
 
     class Meta:
