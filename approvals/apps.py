@@ -22,10 +22,16 @@ class ApprovalsConfig(AppConfig):
             receivers.on_integration_risk_raised, dispatch_uid="approvals.risk_raised"
         )
         signals.integration_disabled.connect(receivers.on_integration_disabled, dispatch_uid="approvals.disabled")
+        signals.integration_identity_changed.connect(
+            receivers.on_integration_identity_changed, dispatch_uid="approvals.identity_changed"
+        )
 
         webhooks.register()
         panels.register()
-        scheduling.register("approvals-grants-expire", "approvals.tasks.grants_expire", "7 * * * *")
+        # Every five minutes: an elevation's grant lasts an hour and its step's SLA is minutes, so
+        # ending grants and escalating steps cannot wait for an hourly pass. Both sweeps are one
+        # indexed range read when nothing is due.
+        scheduling.register("approvals-grants-expire", "approvals.tasks.grants_expire", "*/5 * * * *")
         scheduling.register("approvals-grants-warn", "approvals.tasks.grants_warn", "30 6 * * *")
-        scheduling.register("approvals-sla-sweep", "approvals.tasks.sla_sweep", "*/10 * * * *")
+        scheduling.register("approvals-sla-sweep", "approvals.tasks.sla_sweep", "*/5 * * * *")
         demo_registry.register("approvals", 20, demo.seed)

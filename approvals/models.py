@@ -6,6 +6,7 @@ State changes go through ``approvals.services``; nothing here changes a status b
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from django.conf import settings
@@ -26,6 +27,7 @@ class RequestType(models.TextChoices):
     EXPANSION = "expansion", "Scope expansion"
     RENEWAL = "renewal", "Renewal"
     RE_REVIEW = "re_review", "Re-review (risk raised)"
+    JIT_ELEVATION = "jit_elevation", "Just-in-time elevation"
 
 
 class RequestStatus(models.TextChoices):
@@ -57,6 +59,19 @@ REQUEST_TRANSITIONS: dict[str, frozenset[str]] = {
     RequestStatus.WITHDRAWN: frozenset(),
     RequestStatus.CANCELLED: frozenset(),
 }
+
+
+def sla_duration(*, hours: int, minutes: int | None) -> timedelta:
+    """A step's SLA: its minutes when set (steps decided within the hour, such as just-in-time
+    elevations), its hours otherwise."""
+    return timedelta(minutes=minutes) if minutes else timedelta(hours=hours)
+
+
+def sla_text(*, hours: int, minutes: int | None) -> str:
+    """The SLA as people read it: "30 minutes", "24 hours"."""
+    if minutes:
+        return f"{minutes} minute{'s' if minutes != 1 else ''}"
+    return f"{hours} hour{'s' if hours != 1 else ''}"
 
 
 class PoolKind(models.TextChoices):
@@ -105,6 +120,9 @@ class WorkflowStep(models.Model):
     rule = models.CharField(max_length=10, choices=Rule.choices, default=Rule.ANY)
     quorum = models.PositiveSmallIntegerField(default=1, help_text="Approvals needed when the rule is a quorum.")
     sla_hours = models.PositiveIntegerField(default=48)
+    sla_minutes = models.PositiveIntegerField(
+        null=True, blank=True, help_text="When set, the SLA in minutes instead of the hours (for decisions due fast)."
+    )
     escalation_group = models.ForeignKey(
         Group, null=True, blank=True, on_delete=models.PROTECT, related_name="+", help_text="Empty: the IAM admins."
     )
@@ -125,6 +143,14 @@ class WorkflowStep(models.Model):
     def __str__(self) -> str:
         return f"{self.workflow}: {self.order}. {self.name}"
 
+    @property
+    def sla(self) -> timedelta:
+        return sla_duration(hours=self.sla_hours, minutes=self.sla_minutes)
+
+    @property
+    def sla_label(self) -> str:
+        return sla_text(hours=self.sla_hours, minutes=self.sla_minutes)
+
 
 # A workflow step's own columns, in the order the step form shows them: what the services save
 # and audit (the named people of a "users" pool are a many-to-many set beside them).
@@ -136,6 +162,7 @@ WORKFLOW_STEP_FIELDS = (
     "rule",
     "quorum",
     "sla_hours",
+    "sla_minutes",
     "escalation_group",
     "escalation_user",
     "only_for_tiers",
@@ -201,6 +228,20 @@ class AccessRequest(models.Model):
     def is_open(self) -> bool:
         return self.status in OPEN_STATUSES
 
+    @property
+    def is_elevation(self) -> bool:
+        return self.type == RequestType.JIT_ELEVATION
+
+    @property
+    def summary(self) -> str:
+        """What the request asks, in one line: its type, or for a just-in-time elevation the
+        scope and the task it is for (an elevation's justification is the task the integration
+        stated). Reads the requested scopes (prefetch them for a list)."""
+        if not self.is_elevation:
+            return str(self.get_type_display())
+        codes = ", ".join(scope.code for scope in self.requested_scopes.all())
+        return f"{RequestType.JIT_ELEVATION.label}: {codes} for task '{self.justification}'"
+
 
 # How a grant names the request that created it (``Grant.source_type``; its ``source_id`` is the
 # request's id).
@@ -230,6 +271,7 @@ class RequestStep(models.Model):
     rule = models.CharField(max_length=10, choices=Rule.choices, default=Rule.ANY)
     quorum = models.PositiveSmallIntegerField(default=1)
     sla_hours = models.PositiveIntegerField(default=48)
+    sla_minutes = models.PositiveIntegerField(null=True, blank=True)
     escalation_group = models.ForeignKey(Group, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     escalation_user = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -256,6 +298,14 @@ class RequestStep(models.Model):
 
     def __str__(self) -> str:
         return f"{self.request_id}/{self.round}.{self.order} {self.name}"
+
+    @property
+    def sla(self) -> timedelta:
+        return sla_duration(hours=self.sla_hours, minutes=self.sla_minutes)
+
+    @property
+    def sla_label(self) -> str:
+        return sla_text(hours=self.sla_hours, minutes=self.sla_minutes)
 
     @property
     def required_approvals(self) -> int:

@@ -1,6 +1,7 @@
-"""The approvals' nav entries and home-page panels (registered in ``ApprovalsConfig.ready``): the
-reviewer's queue with its count, the requester's open requests, and the workflow pages. Each
-``build`` runs a fixed number of queries."""
+"""The approvals' nav entries, home-page panels and integration-page section (registered in
+``ApprovalsConfig.ready``): the reviewer's queue with its count, the requester's open requests,
+the workflow pages, and an integration's just-in-time elevations. Each ``build`` runs a fixed
+number of queries."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from django.http import HttpRequest
 from approvals import permissions, selectors
 from governance import portal
 from governance.roles import Role
+from inventory.extensions import register_integration_section
+from inventory.models import Integration
 
 LIST_SIZE = 8
 
@@ -25,6 +28,14 @@ def review_queue(request: HttpRequest) -> dict[str, Any] | None:
 
 def my_requests(request: HttpRequest) -> dict[str, Any] | None:
     return {"requests": list(selectors.my_open_requests(request.user)[:LIST_SIZE])}
+
+
+def integration_elevations(request: HttpRequest, integration: Integration) -> dict[str, Any] | None:
+    """The integration's just-in-time elevations (none: no section), four queries."""
+    rows = selectors.elevations_of(request.user, integration)
+    if not rows:
+        return None
+    return {"elevations": rows, "limit": selectors.ELEVATIONS_SHOWN}
 
 
 def register() -> None:
@@ -47,6 +58,9 @@ def register() -> None:
             order=20,
             roles=frozenset({Role.REVIEWER, Role.IAM_ADMIN}),
         )
+    )
+    register_integration_section(
+        "elevations", template="approvals/sections/elevations.html", build=integration_elevations, order=40
     )
     portal.register_panel(
         portal.HomePanel(

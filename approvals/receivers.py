@@ -56,6 +56,12 @@ def on_integration_risk_raised(
             services.request_restart_for_risk(
                 actor=actor, request=req, new_tier=new_tier, reason=f"Risk tier raised from {old_tier} to {new_tier}."
             )
+    _re_review_open(actor, integration, f"Risk tier raised from {old_tier} to {new_tier}.")
+
+
+def _re_review_open(actor: Actor, integration: Integration, justification: str) -> None:
+    """An active integration's held scopes are reviewed again, unless a re-review is already open
+    (it covers this too) or it holds nothing."""
     if integration.status != IntegrationStatus.ACTIVE:
         return
     scopes = list(selectors.scopes_held_by(integration))
@@ -74,8 +80,24 @@ def on_integration_risk_raised(
         type=RequestType.RE_REVIEW,
         scopes=scopes,
         requester=_requester(actor),
-        justification=f"Risk tier raised from {old_tier} to {new_tier}.",
+        justification=justification,
     )
+
+
+def on_integration_identity_changed(
+    sender: Any, *, integration: Integration, actor: Actor, old_identity: str, new_identity: str, **_: Any
+) -> None:
+    """A high or critical integration proves another workload identity: an active one is
+    re-reviewed for what it holds, as after a tier increase; a pending one's request in review
+    starts its round again, since the decisions taken so far were about the old identity."""
+    justification = f"Workload identity changed from {old_identity} to {new_identity}."
+    if integration.status == IntegrationStatus.PENDING:
+        for req in AccessRequest.objects.filter(integration=integration, status=RequestStatus.IN_REVIEW):
+            services.request_restart_for_risk(
+                actor=actor, request=req, new_tier=integration.risk_tier, reason=justification
+            )
+        return
+    _re_review_open(actor, integration, justification)
 
 
 def on_integration_disabled(

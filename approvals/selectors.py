@@ -5,6 +5,7 @@ pages share (the current step, the default expiry, whether someone may decide) l
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -111,6 +112,51 @@ def step_may_decide(user: User, req: AccessRequest, step: RequestStep) -> str | 
 def grants_from_request(req: AccessRequest) -> QuerySet[Grant]:
     """The grants an approval of ``req`` created, whatever became of them since."""
     return Grant.objects.filter(source_type=GRANT_SOURCE_TYPE, source_id=str(req.pk)).select_related("scope")
+
+
+ELEVATIONS_SHOWN = 20  # the most recent elevations an integration's page lists
+
+
+@dataclass(frozen=True)
+class ElevationRow:
+    """One just-in-time elevation as the integration's page shows it."""
+
+    request: AccessRequest
+    scope_codes: list[str]
+    decided_by: User | None
+    grant: Grant | None
+
+
+def elevations_of(user: Any, integration: Integration, *, limit: int = ELEVATIONS_SHOWN) -> list[ElevationRow]:
+    """The most recent just-in-time elevations of ``integration`` that ``user`` may see, newest
+    first, with who decided each and the grant its approval made (four queries, however many)."""
+    requests = list(
+        access_requests_for(user)
+        .filter(integration=integration, type=RequestType.JIT_ELEVATION)
+        .prefetch_related(
+            "requested_scopes",
+            Prefetch("steps", queryset=RequestStep.objects.select_related("decided_by").order_by("round", "order")),
+        )
+        .order_by("-created_at", "-id")[:limit]
+    )
+    grants = {
+        grant.source_id: grant
+        for grant in Grant.objects.filter(
+            source_type=GRANT_SOURCE_TYPE, source_id__in=[str(req.pk) for req in requests]
+        ).order_by("granted_at", "id")
+    }
+    rows = []
+    for req in requests:
+        deciders = [step.decided_by for step in req.steps.all() if step.round == req.round and step.decided_by]
+        rows.append(
+            ElevationRow(
+                request=req,
+                scope_codes=[scope.code for scope in req.requested_scopes.all()],
+                decided_by=deciders[-1] if deciders else None,
+                grant=grants.get(str(req.pk)),
+            )
+        )
+    return rows
 
 
 # --- The reviewer queue -------------------------------------------------------------------------

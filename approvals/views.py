@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
@@ -18,7 +19,15 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from approvals import permissions, selectors, services
 from approvals.forms import DecisionForm, ExpiryPolicyForm, WorkflowStepForm
-from approvals.models import DecisionKind, RequestStatus, RequestStep, RequestType, StepAssignment, StepStatus
+from approvals.models import (
+    AccessRequest,
+    DecisionKind,
+    RequestStatus,
+    RequestStep,
+    RequestType,
+    StepAssignment,
+    StepStatus,
+)
 from governance.exceptions import Conflict, DomainError, NotAllowed, ValidationFailed
 from governance.roles import sees_everything
 from governance.urls_safety import safe_next
@@ -46,6 +55,14 @@ def _query_without_page(request: AuthenticatedHttpRequest) -> str:
 # --- Reviewer queue -----------------------------------------------------------------------------
 
 
+def decision_choices(req: AccessRequest) -> list[tuple[str, str]]:
+    """The decisions a reviewer is offered: an elevation is approved or rejected (the integration
+    asked at run time; nobody could make changes), any other request may also go back for them."""
+    if req.is_elevation:
+        return [(value, label) for value, label in DecisionKind.choices if value != DecisionKind.REQUEST_CHANGES]
+    return list(DecisionKind.choices)
+
+
 def _queue_rows(items: list[StepAssignment]) -> list[dict[str, Any]]:
     """What each queue item shows, with what its integration already holds (for the expansion
     diff): one query for the page."""
@@ -65,6 +82,7 @@ def _queue_rows(items: list[StepAssignment]) -> list[dict[str, Any]]:
                 "held": sorted(holds),
                 "overdue": assignment.due_at is not None and assignment.due_at < now,
                 "bulk_ok": req.integration.risk_tier == RiskTier.LOW,
+                "decisions": decision_choices(req),
             }
         )
     return rows
@@ -94,7 +112,6 @@ def queue(request: AuthenticatedHttpRequest) -> HttpResponse:
             "tier": tier,
             "overdue": overdue,
             "query": _query_without_page(request),
-            "decisions": DecisionKind.choices,
             "can_decide": permissions.can_decide_any(request.user),
         },
     )
@@ -231,12 +248,13 @@ def request_detail(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
             "can_decide": can_decide,
             "refusal": refusal,
             "grants": list(selectors.grants_from_request(req).order_by("scope__code")),
-            "decisions": DecisionKind.choices,
+            "decisions": decision_choices(req),
             "can_withdraw": req.is_open and may_withdraw,
             "can_resubmit": req.status == RequestStatus.CHANGES_REQUESTED
             and req.type != RequestType.REGISTRATION
             and may_withdraw,
             "scope_codes": [scope.code for scope in req.requested_scopes.all()],
+            "jit_grant_minutes": settings.RUNTIME_JIT_GRANT_MINUTES,
         },
     )
 

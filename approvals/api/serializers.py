@@ -52,6 +52,7 @@ class AccessRequestStepSerializer(serializers.ModelSerializer[RequestStep]):
             "rule",
             "quorum",
             "sla_hours",
+            "sla_minutes",
             "due_at",
             "escalated_at",
             "decided_at",

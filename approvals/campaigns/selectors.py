@@ -32,6 +32,7 @@ from approvals.campaigns.models import (
 from governance.roles import Role, has_role
 from inventory.choices import GrantStatus
 from inventory.models import Credential, Grant
+from inventory.selectors import with_usage
 
 # How many days a progress chart shows at most.
 SERIES_DAYS_LIMIT = 400
@@ -196,8 +197,11 @@ def last_rotations(integration_ids: set[int]) -> dict[int, datetime | None]:
 
 
 def grants_shown(grant_ids: set[int]) -> dict[int, Grant]:
-    """The grants behind review items, with their scope, system and approvers, by id."""
-    grants = Grant.objects.filter(pk__in=grant_ids).select_related("scope__system").prefetch_related("approvers")
+    """The grants behind review items, with their scope, system, approvers and run-time usage
+    (``last_used_at`` and ``uses_last_30_days``, summed in the same query), by id."""
+    grants = with_usage(
+        Grant.objects.filter(pk__in=grant_ids).select_related("scope__system").prefetch_related("approvers")
+    )
     return {grant.pk: grant for grant in grants}
 
 

@@ -220,8 +220,9 @@ def definition_start(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse
 
 
 def review_rows(items: list[ReviewItem]) -> list[dict[str, Any]]:
-    """Items grouped by integration, with what each grant allows, who approved it and when, the
-    credential's last rotation and a recommendation — in a fixed number of queries."""
+    """Items grouped by integration, with what each grant allows, who approved it and when, how
+    much it was used lately, the credential's last rotation and a recommendation — in a fixed
+    number of queries."""
     rotated = selectors.last_rotations({item.integration_id for item in items})
     grants = selectors.grants_shown({grant_id for item in items for grant_id in item.covered_grant_ids()})
     now = timezone.now()
@@ -234,6 +235,7 @@ def review_rows(items: list[ReviewItem]) -> list[dict[str, Any]]:
             scopes=[grant.scope for grant in covered],
             last_rotated=rotated.get(item.integration_id),
             now=now,
+            grants=covered,
         )
         group = groups.setdefault(
             item.integration_id,

@@ -9,11 +9,13 @@ and is cancelled when its integration is suspended, retired or orphaned. Separat
 holds whoever calls: nobody decides a step of a request for an integration they own or requested,
 and nobody decides two steps of the same round. Locks are taken integration, then request, then
 step, everywhere (the inventory locks the integration first too and sends its signals while
-holding it).
+holding it). A just-in-time elevation is opened by the runtime's token endpoint, as the system for
+the integration's business owner; its approval grants that one scope until it ends by itself.
 
 Callers import the functions from here; the modules of this package hold them by subject."""
 
 from approvals.services.decisions import request_decide
+from approvals.services.elevation import elevation_open
 from approvals.services.expiry import grants_expire_due, grants_warn_expiring, renewal_request_open
 from approvals.services.requests import (
     request_open,
@@ -32,6 +34,7 @@ from approvals.services.workflows import (
 
 __all__ = [
     "default_workflows_ensure",
+    "elevation_open",
     "expiry_policy_set",
     "grants_expire_due",
     "grants_warn_expiring",

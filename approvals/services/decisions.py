@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -115,17 +116,27 @@ def _approved_scopes(req: AccessRequest, wanted: Sequence[Scope] | None) -> list
     return approved
 
 
+def _default_expiry(req: AccessRequest) -> datetime:
+    """When the grants of an approval made now end unless a reviewer sets an earlier expiry: a
+    just-in-time elevation's after ``settings.RUNTIME_JIT_GRANT_MINUTES`` (it is for one task),
+    any other request's after the tier's default lifetime."""
+    if req.is_elevation:
+        return timezone.now() + timedelta(minutes=settings.RUNTIME_JIT_GRANT_MINUTES)
+    return timezone.now() + timedelta(days=selectors.default_expiry_days(req.risk_tier))
+
+
 def _checked_expiry(req: AccessRequest, expires_at: datetime | None) -> datetime | None:
-    """An approval may only shorten the tier's default lifetime of the grants."""
+    """An approval may only shorten the default lifetime of the grants."""
     if expires_at is None:
         return None
-    default_expiry = timezone.now() + timedelta(days=selectors.default_expiry_days(req.risk_tier))
+    default_expiry = _default_expiry(req)
     if expires_at <= timezone.now():
         raise Unprocessable.on("expires_at", "The expiry must be in the future.")
     if expires_at > default_expiry:
+        what = "an elevation" if req.is_elevation else "this tier"
         raise Unprocessable.on(
             "expires_at",
-            f"The expiry can only be earlier than the default for this tier ({default_expiry:%Y-%m-%d}).",
+            f"The expiry can only be earlier than the default for {what} ({default_expiry:%Y-%m-%d %H:%M}).",
         )
     return expires_at
 
@@ -198,6 +209,9 @@ def request_decide(
     integration suspended/retired or without owner (409)."""
     resolved = Actor.coerce(actor)
     comment = _checked_comment(decision, comment)
+    if request.type == RequestType.JIT_ELEVATION and decision == DecisionKind.REQUEST_CHANGES:
+        # Nobody could make the changes: the integration asked at run time, and asks again.
+        raise ValidationFailed.on("decision", "An elevation is approved or rejected; changes cannot be requested.")
     with transaction.atomic():
         req = _lock_request_in_review(request)
         step = _lock_step(req, step_id)
@@ -293,8 +307,8 @@ def _apply_outcome(req: AccessRequest, *, actor: Actor, status: str, reason: str
 
 def _grant_approved(req: AccessRequest, *, actor: Actor) -> dict[str, Any]:
     """Activate a registered integration and grant the scopes every approval of the round left in
-    play, until the earliest expiry an approver set (or the tier's default). Returns what the
-    audit event adds."""
+    play, until the earliest expiry an approver set (or the default: the tier's, or for an
+    elevation ``RUNTIME_JIT_GRANT_MINUTES`` from now). Returns what the audit event adds."""
     integration = req.integration
     step_ids = RequestStep.objects.filter(request=req, round=req.round).values_list("pk", flat=True)
     decisions = list(
@@ -302,8 +316,7 @@ def _grant_approved(req: AccessRequest, *, actor: Actor) -> dict[str, Any]:
     )
     scopes = _remaining_scopes(req)
     expiries = [decision.expires_at for decision in decisions if decision.expires_at is not None]
-    default_expiry = timezone.now() + timedelta(days=selectors.default_expiry_days(req.risk_tier))
-    expires_at = min([*expiries, default_expiry])
+    expires_at = min([*expiries, _default_expiry(req)])
     if req.type == RequestType.REGISTRATION and integration.status != IntegrationStatus.ACTIVE:
         inventory_services.integration_transition(
             actor=actor,

@@ -7,7 +7,6 @@ decision service refuses; a step nobody may decide escalates at once instead of 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import timedelta
 from typing import Any
 
 from django.contrib.auth.models import Group
@@ -20,6 +19,7 @@ from approvals.models import (
     Decision,
     PoolKind,
     RequestStep,
+    RequestType,
     Rule,
     StepAssignment,
     StepStatus,
@@ -119,8 +119,8 @@ def activate_step(step: RequestStep, *, actor: Actor, pool_user_ids: Sequence[in
     now = timezone.now()
     step.status = StepStatus.ACTIVE
     step.activated_at = now
-    step.due_at = now + timedelta(hours=step.sla_hours)
-    step.remind_at = now + timedelta(hours=step.sla_hours / 2)
+    step.due_at = now + step.sla
+    step.remind_at = now + step.sla / 2
     step.save(update_fields=["status", "activated_at", "due_at", "remind_at"])
     req = step.request
     excluded = excluded_reviewer_ids(req, round_no=step.round)
@@ -167,9 +167,14 @@ def escalate_step(step: RequestStep, *, actor: Actor, reason: str) -> list[User]
 
 def _workflow_of(req: AccessRequest) -> Workflow | None:
     """The workflow for the request's type and tier, seeding the defaults into a database that
-    has no workflow at all (the data migration seeds them; a flushed test database has none)."""
+    has no workflow at all (the data migrations seed them; a flushed test database has none). A
+    just-in-time elevation never borrows the registration's workflow (its reviewers decide in
+    minutes, not days): its missing defaults are seeded instead."""
     workflow = selectors.workflow_for(req.type, req.risk_tier)
-    if workflow is None and not Workflow.objects.exists():
+    elevation_without_its_own = req.type == RequestType.JIT_ELEVATION and (
+        workflow is None or workflow.request_type != req.type
+    )
+    if elevation_without_its_own or (workflow is None and not Workflow.objects.exists()):
         default_workflows_ensure()
         workflow = selectors.workflow_for(req.type, req.risk_tier)
     return workflow
@@ -188,6 +193,7 @@ def _copied_step(req: AccessRequest, template: WorkflowStep) -> RequestStep:
         rule=template.rule,
         quorum=template.quorum,
         sla_hours=template.sla_hours,
+        sla_minutes=template.sla_minutes,
         escalation_group_id=template.escalation_group_id,
         escalation_user_id=template.escalation_user_id,
         status=StepStatus.SKIPPED if skipped else StepStatus.WAITING,

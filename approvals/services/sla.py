@@ -71,7 +71,7 @@ def steps_escalate_overdue(*, now: datetime | None = None) -> int:
                 continue
             owner = step.request.integration.business_owner
             escalate_step(
-                step, actor=Actor.system(on_behalf_of=owner), reason=f"The step's SLA of {step.sla_hours} hours passed."
+                step, actor=Actor.system(on_behalf_of=owner), reason=f"The step's SLA of {step.sla_label} passed."
             )
             count += 1
     return count

@@ -32,6 +32,10 @@ from inventory.choices import RiskTier
 
 # Hours a default step may wait for its decision before it escalates, by risk tier.
 DEFAULT_SLA_HOURS = {RiskTier.LOW: 72, RiskTier.MEDIUM: 48, RiskTier.HIGH: 24, RiskTier.CRITICAL: 24}
+# A just-in-time elevation waits on a running integration: its one step is due in minutes.
+ELEVATION_SLA_MINUTES = 30
+# The longest SLA a step may have in minutes (beyond a day, hours say it better).
+MAX_SLA_MINUTES = 24 * 60
 
 
 def _require_workflow_admin(actor: Actor | User) -> Actor:
@@ -77,6 +81,9 @@ def _validate_step(values: dict[str, Any], pool_users: Sequence[User]) -> None:
         raise ValidationFailed.on("quorum", "A quorum needs at least 2 approvals (use 'any one' for 1).")
     if not values.get("sla_hours") or int(values["sla_hours"]) < 1:
         raise ValidationFailed.on("sla_hours", "The SLA is at least one hour.")
+    minutes = values.get("sla_minutes")
+    if minutes is not None and not 1 <= int(minutes) <= MAX_SLA_MINUTES:
+        raise ValidationFailed.on("sla_minutes", f"Between 1 and {MAX_SLA_MINUTES} minutes, or empty to use the hours.")
     bad = set(values.get("only_for_tiers") or []) - set(RiskTier.values)
     if bad:
         raise ValidationFailed.on("only_for_tiers", f"Unknown risk tier(s): {', '.join(sorted(bad))}.")
@@ -129,12 +136,15 @@ def workflow_step_delete(*, actor: Actor | User, step: WorkflowStep) -> None:
         audit_record(actor=resolved, action="workflow.changed", target=workflow, before={"step": before}, after=None)
 
 
-def _default_steps(tier: RiskTier, pools: dict[str, Group]) -> list[dict[str, Any]]:
+def _default_steps(request_type: str, tier: RiskTier, pools: dict[str, Group]) -> list[dict[str, Any]]:
     """Low: one IAM reviewer; medium: IAM reviewer then resource owner; high and critical: IAM
-    reviewer, resource owner, then security."""
-    steps: list[dict[str, Any]] = [
-        {"name": "IAM review", "pool_kind": PoolKind.GROUP, "pool_group": pools[Pool.IAM_REVIEWERS]},
-    ]
+    reviewer, resource owner, then security. A just-in-time elevation, whatever the tier: any one
+    IAM reviewer within minutes (one scope for one task, for an hour)."""
+    iam_review = {"name": "IAM review", "pool_kind": PoolKind.GROUP, "pool_group": pools[Pool.IAM_REVIEWERS]}
+    if request_type == RequestType.JIT_ELEVATION:
+        return [{**iam_review, "rule": Rule.ANY, "sla_hours": 1, "sla_minutes": ELEVATION_SLA_MINUTES}]
+    rule = Rule.ALL if tier == RiskTier.CRITICAL else Rule.ANY
+    steps: list[dict[str, Any]] = [iam_review]
     if tier != RiskTier.LOW:
         steps.append({"name": "Resource owner", "pool_kind": PoolKind.RESOURCE_OWNERS, "pool_group": None})
     if tier in (RiskTier.HIGH, RiskTier.CRITICAL):
@@ -146,13 +156,14 @@ def _default_steps(tier: RiskTier, pools: dict[str, Group]) -> list[dict[str, An
                 "only_for_tiers": [RiskTier.HIGH, RiskTier.CRITICAL],
             }
         )
-    return steps
+    return [{"rule": rule, "sla_hours": DEFAULT_SLA_HOURS[tier], **values} for values in steps]
 
 
 def default_workflows_ensure() -> int:
     """Seed the default workflow of every type and tier and the default expiry policies
     (idempotent: existing ones are kept). Every reviewer of each step is required for critical
-    integrations, any one for the others; overdue steps escalate to the IAM admins."""
+    integrations, any one for the others; a just-in-time elevation is one IAM review due in
+    minutes; overdue steps escalate to the IAM admins."""
     pools: dict[str, Group] = {
         name: Group.objects.get_or_create(name=name)[0] for name in (Pool.IAM_REVIEWERS, Pool.SECURITY_REVIEWERS)
     }
@@ -168,16 +179,8 @@ def default_workflows_ensure() -> int:
             if not made:
                 continue
             created += 1
-            rule = Rule.ALL if tier == RiskTier.CRITICAL else Rule.ANY
-            for order, values in enumerate(_default_steps(tier, pools), start=1):
-                WorkflowStep.objects.create(
-                    workflow=workflow,
-                    order=order,
-                    rule=rule,
-                    sla_hours=DEFAULT_SLA_HOURS[tier],
-                    escalation_group=admins,
-                    **values,
-                )
+            for order, values in enumerate(_default_steps(request_type, tier, pools), start=1):
+                WorkflowStep.objects.create(workflow=workflow, order=order, escalation_group=admins, **values)
     for tier_value, days in DEFAULT_EXPIRY_DAYS.items():
         GrantExpiryPolicy.objects.get_or_create(risk_tier=tier_value, defaults={"days": days})
     return created
