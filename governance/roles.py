@@ -6,6 +6,7 @@
 | reviewer      | reviewer        | view everything governed, decide steps and review items     |
 | IAM admin     | iam_admin       | every permission of the portal's apps (still audited)       |
 | auditor       | auditor         | view everything, change nothing                             |
+| resource server | resource_server | none: its API token may introspect the portal's access tokens |
 
 Reviewer pools used by workflows are groups too (``iam_reviewers``, ``security_reviewers``);
 their members also hold the reviewer role. ``roles_sync`` creates the groups and grants the
@@ -28,6 +29,9 @@ class Role(TextChoices):
     REVIEWER = "reviewer", "Reviewer"
     IAM_ADMIN = "iam_admin", "IAM admin"
     AUDITOR = "auditor", "Auditor"
+    # An API-token account of a resource server or gateway: it asks whether portal-issued access
+    # tokens are still live (introspection) and holds no model permission.
+    RESOURCE_SERVER = "resource_server", "Resource server (may introspect tokens)"
 
 
 class Pool(TextChoices):
@@ -59,6 +63,7 @@ ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
     Role.REVIEWER: tuple(f"{app}.view_*" for app in GOVERNED_APPS if app != "webhooks"),
     Role.IAM_ADMIN: tuple(f"{app}.*" for app in GOVERNED_APPS) + _KERNEL_VIEWS,
     Role.AUDITOR: tuple(f"{app}.view_*" for app in GOVERNED_APPS) + _KERNEL_VIEWS,
+    Role.RESOURCE_SERVER: (),
 }
 
 

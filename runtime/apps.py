@@ -7,4 +7,16 @@ class RuntimeConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        pass
+        from governance import scheduling
+        from runtime import checks, panels  # noqa: F401  (checks registers the signing-key system checks)
+
+        panels.register()
+        # Daily: rotates each algorithm's keys once the current one is RUNTIME_KEY_ROTATION_DAYS old,
+        # and retires superseded keys whose tokens have all expired.
+        scheduling.register("runtime.signing_keys_rotate", "runtime.tasks.signing_keys_rotate_due", "17 3 * * *")
+        # Every minute: the token log's new events sealed into the audit chain, usage fed back.
+        scheduling.register("runtime.token_log_seal", "runtime.tasks.token_log_seal", "* * * * *")
+        from governance.audit import register_verifier
+        from runtime.log import verify_token_log
+
+        register_verifier("token log", verify_token_log)

@@ -40,9 +40,14 @@ def django_db_setup(django_db_setup: Any, django_db_blocker: Any) -> Iterator[No
 
 @pytest.fixture(autouse=True)
 def _clean_cache() -> Iterator[None]:
+    from runtime import keys
+
+    # The portal's signing keys are cached per process; each test's keys vanish with its rows.
     cache.clear()
+    keys.clear_caches()
     yield
     cache.clear()
+    keys.clear_caches()
 
 
 @pytest.fixture(autouse=True, scope="session")
