@@ -1,5 +1,11 @@
 """The runtime's pages (under ``/runtime/``)."""
 
+from django.urls import path
+
+from runtime import views
+
 app_name = "runtime"
 
-urlpatterns: list = []
+urlpatterns = [
+    path("activity/", views.activity, name="activity"),
+]
