@@ -7,10 +7,12 @@ class RuntimeConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from governance import demo as demo_registry
         from governance import scheduling
-        from runtime import checks, panels  # noqa: F401  (checks registers the signing-key system checks)
+        from runtime import checks, demo, panels  # noqa: F401  (checks registers the signing-key system checks)
 
         panels.register()
+        demo_registry.register("runtime", 40, demo.seed)
         # Daily: rotates each algorithm's keys once the current one is RUNTIME_KEY_ROTATION_DAYS old,
         # and retires superseded keys whose tokens have all expired.
         scheduling.register("runtime.signing_keys_rotate", "runtime.tasks.signing_keys_rotate_due", "17 3 * * *")
