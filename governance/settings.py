@@ -398,6 +398,8 @@ SPECTACULAR_SETTINGS = {
         "ReviewItemStatusEnum": "approvals.campaigns.models.ItemStatus",
         "CampaignStatusEnum": "approvals.campaigns.models.CampaignStatus",
         "IntegrationKindEnum": "inventory.models.IntegrationKind",
+        "TokenOutcomeEnum": "runtime.models.TokenOutcome",
+        "TrustedIssuerKindEnum": "inventory.choices.IssuerKind",
         # Roles and reviewer pools a campaign definition may name (governance.roles).
         "GroupNameEnum": "governance.api.schema.GROUP_NAMES",
     },
@@ -460,6 +462,8 @@ RUNTIME_KEY_REFETCH_COOLDOWN_SECONDS = env.int("RUNTIME_KEY_REFETCH_COOLDOWN_SEC
 RUNTIME_ISSUER_KEYS_MAX_STALE_SECONDS = env.int("RUNTIME_ISSUER_KEYS_MAX_STALE_SECONDS", default=86400)
 # Just-in-time elevation: how long an approved elevation's grant lasts.
 RUNTIME_JIT_GRANT_MINUTES = env.int("RUNTIME_JIT_GRANT_MINUTES", default=60)
+# Token requests per minute from one client address (0: no limit); the token log seals every minute.
+RUNTIME_TOKEN_RATE_PER_MINUTE = env.int("RUNTIME_TOKEN_RATE_PER_MINUTE", default=3000)
 
 # --- Internationalisation, static -----------------------------------------------------------
 LANGUAGE_CODE = "en-us"

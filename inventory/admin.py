@@ -76,13 +76,13 @@ class GrantAdmin(ReadOnly):
 
 @admin.register(ResourceSystem)
 class ResourceSystemAdmin(ReadOnly):
-    list_display = ("code", "name")
+    list_display = ("code", "name", "audience", "token_algorithm")
 
 
 @admin.register(Scope)
 class ScopeAdmin(ReadOnly):
-    list_display = ("code", "sensitivity", "access", "is_active")
-    list_filter = ("sensitivity", "access", "is_active", "system")
+    list_display = ("code", "sensitivity", "access", "is_active", "jit_eligible")
+    list_filter = ("sensitivity", "access", "is_active", "jit_eligible", "system")
 
 
 @admin.register(OwnershipTransfer)

@@ -13,20 +13,28 @@ from inventory.choices import (
     AccessLevel,
     DataClassification,
     GrantStatus,
+    IdentityStatus,
     IntegrationKind,
     IntegrationStatus,
+    IssuerKind,
     RiskTier,
     Sensitivity,
     TransferStatus,
 )
-from inventory.models import Grant, Integration, OwnershipTransfer, Scope
-from inventory.selectors import owned_by
+from inventory.models import Grant, Integration, OwnershipTransfer, Scope, TrustedIssuer
+from inventory.selectors import holds_unused_scopes, identity_status_q, owned_by
 
 
 class OrphanedWidget(StrictBooleanWidget):
     def __init__(self, attrs: Any = None) -> None:
         super().__init__(attrs)
         self.choices = [("", "Any"), ("true", "Orphaned only"), ("false", "Not orphaned")]
+
+
+class UnusedScopesWidget(StrictBooleanWidget):
+    def __init__(self, attrs: Any = None) -> None:
+        super().__init__(attrs)
+        self.choices = [("", "Any"), ("true", "Holds unused scopes"), ("false", "Uses all it holds")]
 
 
 class IntegrationFilter(django_filters.FilterSet):
@@ -55,6 +63,21 @@ class IntegrationFilter(django_filters.FilterSet):
         widget=OrphanedWidget, help_text="Only integrations whose owner left (true) or not (false)."
     )
     ticket_ref = django_filters.CharFilter(label="Ticket", help_text="Exact ticket reference.")
+    identity = django_filters.ChoiceFilter(
+        choices=IdentityStatus.choices,
+        method="by_identity",
+        label="Workload identity",
+        empty_label="Any identity",
+        help_text="proven: bound and proved by a token; bound: never proved yet; declared: free text only; "
+        "none: nothing (it cannot obtain tokens).",
+    )
+    unused_scopes = StrictBooleanFilter(
+        method="by_unused_scopes",
+        label="Holds unused scopes",
+        widget=UnusedScopesWidget,
+        help_text="true: holds an active grant not used in the last 30 days (a grant never used counts once "
+        "it is older than that); false: every active grant was used.",
+    )
 
     class Meta:
         model = Integration
@@ -69,6 +92,8 @@ class IntegrationFilter(django_filters.FilterSet):
             "data_classification",
             "orphaned",
             "ticket_ref",
+            "identity",
+            "unused_scopes",
         ]
 
     def search(self, qs: QuerySet[Integration], name: str, value: str) -> QuerySet[Integration]:
@@ -86,6 +111,12 @@ class IntegrationFilter(django_filters.FilterSet):
         return qs.filter(
             pk__in=Integration.requested_scopes.through.objects.filter(scope__code=value).values("integration_id")
         )
+
+    def by_identity(self, qs: QuerySet[Integration], name: str, value: str) -> QuerySet[Integration]:
+        return qs.filter(identity_status_q(value))
+
+    def by_unused_scopes(self, qs: QuerySet[Integration], name: str, value: bool) -> QuerySet[Integration]:
+        return qs.filter(holds_unused_scopes()) if value else qs.exclude(holds_unused_scopes())
 
     def by_classification(self, qs: QuerySet[Integration], name: str, value: Any) -> QuerySet[Integration]:
         return qs.filter(data_classifications__icontains=f'"{value}"')
@@ -133,3 +164,12 @@ class OwnershipTransferFilter(django_filters.FilterSet):
     class Meta:
         model = OwnershipTransfer
         fields = ["status", "integration"]
+
+
+class TrustedIssuerFilter(django_filters.FilterSet):
+    kind = django_filters.ChoiceFilter(choices=IssuerKind.choices)
+    is_active = StrictBooleanFilter(help_text="true: active issuers; false: deactivated ones.")
+
+    class Meta:
+        model = TrustedIssuer
+        fields = ["kind", "is_active"]

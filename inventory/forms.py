@@ -3,6 +3,7 @@ again (whoever calls) and their field errors are put back next to the field, inp
 
 from __future__ import annotations
 
+import json
 from datetime import date, datetime, time
 from typing import Any
 
@@ -13,26 +14,30 @@ from django.http import QueryDict
 from django.utils import timezone
 
 from governance.exceptions import ValidationFailed
-from governance.fields import IdMultipleChoiceField
+from governance.fields import IdChoiceField, IdMultipleChoiceField
 from governance.forms import AccessibleForm
 from governance.models import User
 from governance.roles import sees_everything
 from governance.selectors import people, people_suggested
 from governance.validators import validate_single_line
 from inventory.choices import (
+    ASYMMETRIC_ALGORITHMS,
     AccessLevel,
     Autonomy,
     CredentialType,
     DataClassification,
     Environment,
     IntegrationKind,
+    IssuerKind,
     OwnerRole,
     Sensitivity,
 )
 from inventory.credentials import secret_problem
-from inventory.models import Integration, Scope
+from inventory.models import Integration, ResourceSystem, Scope, TrustedIssuer, WorkloadBinding
 from inventory.selectors import owned_by
-from inventory.services import PLAIN_INPUT_FIELDS
+from inventory.services import ISSUER_FIELDS, PLAIN_INPUT_FIELDS, keys_are_pasted
+
+TOKEN_ALGORITHM_CHOICES = ResourceSystem._meta.get_field("token_algorithm").choices or []
 
 # Free text: only the known secret formats are refused there (no entropy check).
 FREE_TEXT_FIELDS = frozenset({"purpose"})
@@ -398,6 +403,23 @@ class ResourceSystemForm(AccessibleForm):
     owners = IdMultipleChoiceField(
         queryset=User.objects.none(), required=False, help_text="Resource owners that workflows and campaigns may ask."
     )
+    audience = forms.CharField(
+        required=False,
+        max_length=300,
+        validators=[validate_single_line],
+        label="Token audience",
+        help_text="How its resource servers name themselves in access tokens (the aud claim), e.g. its API's URL. "
+        "Empty: urn:ai-governance:system:<code>.",
+    )
+    # Not required: a client that leaves it out (a script posting the older form) gets the default.
+    token_algorithm = forms.TypedChoiceField(
+        choices=TOKEN_ALGORITHM_CHOICES,
+        required=False,
+        empty_value="ES256",
+        initial="ES256",
+        label="Token signing algorithm",
+        help_text="How the portal signs access tokens for it (RS256 for resource servers that only accept RSA).",
+    )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -421,6 +443,12 @@ class ScopeForm(AccessibleForm):
     access = forms.ChoiceField(choices=AccessLevel.choices, help_text="Read, write (changes data) or admin.")
     is_active = forms.BooleanField(
         required=False, initial=True, label="Can be requested", help_text="Untick to retire the scope."
+    )
+    jit_eligible = forms.BooleanField(
+        required=False,
+        label="Just-in-time eligible",
+        help_text="An integration that does not hold it may ask for it at run time for one task; a reviewer "
+        "decides and the grant ends by itself.",
     )
 
     def __init__(self, *args: Any, fixed_name: str | None = None, **kwargs: Any) -> None:
@@ -456,3 +484,179 @@ def credentials_initial(integration: Integration | None) -> list[dict[str, Any]]
         }
         for cred in integration.credentials.all()
     ]
+
+
+class IssuerChoiceField(IdChoiceField):
+    def label_from_instance(self, obj: Any) -> str:
+        return f"{obj.name} ({obj.issuer})"
+
+
+class WorkloadBindingForm(AccessibleForm):
+    """The workload identity an integration's tokens must prove. Required claims are lines of
+    ``path=value`` (a text value) or ``path:=value`` (a number, true or false, as JSON)."""
+
+    issuer = IssuerChoiceField(
+        queryset=TrustedIssuer.objects.none(),
+        empty_label="Choose a trusted issuer",
+        help_text="Who issues the integration's workload tokens (IAM admins keep this list).",
+    )
+    subject = forms.CharField(
+        max_length=300,
+        strip=True,
+        validators=[validate_single_line],
+        help_text="The exact sub claim, e.g. spiffe://example.org/ns/ai/sa/agent, "
+        "system:serviceaccount:ai:agent or repo:org/repo:environment:prod.",
+    )
+    required_claims = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3, "spellcheck": "false"}),
+        label="Required claims",
+        help_text="Optional, one per line: path=value (text), or path:=value for a number or true/false, "
+        "e.g. repository_id=123456 or kubernetes.io.namespace=ai. At most 10.",
+    )
+
+    def __init__(self, *args: Any, issuers: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        issuer = self.fields["issuer"]
+        assert isinstance(issuer, IssuerChoiceField)
+        issuer.queryset = issuers
+
+    def clean_required_claims(self) -> dict[str, Any]:
+        claims: dict[str, Any] = {}
+        for number, line in enumerate(str(self.cleaned_data.get("required_claims") or "").splitlines(), start=1):
+            if not line.strip():
+                continue
+            path, typed, value = _claim_line(line)
+            if not path:
+                raise forms.ValidationError(f"Line {number}: write path=value.")
+            if path in claims:
+                raise forms.ValidationError(f"Line {number}: {path} is given twice.")
+            if typed:
+                try:
+                    claims[path] = json.loads(value)
+                except ValueError:
+                    raise forms.ValidationError(f"Line {number}: after := give a number, true or false.") from None
+                if not isinstance(claims[path], (bool, int, float)):
+                    raise forms.ValidationError(f"Line {number}: after := give a number, true or false.")
+            else:
+                claims[path] = value
+        return claims
+
+
+def _claim_line(line: str) -> tuple[str, bool, str]:
+    """``path=value`` -> (path, False, value); ``path:=value`` -> (path, True, value)."""
+    path, sep, value = line.partition("=")
+    if not sep:
+        return "", False, ""
+    typed = path.endswith(":")
+    return path.removesuffix(":").strip(), typed, value.strip()
+
+
+def claims_as_lines(claims: dict[str, Any]) -> str:
+    """Required claims as the form shows them (text values with =, others with :=)."""
+    return "\n".join(
+        f"{path}={value}" if isinstance(value, str) else f"{path}:={json.dumps(value)}"
+        for path, value in sorted(claims.items())
+    )
+
+
+def binding_initial(binding: WorkloadBinding | None) -> dict[str, Any]:
+    if binding is None:
+        return {}
+    return {
+        "issuer": binding.issuer_id,
+        "subject": binding.subject,
+        "required_claims": claims_as_lines(binding.required_claims),
+    }
+
+
+# --- Trusted workload issuers -----------------------------------------------------------------
+
+
+class IssuerForm(AccessibleForm):
+    """A trusted issuer's configuration. The service checks each kind's rules; ``jwks`` is
+    parsed as JSON here (a pasted set), checked for public keys there."""
+
+    name = forms.CharField(max_length=120, validators=[validate_single_line], help_text="e.g. Production cluster.")
+    kind = forms.ChoiceField(choices=IssuerKind.choices, help_text="Fixed once created.")
+    issuer = forms.CharField(
+        max_length=300,
+        validators=[validate_single_line],
+        label="Issuer (iss)",
+        help_text="Exactly the iss of its tokens: an https URL for OpenID Connect "
+        "(e.g. https://token.actions.githubusercontent.com), spiffe://<trust domain> for SPIFFE.",
+    )
+    discovery_url = forms.CharField(
+        max_length=500,
+        required=False,
+        validators=[validate_single_line],
+        label="Discovery URL",
+        help_text="OpenID Connect only; empty: <issuer>/.well-known/openid-configuration.",
+    )
+    jwks_uri = forms.CharField(
+        max_length=500,
+        required=False,
+        validators=[validate_single_line],
+        label="Bundle URL",
+        help_text="SPIFFE: the trust domain's JWT bundle (a JWKS URL). OpenID Connect issuers name "
+        "theirs in the discovery document.",
+    )
+    jwks = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 6, "spellcheck": "false"}),
+        label="Pasted JWKS",
+        help_text="Static JWKS, or a SPIFFE bundle without a URL: public keys only (RSA, EC, Ed25519).",
+    )
+    allowed_algorithms = forms.MultipleChoiceField(
+        choices=[(alg, alg) for alg in ASYMMETRIC_ALGORITHMS],
+        widget=forms.CheckboxSelectMultiple,
+        help_text="Tokens signed otherwise are refused; none and HMAC are never allowed. SPIFFE: no EdDSA.",
+    )
+    audience = forms.CharField(
+        max_length=300,
+        required=False,
+        validators=[validate_single_line],
+        help_text="The aud its tokens must carry; empty: the portal's token endpoint URL.",
+    )
+    max_token_age_seconds = forms.IntegerField(
+        label="Maximum token age (seconds)", help_text="Tokens issued longer ago (iat) are refused."
+    )
+    clock_skew_seconds = forms.IntegerField(label="Clock skew (seconds)", help_text="At most 60.")
+    key_cache_seconds = forms.IntegerField(
+        label="Key cache (seconds)", help_text="How long fetched keys are used before they are fetched again."
+    )
+
+    def __init__(self, *args: Any, fixed_kind: str | None = None, **kwargs: Any) -> None:
+        """``fixed_kind``: the issuer exists and its kind cannot change."""
+        super().__init__(*args, **kwargs)
+        if fixed_kind is not None:
+            self.fields["kind"].disabled = True
+            self.fields["kind"].initial = fixed_kind
+
+    def clean_jwks(self) -> dict[str, Any]:
+        text = self.cleaned_data["jwks"].strip()
+        if not text:
+            return {}
+        try:
+            document = json.loads(text)
+        except ValueError:
+            raise forms.ValidationError("Not valid JSON: paste the JWKS document as it is.") from None
+        if not isinstance(document, dict):
+            raise forms.ValidationError('A JWKS is a JSON object with a "keys" list.')
+        return document
+
+
+def issuer_initial(issuer: TrustedIssuer | None) -> dict[str, Any]:
+    """The issuer form filled with ``issuer``'s configuration (pasted keys as JSON; a fetched
+    set is not input and stays out)."""
+    if issuer is None:
+        return {
+            "kind": IssuerKind.OIDC,
+            "allowed_algorithms": list(TrustedIssuer().allowed_algorithms),
+            "max_token_age_seconds": 3600,
+            "clock_skew_seconds": 30,
+            "key_cache_seconds": 300,
+        }
+    initial = {field: getattr(issuer, field) for field in ISSUER_FIELDS}
+    initial["jwks"] = json.dumps(issuer.jwks, indent=2) if keys_are_pasted(issuer) and issuer.jwks else ""
+    return initial

@@ -41,6 +41,13 @@ def _orphan_count(request: HttpRequest) -> int:
     )
 
 
+def _issuers_failing(request: HttpRequest) -> int:
+    """Active issuers whose last key refresh failed: IAM admins' to look at."""
+    if not is_iam_admin(request.user):
+        return 0
+    return selectors.issuers_for(request.user).filter(is_active=True).exclude(keys_error="").count()
+
+
 def register() -> None:
     portal.register_nav(
         portal.NavEntry(label="Inventory", url_name="inventory:list", order=10, visible=lambda u: u.is_authenticated)
@@ -51,6 +58,15 @@ def register() -> None:
     portal.register_nav(
         portal.NavEntry(
             label="Orphaned", url_name="inventory:orphans", order=61, visible=is_iam_admin, count=_orphan_count
+        )
+    )
+    portal.register_nav(
+        portal.NavEntry(
+            label="Workload issuers",
+            url_name="inventory:issuers",
+            order=62,
+            visible=sees_everything,
+            count=_issuers_failing,
         )
     )
     portal.register_panel(

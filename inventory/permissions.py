@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from governance.actors import Actor
-from governance.roles import Role, has_role, is_auditor, is_iam_admin, is_read_only
+from governance.roles import Role, has_role, is_auditor, is_iam_admin, is_read_only, sees_everything
 from inventory.models import Grant, Integration
 
 
@@ -76,3 +76,14 @@ def sees_orphan_list(user: Any) -> bool:
 def can_manage_catalog(actor: Any) -> bool:
     """IAM admins keep the scope catalog."""
     return _is_system(actor) or is_iam_admin(_human(actor))
+
+
+def can_manage_issuers(actor: Any) -> bool:
+    """IAM admins (and the system, e.g. the demo seeder) keep the trusted workload issuers."""
+    return _is_system(actor) or is_iam_admin(_human(actor))
+
+
+def sees_issuers(user: Any) -> bool:
+    """The trusted issuers are IAM configuration: IAM admins keep them, reviewers and auditors
+    read them; anyone else is shown nothing (404)."""
+    return sees_everything(user)

@@ -5,17 +5,29 @@ ownership columns and roles, never from lists of ids."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, date, datetime, time, timedelta
 from functools import reduce
 from operator import or_
 from typing import Any
 
-from django.db.models import Count, OuterRef, Prefetch, Q, QuerySet, Subquery
+from django.core.exceptions import ObjectDoesNotExist
+from django.db.models import Case, CharField, Count, Exists, OuterRef, Prefetch, Q, QuerySet, Subquery, Sum, Value, When
 from django.db.models.functions import Coalesce
+from django.utils import timezone
 
 from governance.models import AuditEvent
 from governance.roles import sees_everything
-from inventory.choices import GrantStatus, IntegrationStatus, OwnerRole, TransferStatus
-from inventory.models import Grant, Integration, OwnershipTransfer, ResourceSystem, Scope
+from inventory.choices import GrantStatus, IdentityStatus, IntegrationStatus, OwnerRole, TransferStatus
+from inventory.models import (
+    Grant,
+    GrantUsageDay,
+    Integration,
+    OwnershipTransfer,
+    ResourceSystem,
+    Scope,
+    TrustedIssuer,
+    WorkloadBinding,
+)
 
 
 def owned_by(user: Any, prefix: str = "", *, lookup: str = "") -> Q:
@@ -46,7 +58,7 @@ def integrations_listed(user: Any) -> QuerySet[Integration]:
     grants is added for the rows of the page only, by ``with_active_grants``."""
     return (
         integrations_for(user)
-        .select_related("business_owner", "technical_owner", "backup_owner")
+        .select_related("business_owner", "technical_owner", "backup_owner", "workload_binding__issuer")
         .prefetch_related(
             Prefetch("requested_scopes", queryset=Scope.objects.select_related("system")),
             "credentials",
@@ -113,7 +125,9 @@ def integration_detail(user: Any) -> QuerySet[Integration]:
 
 def with_detail(qs: QuerySet[Integration]) -> QuerySet[Integration]:
     """What the detail representation reads, in a fixed number of queries."""
-    return qs.select_related("business_owner", "technical_owner", "backup_owner", "created_by").prefetch_related(
+    return qs.select_related(
+        "business_owner", "technical_owner", "backup_owner", "created_by", "workload_binding__issuer"
+    ).prefetch_related(
         Prefetch("requested_scopes", queryset=Scope.objects.select_related("system")),
         "credentials",
         Prefetch("invokes", queryset=Integration.objects.only("id", "name", "status", "risk_tier")),
@@ -137,12 +151,114 @@ def grants_listed(user: Any) -> QuerySet[Grant]:
 
 def with_grant_detail(qs: QuerySet[Grant]) -> QuerySet[Grant]:
     """What the grant representation reads (API and webhooks), in a fixed number of queries."""
-    return qs.select_related("integration", "scope", "ended_by").prefetch_related("approvers")
+    return with_usage(qs.select_related("integration", "scope", "ended_by").prefetch_related("approvers"))
 
 
 def grants_of(integration: Integration) -> QuerySet[Grant]:
-    """The grants an integration holds and held, active first (its detail page)."""
-    return integration.grants.select_related("scope__system").order_by("status", "-granted_at")
+    """The grants an integration holds and held, active first, with their usage (its detail page)."""
+    return with_usage(integration.grants.select_related("scope__system").order_by("status", "-granted_at"))
+
+
+# --- Usage: how often grants were used at run time ----------------------------------------------
+
+# "Used lately" means: in the last 30 days, counted in whole days (UTC) like ``GrantUsageDay``.
+USAGE_WINDOW_DAYS = 30
+
+
+def usage_window_start(now: datetime | None = None) -> date:
+    """The first day (UTC) of the usage window: today and the 29 days before."""
+    today = (now or timezone.now()).astimezone(UTC).date()
+    return today - timedelta(days=USAGE_WINDOW_DAYS - 1)
+
+
+def usage_cutoff(now: datetime | None = None) -> datetime:
+    """The window's start as a moment: a grant last used before it was not used in the window."""
+    return datetime.combine(usage_window_start(now), time.min, tzinfo=UTC)
+
+
+def with_usage(qs: QuerySet[Grant]) -> QuerySet[Grant]:
+    """Each grant with ``uses_last_30_days`` (its daily counts in the window, summed by a
+    subquery per row: no query per grant); ``last_used_at`` is the grant's own column."""
+    uses = Subquery(
+        GrantUsageDay.objects.filter(grant=OuterRef("pk"), day__gte=usage_window_start())
+        .order_by()
+        .values("grant")
+        .annotate(total=Sum("uses"))
+        .values("total")[:1]
+    )
+    return qs.annotate(uses_last_30_days=Coalesce(uses, 0))
+
+
+def holds_unused_scopes() -> Q:
+    """Integrations holding an active grant not used in the usage window; a grant never used
+    counts once it is older than the window (a grant of yesterday had no chance to be used)."""
+    cutoff = usage_cutoff()
+    unused = Grant.objects.filter(integration=OuterRef("pk"), status=GrantStatus.ACTIVE).filter(
+        Q(last_used_at__lt=cutoff) | Q(last_used_at__isnull=True, granted_at__lt=cutoff)
+    )
+    return Q(Exists(unused))
+
+
+def used_vs_granted(grants: Sequence[Grant]) -> tuple[int, int]:
+    """(active grants used in the window, active grants) of grants read through ``with_usage``."""
+    active = [grant for grant in grants if grant.status == GrantStatus.ACTIVE]
+    return sum(1 for grant in active if getattr(grant, "uses_last_30_days", 0) > 0), len(active)
+
+
+# --- Workload identity: proven, bound, declared or none -----------------------------------------
+
+_IDENTITY_CONDITIONS: dict[str, Q] = {
+    IdentityStatus.PROVEN: Q(workload_binding__first_verified_at__isnull=False),
+    IdentityStatus.BOUND: Q(workload_binding__isnull=False, workload_binding__first_verified_at__isnull=True),
+    IdentityStatus.DECLARED: Q(workload_binding__isnull=True) & ~Q(workload_identity=""),
+    IdentityStatus.NONE: Q(workload_binding__isnull=True, workload_identity=""),
+}
+
+
+def identity_status_q(status: str) -> Q:
+    """The integrations whose identity status is ``status`` (an ``IdentityStatus`` value):
+    proven (bound, and a token proved it), bound (never proven yet), declared (only the free
+    text) or none."""
+    return _IDENTITY_CONDITIONS[IdentityStatus(status)]
+
+
+def identity_status_annotated(qs: QuerySet[Integration]) -> QuerySet[Integration]:
+    """Each integration with ``identity_status`` computed in the query (one join)."""
+    status = Case(
+        *(When(condition, then=Value(str(value))) for value, condition in _IDENTITY_CONDITIONS.items()),
+        default=Value(str(IdentityStatus.NONE)),
+        output_field=CharField(),
+    )
+    return qs.annotate(identity_status=status)
+
+
+def issuers_bindable() -> QuerySet[TrustedIssuer]:
+    """The trusted issuers an integration may be bound to (active ones), by name. Their names
+    and issuer strings are no secret: every owner picks from them."""
+    return TrustedIssuer.objects.filter(is_active=True).order_by("name", "id")
+
+
+def issuers_named(*, issuer: str | None = None, issuer_id: int | None = None) -> TrustedIssuer | None:
+    """The trusted issuer with this exact iss, or this id (active or not), if any."""
+    if issuer is not None:
+        return TrustedIssuer.objects.filter(issuer=issuer).first()
+    return TrustedIssuer.objects.filter(pk=issuer_id).first() if issuer_id is not None else None
+
+
+def binding_of(integration: Integration) -> WorkloadBinding | None:
+    """The integration's binding (joined by the selectors above: no query), or None."""
+    try:
+        return integration.workload_binding
+    except ObjectDoesNotExist:
+        return None
+
+
+def identity_status_of(integration: Integration) -> IdentityStatus:
+    """The same status as ``identity_status_annotated``, for one loaded integration."""
+    binding = binding_of(integration)
+    if binding is not None:
+        return IdentityStatus.PROVEN if binding.first_verified_at else IdentityStatus.BOUND
+    return IdentityStatus.DECLARED if integration.workload_identity else IdentityStatus.NONE
 
 
 def invoked_by_visible(user: Any, integration: Integration) -> QuerySet[Integration]:
@@ -297,3 +413,28 @@ def _event_changes(before: Any, after: Any) -> list[dict[str, Any]]:
         for key in keys
         if before.get(key) not in (None, "", []) or after.get(key) not in (None, "", [])
     ]
+
+
+# --- Trusted workload issuers -------------------------------------------------------------------
+
+
+def issuers_for(user: Any) -> QuerySet[TrustedIssuer]:
+    """The trusted issuers: IAM configuration that IAM admins keep and reviewers and auditors
+    read; anyone else sees none (404)."""
+    if not getattr(user, "is_authenticated", False) or not sees_everything(user):
+        return TrustedIssuer.objects.none()
+    return TrustedIssuer.objects.all()
+
+
+def issuers_listed(user: Any) -> QuerySet[TrustedIssuer]:
+    """For the list page and endpoint: each issuer with its number of bindings, in one query."""
+    return issuers_for(user).annotate(bindings_count=Count("bindings")).order_by("name", "id")
+
+
+def issuer_bindings(user: Any, issuer: TrustedIssuer) -> QuerySet[WorkloadBinding]:
+    """The integrations bound to ``issuer`` that ``user`` sees, with their owners."""
+    return (
+        WorkloadBinding.objects.filter(issuer=issuer, integration__in=integrations_for(user))
+        .select_related("integration", "integration__business_owner")
+        .order_by("integration__name", "integration_id")
+    )

@@ -23,3 +23,9 @@ integration_risk_raised = Signal()
 # The integration left the running states (suspended, retired) or its owner left (orphaned):
 # open requests about it can no longer be decided. kwargs: integration, actor, status (str), reason
 integration_disabled = Signal()
+
+# A high or critical integration that is active or pending now proves a different workload
+# identity (bound, changed or unbound): what was approved for the old one is reviewed again.
+# kwargs: integration, actor, old_identity (str), new_identity (str) — each one line, e.g.
+# "spiffe://example.org/ns/ai/sa/agent from spiffe://example.org", or "no workload binding"
+integration_identity_changed = Signal()

@@ -22,22 +22,26 @@ from governance.exceptions import DomainError, NotAllowed, NotFound, ValidationF
 from governance.models import User
 from governance.selectors import people_suggested
 from governance.web import AuthenticatedHttpRequest, attempt
-from inventory import permissions, risk, selectors, services
+from inventory import extensions, issuer_keys, permissions, risk, selectors, services
 from inventory.choices import SUBMITTABLE_STATUSES, IntegrationStatus, TransferStatus
 from inventory.filters import ORDERING_FIELDS, IntegrationFilter
 from inventory.forms import (
     CredentialFormSet,
     IntegrationForm,
+    IssuerForm,
     ResourceSystemForm,
     ScopeForm,
     TransferForm,
+    WorkloadBindingForm,
     apply_service_errors,
+    binding_initial,
     credentials_initial,
     forget_refused_secrets,
     integration_initial,
+    issuer_initial,
     people_options,
 )
-from inventory.models import Integration, ResourceSystem
+from inventory.models import Integration, ResourceSystem, TrustedIssuer
 
 PAGE_SIZE = 25
 
@@ -231,21 +235,35 @@ def integration_edit(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse
 
 @login_required
 def integration_detail(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
-    integ = _visible(request, pk)
+    return _detail_page(request, _visible(request, pk))
+
+
+def _detail_page(
+    request: AuthenticatedHttpRequest,
+    integ: Integration,
+    binding_form: WorkloadBindingForm | None = None,
+    status: int = 200,
+) -> HttpResponse:
+    """The integration's page; ``binding_form`` is a refused binding form to show again."""
     user = request.user
     can_edit = permissions.can_edit(user, integ)
     moves = services.INTEGRATION_TRANSITIONS[integ.status]
+    grants = list(selectors.grants_of(integ))
     return render(
         request,
         "inventory/detail.html",
         {
             "integration": integ,
             **_chain_context(user, integ),
-            "grants": list(selectors.grants_of(integ)),
+            **_identity_context(integ, can_edit and integ.status != IntegrationStatus.RETIRED, binding_form),
+            "grants": grants,
+            "used_vs_granted": selectors.used_vs_granted(grants),
             "credentials": [
                 {"credential": cred, "rotation": risk.rotation_status(cred)} for cred in integ.credentials.all()
             ],
             "timeline": selectors.integration_timeline(integ),
+            # What the apps above the inventory show about it (runtime activity, elevations, ...).
+            "sections": extensions.integration_sections(request, integ),
             "transfers": list(integ.transfers.select_related("to_user", "from_user").order_by("-created_at")[:10]),
             "can_edit": can_edit and integ.status != IntegrationStatus.RETIRED,
             "can_submit": can_edit and integ.status in SUBMITTABLE_STATUSES,
@@ -257,7 +275,22 @@ def integration_detail(request: AuthenticatedHttpRequest, pk: int) -> HttpRespon
             if can_edit
             else [],
         },
+        status=status,
     )
+
+
+def _identity_context(integration: Integration, can_bind: bool, form: WorkloadBindingForm | None) -> dict[str, Any]:
+    """The workload identity section: its status, the binding, and (for owners and IAM admins)
+    the form that binds or changes it."""
+    binding = selectors.binding_of(integration)
+    if can_bind and form is None:
+        form = WorkloadBindingForm(initial=binding_initial(binding), issuers=selectors.issuers_bindable())
+    return {
+        "identity_status": selectors.identity_status_of(integration),
+        "binding": binding,
+        "binding_claims": sorted(binding.required_claims.items()) if binding else [],
+        "binding_form": form if can_bind else None,
+    }
 
 
 def _chain_context(user: User, integration: Integration) -> dict[str, Any]:
@@ -328,6 +361,47 @@ def integration_retire(request: AuthenticatedHttpRequest, pk: int) -> HttpRespon
         lambda integ, reason: services.integration_retire(actor=request.user, integration=integ, reason=reason),
         "{name} was retired.",
     )
+
+
+@login_required
+@require_POST
+def integration_binding(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
+    """Bind (or change) the workload identity; a refusal shows the page again with the input."""
+    integ = _visible(request, pk)
+    form = WorkloadBindingForm(request.POST, issuers=selectors.issuers_bindable())
+    if form.is_valid():
+        data = form.cleaned_data
+        try:
+            services.workload_binding_set(
+                actor=request.user,
+                integration=integ,
+                issuer=data["issuer"],
+                subject=data["subject"],
+                required_claims=data["required_claims"],
+            )
+        except (NotAllowed, NotFound):
+            raise
+        except DomainError as exc:
+            form.add_service_errors(exc)
+        else:
+            messages.success(request, f"The workload identity of {integ.name} was saved.")
+            return redirect(reverse("inventory:detail", args=[integ.pk]) + "#h-identity")
+    elif not permissions.can_edit(request.user, integ):
+        raise NotAllowed("Only the integration's owners and IAM admins may change its workload identity.")
+    return _detail_page(request, integ, form, status=400)
+
+
+@login_required
+@require_POST
+def integration_binding_remove(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
+    integ = _visible(request, pk)
+    reason = request.POST.get("reason", "").strip()
+    attempt(
+        request,
+        lambda: services.workload_binding_remove(actor=request.user, integration=integ, reason=reason),
+        success=f"The workload binding of {integ.name} was removed; it cannot obtain tokens until bound again.",
+    )
+    return redirect(reverse("inventory:detail", args=[integ.pk]) + "#h-identity")
 
 
 # --- Ownership ------------------------------------------------------------------------------------
@@ -468,3 +542,107 @@ def scope_form(request: AuthenticatedHttpRequest, system_pk: int | None = None, 
     _catalog_form_allowed(request.user)
     title = f"Edit {scope.code}" if scope else f"New scope in {system.name}"
     return render(request, "inventory/catalog_form.html", {"form": form, "title": title})
+
+
+# --- Trusted workload issuers -----------------------------------------------------------------
+
+
+def _issuer_visible(request: AuthenticatedHttpRequest, pk: int) -> TrustedIssuer:
+    return get_object_or_404(selectors.issuers_for(request.user), pk=pk)
+
+
+@login_required
+def issuer_list(request: AuthenticatedHttpRequest) -> HttpResponse:
+    if not permissions.sees_issuers(request.user):
+        raise Http404
+    page = Paginator(selectors.issuers_listed(request.user), PAGE_SIZE).get_page(request.GET.get("page"))
+    rows = [(issuer, issuer_keys.status(issuer)) for issuer in page]
+    return render(
+        request,
+        "inventory/issuers/list.html",
+        {"page": page, "rows": rows, "can_manage": permissions.can_manage_issuers(request.user)},
+    )
+
+
+@login_required
+def issuer_detail(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
+    issuer = _issuer_visible(request, pk)
+    return render(
+        request,
+        "inventory/issuers/detail.html",
+        {
+            "issuer": issuer,
+            "keys": issuer_keys.status(issuer),
+            "discovery_url": services.discovery_url_of(issuer) if issuer.kind == "oidc" else "",
+            "bindings": list(selectors.issuer_bindings(request.user, issuer)),
+            "can_manage": permissions.can_manage_issuers(request.user),
+        },
+    )
+
+
+@login_required
+def issuer_form(request: AuthenticatedHttpRequest, pk: int | None = None) -> HttpResponse:
+    if not permissions.sees_issuers(request.user):
+        raise Http404
+    issuer = _issuer_visible(request, pk) if pk else None
+    fixed_kind = issuer.kind if issuer else None
+    if request.method == "POST":
+        form = IssuerForm(request.POST, fixed_kind=fixed_kind)
+        if form.is_valid():
+            saved = _issuer_save(request, form, issuer)
+            if saved is not None:
+                return redirect("inventory:issuer", saved.pk)
+    else:
+        form = IssuerForm(initial=issuer_initial(issuer), fixed_kind=fixed_kind)
+    if not permissions.can_manage_issuers(request.user):
+        raise NotAllowed("Only IAM admins keep the trusted workload issuers.")
+    title = f"Edit {issuer.name}" if issuer else "New trusted issuer"
+    return render(request, "inventory/issuers/form.html", {"form": form, "title": title, "issuer": issuer})
+
+
+def _issuer_save(
+    request: AuthenticatedHttpRequest, form: IssuerForm, issuer: TrustedIssuer | None
+) -> TrustedIssuer | None:
+    """Call the service with the form's values; its field errors go back on the form (None)."""
+    values = {field: form.cleaned_data[field] for field in services.ISSUER_INPUT_FIELDS}
+    values["allowed_algorithms"] = list(values["allowed_algorithms"])
+    try:
+        if issuer is None:
+            saved = services.trusted_issuer_create(actor=request.user, values=values)
+        else:
+            values.pop("kind")
+            saved = services.trusted_issuer_update(actor=request.user, issuer=issuer, values=values)
+    except ValidationFailed as exc:
+        form.add_service_errors(exc)
+        return None
+    if issuer is None and not saved.jwks:
+        issuer_keys.refresh(saved)  # show at once whether its keys can be fetched
+    messages.success(request, f"{saved.name} was saved.")
+    return saved
+
+
+@login_required
+@require_POST
+def issuer_refresh(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
+    issuer = _issuer_visible(request, pk)
+    problem = issuer_keys.refresh_asked(actor=request.user, issuer=issuer)
+    if problem:
+        messages.error(request, f"The keys could not be refreshed: {problem}")
+    else:
+        messages.success(request, "The keys were refreshed.")
+    return redirect("inventory:issuer", issuer.pk)
+
+
+@login_required
+@require_POST
+def issuer_set_active(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
+    issuer = _issuer_visible(request, pk)
+    active = request.POST.get("active") == "true"
+    attempt(
+        request,
+        lambda: services.trusted_issuer_set_active(
+            actor=request.user, issuer=issuer, active=active, reason=request.POST.get("reason", "")
+        ),
+        success=f"{issuer.name} is now {'active' if active else 'inactive'}.",
+    )
+    return redirect("inventory:issuer", issuer.pk)

@@ -14,7 +14,7 @@ from rest_framework import serializers
 
 from governance.api.input import StrictInputMixin
 from governance.models import User
-from governance.validators import validate_single_line
+from governance.validators import INT64_MAX, validate_single_line
 from inventory.choices import (
     AccessLevel,
     Autonomy,
@@ -22,14 +22,23 @@ from inventory.choices import (
     DataClassification,
     Environment,
     GrantStatus,
+    IdentityStatus,
     IntegrationKind,
+    IssuerKind,
     OwnerRole,
     Sensitivity,
     TransferStatus,
 )
-from inventory.models import Credential, Grant, Integration, OwnershipTransfer, Scope
-from inventory.selectors import integrations_for
-from inventory.services import INTEGRATION_INPUT_FIELDS
+from inventory.issuer_keys import KeyStatus
+from inventory.issuer_keys import status as key_status
+from inventory.models import Credential, Grant, Integration, OwnershipTransfer, Scope, TrustedIssuer, WorkloadBinding
+from inventory.selectors import binding_of, identity_status_of, integrations_for
+from inventory.services import (
+    CLAIM_VALUE_MAX_LENGTH,
+    INTEGRATION_INPUT_FIELDS,
+    NUMBER_LIMITS,
+    keys_are_pasted,
+)
 
 
 class ScopeSerializer(serializers.ModelSerializer[Scope]):
@@ -39,8 +48,22 @@ class ScopeSerializer(serializers.ModelSerializer[Scope]):
 
     class Meta:
         model = Scope
-        fields = ["code", "system", "name", "description", "sensitivity", "access", "is_active"]
+        fields = ["code", "system", "name", "description", "sensitivity", "access", "is_active", "jit_eligible"]
         read_only_fields = fields
+
+
+class ScopeWriteSerializer(StrictInputMixin, serializers.Serializer[dict[str, Any]]):
+    """What IAM admins change on a scope (its name and system are part of its code: fixed)."""
+
+    description = serializers.CharField(required=False, allow_blank=True, max_length=2000)
+    sensitivity = serializers.ChoiceField(choices=Sensitivity.choices, required=False)
+    access = serializers.ChoiceField(choices=AccessLevel.choices, required=False)
+    is_active = serializers.BooleanField(required=False, help_text="false: retired, it cannot be requested.")
+    jit_eligible = serializers.BooleanField(
+        required=False,
+        help_text="An integration that does not hold it may ask for it at run time for one task (a reviewer "
+        "decides; the grant ends by itself).",
+    )
 
 
 class CredentialSerializer(serializers.ModelSerializer[Credential]):
@@ -81,6 +104,65 @@ class PendingTransferSerializer(serializers.ModelSerializer[OwnershipTransfer]):
         read_only_fields = fields
 
 
+@extend_schema_field(
+    {
+        "oneOf": [
+            {"type": "string", "maxLength": CLAIM_VALUE_MAX_LENGTH},
+            {"type": "number"},
+            {"type": "boolean"},
+        ]
+    }
+)
+class ClaimValueField(serializers.JSONField):
+    """A required claim's value: a string, a number or a boolean (no list, object or null)."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        # Taken as sent (no JSON round trip): the service checks the value rules again.
+        if not isinstance(data, (str, int, float)):
+            raise serializers.ValidationError("A value is a string, a number or true/false.")
+        if isinstance(data, str) and len(data) > CLAIM_VALUE_MAX_LENGTH:
+            raise serializers.ValidationError(f"At most {CLAIM_VALUE_MAX_LENGTH} characters.")
+        return data
+
+
+class WorkloadBindingSerializer(serializers.ModelSerializer[WorkloadBinding]):
+    """An integration's workload identity, as its tokens must prove it."""
+
+    issuer = serializers.CharField(source="issuer.issuer", read_only=True, help_text="The issuer's exact iss.")
+    issuer_id = serializers.IntegerField(read_only=True, help_text="Id of the trusted issuer.")
+    required_claims = serializers.DictField(
+        child=ClaimValueField(),
+        read_only=True,
+        help_text="Claim equalities every token must also carry: dotted claim path -> string, number or boolean.",
+    )
+
+    class Meta:
+        model = WorkloadBinding
+        fields = ["issuer", "issuer_id", "subject", "required_claims", "first_verified_at", "last_verified_at"]
+        read_only_fields = fields
+
+
+class WorkloadBindingInSerializer(StrictInputMixin, serializers.Serializer[dict[str, Any]]):
+    """The workload identity to bind: the issuer (by its exact iss, or its id: exactly one of the
+    two, else a 422), the subject and optional claim equalities."""
+
+    issuer = serializers.CharField(
+        required=False, max_length=300, help_text="The trusted issuer's exact iss (or give issuer_id)."
+    )
+    issuer_id = serializers.IntegerField(
+        required=False, min_value=1, max_value=INT64_MAX, help_text="The trusted issuer's id."
+    )
+    subject = serializers.CharField(
+        max_length=300, help_text="The exact sub of its workload tokens (a SPIFFE ID for a SPIFFE issuer)."
+    )
+    required_claims = serializers.DictField(
+        child=ClaimValueField(),
+        required=False,
+        default=dict,
+        help_text="Up to 10 claim equalities: dotted claim path -> string, number or boolean.",
+    )
+
+
 class IntegrationSerializer(serializers.ModelSerializer[Integration]):
     """An integration as the API shows it."""
 
@@ -106,6 +188,14 @@ class IntegrationSerializer(serializers.ModelSerializer[Integration]):
     pending_transfers = serializers.SerializerMethodField(
         help_text="Owner roles proposed to someone who has not answered yet (they change once accepted)."
     )
+    identity_status = serializers.SerializerMethodField(
+        help_text="proven: bound and proved by an accepted token; bound: never proved yet; declared: only the "
+        "free-text workload_identity; none. Only a bound integration can obtain tokens."
+    )
+    workload_binding = serializers.SerializerMethodField(
+        help_text="The workload identity its tokens must prove (null: not bound). "
+        "Set with PUT /integrations/{id}/workload-binding/."
+    )
 
     class Meta:
         model = Integration
@@ -118,10 +208,22 @@ class IntegrationSerializer(serializers.ModelSerializer[Integration]):
             "risk_factors",
             "orphaned",
             "pending_transfers",
+            "identity_status",
+            "workload_binding",
             "created_at",
             "updated_at",
         ]
         read_only_fields = fields
+
+    @extend_schema_field(serializers.ChoiceField(choices=IdentityStatus.choices))
+    def get_identity_status(self, obj: Integration) -> str:
+        return str(identity_status_of(obj))
+
+    @extend_schema_field(WorkloadBindingSerializer(allow_null=True))
+    def get_workload_binding(self, obj: Integration) -> dict[str, Any] | None:
+        # Joined by the selectors (no query per row).
+        binding = binding_of(obj)
+        return dict(WorkloadBindingSerializer(binding).data) if binding is not None else None
 
     @extend_schema_field(PendingTransferSerializer(many=True))
     def get_pending_transfers(self, obj: Integration) -> list[dict[str, Any]]:
@@ -274,6 +376,12 @@ class GrantSerializer(serializers.ModelSerializer[Grant]):
     )
     ended_by = serializers.CharField(source="ended_by.username", read_only=True, allow_null=True, default=None)
     active = serializers.SerializerMethodField()
+    last_used_at = serializers.DateTimeField(
+        read_only=True, allow_null=True, help_text="When an access token carrying its scope was last issued."
+    )
+    uses_last_30_days = serializers.IntegerField(
+        read_only=True, help_text="Access tokens carrying its scope issued in the last 30 days (UTC days)."
+    )
 
     class Meta:
         model = Grant
@@ -292,6 +400,8 @@ class GrantSerializer(serializers.ModelSerializer[Grant]):
             "ended_at",
             "ended_by",
             "end_reason",
+            "last_used_at",
+            "uses_last_30_days",
         ]
         read_only_fields = fields
 
@@ -301,3 +411,141 @@ class GrantSerializer(serializers.ModelSerializer[Grant]):
 
 class GrantRevokeInSerializer(StrictInputMixin, serializers.Serializer[Any]):
     reason = serializers.CharField(min_length=1, max_length=2000)
+
+
+# --- Trusted workload issuers -----------------------------------------------------------------
+
+
+class IssuerKeySerializer(serializers.Serializer[dict[str, str]]):
+    kid = serializers.CharField(help_text="The key id (empty when the key names none).")
+    algorithm = serializers.CharField()
+
+
+class TrustedIssuerSerializer(serializers.ModelSerializer[TrustedIssuer]):
+    """A trusted workload issuer with the state of its keys (as last stored)."""
+
+    kind = serializers.ChoiceField(choices=IssuerKind.choices, read_only=True)
+    # Plain strings: empty when not set (a "uri" format would refuse the empty string).
+    discovery_url = serializers.CharField(
+        read_only=True, help_text="OpenID Connect: the discovery document (empty: <issuer>/.well-known/...)."
+    )
+    jwks_uri = serializers.CharField(
+        read_only=True, help_text="Where the keys are: from discovery (OpenID Connect), the bundle URL (SPIFFE)."
+    )
+    allowed_algorithms = serializers.ListField(child=serializers.CharField(), read_only=True)
+    jwks = serializers.SerializerMethodField(
+        help_text="The pasted JWKS (static, SPIFFE without a bundle URL); else null."
+    )
+    keys = serializers.SerializerMethodField(help_text="Ids and algorithms of the keys held.")
+    keys_stale = serializers.SerializerMethodField(
+        help_text="True: fetched keys too old to be trusted (tokens refused)."
+    )
+    bindings_count = serializers.IntegerField(read_only=True, help_text="Integrations bound to it.")
+
+    class Meta:
+        model = TrustedIssuer
+        fields = [
+            "id",
+            "name",
+            "kind",
+            "issuer",
+            "discovery_url",
+            "jwks_uri",
+            "jwks",
+            "allowed_algorithms",
+            "audience",
+            "max_token_age_seconds",
+            "clock_skew_seconds",
+            "key_cache_seconds",
+            "is_active",
+            "keys",
+            "keys_fetched_at",
+            "keys_error",
+            "keys_error_at",
+            "keys_stale",
+            "bindings_count",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+    def _status(self, issuer: TrustedIssuer) -> KeyStatus:
+        return key_status(issuer)
+
+    @extend_schema_field({"type": "object", "nullable": True, "additionalProperties": True})
+    def get_jwks(self, issuer: TrustedIssuer) -> dict[str, Any] | None:
+        return issuer.jwks if keys_are_pasted(issuer) else None
+
+    @extend_schema_field(IssuerKeySerializer(many=True))
+    def get_keys(self, issuer: TrustedIssuer) -> list[dict[str, str]]:
+        return self._status(issuer).keys
+
+    def get_keys_stale(self, issuer: TrustedIssuer) -> bool:
+        return self._status(issuer).stale
+
+
+def _seconds(field: str, help_text: str) -> serializers.IntegerField:
+    low, high = NUMBER_LIMITS[field]
+    return serializers.IntegerField(required=False, min_value=low, max_value=high, help_text=help_text)
+
+
+class TrustedIssuerChangeSerializer(StrictInputMixin, serializers.Serializer[dict[str, Any]]):
+    """A change of an issuer's configuration (any subset); the kind is fixed."""
+
+    name = serializers.CharField(required=False, max_length=120, validators=[validate_single_line])
+    issuer = serializers.CharField(
+        required=False,
+        max_length=300,
+        validators=[validate_single_line],
+        help_text="The exact iss of its tokens: an https URL (OpenID Connect), spiffe://<trust domain> (SPIFFE).",
+    )
+    discovery_url = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=500,
+        validators=[validate_single_line],
+        help_text="OpenID Connect; empty: <issuer>/.well-known/...",
+    )
+    jwks_uri = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=500,
+        validators=[validate_single_line],
+        help_text="SPIFFE: the JWT bundle URL.",
+    )
+    jwks = serializers.JSONField(
+        required=False, allow_null=True, help_text="A pasted JWKS of public keys (static; SPIFFE without a bundle URL)."
+    )
+    allowed_algorithms = serializers.ListField(
+        child=serializers.CharField(max_length=16),
+        required=False,
+        min_length=1,
+        max_length=10,
+        help_text="Among RS256/384/512, ES256/384/512, PS256/384/512, EdDSA (not for SPIFFE); none and HMAC are refused.",
+    )
+    audience = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=300,
+        validators=[validate_single_line],
+        help_text="Empty: the portal's token endpoint URL.",
+    )
+    max_token_age_seconds = _seconds("max_token_age_seconds", "Tokens issued longer ago are refused.")
+    clock_skew_seconds = _seconds("clock_skew_seconds", "At most 60.")
+    key_cache_seconds = _seconds("key_cache_seconds", "How long fetched keys are used before a refetch.")
+    is_active = serializers.BooleanField(
+        required=False, help_text="false: every token it issues is refused (allowed while integrations are bound)."
+    )
+
+
+class TrustedIssuerCreateSerializer(TrustedIssuerChangeSerializer):
+    """A new trusted issuer (active at once)."""
+
+    name = serializers.CharField(max_length=120, validators=[validate_single_line])
+    kind = serializers.ChoiceField(choices=IssuerKind.choices, help_text="Fixed once created.")
+    issuer = serializers.CharField(
+        max_length=300,
+        validators=[validate_single_line],
+        help_text="The exact iss of its tokens: an https URL (OpenID Connect), spiffe://<trust domain> (SPIFFE).",
+    )
+    is_active = None  # type: ignore[assignment]  # a new issuer is active

@@ -13,8 +13,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer
 
+from governance.exceptions import Unprocessable
 from governance.web import signed_in
-from inventory import selectors, services
+from inventory import issuer_keys, selectors, services
 from inventory.api.serializers import (
     GrantRevokeInSerializer,
     GrantSerializer,
@@ -26,10 +27,23 @@ from inventory.api.serializers import (
     OwnershipTransferSerializer,
     ReasonSerializer,
     ScopeSerializer,
+    ScopeWriteSerializer,
     TransferProposeSerializer,
+    TrustedIssuerChangeSerializer,
+    TrustedIssuerCreateSerializer,
+    TrustedIssuerSerializer,
+    WorkloadBindingInSerializer,
+    WorkloadBindingSerializer,
 )
-from inventory.filters import ORDERING_FIELDS, GrantFilter, IntegrationFilter, OwnershipTransferFilter, ScopeFilter
-from inventory.models import Grant, Integration, OwnershipTransfer, Scope
+from inventory.filters import (
+    ORDERING_FIELDS,
+    GrantFilter,
+    IntegrationFilter,
+    OwnershipTransferFilter,
+    ScopeFilter,
+    TrustedIssuerFilter,
+)
+from inventory.models import Grant, Integration, OwnershipTransfer, Scope, TrustedIssuer
 
 _PROBLEM = OpenApiResponse(description="Problem details (application/problem+json).")
 _ERRORS = {400: _PROBLEM, 403: _PROBLEM, 404: _PROBLEM, 409: _PROBLEM}
@@ -41,7 +55,15 @@ _OWNERS_NOTE = (
 )
 
 
-class ScopeViewSet(viewsets.ReadOnlyModelViewSet[Scope]):
+@extend_schema_view(
+    partial_update=extend_schema(
+        summary="Change a scope of the catalog (IAM admins): description, sensitivity, access, "
+        "whether it can be requested, whether it is just-in-time eligible",
+        request=ScopeWriteSerializer,
+        responses={200: ScopeSerializer, 400: _PROBLEM, 403: _PROBLEM, 404: _PROBLEM},
+    )
+)
+class ScopeViewSet(mixins.UpdateModelMixin, viewsets.ReadOnlyModelViewSet[Scope]):
     """The scope catalog, kept by IAM admins in the portal; every signed-in caller reads it."""
 
     serializer_class = ScopeSerializer
@@ -50,9 +72,17 @@ class ScopeViewSet(viewsets.ReadOnlyModelViewSet[Scope]):
     lookup_value_regex = "[^/]+"
     ordering_fields = ["code", "sensitivity", "access"]
     ordering = ["code"]
+    http_method_names = ["get", "patch", "head", "options"]
 
     def get_queryset(self) -> QuerySet[Scope]:
         return selectors.scopes_for(self.request.user)
+
+    def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        scope = self.get_object()
+        data = ScopeWriteSerializer(data=request.data, partial=True)
+        data.is_valid(raise_exception=True)
+        saved = services.scope_save(actor=signed_in(request), values=dict(data.validated_data), scope=scope)
+        return Response(ScopeSerializer(self.get_queryset().get(pk=saved.pk)).data)
 
 
 def _out(integration: Integration, request: Request, code: int = status.HTTP_200_OK) -> Response:
@@ -71,6 +101,18 @@ def _values(data: dict[str, Any]) -> dict[str, Any]:
     if "credentials" in values:
         values["credentials"] = [dict(c) for c in values["credentials"]]
     return values
+
+
+def _issuer_named(data: dict[str, Any]) -> TrustedIssuer:
+    """The trusted issuer the input names (by iss or id, exactly one: a rule the schema cannot
+    state, so a 422); an unknown one is a 422 on ``issuer``. Whether it is active is the
+    service's rule."""
+    if ("issuer" in data) == ("issuer_id" in data):
+        raise Unprocessable.on("issuer", "Give the issuer (its iss) or issuer_id: one of the two.")
+    found = selectors.issuers_named(issuer=data.get("issuer"), issuer_id=data.get("issuer_id"))
+    if found is None:
+        raise Unprocessable.on("issuer", "No trusted issuer has this iss or id.")
+    return found
 
 
 @extend_schema_view(
@@ -212,6 +254,43 @@ class IntegrationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
         return Response(OwnershipTransferSerializer(transfer).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(
+        methods=["PUT"],
+        summary="Bind the integration to its workload identity, or change it (owners and IAM admins)",
+        description="The issuer must be an active trusted issuer; an identity binds one integration only. "
+        "A changed identity is unproven until its next accepted token; on a high or critical integration "
+        "that is active or pending, it is reviewed again.",
+        request=WorkloadBindingInSerializer,
+        responses={200: WorkloadBindingSerializer, **_ERRORS, 422: _PROBLEM},
+    )
+    @extend_schema(
+        methods=["DELETE"],
+        summary="Remove the workload binding (it can no longer obtain tokens)",
+        parameters=[OptionalReasonSerializer],
+        request=None,
+        responses={204: None, **_ERRORS},
+    )
+    @action(detail=True, methods=["put", "delete"], url_path="workload-binding", filter_backends=[])
+    def workload_binding(self, request: Request, pk: str | None = None) -> Response:
+        integ = self.get_object()
+        if request.method == "DELETE":
+            query = OptionalReasonSerializer(data=request.query_params)
+            query.is_valid(raise_exception=True)
+            services.workload_binding_remove(
+                actor=signed_in(request), integration=integ, reason=query.validated_data["reason"]
+            )
+            return Response(status=status.HTTP_204_NO_CONTENT)
+        data = WorkloadBindingInSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        binding = services.workload_binding_set(
+            actor=signed_in(request),
+            integration=integ,
+            issuer=_issuer_named(data.validated_data),
+            subject=data.validated_data["subject"],
+            required_claims=data.validated_data["required_claims"],
+        )
+        return Response(WorkloadBindingSerializer(binding).data)
+
+    @extend_schema(
         summary="Every recorded change: who, when, what changed (newest first)",
         responses={200: HistoryEntrySerializer(many=True), 404: _PROBLEM},
     )
@@ -294,3 +373,71 @@ class GrantViewSet(viewsets.ReadOnlyModelViewSet[Grant]):
         data.is_valid(raise_exception=True)
         services.grant_revoke(actor=signed_in(request), grant=grant, reason=data.validated_data["reason"])
         return Response(GrantSerializer(self.get_queryset().get(pk=grant.pk)).data)
+
+
+def _issuer_out(issuer: TrustedIssuer, request: Request, code: int = status.HTTP_200_OK) -> Response:
+    fresh = selectors.issuers_listed(request.user).get(pk=issuer.pk)
+    return Response(TrustedIssuerSerializer(fresh).data, status=code)
+
+
+@extend_schema_view(
+    list=extend_schema(summary="Trusted workload issuers (IAM admins, reviewers and auditors)"),
+    retrieve=extend_schema(summary="One trusted issuer", responses={200: TrustedIssuerSerializer, 404: _PROBLEM}),
+)
+# IAM configuration: IAM admins change it, reviewers and auditors read it, anyone else sees none
+# (an empty list, 404 on an id). No docstring: it would become every operation's description.
+class TrustedIssuerViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet[TrustedIssuer]):
+    serializer_class = TrustedIssuerSerializer
+    filterset_class = TrustedIssuerFilter
+    ordering_fields = ["name", "issuer", "id"]
+    ordering = ["name", "id"]
+
+    def get_queryset(self) -> QuerySet[TrustedIssuer]:
+        return selectors.issuers_listed(self.request.user)
+
+    @extend_schema(
+        summary="Add a trusted issuer (IAM admins)",
+        description="Fetched keys (OpenID Connect, SPIFFE bundle URL) are fetched on first use, or at once "
+        "with `refresh-keys`. Input that fits this schema but breaks a kind's rules (https, spiffe://, "
+        "algorithms, public keys only) is a 422 naming the field.",
+        request=TrustedIssuerCreateSerializer,
+        responses={201: TrustedIssuerSerializer, 400: _PROBLEM, 403: _PROBLEM, 422: _PROBLEM},
+    )
+    def create(self, request: Request) -> Response:
+        # A repeated Idempotency-Key is answered by the API middleware before this runs.
+        data = TrustedIssuerCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        issuer = services.trusted_issuer_create(actor=signed_in(request), values=dict(data.validated_data))
+        return _issuer_out(issuer, request, status.HTTP_201_CREATED)
+
+    @extend_schema(
+        summary="Change a trusted issuer, or (de)activate it with is_active (IAM admins)",
+        description="Deactivating is allowed while integrations are bound to it: every token it issues is "
+        "then refused.",
+        request=TrustedIssuerChangeSerializer,
+        responses={200: TrustedIssuerSerializer, **_ERRORS, 422: _PROBLEM},
+    )
+    def partial_update(self, request: Request, pk: str | None = None) -> Response:
+        issuer = self.get_object()
+        data = TrustedIssuerChangeSerializer(data=request.data, partial=True)
+        data.is_valid(raise_exception=True)
+        values = dict(data.validated_data)
+        active = values.pop("is_active", None)
+        user = signed_in(request)
+        if values or active is None:
+            issuer = services.trusted_issuer_update(actor=user, issuer=issuer, values=values)
+        if active is not None and active != issuer.is_active:
+            issuer = services.trusted_issuer_set_active(actor=user, issuer=issuer, active=active)
+        return _issuer_out(issuer, request)
+
+    @extend_schema(
+        summary="Fetch the issuer's keys now (IAM admins)",
+        description="A failed fetch keeps the keys held and is reported in `keys_error`.",
+        request=None,
+        responses={200: TrustedIssuerSerializer, 403: _PROBLEM, 404: _PROBLEM},
+    )
+    @action(detail=True, methods=["post"], url_path="refresh-keys")
+    def refresh_keys(self, request: Request, pk: str | None = None) -> Response:
+        issuer = self.get_object()
+        issuer_keys.refresh_asked(actor=signed_in(request), issuer=issuer)
+        return _issuer_out(issuer, request)

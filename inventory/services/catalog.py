@@ -7,7 +7,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 
 from governance.actors import Actor
 from governance.audit import audit_record, snapshot
@@ -18,8 +20,12 @@ from inventory import permissions
 from inventory.choices import AccessLevel, Sensitivity
 from inventory.models import ResourceSystem, Scope
 
-SYSTEM_FIELDS = ("code", "name", "description")
-SCOPE_FIELDS = ("name", "description", "sensitivity", "access", "is_active")
+SYSTEM_FIELDS = ("code", "name", "description", "audience", "token_algorithm")
+SCOPE_FIELDS = ("name", "description", "sensitivity", "access", "is_active", "jit_eligible")
+# How the portal may sign access tokens for a system's resource servers.
+TOKEN_ALGORITHMS = ("ES256", "RS256")
+# What an empty audience stands for (``ResourceSystem.token_audience``).
+_DEFAULT_AUDIENCE_PREFIX = "urn:ai-governance:system:"
 
 
 def _catalog_keeper(actor: Actor | User) -> Actor:
@@ -40,9 +46,11 @@ def resource_system_save(
     IAM admins only; a unique code and a name; the code is fixed once scopes use it (it is part
     of their codes)."""
     resolved = _catalog_keeper(actor)
-    bad_lines = single_line_errors(values, ("code", "name"))
+    bad_lines = single_line_errors(values, ("code", "name", "audience"))
     if bad_lines:
         raise ValidationFailed(SINGLE_LINE_MESSAGE, errors=bad_lines)
+    values = {**values, **({"audience": str(values["audience"] or "").strip()} if "audience" in values else {})}
+    _token_settings_check(values, system)
     with transaction.atomic():
         if system is None:
             target, before = _system_new(values), None
@@ -67,6 +75,31 @@ def resource_system_save(
             after=after,
         )
     return target
+
+
+def _token_settings_check(values: Mapping[str, Any], system: ResourceSystem | None) -> None:
+    """A system's audience names it in tokens: one system per audience (another system's own
+    audience, or the default one derived from its code); the algorithm is one the portal signs."""
+    if "token_algorithm" in values and values["token_algorithm"] not in TOKEN_ALGORITHMS:
+        raise ValidationFailed.on("token_algorithm", f"Choose one of: {', '.join(TOKEN_ALGORITHMS)}.")
+    audience = values.get("audience", system.audience if system else "") or ""
+    if len(audience) > 300:
+        raise ValidationFailed.on("audience", "At most 300 characters.")
+    if audience and audience == settings.RUNTIME_TOKEN_AUDIENCE:
+        # Workload tokens name the portal's token endpoint: a system named so would take them.
+        raise ValidationFailed.on("audience", "This is the portal's own token endpoint; name the system's API.")
+    code = str(values.get("code") or (system.code if system else "")).strip()
+    if not audience and not code:
+        return
+    # An empty audience stands for the default one derived from the code.
+    audience = audience or f"{_DEFAULT_AUDIENCE_PREFIX}{code}"
+    same = Q(audience=audience)
+    if audience.startswith(_DEFAULT_AUDIENCE_PREFIX):
+        same |= Q(audience="", code=audience.removeprefix(_DEFAULT_AUDIENCE_PREFIX))
+    others = ResourceSystem.objects.filter(same)
+    other = (others.exclude(pk=system.pk) if system else others).first()
+    if other is not None:
+        raise ValidationFailed.on("audience", f"{other.name} already uses this audience.")
 
 
 def _system_new(values: Mapping[str, Any]) -> ResourceSystem:
