@@ -222,6 +222,20 @@ def audit_record_many(*, actor: Actor | User, events: Iterable[EventSpec], batch
     return built
 
 
+# Logs kept outside this chain but sealed into it (the runtime's token log, in batches) verify
+# themselves: each verifier returns (entries checked, the first problem or None), and
+# ``manage.py verify_audit`` runs them after the chain walk. Register in AppConfig.ready.
+_VERIFIERS: dict[str, Callable[[], tuple[int, str | None]]] = {}
+
+
+def register_verifier(name: str, verifier: Callable[[], tuple[int, str | None]]) -> None:
+    _VERIFIERS[name] = verifier
+
+
+def registered_verifiers() -> list[tuple[str, Callable[[], tuple[int, str | None]]]]:
+    return list(_VERIFIERS.items())
+
+
 @dataclass(frozen=True)
 class ChainBreak:
     """The first thing wrong with the trail: an event (``event_id``) or, for a checkpoint whose

@@ -37,6 +37,16 @@ class SigningKey(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        constraints = [
+            # At most one signing and one waiting key per algorithm: two processes creating the
+            # first keys at once, or two rotations racing, make one of them fail and re-read.
+            models.UniqueConstraint(
+                fields=["algorithm"], condition=models.Q(state="current"), name="signingkey_one_current_per_algorithm"
+            ),
+            models.UniqueConstraint(
+                fields=["algorithm"], condition=models.Q(state="next"), name="signingkey_one_next_per_algorithm"
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.algorithm} {self.kid[:12]} ({self.state})"

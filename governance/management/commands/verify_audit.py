@@ -1,13 +1,15 @@
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from governance.anchoring import verify_and_record
+from governance.audit import registered_verifiers
 
 
 class Command(BaseCommand):
     help = (
         "Walk the audit trail's hash chain and hold it against the newest signed checkpoint; exit "
         "non-zero naming the first event altered, removed or inserted, a truncation or rewrite since "
-        "the checkpoint, or a checkpoint whose signature fails."
+        "the checkpoint, or a checkpoint whose signature fails; then check the logs sealed into the trail "
+        "(the runtime's token log) against what they sealed."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -40,3 +42,12 @@ class Command(BaseCommand):
             self.stdout.write(
                 "No signed checkpoint yet: the worker signs one every hour, or run manage.py audit_checkpoint."
             )
+        self._verify_sealed_logs()
+
+    def _verify_sealed_logs(self) -> None:
+        """The logs sealed into the trail (registered by their apps) hold what they sealed."""
+        for name, verifier in registered_verifiers():
+            checked, problem = verifier()
+            if problem is not None:
+                raise CommandError(f"The {name} is broken: {problem} ({checked} entries before it are intact).")
+            self.stdout.write(self.style.SUCCESS(f"The {name} is intact: {checked} entries verified."))
