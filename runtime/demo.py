@@ -8,6 +8,8 @@ again and the issuer's keys follow it)."""
 from __future__ import annotations
 
 import json
+import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +21,10 @@ from django.conf import settings
 from governance.models import User
 from inventory import services as inventory_services
 from inventory.choices import GrantStatus, IntegrationStatus, IssuerKind
-from inventory.models import Integration, TrustedIssuer, WorkloadBinding
+from inventory.models import Integration, Scope, TrustedIssuer, WorkloadBinding
+from runtime.errors import ExchangeRefused
+from runtime.exchange import GRANT_TYPE, JWT_TOKEN_TYPE, token_exchange
+from runtime.models import TokenEvent
 
 DEMO_ISSUER = "spiffe://example.org"
 DEMO_KEY_ID = "demo-workloads-1"
@@ -82,18 +87,58 @@ def _demo_integration() -> Integration | None:
     )
 
 
+def workload_token(binding: WorkloadBinding, *, minutes: int = 5) -> str:
+    """A JWT-SVID of the demo trust domain proving ``binding``'s identity."""
+    now = int(time.time())
+    claims: dict[str, Any] = {
+        "iss": DEMO_ISSUER,
+        "sub": binding.subject,
+        "aud": binding.issuer.audience or settings.RUNTIME_TOKEN_AUDIENCE,
+        "iat": now,
+        "exp": now + minutes * 60,
+        "jti": uuid.uuid4().hex,
+        **binding.required_claims,
+    }
+    return jwt.encode(claims, private_key(), algorithm="ES256", headers={"kid": DEMO_KEY_ID, "typ": "JWT"})
+
+
+def _first_exchanges(binding: WorkloadBinding) -> None:
+    """Two real exchanges so the runtime pages have something to show: one issued (every scope it
+    holds on one system), one refused (a scope it was never granted)."""
+    if TokenEvent.objects.exists():
+        return
+    grant = binding.integration.grants.filter(status=GrantStatus.ACTIVE).select_related("scope__system").first()
+    if grant is None:
+        return
+    system = grant.scope.system
+    base = {
+        "grant_type": GRANT_TYPE,
+        "subject_token_type": JWT_TOKEN_TYPE,
+        "audience": system.token_audience,
+        "task": "Demo: summarise this week's meetings",
+    }
+    token_exchange({**base, "subject_token": workload_token(binding)})
+    ungranted = Scope.objects.filter(system=system).exclude(grants__integration=binding.integration).first()
+    if ungranted is not None:
+        try:
+            token_exchange({**base, "subject_token": workload_token(binding), "scope": ungranted.code})
+        except ExchangeRefused:
+            pass  # recorded in the token log: that is the point
+
+
 def seed() -> None:
     admin = User.objects.filter(username="ivan").first()
     if admin is None:
         return
     issuer = _issuer(admin)
-    if WorkloadBinding.objects.filter(issuer=issuer).exists():
-        return
-    integration = _demo_integration()
-    if integration is None:
-        return
-    declared = integration.workload_identity
-    subject = declared if declared.startswith(f"{DEMO_ISSUER}/") else f"{DEMO_ISSUER}/ns/demo/sa/{integration.pk}"
-    inventory_services.workload_binding_set(
-        actor=admin, integration=integration, issuer=issuer, subject=subject, required_claims={}
-    )
+    binding = WorkloadBinding.objects.filter(issuer=issuer).select_related("integration", "issuer").first()
+    if binding is None:
+        integration = _demo_integration()
+        if integration is None:
+            return
+        declared = integration.workload_identity
+        subject = declared if declared.startswith(f"{DEMO_ISSUER}/") else f"{DEMO_ISSUER}/ns/demo/sa/{integration.pk}"
+        binding = inventory_services.workload_binding_set(
+            actor=admin, integration=integration, issuer=issuer, subject=subject, required_claims={}
+        )
+    _first_exchanges(binding)

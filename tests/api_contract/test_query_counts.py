@@ -5,10 +5,13 @@ the demo grown by ``grow`` (more of everything listed)."""
 
 from __future__ import annotations
 
+import json
 from io import StringIO
 from typing import Any
 
+import jwt
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
 from django.contrib.auth.models import Group
 from django.core.management import call_command
 from django.db import connection
@@ -23,7 +26,10 @@ from governance.roles import Role
 from governance.services import user_deactivate
 from governance.webhooks import services as webhooks
 from inventory import services as inventory
-from inventory.models import Integration, OwnershipTransfer, Scope
+from inventory.models import Integration, OwnershipTransfer, Scope, WorkloadBinding
+from runtime import demo as runtime_demo
+from runtime.errors import ExchangeRefused
+from runtime.exchange import GRANT_TYPE, JWT_TOKEN_TYPE, token_exchange
 
 LISTS = [
     "access-requests",
@@ -35,6 +41,8 @@ LISTS = [
     "ownership-transfers",
     "review-items",
     "scopes",
+    "token-events",
+    "trusted-issuers",
     "webhooks",
 ]
 
@@ -81,6 +89,7 @@ def grow(tag: str = "a") -> None:
         inventory.scope_save(
             actor=ivan, system=system, values={"name": f"records{n}.read", "sensitivity": "low", "access": "read"}
         )
+    _grow_runtime(ivan, tag)
     workflow = Workflow.objects.order_by("id").first()
     assert workflow is not None
     approvals.workflow_step_save(
@@ -99,6 +108,35 @@ def grow(tag: str = "a") -> None:
         },
         pool_users=list(User.objects.filter(username__in=["rita", "raj"])),
     )
+
+
+def _grow_runtime(ivan: User, tag: str) -> None:
+    """Another trusted issuer, and more token events: the demo integration's exchanges, issued
+    and refused."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    jwk = {**json.loads(jwt.algorithms.ECAlgorithm.to_jwk(key.public_key())), "kid": f"grown-{tag}"}
+    inventory.trusted_issuer_create(
+        actor=ivan,
+        values={
+            "name": f"Grown issuer {tag}",
+            "kind": "static_jwks",
+            "issuer": f"https://issuer-{tag}.example.com",
+            "jwks": {"keys": [jwk]},
+        },
+    )
+    binding = WorkloadBinding.objects.select_related("issuer").get(issuer__issuer=runtime_demo.DEMO_ISSUER)
+    for scope in ("", "msgraph:Mail.Send"):
+        params = {
+            "grant_type": GRANT_TYPE,
+            "subject_token": runtime_demo.workload_token(binding),
+            "subject_token_type": JWT_TOKEN_TYPE,
+            "audience": "msgraph",
+            "scope": scope,
+        }
+        try:
+            token_exchange(params)
+        except ExchangeRefused:
+            pass  # a refusal is a token event too
 
 
 @pytest.fixture
@@ -144,6 +182,8 @@ PAGES = [
     "/campaigns/",
     "/campaigns/definitions/",
     "/webhooks/",
+    "/inventory/issuers/",
+    "/runtime/activity/",
 ]
 
 

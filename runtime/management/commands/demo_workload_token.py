@@ -5,12 +5,8 @@ and the key exists only where ``seed_demo`` made it."""
 
 from __future__ import annotations
 
-import time
-import uuid
 from typing import Any
 
-import jwt
-from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from inventory.models import Integration, WorkloadBinding
@@ -36,19 +32,7 @@ class Command(BaseCommand):
             )
         if not demo.key_file().exists():
             raise CommandError("The demo issuer's key is missing: run `manage.py seed_demo` first.")
-        now = int(time.time())
-        claims: dict[str, Any] = {
-            "iss": demo.DEMO_ISSUER,
-            "sub": binding.subject,
-            "aud": binding.issuer.audience or settings.RUNTIME_TOKEN_AUDIENCE,
-            "iat": now,
-            "exp": now + minutes * 60,
-            "jti": uuid.uuid4().hex,
-            **binding.required_claims,
-        }
-        token = jwt.encode(
-            claims, demo.private_key(), algorithm="ES256", headers={"kid": demo.DEMO_KEY_ID, "typ": "JWT"}
-        )
+        token = demo.workload_token(binding, minutes=minutes)
         self.stdout.write(token)
 
     def _binding(self, wanted: str) -> WorkloadBinding:
