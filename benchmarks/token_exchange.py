@@ -269,13 +269,25 @@ def _start_gunicorn(port: int, workers: int) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
         "DJANGO_ENV": "production",
-        "SECRET_KEY": os.environ.get("BENCH_SECRET_KEY", secrets.token_urlsafe(60)),
+        "SECRET_KEY": os.environ["SECRET_KEY"],
         "ALLOWED_HOSTS": "127.0.0.1",
         "RUNTIME_TOKEN_RATE_PER_MINUTE": "0",
         "LOG_LEVEL": "WARNING",
     }
     process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "governance.wsgi", "-w", str(workers), "-b", f"127.0.0.1:{port}", "-q"],
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "governance.wsgi",
+            "-w",
+            str(workers),
+            "-b",
+            f"127.0.0.1:{port}",
+            "--log-level",
+            "warning",
+            *os.environ.get("BENCH_GUNICORN_ARGS", "").split(),
+        ],
         env=env,
     )
     for _ in range(100):
@@ -311,8 +323,20 @@ def measure_http(tokens: list[str], levels: list[int], seconds: float, workers: 
         server.wait(timeout=30)
 
 
+def _secret_key() -> str:
+    """One SECRET_KEY for this process and gunicorn's (the signing keys are encrypted under it),
+    kept in var/ so a second run reads the keys the first one made."""
+    path = Path("var/bench-secret-key")
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(60))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
 def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "governance.settings")
+    os.environ["SECRET_KEY"] = _secret_key()
     os.environ.setdefault("RUNTIME_TOKEN_RATE_PER_MINUTE", "0")
     import django
 

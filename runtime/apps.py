@@ -22,3 +22,20 @@ class RuntimeConfig(AppConfig):
         from runtime.log import verify_token_log
 
         register_verifier("token log", verify_token_log)
+        self._drop_copies_on_save()
+
+    def _drop_copies_on_save(self) -> None:
+        """A saved issuer, system or campaign drops this process's copies of them at once."""
+        from django.db.models.signals import post_delete, post_save
+
+        from approvals.campaigns.models import Campaign
+        from inventory.models import ResourceSystem, TrustedIssuer
+        from runtime import exchange, workload
+
+        for model, cache in (
+            (TrustedIssuer, workload.ISSUER_COPIES),
+            (ResourceSystem, exchange.SYSTEM_COPIES),
+            (Campaign, exchange.DEADLINE_COPIES),
+        ):
+            for name, signal in (("save", post_save), ("delete", post_delete)):
+                signal.connect(cache.clear, sender=model, dispatch_uid=f"runtime.hotcache.{model.__name__}.{name}")

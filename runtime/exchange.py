@@ -65,13 +65,14 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
-from approvals.campaigns.models import UNDECIDED, CampaignStatus, ReviewItem
+from approvals.campaigns.models import UNDECIDED, Campaign, CampaignStatus, ReviewItem
 from approvals.services import elevation_open
 from governance.exceptions import DomainError
 from inventory.choices import GrantStatus
 from inventory.models import Grant, Integration, ResourceSystem, Scope
 from runtime import errors, keys, tokens
 from runtime.errors import ExchangeRefused
+from runtime.hotcache import TtlCache
 from runtime.log import TokenAttempt, record
 from runtime.models import TokenOutcome
 from runtime.principals import (
@@ -95,6 +96,10 @@ SYSTEM_AUDIENCE_PREFIX = "urn:ai-governance:system:"
 MAX_SCOPES = 50
 SCOPE_MAX_LENGTH = 170
 TASK_MAX_LENGTH = 200
+SYSTEM_CACHE_SECONDS = 30
+CAMPAIGN_CACHE_SECONDS = 30
+SYSTEM_COPIES: TtlCache[ResourceSystem | None] = TtlCache(SYSTEM_CACHE_SECONDS)
+DEADLINE_COPIES: TtlCache[datetime | None] = TtlCache(CAMPAIGN_CACHE_SECONDS)
 
 
 @dataclass(frozen=True)
@@ -221,7 +226,15 @@ def _principal(params: Mapping[str, str], attempt: TokenAttempt) -> tuple[Verifi
 
 def _system_for(target: str) -> ResourceSystem:
     """The resource system a target names: its token audience (explicit, or the default
-    ``urn:ai-governance:system:<code>``), else its code."""
+    ``urn:ai-governance:system:<code>``), else its code. Configuration: read from a copy at most
+    ``SYSTEM_CACHE_SECONDS`` old (``runtime.hotcache``)."""
+    system = SYSTEM_COPIES.get(target, lambda: _system_named(target))
+    if system is None:
+        raise ExchangeRefused(errors.INVALID_TARGET, f"No resource system is known as {target[:200]}.")
+    return system
+
+
+def _system_named(target: str) -> ResourceSystem | None:
     code = target.removeprefix(SYSTEM_AUDIENCE_PREFIX)
     found = list(
         ResourceSystem.objects.filter(Q(audience=target) | Q(code=code, audience="") | Q(code=target)).order_by()[:3]
@@ -233,11 +246,27 @@ def _system_for(target: str) -> ResourceSystem:
         for system in found:
             if matches(system):
                 return system
-    raise ExchangeRefused(errors.INVALID_TARGET, f"No resource system is known as {target[:200]}.")
+    return None
+
+
+def _earliest_running_deadline() -> datetime | None:
+    return (
+        Campaign.objects.filter(status=CampaignStatus.ACTIVE, deadline__isnull=False)
+        .order_by("deadline")
+        .values_list("deadline", flat=True)
+        .first()
+    )
 
 
 def _overdue_grant_ids(integration: Integration, grant_ids: Sequence[int], now: datetime) -> set[int]:
-    """Grants under an undecided review item of a running campaign whose deadline has passed."""
+    """Grants under an undecided review item of a running campaign whose deadline has passed.
+    While no running campaign is past its deadline (the usual case: the sweep applies the default
+    action soon after one passes) there is nothing to look up. The earliest deadline is read from
+    a copy at most ``CAMPAIGN_CACHE_SECONDS`` old; a deadline is always compared with the time of
+    this exchange, and a campaign that starts running in the meantime has its deadline ahead."""
+    earliest = DEADLINE_COPIES.get("earliest", _earliest_running_deadline)
+    if earliest is None or earliest >= now:
+        return set()
     items = (
         ReviewItem.objects.filter(
             integration=integration,
@@ -326,6 +355,7 @@ def _decide(
         grant.scope.code: grant
         for grant in Grant.objects.filter(integration=integration, scope__system=system, status=GrantStatus.ACTIVE)
         .select_related("scope")
+        .only("scope_id", "expires_at", "scope__code")
         .order_by()
     }
     live = [grant for grant in held.values() if grant.expires_at is None or grant.expires_at > now]

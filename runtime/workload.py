@@ -20,8 +20,10 @@ dangerous first, before any key is looked up):
 6. Exactly one workload binding names that issuer and subject and all its required claims equal
    the token's claims (dotted paths into nested claims). None, or several, is a refusal.
 
-The issuer row is read on every call (one indexed query), not cached in the process: deactivating
-an issuer takes effect for the very next token.
+An issuer's configuration (algorithms, audience, ages, where its keys are) is read from a copy at
+most ``ISSUER_CACHE_SECONDS`` old (``runtime.hotcache``; a save in this process drops it at once);
+whether it is still active is read fresh on every call — for a workload token in the same query
+that finds its binding — so deactivating an issuer refuses the very next token everywhere.
 
 Every refusal is an ``ExchangeRefused`` with ``invalid_request``: RFC 8693 (section 2.2.2) asks for
 that code whenever a presented token is invalid or unacceptable, whatever the reason; the
@@ -45,6 +47,7 @@ from inventory import issuer_keys
 from inventory.choices import ASYMMETRIC_ALGORITHMS, SPIFFE_ALGORITHMS, IssuerKind
 from inventory.models import Integration, TrustedIssuer, WorkloadBinding
 from runtime.errors import INVALID_REQUEST, ExchangeRefused
+from runtime.hotcache import TtlCache
 
 # A header member that names where the verification key is: never followed, refused.
 SELF_KEYED_HEADERS = ("jku", "x5u", "jwk", "x5c")
@@ -53,6 +56,24 @@ SPIFFE_PREFIX = "spiffe://"
 # Far beyond any workload token; a larger body is refused before it is parsed.
 MAX_TOKEN_LENGTH = 16_384
 _MISSING = object()
+# What an exchange reads of the binding, its integration and the owner who answers for it (the
+# other columns are long texts and lists the token endpoint never needs).
+BINDING_COLUMNS = (
+    "integration_id",
+    "issuer_id",
+    "subject",
+    "required_claims",
+    "claims_key",
+    "integration__name",
+    "integration__status",
+    "integration__risk_tier",
+    "integration__acts_for_users",
+    "integration__business_owner_id",
+    "integration__business_owner__username",
+    "integration__business_owner__is_active",
+)
+ISSUER_CACHE_SECONDS = 5
+ISSUER_COPIES: TtlCache[TrustedIssuer | None] = TtlCache(ISSUER_CACHE_SECONDS)
 
 
 @dataclass(frozen=True)
@@ -126,21 +147,38 @@ def spiffe_trust_domain(subject: str) -> str | None:
     return domain or None
 
 
+def _issuer_named(named: str, spiffe_only: bool) -> TrustedIssuer | None:
+    found = TrustedIssuer.objects.filter(issuer=named).order_by()
+    if spiffe_only:
+        found = found.filter(kind=IssuerKind.SPIFFE)
+    return next(iter(found[:1]), None)
+
+
 def _issuer_for(claims: dict[str, Any], what: str) -> TrustedIssuer:
+    """The trusted issuer a token names, from a copy at most ``ISSUER_CACHE_SECONDS`` old (its
+    configuration); whether it is still active is confirmed fresh by the caller."""
     iss, subject = claims.get("iss"), claims.get("sub")
     if isinstance(iss, str) and iss:
-        issuer = next(iter(TrustedIssuer.objects.filter(issuer=iss).order_by()[:1]), None)
-        named = iss
+        named, spiffe_only = iss, False
     elif iss is None and isinstance(subject, str) and (domain := spiffe_trust_domain(subject)):
-        named = f"{SPIFFE_PREFIX}{domain}"
-        issuer = next(iter(TrustedIssuer.objects.filter(issuer=named, kind=IssuerKind.SPIFFE).order_by()[:1]), None)
+        named, spiffe_only = f"{SPIFFE_PREFIX}{domain}", True
     else:
         raise _refuse(f"The {what} has no issuer (iss).")
+    issuer = ISSUER_COPIES.get((named, spiffe_only), lambda: _issuer_named(named, spiffe_only))
     if issuer is None:
         raise _refuse(f"The {what} comes from {named[:200]}, which is not a trusted issuer.")
     if not issuer.is_active:
-        raise _refuse(f"The {what} comes from {issuer.name}, a trusted issuer that is deactivated.")
+        raise _refuse(_deactivated(issuer, what))
     return issuer
+
+
+def _deactivated(issuer: TrustedIssuer, what: str) -> str:
+    return f"The {what} comes from {issuer.name}, a trusted issuer that is deactivated."
+
+
+def _confirm_active(issuer: TrustedIssuer, what: str) -> None:
+    if not TrustedIssuer.objects.filter(pk=issuer.pk, is_active=True).exists():
+        raise _refuse(_deactivated(issuer, what))
 
 
 def _algorithm_allowed(issuer: TrustedIssuer, header: dict[str, Any], algorithm: str, what: str) -> None:
@@ -218,12 +256,16 @@ def _times_check(issuer: TrustedIssuer, claims: dict[str, Any], what: str) -> da
     return datetime.fromtimestamp(float(claims["exp"]), tz=UTC)
 
 
-def verify_issuer_token(token: str, *, what: str = "workload token") -> VerifiedToken:
+def verify_issuer_token(token: str, *, what: str = "workload token", confirm_active: bool = True) -> VerifiedToken:
     """Verify ``token`` against the trusted issuer it names (steps 1-5 of the module doc).
-    ``what`` names the token in refusals ("workload token", "subject token")."""
+    ``what`` names the token in refusals ("workload token", "subject token"). With
+    ``confirm_active=False`` the caller confirms the issuer is still active in a query of its own
+    (the binding lookup does, in the same query)."""
     header, unverified = unverified_parts(token, what)
     algorithm = _header_check(header, what)
     issuer = _issuer_for(unverified, what)
+    if confirm_active:
+        _confirm_active(issuer, what)
     _algorithm_allowed(issuer, header, algorithm, what)
     key = _key_for(issuer, header, algorithm, what)
     claims = _decode(token, issuer, algorithm, key, what)
@@ -283,10 +325,13 @@ def _mismatched_claims(binding: WorkloadBinding, claims: dict[str, Any]) -> list
 
 def _binding_for(verified: VerifiedToken) -> WorkloadBinding:
     candidates = list(
-        WorkloadBinding.objects.filter(issuer=verified.issuer, subject=verified.subject)
+        WorkloadBinding.objects.filter(issuer=verified.issuer, subject=verified.subject, issuer__is_active=True)
         .order_by()
         .select_related("integration", "integration__business_owner")
+        .only(*BINDING_COLUMNS)
     )
+    if not candidates:
+        _confirm_active(verified.issuer, "workload token")
     matching = [binding for binding in candidates if not _mismatched_claims(binding, verified.claims)]
     if len(matching) == 1:
         matching[0].issuer = verified.issuer
@@ -306,7 +351,7 @@ def _binding_for(verified: VerifiedToken) -> WorkloadBinding:
 def verify_workload_token(token: str) -> VerifiedWorkload:
     """Verify a workload token and find the one integration bound to its identity (the module
     doc lists every rule). Raises ``ExchangeRefused`` (``invalid_request``) naming what failed."""
-    verified = verify_issuer_token(token, what="workload token")
+    verified = verify_issuer_token(token, what="workload token", confirm_active=False)
     binding = _binding_for(verified)
     return VerifiedWorkload(
         issuer=verified.issuer,

@@ -40,14 +40,17 @@ def django_db_setup(django_db_setup: Any, django_db_blocker: Any) -> Iterator[No
 
 @pytest.fixture(autouse=True)
 def _clean_cache() -> Iterator[None]:
-    from runtime import keys
+    from runtime import hotcache, keys
 
-    # The portal's signing keys are cached per process; each test's keys vanish with its rows.
+    # The portal's signing keys and the token endpoint's copies of configuration are kept per
+    # process; each test's rows vanish with it.
     cache.clear()
     keys.clear_caches()
+    hotcache.clear_all()
     yield
     cache.clear()
     keys.clear_caches()
+    hotcache.clear_all()
 
 
 @pytest.fixture(autouse=True, scope="session")
