@@ -15,9 +15,10 @@ in the portal. So the log is written in two steps:
    into the audit chain as ONE audit event (``runtime.token_events_sealed``) carrying its
    digest, so the signed checkpoints of the audit chain now vouch for the token log as well.
    Only sealers take the sealer's lock (two workers sealing at once: the second waits, then
-   sees what the first sealed). In the same transaction, the issued events of the batch feed
-   usage back to the inventory (uses per grant, bindings proven) — a sealer killed half-way
-   rolls back the batch and its usage together, so a retry never counts twice.
+   sees what the first sealed). Then, in one transaction for the whole run, the issued events of
+   the batches not yet applied feed usage back to the inventory (uses per grant, bindings
+   proven) and the batches are marked applied: one write per grant per run (so per minute), and
+   a sealer killed in between leaves them for the next run, which counts them once.
 
 What protects an event before it is sealed: its own digest only. It shows an event changed by
 mistake or by someone who did not recompute it, but someone who can write the database could
@@ -185,10 +186,10 @@ def _accountable_owner(events: Sequence[TokenEvent]) -> User:
 
 
 def _usage_of(
-    events: Sequence[TokenEvent],
+    events: Iterable[TokenEvent],
 ) -> tuple[dict[int, tuple[int, datetime]], dict[int, tuple[datetime, datetime]]]:
     """From the issued events: grant id -> (uses, last use) and integration id -> (first, last)
-    proof of its workload identity. Each grant and each integration appears once per batch."""
+    proof of its workload identity, each grant and integration once."""
     uses: dict[int, tuple[int, datetime]] = {}
     proven: dict[int, tuple[datetime, datetime]] = {}
     for event in events:
@@ -241,19 +242,41 @@ def _seal_chunk(limit: int) -> TokenEventBatch | None:
         )
         TokenEventBatch.objects.filter(pk=batch.pk).update(audit_event_id=audit.pk)
         TokenEvent.objects.filter(pk__in=[event.pk for event in events]).update(batch=batch)
-        uses, proven = _usage_of(events)
+    return batch
+
+
+def usage_apply() -> int:
+    """Feed the issued events of every sealed batch whose usage is not applied yet back to the
+    inventory (uses per grant, bindings proven), in one transaction: one write per grant and per
+    integration however many batches a run sealed — with the seal every minute, at most one
+    write per grant per minute. A run killed before it commits leaves the batches unapplied, and
+    the next run applies them, once. Returns how many batches were applied."""
+    with transaction.atomic():
+        _lock_sealer()
+        last = TokenEventBatch.objects.filter(usage_applied=False).order_by("-id").values_list("id", flat=True).first()
+        if last is None:
+            return 0
+        pending = TokenEventBatch.objects.filter(usage_applied=False, id__lte=last)
+        issued = (
+            TokenEvent.objects.filter(batch__in=pending, outcome=TokenOutcome.ISSUED)
+            .only("at", "outcome", "grant_ids", "integration_id")
+            .order_by()
+            .iterator(chunk_size=2000)
+        )
+        uses, proven = _usage_of(issued)
         if uses:
             grant_usage_record(uses)
         if proven:
             workload_bindings_verified(proven)
-    return batch
+        return pending.update(usage_applied=True)
 
 
 def seal(*, max_events: int = 20_000, chunk_size: int = SEAL_CHUNK) -> list[TokenEventBatch]:
     """Seal up to ``max_events`` unsealed events, oldest first, in batches of ``chunk_size``
-    (each its own transaction, audit event and usage update). Idempotent: what is sealed is not
-    sealed again, and a run killed half-way leaves whole batches only. Raises
-    ``TokenLogTampered`` (loudly, sealing nothing more) when an unsealed event was altered."""
+    (each its own transaction and audit event), then apply their usage (``usage_apply``, once
+    for the whole run). Idempotent: what is sealed is not sealed again, and a run killed half-way
+    leaves whole batches only, their usage applied by the next run. Raises ``TokenLogTampered``
+    (loudly, sealing nothing more) when an unsealed event was altered."""
     batches: list[TokenEventBatch] = []
     sealed = 0
     while sealed < max_events:
@@ -262,6 +285,7 @@ def seal(*, max_events: int = 20_000, chunk_size: int = SEAL_CHUNK) -> list[Toke
             break
         batches.append(batch)
         sealed += batch.count
+    usage_apply()
     return batches
 
 

@@ -69,6 +69,8 @@ class TokenEventBatch(models.Model):
     previous_digest = models.CharField(max_length=64)
     digest = models.CharField(max_length=64, unique=True)
     audit_event_id = models.BigIntegerField(null=True, blank=True)
+    # Whether its issued events have been counted into the grants' usage (runtime.log.usage_apply).
+    usage_applied = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["id"]

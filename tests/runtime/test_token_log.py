@@ -220,7 +220,7 @@ def test_usage_is_written_once_per_grant_per_seal(world: World, monkeypatch: pyt
     assert GrantUsageDay.objects.get(grant=read).uses == 4  # nothing counted twice
 
 
-def test_a_sealer_killed_half_way_counts_nothing_and_the_retry_counts_once(
+def test_a_sealer_killed_before_its_usage_commits_counts_nothing_and_the_retry_counts_once(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     token_exchange(world.params(scope="crm:read"))
@@ -231,12 +231,34 @@ def test_a_sealer_killed_half_way_counts_nothing_and_the_retry_counts_once(
     monkeypatch.setattr(log, "workload_bindings_verified", killed)
     with pytest.raises(RuntimeError):
         seal()
-    assert not TokenEventBatch.objects.exists() and not GrantUsageDay.objects.exists()
-    assert not AuditEvent.objects.filter(action="runtime.token_events_sealed").exists()
+    # The batch is sealed (its own transaction); its usage is not applied, and nothing was counted.
+    batch = TokenEventBatch.objects.get()
+    assert AuditEvent.objects.filter(action="runtime.token_events_sealed").count() == 1
+    assert not batch.usage_applied and not GrantUsageDay.objects.exists()
 
     monkeypatch.undo()
     seal()
+    seal()
     assert GrantUsageDay.objects.get(grant=world.grants["read"]).uses == 1
+    assert TokenEventBatch.objects.get().usage_applied
+
+
+def test_usage_is_written_once_per_grant_per_run_however_many_batches(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for _ in range(3):
+        token_exchange(world.params(scope="crm:read"))
+    writes: list[dict[int, Any]] = []
+    record_usage = log.grant_usage_record
+
+    def counted(usage: dict[int, Any]) -> int:
+        writes.append(dict(usage))
+        return record_usage(usage)
+
+    monkeypatch.setattr(log, "grant_usage_record", counted)
+    assert len(seal(chunk_size=1)) == 3
+    assert [list(usage) for usage in writes] == [[world.grants["read"].pk]]
+    assert GrantUsageDay.objects.get(grant=world.grants["read"]).uses == 3
 
 
 def test_refusals_feed_no_usage(world: World, owner: User) -> None:
