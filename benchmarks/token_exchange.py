@@ -197,9 +197,7 @@ def measure_core(tokens: list[str], runs: int) -> None:
         token_exchange(params)
         samples.append((time.perf_counter() - started) * 1000)
     p50, p95, p99 = _percentiles(samples)
-    print(
-        f"core, full (verify + 2 reads + mint + log insert): p50 {p50:.3f} ms  p95 {p95:.3f} ms  p99 {p99:.3f} ms"
-    )
+    print(f"core, full (verify + 2 reads + mint + log insert): p50 {p50:.3f} ms  p95 {p95:.3f} ms  p99 {p99:.3f} ms")
     public = _private_key().public_key()
     claims = {
         "iss": "x",
