@@ -70,8 +70,12 @@ class PortalKeys:
         self._lock = threading.Lock()
 
     def _fetch(self) -> None:
-        jwks = http_json(self.jwks_uri)
-        self._keys = {key.key_id: key for key in jwt.PyJWKSet.from_dict(jwks).keys if key.key_id}
+        try:
+            jwks = http_json(self.jwks_uri)
+            self._keys = {key.key_id: key for key in jwt.PyJWKSet.from_dict(jwks).keys if key.key_id}
+        except (OSError, ValueError, jwt.PyJWTError) as exc:
+            # No key set, no verification: refuse rather than trust an unchecked token.
+            raise Rejected(503, "temporarily_unavailable", f"The portal's keys cannot be fetched: {exc}") from None
         self._fetched_at = time.monotonic()
 
     def get(self, kid: str) -> jwt.PyJWK:
@@ -107,14 +111,15 @@ class ResourceServer:
             raise Rejected(401, "invalid_token", f"Malformed token: {exc}") from None
         if header.get("typ") not in ("at+jwt", "application/at+jwt"):
             raise Rejected(401, "invalid_token", "Not an access token (typ must be at+jwt).")
-        if header.get("alg") not in ALGORITHMS:
-            raise Rejected(401, "invalid_token", "Unexpected signature algorithm.")
         key = self.keys.get(str(header.get("kid", "")))
+        # The algorithm is the published key's, never the token's word for it.
+        if key.algorithm_name not in ALGORITHMS or header.get("alg") != key.algorithm_name:
+            raise Rejected(401, "invalid_token", "Unexpected signature algorithm for this key.")
         try:
             claims: dict[str, Any] = jwt.decode(
                 token,
                 key.key,
-                algorithms=[header["alg"]],
+                algorithms=[key.algorithm_name],
                 audience=self.audience,
                 issuer=self.keys.issuer,
                 options={"require": ["exp", "iat", "iss", "aud", "sub", "jti", "client_id"]},
@@ -124,10 +129,18 @@ class ResourceServer:
         if needs_scope not in str(claims.get("scope", "")).split():
             raise Rejected(403, "insufficient_scope", f"This call needs the scope {needs_scope}.")
         if high_risk:
-            answer = http_json(self.keys.introspection_endpoint, data={"token": token}, token=self.introspection_token)
-            if not answer.get("active"):
-                raise Rejected(401, "invalid_token", "The portal says this token is no longer active.")
+            self.introspect(token)
         return claims
+
+    def introspect(self, token: str) -> None:
+        """Fail closed: only an answer of exactly ``active: true`` lets the call through; a portal
+        that cannot be reached or refuses the question is a 503, never a pass."""
+        try:
+            answer = http_json(self.keys.introspection_endpoint, data={"token": token}, token=self.introspection_token)
+        except (OSError, ValueError) as exc:
+            raise Rejected(503, "temporarily_unavailable", f"The portal could not confirm the token: {exc}") from None
+        if not isinstance(answer, dict) or answer.get("active") is not True:
+            raise Rejected(401, "invalid_token", "The portal says this token is no longer active.")
 
     def handle(self, method: str, path: str, authorization: str) -> tuple[int, dict[str, Any]]:
         if path != "/records" or method not in ("GET", "POST"):

@@ -51,9 +51,12 @@ def _people_active(event: TokenEvent, integration: Integration) -> bool:
 
 
 def _grants_live(event: TokenEvent) -> bool:
+    """Every grant the token was issued under is active and unexpired. An issuance naming no
+    grant is not live: every token is issued under at least one, so such a row is not one the
+    token endpoint wrote."""
     grant_ids = [int(grant_id) for grant_id in event.grant_ids]
     if not grant_ids:
-        return True
+        return False
     live = Grant.objects.filter(pk__in=grant_ids, status=GrantStatus.ACTIVE).filter(
         Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now())
     )

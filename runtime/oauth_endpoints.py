@@ -24,7 +24,7 @@ from rest_framework import exceptions
 from rest_framework.request import Request
 
 from governance.api.authentication import SessionAuthentication, TokenAuthentication
-from governance.api.throttles import auth_failure_record
+from governance.api.throttles import auth_failure_record, auth_failures_refuse_if_over
 from governance.exceptions import NotAllowed
 from governance.models import User
 from runtime import introspection, keys, tokens
@@ -77,6 +77,12 @@ def _header(request: HttpRequest) -> tuple[str, str]:
     return scheme.lower(), credential.strip()
 
 
+def _slow_down(exc: exceptions.Throttled) -> _AuthFailed:
+    response = _oauth_error("slow_down", str(exc.detail), status=429)
+    response["Retry-After"] = str(int(getattr(exc, "wait", None) or 1))
+    return _AuthFailed(response)
+
+
 def _api_token_user(request: HttpRequest) -> User | None:
     """The user of a ``Token``/``Bearer`` API token in the header; None without such a header.
     Refused tokens raise ``_AuthFailed`` (401, or 429 for an address over its failure limit)."""
@@ -87,9 +93,7 @@ def _api_token_user(request: HttpRequest) -> User | None:
     try:
         result = authenticator().authenticate(Request(request))
     except exceptions.Throttled as exc:
-        response = _oauth_error("slow_down", str(exc.detail), status=429)
-        response["Retry-After"] = str(int(getattr(exc, "wait", None) or 1))
-        raise _AuthFailed(response) from exc
+        raise _slow_down(exc) from exc
     except exceptions.AuthenticationFailed as exc:
         raise _AuthFailed(_unauthenticated(request, str(exc.detail))) from exc
     return result[0] if result else None
@@ -200,6 +204,12 @@ def _revoker(request: HttpRequest) -> Revoker:
         # Imported here: the workload verifier pulls in the issuer-key machinery.
         from runtime.workload import verify_workload_token
 
+        try:
+            # Like an API token: an address over its failed-authentication limit is refused
+            # before the workload token is checked (no key fetch, no lookup).
+            auth_failures_refuse_if_over(Request(request))
+        except exceptions.Throttled as exc:
+            raise _slow_down(exc) from exc
         try:
             workload = verify_workload_token(credential)
         except ExchangeRefused as exc:

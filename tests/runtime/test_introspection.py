@@ -120,6 +120,22 @@ def test_an_unknown_jti_expired_or_garbage_token_is_inactive(agent: Agent, intro
         assert introspect(issued.token) == {"active": False}
 
 
+def test_an_issuance_logged_under_no_grant_is_inactive(agent: Agent, introspect: Callable[[str], Any]) -> None:
+    """Every token is issued under at least one grant: a logged issuance naming none is not
+    trusted to be live (there is nothing left to check it against)."""
+    issued = agent.issue()
+    issued.event.grant_ids = []
+    issued.event.save(update_fields=["grant_ids"])
+    assert introspect(issued.token) == {"active": False}
+
+
+def test_reviewers_and_auditors_may_not_introspect(agent: Agent, client: Any, reviewer: User, auditor: User) -> None:
+    token = agent.issue().token
+    for person in (reviewer, auditor):
+        response = post_form(client, URL, {"token": token}, HTTP_AUTHORIZATION=f"Bearer {api_key(person)}")
+        assert response.status_code == 403 and "active" not in response.json()
+
+
 def test_introspection_runs_a_fixed_number_of_queries(agent: Agent, client: Any, resource_server: User) -> None:
     key = api_key(resource_server)
     headers = {"HTTP_AUTHORIZATION": f"Bearer {key}"}

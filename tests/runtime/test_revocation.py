@@ -106,6 +106,26 @@ def test_an_invalid_workload_token_is_401(agent: Agent, client: Any) -> None:
     assert response.status_code == 401 and response.json()["error"] == "invalid_client"
 
 
+def test_an_address_over_its_failure_limit_is_refused_before_its_workload_token_is_checked(
+    client: Any, owner: User, test_issuer: TestIssuer, settings: Any
+) -> None:
+    settings.API_RATE_LIMITS = {**settings.API_RATE_LIMITS, "auth_failure": "2/min"}
+    agent = make_agent(owner)
+    bind(agent.integration, test_issuer.trusted_issuer(kind="static_jwks"), SUBJECT, claims={})
+    issued = agent.issue()
+    address = {"REMOTE_ADDR": "10.77.0.1"}
+    forged = "Bearer eyJhbGciOiJub25lIn0.e30."
+    codes = [_revoke(client, issued.token, HTTP_AUTHORIZATION=forged, **address).status_code for _ in range(2)]
+    assert codes == [401, 401]
+    valid = f"Bearer {test_issuer.token(SUBJECT)}"
+    refused = _revoke(client, issued.token, HTTP_AUTHORIZATION=valid, **address)
+    assert refused.status_code == 429 and refused.json()["error"] == "slow_down"
+    assert int(refused["Retry-After"]) > 0
+    assert not TokenRevocation.objects.exists()
+    # Another address is not concerned.
+    assert _revoke(client, issued.token, HTTP_AUTHORIZATION=valid, REMOTE_ADDR="10.77.0.2").status_code == 200
+
+
 def test_unknown_expired_or_garbage_tokens_answer_200(agent: Agent, owner: User, client: Any) -> None:
     headers = {"HTTP_AUTHORIZATION": f"Bearer {api_key(owner)}"}
     unlogged = agent.issue()
