@@ -71,19 +71,6 @@ def test_mint_uses_no_query_once_the_key_is_cached(db: Any, django_assert_num_qu
         tokens.mint(_claims())
 
 
-def test_minting_is_fast_from_the_cache(db: Any) -> None:
-    claims = _claims()
-    tokens.mint(claims)
-    tokens.mint(claims)
-    runs = 500
-    started = time.perf_counter()
-    for _ in range(runs):
-        tokens.mint(claims)
-    per_token = (time.perf_counter() - started) / runs
-    # ES256 signing costs about 50 microseconds here; the cache keeps the database out of it.
-    assert per_token < 0.001
-
-
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
