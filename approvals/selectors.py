@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Prefetch, Q, QuerySet
+from django.db.models import CharField, Prefetch, Q, QuerySet
+from django.db.models.functions import Cast
 from django.utils import timezone
 
 from approvals.models import (
@@ -249,11 +250,30 @@ def default_expiry_days(tier: str) -> int:
     return days if days is not None else DEFAULT_EXPIRY_DAYS.get(tier, 90)
 
 
+def elevation_grants() -> Q:
+    """Grants made by approving a just-in-time elevation (matched on the request that made them)."""
+    elevation_ids = (
+        AccessRequest.objects.filter(type=RequestType.JIT_ELEVATION)
+        .annotate(id_text=Cast("pk", output_field=CharField()))
+        .values("id_text")
+    )
+    return Q(source_type=GRANT_SOURCE_TYPE, source_id__in=elevation_ids)
+
+
 def scopes_held_by(integration: Integration) -> QuerySet[Scope]:
-    """The scopes ``integration`` holds now (through active grants)."""
-    return Scope.objects.filter(grants__integration=integration, grants__status=GrantStatus.ACTIVE).distinct()
+    """The scopes ``integration`` holds now through active grants, which a renewal or a re-review
+    asks for again. An elevation's grant is left out: it ends by itself within the hour it was
+    given for, and approving it again would turn it into a standing grant of the tier's lifetime."""
+    held = Grant.objects.filter(integration=integration, status=GrantStatus.ACTIVE).exclude(elevation_grants())
+    return Scope.objects.filter(pk__in=held.values("scope_id"))
 
 
 def grants_to_renew(integration: Integration) -> QuerySet[Grant]:
-    """The active grants a renewal of ``integration`` would ask for, soonest to expire first."""
-    return integration.grants.filter(status=GrantStatus.ACTIVE).select_related("scope").order_by("expires_at")
+    """The active grants a renewal of ``integration`` would ask for (not an elevation's, see
+    ``scopes_held_by``), soonest to expire first."""
+    return (
+        integration.grants.filter(status=GrantStatus.ACTIVE)
+        .exclude(elevation_grants())
+        .select_related("scope")
+        .order_by("expires_at")
+    )

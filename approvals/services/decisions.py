@@ -315,6 +315,12 @@ def _grant_approved(req: AccessRequest, *, actor: Actor) -> dict[str, Any]:
         Decision.objects.filter(step_id__in=step_ids, decision=DecisionKind.APPROVE).select_related("reviewer")
     )
     scopes = _remaining_scopes(req)
+    if req.is_elevation:
+        # A scope granted meanwhile (by an expansion) keeps its standing grant: extending it
+        # here would cut its lifetime to the elevation's hour.
+        held = Grant.objects.filter(integration=integration, status=GrantStatus.ACTIVE, scope__in=scopes)
+        held_ids = set(held.values_list("scope_id", flat=True))
+        scopes = [scope for scope in scopes if scope.pk not in held_ids]
     expiries = [decision.expires_at for decision in decisions if decision.expires_at is not None]
     expires_at = min([*expiries, _default_expiry(req)])
     if req.type == RequestType.REGISTRATION and integration.status != IntegrationStatus.ACTIVE:

@@ -8,13 +8,12 @@ from datetime import datetime, timedelta
 from itertools import groupby
 
 from django.db import transaction
-from django.db.models import CharField, Q
-from django.db.models.functions import Cast
+from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
 from approvals import selectors
-from approvals.models import GRANT_SOURCE_TYPE, AccessRequest, RequestType
+from approvals.models import AccessRequest, RequestType
 from approvals.permissions import can_open_renewal
 from approvals.services.requests import request_open
 from governance.actors import Actor
@@ -62,17 +61,6 @@ def _not_warned_for(days: int) -> Q:
     return Q(expiry_warned_days__isnull=True) | Q(expiry_warned_days__gt=days)
 
 
-def _elevation_grants() -> Q:
-    """Grants made by approving a just-in-time elevation: they end by themselves within the hour
-    they were given for, so there is nothing to warn about or renew."""
-    elevation_ids = (
-        AccessRequest.objects.filter(type=RequestType.JIT_ELEVATION)
-        .annotate(id_text=Cast("pk", output_field=CharField()))
-        .values("id_text")
-    )
-    return Q(source_type=GRANT_SOURCE_TYPE, source_id__in=elevation_ids)
-
-
 def grants_warn_expiring(*, now: datetime | None = None) -> int:
     """Warn the owners of each integration whose grants expire within 14 and within 3 days
     (one email per owner listing the grants, with a one-click renewal link) and tell the
@@ -86,7 +74,7 @@ def grants_warn_expiring(*, now: datetime | None = None) -> int:
         due = (
             Grant.objects.filter(status=GrantStatus.ACTIVE, expires_at__gt=after, expires_at__lte=until)
             .filter(_not_warned_for(days))
-            .exclude(_elevation_grants())
+            .exclude(selectors.elevation_grants())
             .select_related(
                 "integration__business_owner", "integration__technical_owner", "integration__backup_owner", "scope"
             )

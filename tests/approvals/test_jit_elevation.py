@@ -7,13 +7,14 @@ until it ends by itself an hour later. Elevations show on the integration page a
 from __future__ import annotations
 
 import importlib
+import threading
 from datetime import timedelta
 from typing import Any
 
 import pytest
 import time_machine
 from django.apps import apps as django_apps
-from django.db import connection
+from django.db import connection, connections, transaction
 from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -21,11 +22,13 @@ from django.utils import timezone
 
 from approvals import selectors, services, tasks
 from approvals.models import AccessRequest, RequestStatus, RequestType, StepStatus, Workflow
+from governance.actors import Actor
 from governance.exceptions import Conflict, Unprocessable, ValidationFailed
 from governance.models import AuditEvent, OutboundEmail
 from governance.roles import Pool
 from inventory.choices import GrantStatus, IntegrationStatus
 from inventory.models import Grant, Integration, Scope
+from inventory.signals import integration_risk_raised
 
 pytestmark = pytest.mark.django_db
 
@@ -311,6 +314,62 @@ def test_decision_and_outcome_are_in_the_audit_trail(elevation: AccessRequest, r
     assert AuditEvent.objects.filter(action="grant.created", owner_username="owner").exists()
 
 
+def _standing_grant(agent: Integration, scope: Scope) -> Grant:
+    return Grant.objects.create(
+        integration=agent, scope=scope, granted_at=timezone.now(), expires_at=timezone.now() + timedelta(days=90)
+    )
+
+
+def test_a_renewal_neither_asks_for_nor_extends_an_elevation_grant(
+    elevation: AccessRequest, agent: Integration, reviewer: Any, second_reviewer: Any, owner: Any, catalog: Any
+) -> None:
+    _approve(elevation, reviewer)
+    jit_grant = Grant.objects.get(integration=agent, scope__code="msgraph:Mail.Read")
+    ends = jit_grant.expires_at
+    with pytest.raises(Conflict, match="no active grant to renew"):
+        services.renewal_request_open(actor=owner, integration=agent)
+    standing = _standing_grant(agent, catalog["files"])
+    assert list(selectors.grants_to_renew(agent)) == [standing]
+    renewal = services.renewal_request_open(actor=owner, integration=agent)
+    assert list(renewal.requested_scopes.values_list("code", flat=True)) == ["msgraph:Files.Read"]
+    services.request_decide(actor=second_reviewer, request=renewal, decision="approve")
+    jit_grant.refresh_from_db()
+    assert jit_grant.expires_at == ends and jit_grant.source_id == str(elevation.pk)
+
+
+def test_a_re_review_after_a_risk_increase_leaves_the_elevation_grant_to_end_by_itself(
+    elevation: AccessRequest, agent: Integration, reviewer: Any, owner: Any, catalog: Any
+) -> None:
+    _approve(elevation, reviewer)
+    _standing_grant(agent, catalog["files"])
+    with transaction.atomic():
+        Integration.objects.filter(pk=agent.pk).update(risk_tier="high")
+        agent.risk_tier = "high"
+        integration_risk_raised.send(
+            sender=Integration,
+            integration=agent,
+            actor=Actor.coerce(owner),
+            old_tier="low",
+            new_tier="high",
+            factors=[],
+        )
+    re_review = AccessRequest.objects.get(integration=agent, type=RequestType.RE_REVIEW)
+    assert list(re_review.requested_scopes.values_list("code", flat=True)) == ["msgraph:Files.Read"]
+
+
+def test_approving_an_elevation_never_shortens_a_standing_grant_made_meanwhile(
+    elevation: AccessRequest, agent: Integration, reviewer: Any, jit_scope: Scope
+) -> None:
+    standing = _standing_grant(agent, jit_scope)
+    ends = standing.expires_at
+    _approve(elevation, reviewer)
+    standing.refresh_from_db()
+    assert standing.expires_at == ends and standing.source_id == ""
+    assert Grant.objects.filter(integration=agent).count() == 1
+    approved = AuditEvent.objects.get(action="access_request.approved", target_id=str(elevation.pk))
+    assert (approved.after or {})["granted"] == []
+
+
 def test_no_expiry_warning_or_renewal_email_for_an_elevation_grant(
     elevation: AccessRequest, reviewer: Any, owner: Any
 ) -> None:
@@ -407,3 +466,38 @@ def test_outsiders_cannot_see_or_decide_an_elevation(
     assert selectors.elevations_of(outsider, agent) == []
     elevation.refresh_from_db()
     assert elevation.status == RequestStatus.IN_REVIEW
+
+
+# --- Concurrency ------------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(
+    connection.vendor != "postgresql",
+    reason="needs real row locks between concurrent connections: runs in CI's PostgreSQL pass",
+)
+def test_two_exchanges_asking_at_the_same_moment_open_one_elevation(
+    agent: Integration, jit_scope: Scope, reviewer: Any, monkeypatch: Any
+) -> None:
+    # Delivery of the reviewers' email is not what is tested (its hook keeps a connection open).
+    monkeypatch.setattr("governance.services.outbox._schedule_delivery", lambda email_id: None)
+    barrier = threading.Barrier(2)
+    opened: list[int | str] = []
+
+    def ask() -> None:
+        try:
+            barrier.wait()
+            opened.append(services.elevation_open(integration=agent, scope=jit_scope, task=TASK).pk)
+        except Exception as exc:  # any failure must show in the assertion, not vanish
+            opened.append(f"{type(exc).__name__}: {exc}")
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=ask) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert len(opened) == 2 and opened[0] == opened[1], opened
+    assert AccessRequest.objects.filter(type=RequestType.JIT_ELEVATION).count() == 1
+    assert AuditEvent.objects.filter(action="access_request.created").count() == 1
