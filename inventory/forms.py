@@ -534,7 +534,7 @@ class WorkloadBindingForm(AccessibleForm):
             if typed:
                 try:
                     claims[path] = json.loads(value)
-                except ValueError:
+                except (ValueError, RecursionError):  # RecursionError: nested too deep
                     raise forms.ValidationError(f"Line {number}: after := give a number, true or false.") from None
                 if not isinstance(claims[path], (bool, int, float)):
                     raise forms.ValidationError(f"Line {number}: after := give a number, true or false.")
@@ -639,7 +639,7 @@ class IssuerForm(AccessibleForm):
             return {}
         try:
             document = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested too deep
             raise forms.ValidationError("Not valid JSON: paste the JWKS document as it is.") from None
         if not isinstance(document, dict):
             raise forms.ValidationError('A JWKS is a JSON object with a "keys" list.')

@@ -265,7 +265,7 @@ def _get_json(url: str, what: str) -> dict[str, Any]:
         raise _FetchFailed(f"{what} answered HTTP {response.status}.")
     try:
         document = response.json()
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: arrays or objects nested too deep
         raise _FetchFailed(f"{what} did not answer JSON.") from None
     if not isinstance(document, dict):
         raise _FetchFailed(f"{what} did not answer a JSON object.")

@@ -60,7 +60,13 @@ def parse(document: Any) -> KeySet:
         if not isinstance(member, Mapping):
             raise JwksRefused("Every entry of a JWKS must be a JSON object (a JWK).")
         _refuse_secret_material(member)
-        if member.get("use") in SIGNING_USES and member.get("kty") in ("RSA", "EC", "OKP"):
+        # An ``alg`` that is not a string names no algorithm: the key is left out (PyJWT would fail
+        # on it, and take the whole set down with it).
+        if (
+            member.get("use") in SIGNING_USES
+            and member.get("kty") in ("RSA", "EC", "OKP")
+            and isinstance(member.get("alg", ""), str)
+        ):
             usable.append(dict(member))
     try:
         keys = jwt.PyJWKSet(usable).keys if usable else []

@@ -120,7 +120,7 @@ def _claims_errors(required_claims: Any) -> list[str]:
         return [f"At most {MAX_REQUIRED_CLAIMS} required claims."]
     errors: list[str] = []
     for path, value in required_claims.items():
-        if not isinstance(path, str) or len(path) > CLAIM_PATH_MAX_LENGTH or not _CLAIM_PATH.match(path):
+        if not isinstance(path, str) or len(path) > CLAIM_PATH_MAX_LENGTH or not _CLAIM_PATH.fullmatch(path):
             errors.append(
                 f"{str(path)[:40]!r}: a claim path is claim names joined by dots, e.g. kubernetes.io.namespace."
             )

@@ -150,20 +150,23 @@ def trusted_issuer_keys_fetched(
 ) -> None:
     """Record a successful key fetch: the set, when, and (OpenID Connect) the ``jwks_uri`` the
     discovery document named; clears the last error. A single UPDATE that leaves ``updated_at``
-    alone, so caches keyed on the configuration stay valid. Called by ``inventory.issuer_keys``."""
+    alone, so caches keyed on the configuration stay valid. Called by ``inventory.issuer_keys``.
+    Stored only while the row still has the configuration the fetch was made for: keys fetched
+    from a source that an edit replaced meanwhile must not become the new source's keys."""
     changes: dict[str, Any] = {"jwks": document, "keys_fetched_at": at, "keys_error": "", "keys_error_at": None}
     if jwks_uri is not None:
         changes["jwks_uri"] = jwks_uri
-    TrustedIssuer.objects.filter(pk=issuer.pk).update(**changes)
+    TrustedIssuer.objects.filter(pk=issuer.pk, updated_at=issuer.updated_at).update(**changes)
     for field, value in changes.items():
         setattr(issuer, field, value)
 
 
 def trusted_issuer_keys_failed(*, issuer: TrustedIssuer, error: str, at: datetime) -> None:
     """Record a failed key fetch (the keys already held stay). A safe, short text: shown on the
-    issuer's page. Called by ``inventory.issuer_keys``."""
+    issuer's page. Called by ``inventory.issuer_keys``; like a success, only for the
+    configuration the fetch was made for."""
     changes = {"keys_error": error[:1000], "keys_error_at": at}
-    TrustedIssuer.objects.filter(pk=issuer.pk).update(**changes)
+    TrustedIssuer.objects.filter(pk=issuer.pk, updated_at=issuer.updated_at).update(**changes)
     for field, value in changes.items():
         setattr(issuer, field, value)
 

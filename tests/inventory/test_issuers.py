@@ -272,6 +272,17 @@ def test_the_form_keeps_the_input_and_shows_the_services_field_error(iam_admin: 
     assert not TrustedIssuer.objects.exists()
 
 
+def test_a_pasted_jwks_nested_too_deep_is_a_field_error_not_a_crash(iam_admin: User, web_as: Any) -> None:
+    data = {"name": "Partner keys", "kind": "static_jwks", "issuer": "partner-idp", "jwks": "[" * 100_000,
+            "allowed_algorithms": ["ES256"], "max_token_age_seconds": 3600, "clock_skew_seconds": 30,
+            "key_cache_seconds": 300}  # fmt: skip
+    response = web_as(iam_admin).post("/inventory/issuers/new/", data)
+    assert response.status_code == 200
+    text = response.content.decode()
+    assert 'id="id_jwks-error"' in text and "Not valid JSON" in text and 'value="Partner keys"' in text
+    assert not TrustedIssuer.objects.exists()
+
+
 def test_a_new_issuer_from_the_form_gets_its_keys_at_once(
     iam_admin: User, web_as: Any, live_issuer: TestIssuer
 ) -> None:

@@ -444,6 +444,19 @@ def test_a_refused_binding_comes_back_with_the_input(
     assert not WorkloadBinding.objects.exists()
 
 
+def test_a_claim_value_nested_too_deep_is_a_field_error_not_a_crash(
+    owner: User, web_as: Any, notes: Integration, k8s: TrustedIssuer
+) -> None:
+    response = web_as(owner).post(
+        reverse("inventory:workload-binding", args=[notes.pk]),
+        {"issuer": k8s.pk, "subject": "sa:notes", "required_claims": "env=prod\nlevel:=" + "[" * 100_000},
+    )
+    assert response.status_code == 400
+    page = response.content.decode()
+    assert "Line 2: after := give a number, true or false." in page and "sa:notes" in page
+    assert not WorkloadBinding.objects.exists()
+
+
 def test_remove_button(owner: User, web_as: Any, notes: Integration, k8s: TrustedIssuer) -> None:
     bind(owner, notes, k8s, "sa:notes")
     response = web_as(owner).post(reverse("inventory:workload-binding-remove", args=[notes.pk]), {"reason": "gone"})
@@ -542,6 +555,7 @@ def test_api_refusals_are_problem_details_with_field_errors(
         ({"issuer_id": k8s.pk, "subject": "sa:x", "required_claims": {"a": [1]}}, 400, "required_claims"),
         ({"issuer_id": k8s.pk, "subject": "sa:x", "required_claims": {"a": None}}, 400, "required_claims"),
         ({"issuer_id": k8s.pk, "subject": "sa:x", "required_claims": {"a b": "x"}}, 422, "required_claims"),
+        ({"issuer_id": k8s.pk, "subject": "sa:x", "required_claims": {"env\n": "x"}}, 422, "required_claims"),
         ({"issuer_id": k8s.pk, "subject": "sa:x", "required_claims": ["a"]}, 400, "required_claims"),
     ]
     for body, status, field in cases:

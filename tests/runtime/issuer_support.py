@@ -6,7 +6,8 @@ the public key's PEM, EdDSA for SPIFFE, ``jku``/``x5u``/``jwk`` headers).
 Paths served: ``/.well-known/openid-configuration`` (issuer = ``base_url``), ``/jwks`` (the keys
 for OpenID Connect) and ``/bundle`` (the same keys as a SPIFFE JWT bundle, ``use: jwt-svid``).
 ``requests`` counts what was asked, per path. ``failing`` makes every answer that HTTP status;
-``serve_document`` replaces the JWKS with any document (e.g. one holding private key material).
+``serve_document`` replaces the JWKS with any document (e.g. one holding private key material);
+``serve_raw`` answers one path with any status, headers and bytes (a redirect, HTML, a huge body).
 
 Fetches reach it only when ``OUTBOUND_ALLOWED_HOSTS`` names ``host`` (the ``test_issuer`` fixture
 does that with pytest-django's ``settings``).
@@ -106,6 +107,7 @@ class TestIssuer:
         self.requests: Counter[str] = Counter()
         self.failing: int | None = None
         self.document: dict[str, Any] | None = None
+        self.raw: dict[str, tuple[int, dict[str, str], bytes]] = {}
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
         self._server.daemon_threads = True
@@ -174,6 +176,11 @@ class TestIssuer:
         """Answer ``/jwks`` and ``/bundle`` with ``document`` (None: the real keys again)."""
         with self._lock:
             self.document = document
+
+    def serve_raw(self, path: str, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
+        """Answer ``path`` with exactly this status, these headers and these bytes."""
+        with self._lock:
+            self.raw[path] = (status, headers or {}, body)
 
     # --- Tokens -------------------------------------------------------------------------------
 
@@ -266,10 +273,17 @@ def _encode(part: dict[str, Any]) -> str:
 def _handler_for(test_issuer: TestIssuer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 (http.server's name)
-            status, document = test_issuer.answer(self.path.split("?", 1)[0])
+            path = self.path.split("?", 1)[0]
+            status, document = test_issuer.answer(path)
             body = json.dumps(document).encode() if document is not None else b""
+            headers = {"Content-Type": "application/json"}
+            with test_issuer._lock:
+                if path in test_issuer.raw:
+                    status, extra, body = test_issuer.raw[path]
+                    headers.update(extra)
             self.send_response(status)
-            self.send_header("Content-Type", "application/json")
+            for name, value in headers.items():
+                self.send_header(name, value)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)

@@ -238,3 +238,60 @@ def test_only_iam_admins_ask_for_a_refresh(test_issuer: TestIssuer, reviewer: Us
     assert sum(test_issuer.requests.values()) == 0
     issuer_keys.refresh_asked(actor=iam_admin, issuer=row)
     assert test_issuer.requests[JWKS] == 1
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "body", "headers", "message"),
+    [
+        (JWKS, 200, b"<html>keys</html>", {"Content-Type": "text/html"}, "The jwks_uri did not answer JSON."),
+        (JWKS, 200, b"\xff\xfe{", {}, "The jwks_uri did not answer JSON."),
+        (JWKS, 200, b"[" * 200_000, {}, "The jwks_uri did not answer JSON."),
+        (JWKS, 200, b'["keys"]', {}, "The jwks_uri did not answer a JSON object."),
+        (JWKS, 200, b" " * (2 * 1024 * 1024), {}, "The jwks_uri: response too large."),
+        (JWKS, 302, b"", {"Location": "http://169.254.169.254/keys"}, "answered a redirect (HTTP 302)"),
+        (DISCOVERY, 301, b"", {"Location": "/elsewhere"}, "The discovery document answered a redirect"),
+        (DISCOVERY, 200, b"{" * 100, {}, "The discovery document did not answer JSON."),
+    ],
+    ids=["html", "not-utf8", "nested-too-deep", "a-list", "too-large", "jwks-redirect", "discovery-redirect", "cut"],
+)
+def test_a_bad_answer_is_recorded_and_no_key_is_trusted(
+    test_issuer: TestIssuer, db: Any, path: str, status: int, body: bytes, headers: dict[str, str], message: str
+) -> None:
+    row = test_issuer.trusted_issuer()
+    test_issuer.serve_raw(path, status, body, headers)
+
+    with pytest.raises(issuer_keys.KeyUnavailable, match="no keys"):
+        issuer_keys.verification_key(row, test_issuer.key.kid)
+
+    row.refresh_from_db()
+    assert message in row.keys_error
+    assert row.jwks == {} and row.keys_fetched_at is None
+    assert "/elsewhere" not in test_issuer.requests and "/keys" not in test_issuer.requests
+
+
+def test_a_key_with_a_malformed_member_is_left_out_not_fatal(test_issuer: TestIssuer, db: Any) -> None:
+    row = test_issuer.trusted_issuer()
+    odd = {**test_issuer.add_key().public_jwk(), "alg": ["ES256"], "kid": "odd"}
+    test_issuer.serve_document({"keys": [odd, test_issuer.keys[0].public_jwk()]})
+
+    key = issuer_keys.verification_key(row, test_issuer.keys[0].kid)
+
+    assert key.key_id == test_issuer.keys[0].kid
+    with pytest.raises(issuer_keys.KeyUnavailable, match="unknown key id"):
+        issuer_keys.verification_key(row, "odd")
+
+
+def test_a_fetch_for_a_configuration_changed_meanwhile_is_not_stored(test_issuer: TestIssuer, iam_admin: User) -> None:
+    row = test_issuer.trusted_issuer()
+    in_flight = TrustedIssuer.objects.get(pk=row.pk)  # what a fetch started before the edit holds
+    changed = services.trusted_issuer_update(
+        actor=iam_admin, issuer=row, values={"discovery_url": test_issuer.base_url + "/elsewhere"}
+    )
+
+    issuer_keys.refresh(in_flight)  # the old source answers with its keys
+
+    changed.refresh_from_db()
+    assert changed.jwks == {} and changed.keys_fetched_at is None and changed.jwks_uri == ""
+    issuer_keys.forget()  # another process, reading the row
+    with pytest.raises(issuer_keys.KeyUnavailable):
+        issuer_keys.verification_key(changed, test_issuer.key.kid)  # the new source answers 404
