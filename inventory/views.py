@@ -44,6 +44,8 @@ from inventory.forms import (
 from inventory.models import Integration, ResourceSystem, TrustedIssuer
 
 PAGE_SIZE = 25
+# An issuer page lists this many of its bound integrations (by name) and says how many there are.
+ISSUER_BINDINGS_SHOWN = 50
 
 
 def _ordering(request: AuthenticatedHttpRequest) -> str:
@@ -567,6 +569,7 @@ def issuer_list(request: AuthenticatedHttpRequest) -> HttpResponse:
 @login_required
 def issuer_detail(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     issuer = _issuer_visible(request, pk)
+    bound = selectors.issuer_bindings(request.user, issuer)
     return render(
         request,
         "inventory/issuers/detail.html",
@@ -574,7 +577,8 @@ def issuer_detail(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
             "issuer": issuer,
             "keys": issuer_keys.status(issuer),
             "discovery_url": services.discovery_url_of(issuer) if issuer.kind == "oidc" else "",
-            "bindings": list(selectors.issuer_bindings(request.user, issuer)),
+            "bindings": list(bound[:ISSUER_BINDINGS_SHOWN]),
+            "bindings_total": bound.count(),
             "can_manage": permissions.can_manage_issuers(request.user),
         },
     )

@@ -14,7 +14,7 @@ from django.test.utils import CaptureQueriesContext
 from governance import outbound
 from governance.exceptions import IllegalTransition, NotAllowed, ValidationFailed
 from governance.models import AuditEvent, User
-from inventory import issuer_keys, services
+from inventory import issuer_keys, services, views
 from inventory.models import Integration, TrustedIssuer, WorkloadBinding
 from tests.outbound_support import FakeDNS
 from tests.runtime.issuer_support import IssuerKey, TestIssuer
@@ -229,6 +229,32 @@ def test_the_list_shows_kind_issuer_keys_and_bindings_in_a_fixed_number_of_queri
     assert "Production cluster" in text and "OpenID Connect issuer" in text and "https://kube.example.com" in text
     assert "No keys yet" in text and "<td>1</td>" in text
     assert "1 key (pasted)" in more.content.decode()
+
+
+def test_the_detail_page_lists_a_page_of_bound_integrations_and_counts_them_all(
+    iam_admin: User, owner: User, web_as: Any, make_integration: Callable[..., Integration], monkeypatch: Any
+) -> None:
+    monkeypatch.setattr(views, "ISSUER_BINDINGS_SHOWN", 2)
+    issuer = services.trusted_issuer_create(actor=iam_admin, values=static_values())
+    for number in range(3):
+        WorkloadBinding.objects.create(
+            integration=make_integration(owner, name=f"Bound {number}"),
+            issuer=issuer,
+            subject=f"system:serviceaccount:ai:agent-{number}",
+            claims_key="0" * 64,
+        )
+    client = web_as(iam_admin)
+    client.get(f"/inventory/issuers/{issuer.pk}/")
+    with CaptureQueriesContext(connection) as three:
+        text = client.get(f"/inventory/issuers/{issuer.pk}/").content.decode()
+    assert "Bound 0" in text and "Bound 1" in text and "Bound 2" not in text
+    assert "Showing the first 2 of 3 bound integrations" in text and "(3 now)" in text
+    WorkloadBinding.objects.create(
+        integration=make_integration(owner, name="Bound 3"), issuer=issuer, subject="sa-3", claims_key="0" * 64
+    )
+    with CaptureQueriesContext(connection) as four:
+        client.get(f"/inventory/issuers/{issuer.pk}/")
+    assert len(four.captured_queries) == len(three.captured_queries)
 
 
 def test_outsiders_see_no_issuer_page(owner: User, iam_admin: User, web_as: Any, client: Any) -> None:
