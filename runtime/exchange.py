@@ -47,12 +47,14 @@ Refusal codes (RFC 6749 section 5.2, RFC 8693 section 2.2.2):
 ``invalid_grant``                 the grant of a requested scope expired or was revoked
 ``access_denied``                 recertification overdue; the user acted for is deactivated;
                                   a JIT-eligible scope (elevation opened, or a task is needed)
-``temporarily_unavailable`` (503) the portal's signing key cannot be used
+``temporarily_unavailable`` (503) the portal's signing key cannot be used, or deciding failed
+                                  unexpectedly (recorded as a refusal: never a token)
 ================================  ============================================================
 """
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -100,6 +102,7 @@ SYSTEM_CACHE_SECONDS = 30
 CAMPAIGN_CACHE_SECONDS = 30
 SYSTEM_COPIES: TtlCache[ResourceSystem | None] = TtlCache(SYSTEM_CACHE_SECONDS)
 DEADLINE_COPIES: TtlCache[datetime | None] = TtlCache(CAMPAIGN_CACHE_SECONDS)
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -502,6 +505,21 @@ def token_exchange(params: Mapping[str, str]) -> dict[str, Any]:
     except ExchangeRefused as refusal:
         record(attempt, outcome=TokenOutcome.REFUSED, error=refusal.error, reason=refusal.description)
         raise
+    except Exception as exc:
+        # Fail closed: whatever went wrong deciding, no token, and the refusal is on the record.
+        logger.exception("Token exchange failed unexpectedly; refused")
+        failed = ExchangeRefused(
+            errors.TEMPORARILY_UNAVAILABLE,
+            "The portal could not decide this request and refused it; try again later.",
+            status=503,
+        )
+        record(
+            attempt,
+            outcome=TokenOutcome.REFUSED,
+            error=failed.error,
+            reason=f"Internal error ({type(exc).__name__}) while deciding; refused.",
+        )
+        raise failed from None
     left_out = attempt_left_out(attempt)
     record(attempt, outcome=TokenOutcome.ISSUED, reason=f"Not granted: {', '.join(left_out)}." if left_out else "")
     return response

@@ -6,7 +6,9 @@ model signals); another process sees a change within the entry's lifetime.
 Only configuration is kept here, never what decides access at the moment of the exchange: the
 integration's status, its owner, its binding, its grants and an issuer's ``is_active`` are read
 fresh on every exchange, so the kill switch, a revocation or a deactivated issuer bite on the
-very next request in every process."""
+very next request in every process. An issuer's copy (its algorithms, audience, ages and keys
+decide which tokens verify) is also confirmed current on every use by its ``updated_at``
+(``runtime.workload``): a stale one is dropped and the token verified again."""
 
 from __future__ import annotations
 
@@ -20,25 +22,38 @@ _ALL: list[TtlCache[Any]] = []
 
 
 class TtlCache(Generic[Value]):
-    """Values by key, each kept ``seconds`` after it was loaded. Thread-safe."""
+    """Values by key, each kept ``seconds`` after it was loaded, at most ``max_entries`` of them.
+    Thread-safe. Keys may come from what a client sends (the ``iss`` of a token not verified
+    yet), so the copies are bounded: when full, expired entries are dropped, and while still
+    full a new value is returned without being kept."""
 
-    def __init__(self, seconds: float) -> None:
+    def __init__(self, seconds: float, max_entries: int = 1000) -> None:
         self.seconds = seconds
+        self.max_entries = max_entries
         self._entries: dict[Hashable, tuple[float, Value]] = {}
         self._lock = threading.Lock()
         _ALL.append(self)
 
-    def get(self, key: Hashable, load: Callable[[], Value]) -> Value:
+    def _fresh(self, loaded_at: float, now: float) -> bool:
         # The wall clock (the one the tests move); a clock set back makes every entry stale.
+        return 0 <= now - loaded_at < self.seconds
+
+    def get(self, key: Hashable, load: Callable[[], Value]) -> Value:
         now = time.time()
         with self._lock:
             entry = self._entries.get(key)
-        if entry is not None and 0 <= now - entry[0] < self.seconds:
+        if entry is not None and self._fresh(entry[0], now):
             return entry[1]
         value = load()
         with self._lock:
-            self._entries[key] = (now, value)
+            if key not in self._entries and len(self._entries) >= self.max_entries:
+                self._entries = {kept: held for kept, held in self._entries.items() if self._fresh(held[0], now)}
+            if key in self._entries or len(self._entries) < self.max_entries:
+                self._entries[key] = (now, value)
         return value
+
+    def __len__(self) -> int:
+        return len(self._entries)
 
     def clear(self, *_: Any, **__: Any) -> None:
         """Forget everything (also usable as a signal receiver)."""

@@ -60,6 +60,11 @@ SEAL_ACTION = "runtime.token_events_sealed"
 # IMMEDIATE transactions already let one writer in at a time). Never taken by ``record``.
 _SEAL_LOCK_ID = 7_311_420_003
 SEAL_CHUNK = 500
+# Events one run seals at most. Memory is bounded by the chunk, not by this; this only bounds a
+# run's time (about 0.03 s per 1,000 events here, so well within the worker's timeout). It must
+# exceed what the endpoint appends in a minute at its peak (tens of thousands), or a busy
+# portal's backlog — and the window in which an event is unsealed — grows without end.
+SEAL_MAX_EVENTS = 1_000_000
 # Column widths of TokenEvent: values are cut to them before the digest is computed, so the
 # digest covers exactly what the database keeps.
 _WIDTHS = {"error": 40, "workload_issuer": 300, "workload_subject": 300, "audience": 300, "jti": 64, "task": 200}
@@ -271,7 +276,7 @@ def usage_apply() -> int:
         return pending.update(usage_applied=True)
 
 
-def seal(*, max_events: int = 20_000, chunk_size: int = SEAL_CHUNK) -> list[TokenEventBatch]:
+def seal(*, max_events: int = SEAL_MAX_EVENTS, chunk_size: int = SEAL_CHUNK) -> list[TokenEventBatch]:
     """Seal up to ``max_events`` unsealed events, oldest first, in batches of ``chunk_size``
     (each its own transaction and audit event), then apply their usage (``usage_apply``, once
     for the whole run). Idempotent: what is sealed is not sealed again, and a run killed half-way

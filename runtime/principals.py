@@ -71,6 +71,15 @@ def acting_for_allowed(integration: Integration, user: User) -> None:
         raise ExchangeRefused(errors.ACCESS_DENIED, f"The user {user.username} is not an active person.")
 
 
+def _email_verified(claims: Mapping[str, Any]) -> bool:
+    """An issuer that leaves ``email_verified`` out vouches for the address; one that sends it
+    vouches only with ``true`` (some send the text "true"/"false": "false" is not a yes)."""
+    if "email_verified" not in claims:
+        return True
+    verified = claims["email_verified"]
+    return verified is True or (isinstance(verified, str) and verified.strip().lower() == "true")
+
+
 def _user_from_claims(claims: Mapping[str, Any]) -> User:
     """The portal account a user token names: by ``preferred_username``, else by ``email`` (not
     when the issuer says it is unverified); exactly one active person must match."""
@@ -81,7 +90,7 @@ def _user_from_claims(claims: Mapping[str, Any]) -> User:
         if len(found) == 1:
             return found[0]
     email = claims.get("email")
-    if isinstance(email, str) and email and claims.get("email_verified") is not False:
+    if isinstance(email, str) and email and _email_verified(claims):
         found = list(people.filter(email__iexact=email)[:2])
         if len(found) == 1:
             return found[0]
@@ -158,6 +167,8 @@ def portal_token_principal(token: str, workload: VerifiedWorkload) -> Principal:
         raise ExchangeRefused(errors.INVALID_REQUEST, "The subject token was revoked.")
     integration = workload.integration
     prior = _prior_chain(claims.get("act"))
+    if not prior:
+        raise ExchangeRefused(errors.INVALID_REQUEST, "The subject token names no acting integration (act).")
     if _id_of(claims.get("client_id"), "integration:") != (prior[-1] if prior else None):
         raise ExchangeRefused(errors.INVALID_REQUEST, "The subject token's client_id and act claim disagree.")
     same = prior[-1] == integration.pk

@@ -19,6 +19,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
@@ -68,7 +69,11 @@ def _form(request: HttpRequest) -> dict[str, str] | ExchangeRefused:
     if content_type.lower() != FORM_TYPE:
         return ExchangeRefused(INVALID_REQUEST, f"Send the parameters as {FORM_TYPE}.")
     params: dict[str, str] = {}
-    for name, values in request.POST.lists():
+    try:
+        form = list(request.POST.lists())
+    except (RequestDataTooBig, TooManyFieldsSent):
+        return ExchangeRefused(INVALID_REQUEST, "The request body is too large or has too many parameters.")
+    for name, values in form:
         if len(values) > 1:
             return ExchangeRefused(INVALID_REQUEST, f"The parameter {name[:40]} is given more than once.")
         params[name] = values[0]

@@ -21,9 +21,11 @@ dangerous first, before any key is looked up):
    the token's claims (dotted paths into nested claims). None, or several, is a refusal.
 
 An issuer's configuration (algorithms, audience, ages, where its keys are) is read from a copy at
-most ``ISSUER_CACHE_SECONDS`` old (``runtime.hotcache``; a save in this process drops it at once);
-whether it is still active is read fresh on every call — for a workload token in the same query
-that finds its binding — so deactivating an issuer refuses the very next token everywhere.
+most ``ISSUER_CACHE_SECONDS`` old (``runtime.hotcache``; a save in this process drops it at once),
+but never believed stale: whether the issuer is still active and still at the copy's ``updated_at``
+(the configuration's version, moved by every change) is read fresh on every call — for a workload
+token in the same query that finds its binding. Deactivating an issuer refuses the very next token
+everywhere; a token checked against a copy older than the row is checked again with the row.
 
 Every refusal is an ``ExchangeRefused`` with ``invalid_request``: RFC 8693 (section 2.2.2) asks for
 that code whenever a presented token is invalid or unacceptable, whatever the reason; the
@@ -35,9 +37,11 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import jwt
 from django.conf import settings
@@ -55,6 +59,8 @@ SPIFFE_TOKEN_TYPES = ("JWT", "JOSE")
 SPIFFE_PREFIX = "spiffe://"
 # Far beyond any workload token; a larger body is refused before it is parsed.
 MAX_TOKEN_LENGTH = 16_384
+# The latest time claim believed (the year 9999): a later one cannot become a date.
+MAX_NUMERIC_DATE = 253_402_300_799
 _MISSING = object()
 # What an exchange reads of the binding, its integration and the owner who answers for it (the
 # other columns are long texts and lists the token endpoint never needs).
@@ -74,6 +80,7 @@ BINDING_COLUMNS = (
 )
 ISSUER_CACHE_SECONDS = 5
 ISSUER_COPIES: TtlCache[TrustedIssuer | None] = TtlCache(ISSUER_CACHE_SECONDS)
+Verified = TypeVar("Verified")
 
 
 @dataclass(frozen=True)
@@ -117,7 +124,8 @@ def unverified_parts(token: str, what: str) -> tuple[dict[str, Any], dict[str, A
         raise _refuse(f"The {what} is not a signed JWT (a compact JWS has three parts).")
     try:
         header, claims = _b64_json(parts[0]), _b64_json(parts[1])
-    except (ValueError, UnicodeError, binascii.Error):
+    except (ValueError, UnicodeError, binascii.Error, RecursionError):
+        # RecursionError: JSON nested deeper than the parser goes (a few kilobytes of "[").
         raise _refuse(f"The {what} is not a well-formed JWT.") from None
     if not isinstance(header, dict) or not isinstance(claims, dict):
         raise _refuse(f"The {what} is not a well-formed JWT.")
@@ -176,9 +184,31 @@ def _deactivated(issuer: TrustedIssuer, what: str) -> str:
     return f"The {what} comes from {issuer.name}, a trusted issuer that is deactivated."
 
 
-def _confirm_active(issuer: TrustedIssuer, what: str) -> None:
-    if not TrustedIssuer.objects.filter(pk=issuer.pk, is_active=True).exists():
+class _IssuerChanged(Exception):
+    """The issuer's configuration was saved since this process copied it: verify again."""
+
+
+def _confirm_current(issuer: TrustedIssuer, what: str) -> None:
+    """The issuer is still active and still configured as the copy the token was checked with
+    (``updated_at`` is the configuration's version); raises ``_IssuerChanged`` otherwise."""
+    row = TrustedIssuer.objects.filter(pk=issuer.pk).values_list("is_active", "updated_at").first()
+    if row is None or not row[0]:
         raise _refuse(_deactivated(issuer, what))
+    if row[1] != issuer.updated_at:
+        raise _IssuerChanged
+
+
+def _verified_with_current_issuer(verify: Callable[[], Verified]) -> Verified:
+    """``verify()``, and once more with fresh issuer rows when the copy it used was stale: an
+    algorithm, key, audience or age taken off an issuer stops verifying at once everywhere."""
+    try:
+        return verify()
+    except _IssuerChanged:
+        ISSUER_COPIES.clear()
+    try:
+        return verify()
+    except _IssuerChanged:
+        raise _refuse("The issuer's configuration is being changed; present the token again.") from None
 
 
 def _algorithm_allowed(issuer: TrustedIssuer, header: dict[str, Any], algorithm: str, what: str) -> None:
@@ -245,27 +275,49 @@ def _decode(token: str, issuer: TrustedIssuer, algorithm: str, key: Any, what: s
         raise _refuse(f"The {what} is not valid: {str(exc)[:200]}.") from None
 
 
+def _numeric_date(claims: dict[str, Any], name: str, what: str) -> float:
+    """A time claim as RFC 7519 has it: a JSON number of seconds. PyJWT also takes text such as
+    "1700000000" and any size of number; here text, booleans and numbers no date can hold are
+    refused, so no odd type reaches the arithmetic below."""
+    value = claims[name]
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _refuse(f"The {what}'s {name} claim is not a number of seconds.")
+    seconds = float(value)
+    if not math.isfinite(seconds) or not 0 <= seconds <= MAX_NUMERIC_DATE:
+        raise _refuse(f"The {what}'s {name} claim is not a plausible time.")
+    return seconds
+
+
 def _times_check(issuer: TrustedIssuer, claims: dict[str, Any], what: str) -> datetime:
+    for name in ("iat", "exp", "nbf"):
+        if name in claims:
+            _numeric_date(claims, name, what)
     now = timezone.now().timestamp()
-    age = now - float(claims["iat"])
+    age = now - _numeric_date(claims, "iat", what)
     if age > issuer.max_token_age_seconds:
         raise _refuse(
             f"The {what} was issued {int(age)} seconds ago; {issuer.name} tokens are accepted for "
             f"{issuer.max_token_age_seconds} seconds."
         )
-    return datetime.fromtimestamp(float(claims["exp"]), tz=UTC)
+    return datetime.fromtimestamp(_numeric_date(claims, "exp", what), tz=UTC)
 
 
 def verify_issuer_token(token: str, *, what: str = "workload token", confirm_active: bool = True) -> VerifiedToken:
     """Verify ``token`` against the trusted issuer it names (steps 1-5 of the module doc).
     ``what`` names the token in refusals ("workload token", "subject token"). With
-    ``confirm_active=False`` the caller confirms the issuer is still active in a query of its own
-    (the binding lookup does, in the same query)."""
+    ``confirm_active=False`` the caller confirms the issuer is still active and its copy current
+    in a query of its own (the binding lookup does, in the same query)."""
+    if confirm_active:
+        return _verified_with_current_issuer(lambda: _verify_issuer_token(token, what, confirm_active=True))
+    return _verify_issuer_token(token, what, confirm_active=False)
+
+
+def _verify_issuer_token(token: str, what: str, *, confirm_active: bool) -> VerifiedToken:
     header, unverified = unverified_parts(token, what)
     algorithm = _header_check(header, what)
     issuer = _issuer_for(unverified, what)
     if confirm_active:
-        _confirm_active(issuer, what)
+        _confirm_current(issuer, what)
     _algorithm_allowed(issuer, header, algorithm, what)
     key = _key_for(issuer, header, algorithm, what)
     claims = _decode(token, issuer, algorithm, key, what)
@@ -325,13 +377,18 @@ def _mismatched_claims(binding: WorkloadBinding, claims: dict[str, Any]) -> list
 
 def _binding_for(verified: VerifiedToken) -> WorkloadBinding:
     candidates = list(
-        WorkloadBinding.objects.filter(issuer=verified.issuer, subject=verified.subject, issuer__is_active=True)
+        WorkloadBinding.objects.filter(
+            issuer=verified.issuer,
+            subject=verified.subject,
+            issuer__is_active=True,
+            issuer__updated_at=verified.issuer.updated_at,
+        )
         .order_by()
         .select_related("integration", "integration__business_owner")
         .only(*BINDING_COLUMNS)
     )
     if not candidates:
-        _confirm_active(verified.issuer, "workload token")
+        _confirm_current(verified.issuer, "workload token")
     matching = [binding for binding in candidates if not _mismatched_claims(binding, verified.claims)]
     if len(matching) == 1:
         matching[0].issuer = verified.issuer
@@ -351,6 +408,10 @@ def _binding_for(verified: VerifiedToken) -> WorkloadBinding:
 def verify_workload_token(token: str) -> VerifiedWorkload:
     """Verify a workload token and find the one integration bound to its identity (the module
     doc lists every rule). Raises ``ExchangeRefused`` (``invalid_request``) naming what failed."""
+    return _verified_with_current_issuer(lambda: _verify_workload_token(token))
+
+
+def _verify_workload_token(token: str) -> VerifiedWorkload:
     verified = verify_issuer_token(token, what="workload token", confirm_active=False)
     binding = _binding_for(verified)
     return VerifiedWorkload(

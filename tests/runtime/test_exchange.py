@@ -330,6 +330,23 @@ def test_a_user_is_found_by_verified_email_too(world: World, idp: TestIssuer, al
     assert refusal(for_user(world, unverified)).error == "invalid_request"
 
 
+@pytest.mark.parametrize("flag", ["false", "False", 0, None, "yes"])
+def test_an_email_the_issuer_does_not_plainly_vouch_for_finds_nobody(
+    world: World, idp: TestIssuer, alice: User, flag: Any
+) -> None:
+    Integration.objects.filter(pk=world.integration.pk).update(acts_for_users=True)
+    token = idp.token("00u-alice", email="alice@example.com", email_verified=flag)
+    assert "names no portal user" in refusal(for_user(world, token)).description
+    assert (
+        tokens.verify(
+            token_exchange(for_user(world, idp.token("00u-alice", email="alice@example.com", email_verified="true")))[
+                "access_token"
+            ]
+        )["sub"]
+        == f"user:{alice.pk}"
+    )
+
+
 def test_delegation_is_refused_for_an_integration_not_acting_for_users(
     world: World, idp: TestIssuer, alice: User
 ) -> None:
@@ -428,6 +445,23 @@ def test_a_user_carried_along_a_chain_needs_delegation_at_each_hop(
     claims = tokens.verify(token_exchange(chained(world, user_token))["access_token"])
     assert claims["sub"] == f"user:{alice.pk}" and claims["preferred_username"] == "alice"
     assert last_event().acting_for == alice
+
+
+def test_a_portal_token_naming_no_actor_is_refused(world: World, callee: Integration) -> None:
+    world.integration.invokes.add(callee)
+    now = int(time.time())
+    bare = tokens.mint(
+        {
+            "iss": settings.RUNTIME_ISSUER,
+            "aud": CRM_AUDIENCE,
+            "sub": f"integration:{world.integration.pk}",
+            "client_id": "portal",  # a portal token that no integration obtained
+            "iat": now,
+            "exp": now + 300,
+            "jti": "b" * 32,
+        }
+    )
+    assert_recorded_refusal(world, "invalid_request", "names no acting integration", chained(world, bare))
 
 
 def test_chains_are_capped(world: World, callee: Integration, owner: User, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,7 +1,8 @@
 """The token endpoint's hot path: what it reads on every exchange and what it may take from the
 process's short-lived copies of configuration. What decides access (the issuer being active, the
 integration, its owner, its binding, its grants) bites on the very next exchange even when it is
-changed by another process (here: a queryset update, which drops no copy); configuration may lag
+changed by another process (here: a queryset update, which drops no copy); so does an issuer's
+configuration, confirmed current by its version on every use. A system's configuration may lag
 by the copy's lifetime, never longer."""
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ from django.utils import timezone
 from approvals.campaigns.models import Campaign, CampaignDefinition, CampaignStatus, ReviewItem
 from governance.models import User
 from inventory.models import Integration, ResourceSystem, TrustedIssuer
-from runtime import tokens
+from runtime import tokens, workload
 from runtime.errors import ExchangeRefused
 from runtime.exchange import SYSTEM_CACHE_SECONDS, token_exchange
+from runtime.hotcache import TtlCache
 from tests.runtime.exchange_support import CRM_AUDIENCE, World, build_world
 from tests.runtime.exchange_support import _issuer_key_caches as _issuer_key_caches  # noqa: F401 (autouse)
 from tests.runtime.issuer_support import TestIssuer
@@ -100,3 +102,26 @@ def test_an_overdue_review_is_looked_up_only_once_a_running_campaign_is_past_its
     # The deadline passes with the copy still fresh: it is compared with the exchange's own time.
     with time_machine.travel(timezone.now() + timedelta(days=1, seconds=1), tick=False):
         assert "Recertification overdue" in refused(world, scope="crm:read").description
+
+
+def test_tokens_naming_endless_issuers_do_not_grow_the_processs_copies(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The ``iss`` is read before anything is verified: anyone can name new ones on every call."""
+    monkeypatch.setattr(workload.ISSUER_COPIES, "max_entries", 5)
+    for number in range(40):
+        forged = world.test_issuer.sign(world.test_issuer.claims(iss=f"https://issuer-{number}.example.com"))
+        assert "not a trusted issuer" in refused(world, subject_token=forged).description
+    assert len(workload.ISSUER_COPIES) <= 5
+    assert token_exchange(world.params())["scope"] == "crm:read crm:write"
+
+
+def test_a_full_copy_drops_what_expired_before_refusing_new_entries() -> None:
+    copies: TtlCache[int] = TtlCache(5, max_entries=2)
+    copies.get("a", lambda: 1)
+    copies.get("b", lambda: 2)
+    copies.get("c", lambda: 3)  # full of fresh entries: answered, not kept
+    assert len(copies) == 2 and copies.get("c", lambda: 30) == 30
+    with time_machine.travel(timezone.now() + timedelta(seconds=6), tick=False):
+        assert copies.get("c", lambda: 31) == 31
+        assert len(copies) == 1 and copies.get("c", lambda: 32) == 31

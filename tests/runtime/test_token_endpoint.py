@@ -3,6 +3,7 @@ recorded — end to end against a live issuer whose keys the portal fetches."""
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
@@ -13,7 +14,7 @@ from django.test import Client
 from approvals.models import AccessRequest, RequestType
 from approvals.services import default_workflows_ensure
 from governance.models import User
-from runtime import keys, tokens
+from runtime import exchange, keys, tokens
 from runtime.models import TokenEvent
 from tests.runtime.exchange_support import CRM_AUDIENCE, World, build_world
 from tests.runtime.exchange_support import _issuer_key_caches as _issuer_key_caches  # noqa: F401 (autouse)
@@ -98,6 +99,16 @@ def test_a_malformed_request_is_refused_and_recorded(world: World, body: str, co
     assert TokenEvent.objects.get().error == "invalid_request"
 
 
+def test_an_oversized_form_is_a_recorded_json_refusal(world: World, settings: Any) -> None:
+    settings.DATA_UPLOAD_MAX_NUMBER_FIELDS = 5
+    body = "&".join(f"extra{number}=x" for number in range(10))
+    response = post(Client(), body)
+
+    assert response.status_code == 400 and response.json()["error"] == "invalid_request"
+    assert "too many parameters" in response.json()["error_description"]
+    assert TokenEvent.objects.get().error == "invalid_request"
+
+
 def test_parameters_in_the_url_are_refused(world: World) -> None:
     response = Client().post(f"{URL}?{urlencode(world.params())}", data="", content_type=FORM)
     assert response.status_code == 400 and "not in the URL" in response.json()["error_description"]
@@ -145,3 +156,27 @@ def test_too_many_requests_from_one_address_are_slowed_down(world: World, settin
     assert response.status_code == 429 and response["Retry-After"] == "60"
     assert response.json()["error"] == "slow_down"
     assert TokenEvent.objects.count() == 2
+
+
+def test_a_token_the_json_parser_cannot_follow_is_a_recorded_refusal(world: World) -> None:
+    deep = base64.urlsafe_b64encode(b"[" * 9000).decode().rstrip("=")
+    response = post(Client(), world.params(f"{deep}.e30.c2ln"))
+
+    assert response.status_code == 400 and response.json()["error"] == "invalid_request"
+    assert TokenEvent.objects.get().error == "invalid_request"
+
+
+def test_an_unexpected_failure_refuses_records_and_answers_json(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*_args: Any) -> Any:
+        raise TypeError("a claim of a type nobody expected")
+
+    monkeypatch.setattr(exchange, "_decide", broken)
+    response = post(Client(raise_request_exception=False), world.params())
+
+    assert response.status_code == 503
+    assert_no_store(response)
+    assert response.json()["error"] == "temporarily_unavailable"
+    assert "access_token" not in response.json()
+    event = TokenEvent.objects.get()
+    assert (event.outcome, event.error, event.integration) == ("refused", "temporarily_unavailable", world.integration)
+    assert "TypeError" in event.reason and event.jti == ""

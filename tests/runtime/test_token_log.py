@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.utils import timezone
 
 from governance import scheduling
 from governance.audit import registered_verifiers, verify_chain
@@ -113,6 +114,18 @@ def test_seal_respects_max_events(world: World) -> None:
         refusal_event(world.owner)
     assert sum(batch.count for batch in seal(max_events=2, chunk_size=10)) == 2
     assert TokenEvent.objects.filter(batch__isnull=True).count() == 1
+
+
+def test_a_backlog_of_more_than_a_busy_minute_is_sealed_in_one_run() -> None:
+    """At the endpoint's peak a minute brings tens of thousands of events: one run drains them."""
+    now = timezone.now()
+    events = [TokenEvent(at=now, outcome="refused", error="invalid_request", reason="x") for _ in range(30_000)]
+    for event in events:
+        event.digest = event_digest(event)
+    TokenEvent.objects.bulk_create(events, batch_size=2000)
+
+    assert sum(batch.count for batch in seal(chunk_size=5000)) == 30_000
+    assert not TokenEvent.objects.filter(batch__isnull=True).exists()
 
 
 # --- Verification -------------------------------------------------------------------------------

@@ -3,6 +3,7 @@ forged, stale or misdirected tokens it refuses — against a live issuer serving
 
 from __future__ import annotations
 
+import base64
 import time
 from collections.abc import Callable
 from datetime import timedelta
@@ -13,8 +14,9 @@ import time_machine
 from django.utils import timezone
 
 from governance.models import User
+from inventory.models import TrustedIssuer
 from runtime.errors import ExchangeRefused
-from runtime.workload import claim_at, verify_workload_token
+from runtime.workload import claim_at, verify_issuer_token, verify_workload_token
 from tests.runtime.exchange_support import NAMESPACE_CLAIM, SUBJECT, World, bind, build_world, make_integration
 from tests.runtime.exchange_support import _issuer_key_caches as _issuer_key_caches  # noqa: F401 (autouse)
 from tests.runtime.issuer_support import IssuerKey, TestIssuer
@@ -259,3 +261,57 @@ def test_an_eddsa_jwt_svid_is_refused(make_test_issuer: Callable[..., TestIssuer
     bind(make_integration(owner, "Mesh agent"), row, issuer.spiffe_id(), claims={})
 
     assert "JWT-SVIDs use RS, ES or PS" in refused(issuer.sign(svid_claims(issuer)))
+
+
+# --- Odd shapes and types: refused, never an error ---------------------------------------------------
+
+
+def test_a_token_nested_deeper_than_the_json_parser_goes_is_refused(world: World) -> None:
+    deep = base64.urlsafe_b64encode(b"[" * 9000).decode().rstrip("=")
+    assert "not a well-formed JWT" in refused(f"{deep}.e30.c2ln")
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("exp", "4102444800"),  # text, which PyJWT would take
+        ("exp", 10**20),  # beyond any date
+        ("exp", 1e300),
+        ("iat", True),
+        ("iat", "0"),
+        ("nbf", "0"),
+        ("nbf", False),
+    ],
+)
+def test_a_time_claim_that_is_not_a_plausible_number_is_refused(world: World, name: str, value: Any) -> None:
+    token = world.test_issuer.sign(world.test_issuer.claims(SUBJECT, **{**NAMESPACE_CLAIM, name: value}))
+    assert f"{name} claim is not" in refused(token)
+
+
+# --- The issuer's configuration is never believed stale ---------------------------------------------
+
+
+def test_an_issuer_reconfigured_by_another_process_applies_to_the_next_token(world: World) -> None:
+    assert verify_workload_token(world.workload_token()).integration == world.integration  # the copy is kept
+    TrustedIssuer.objects.filter(pk=world.issuer.pk).update(
+        allowed_algorithms=["RS256"], updated_at=timezone.now() + timedelta(seconds=1)
+    )
+    assert "not allowed to use" in refused(world.workload_token())
+
+
+def test_a_user_tokens_issuer_reconfigured_by_another_process_applies_to_the_next_token(world: World) -> None:
+    token = world.workload_token()
+    assert verify_issuer_token(token, what="subject token").issuer == world.issuer
+    TrustedIssuer.objects.filter(pk=world.issuer.pk).update(
+        audience="https://portal.example.com/elsewhere", updated_at=timezone.now() + timedelta(seconds=1)
+    )
+    with pytest.raises(ExchangeRefused, match="not meant for the portal"):
+        verify_issuer_token(token, what="subject token")
+
+
+def test_a_fresh_copy_still_verifies_after_a_change_elsewhere(world: World) -> None:
+    verify_workload_token(world.workload_token())
+    TrustedIssuer.objects.filter(pk=world.issuer.pk).update(
+        max_token_age_seconds=600, updated_at=timezone.now() + timedelta(seconds=1)
+    )
+    assert verify_workload_token(world.workload_token()).issuer.max_token_age_seconds == 600
