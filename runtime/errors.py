@@ -18,10 +18,13 @@ TEMPORARILY_UNAVAILABLE = "temporarily_unavailable"
 
 class ExchangeRefused(Exception):
     """A token request the portal will not answer with a token. ``error`` is the RFC code,
-    ``description`` says why in words a developer can act on (never a secret, never a token)."""
+    ``description`` says why in words a developer can act on (never a secret, never a token).
+    ``reason`` is what the token log records, when it says more than the caller should read
+    (the portal's own configuration); by default the description."""
 
-    def __init__(self, error: str, description: str, *, status: int = 400) -> None:
+    def __init__(self, error: str, description: str, *, status: int = 400, reason: str = "") -> None:
         super().__init__(f"{error}: {description}")
         self.error = error
         self.description = description
         self.status = status
+        self.reason = reason or description

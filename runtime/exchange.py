@@ -430,8 +430,13 @@ def _mint(claims: dict[str, Any], algorithm: str) -> str:
     try:
         return tokens.mint(claims, algorithm=algorithm)
     except keys.SigningKeyUnavailable as exc:
+        # The caller learns that signing is down; which key and which setting is for the log.
+        logger.error("Token exchange refused: %s", exc)
         raise ExchangeRefused(
-            errors.TEMPORARILY_UNAVAILABLE, f"The portal cannot sign tokens right now: {exc}", status=503
+            errors.TEMPORARILY_UNAVAILABLE,
+            "The portal cannot sign tokens right now; try again later.",
+            status=503,
+            reason=f"The portal cannot sign tokens right now: {exc}",
         ) from None
 
 
@@ -485,11 +490,11 @@ def _open_elevations(needed: ElevationNeeded, attempt: TokenAttempt) -> Exchange
                 errors.ACCESS_DENIED,
                 f"Just-in-time elevation requested, awaiting approval: {named}. Ask again once it is approved.",
             )
-            record(attempt, outcome=TokenOutcome.REFUSED, error=refusal.error, reason=refusal.description)
+            record(attempt, outcome=TokenOutcome.REFUSED, error=refusal.error, reason=refusal.reason)
             return refusal
     except DomainError as exc:
         refusal = ExchangeRefused(errors.ACCESS_DENIED, f"Just-in-time elevation cannot be opened: {exc.detail}")
-    record(attempt, outcome=TokenOutcome.REFUSED, error=refusal.error, reason=refusal.description)
+    record(attempt, outcome=TokenOutcome.REFUSED, error=refusal.error, reason=refusal.reason)
     return refusal
 
 
@@ -503,7 +508,7 @@ def token_exchange(params: Mapping[str, str]) -> dict[str, Any]:
     except ElevationNeeded as needed:
         raise _open_elevations(needed, attempt) from None
     except ExchangeRefused as refusal:
-        record(attempt, outcome=TokenOutcome.REFUSED, error=refusal.error, reason=refusal.description)
+        record(attempt, outcome=TokenOutcome.REFUSED, error=refusal.error, reason=refusal.reason)
         raise
     except Exception as exc:
         # Fail closed: whatever went wrong deciding, no token, and the refusal is on the record.

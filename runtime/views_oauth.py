@@ -95,7 +95,7 @@ def token(request: HttpRequest) -> HttpResponse:
         )
     params = _form(request)
     if isinstance(params, ExchangeRefused):
-        record(TokenAttempt(), outcome=TokenOutcome.REFUSED, error=params.error, reason=params.description)
+        record(TokenAttempt(), outcome=TokenOutcome.REFUSED, error=params.error, reason=params.reason)
         return _error(params.error, params.description, params.status)
     try:
         body = token_exchange(params)

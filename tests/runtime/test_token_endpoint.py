@@ -128,7 +128,9 @@ def test_unusable_signing_keys_answer_503(world: World, monkeypatch: pytest.Monk
 
     assert response.status_code == 503
     assert response.json()["error"] == "temporarily_unavailable"
-    assert TokenEvent.objects.get().outcome == "refused"
+    assert "decrypted" not in response.json()["error_description"]  # the portal's keys are its own business
+    event = TokenEvent.objects.get()
+    assert event.outcome == "refused" and "cannot be decrypted" in event.reason
 
 
 def test_a_signed_in_session_grants_nothing(world: World, outsider: User, web_as: Callable[[User], Client]) -> None:
