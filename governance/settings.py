@@ -460,6 +460,9 @@ RUNTIME_KEY_ENCRYPTION_KEYS = env.list("RUNTIME_KEY_ENCRYPTION_KEYS", default=[]
 # keys not refreshed for longer than the stale limit are no longer trusted (deny).
 RUNTIME_KEY_REFETCH_COOLDOWN_SECONDS = env.int("RUNTIME_KEY_REFETCH_COOLDOWN_SECONDS", default=30)
 RUNTIME_ISSUER_KEYS_MAX_STALE_SECONDS = env.int("RUNTIME_ISSUER_KEYS_MAX_STALE_SECONDS", default=86400)
+# The demo workload issuer's signing key (demo data only: seed_demo makes it, demo_workload_token
+# signs with it).
+RUNTIME_DEMO_KEY_FILE = VAR_DIR / "demo-workload-issuer.pem"
 # Just-in-time elevation: how long an approved elevation's grant lasts.
 RUNTIME_JIT_GRANT_MINUTES = env.int("RUNTIME_JIT_GRANT_MINUTES", default=60)
 # Token requests per minute from one client address (0: no limit); the token log seals every minute.

@@ -8,6 +8,7 @@ again and the issuer's keys follow it)."""
 from __future__ import annotations
 
 import json
+import os
 import time
 import uuid
 from pathlib import Path
@@ -31,7 +32,7 @@ DEMO_KEY_ID = "demo-workloads-1"
 
 
 def key_file() -> Path:
-    return Path(settings.VAR_DIR) / "demo-workload-issuer.pem"
+    return Path(settings.RUNTIME_DEMO_KEY_FILE)
 
 
 def private_key() -> ec.EllipticCurvePrivateKey:
@@ -44,10 +45,14 @@ def private_key() -> ec.EllipticCurvePrivateKey:
             return key
     key = ec.generate_private_key(ec.SECP256R1())
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    path.chmod(0o600)
+    # Created owner-only: never readable by others, not even for a moment before a chmod.
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "wb") as handle:
+        handle.write(
+            key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+        )
     return key
 
 

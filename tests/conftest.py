@@ -55,11 +55,12 @@ def _clean_cache() -> Iterator[None]:
 
 @pytest.fixture(autouse=True, scope="session")
 def _audit_dev_key_outside_the_project(tmp_path_factory: pytest.TempPathFactory) -> None:
-    """A scheduler pass in a test may sign an audit checkpoint: its development signing key goes
-    to a temporary folder, never into the project's var/."""
+    """A scheduler pass in a test may sign an audit checkpoint, and the demo data makes its
+    workload issuer's key: both keys go to a temporary folder, never into the project's var/."""
     from django.conf import settings
 
     settings.AUDIT_DEV_SIGNING_KEY_FILE = tmp_path_factory.mktemp("audit-key") / "audit-signing-key.pem"
+    settings.RUNTIME_DEMO_KEY_FILE = tmp_path_factory.mktemp("demo-key") / "demo-workload-issuer.pem"
 
 
 @pytest.fixture
