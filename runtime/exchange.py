@@ -494,6 +494,15 @@ def _open_elevations(needed: ElevationNeeded, attempt: TokenAttempt) -> Exchange
             return refusal
     except DomainError as exc:
         refusal = ExchangeRefused(errors.ACCESS_DENIED, f"Just-in-time elevation cannot be opened: {exc.detail}")
+    except Exception as exc:
+        # Fail closed, as for any unexpected error: nothing opened (rolled back), the refusal recorded.
+        logger.exception("Opening a just-in-time elevation failed unexpectedly; refused")
+        refusal = ExchangeRefused(
+            errors.TEMPORARILY_UNAVAILABLE,
+            "The portal could not open the elevation request and refused; try again later.",
+            status=503,
+            reason=f"Internal error ({type(exc).__name__}) while opening an elevation; refused.",
+        )
     record(attempt, outcome=TokenOutcome.REFUSED, error=refusal.error, reason=refusal.reason)
     return refusal
 

@@ -77,6 +77,23 @@ def test_a_jit_elevation_and_its_refusal_are_written_together(world: World, revi
     assert f"#{elevation.pk}" in TokenEvent.objects.get().reason
 
 
+def test_an_elevation_that_fails_unexpectedly_opens_nothing_and_is_a_recorded_refusal(
+    world: World, reviewer: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    default_workflows_ensure()
+
+    def broken(**_values: Any) -> Any:
+        raise RuntimeError("the approvals could not be reached")
+
+    monkeypatch.setattr(exchange, "elevation_open", broken)
+    response = post(Client(raise_request_exception=False), world.params(scope="crm:admin", task="Close duplicates"))
+
+    assert response.status_code == 503 and response.json()["error"] == "temporarily_unavailable"
+    assert not AccessRequest.objects.filter(type=RequestType.JIT_ELEVATION).exists()
+    event = TokenEvent.objects.get()
+    assert (event.outcome, event.error) == ("refused", "temporarily_unavailable") and "RuntimeError" in event.reason
+
+
 def test_get_is_not_allowed(world: World) -> None:
     response = Client().get(URL)
     assert response.status_code == 405 and response["Allow"] == "POST"
