@@ -467,6 +467,18 @@ RUNTIME_DEMO_KEY_FILE = VAR_DIR / "demo-workload-issuer.pem"
 RUNTIME_JIT_GRANT_MINUTES = env.int("RUNTIME_JIT_GRANT_MINUTES", default=60)
 # Token requests per minute from one client address (0: no limit); the token log seals every minute.
 RUNTIME_TOKEN_RATE_PER_MINUTE = env.int("RUNTIME_TOKEN_RATE_PER_MINUTE", default=3000)
+# Runtime policy (Cedar): the time zone its business-hours rules read the clock in; the caller-
+# supplied context attributes gateways may send, declared in the generated schema by name and
+# Cedar type (Bool, Long or String; a JSON object in RUNTIME_POLICY_CONTEXT_ATTRIBUTES); how long
+# the decision log is kept; and how many logged decisions a replay reads by default and at most.
+RUNTIME_POLICY_TIME_ZONE = env.str("RUNTIME_POLICY_TIME_ZONE", default="UTC")
+RUNTIME_POLICY_CONTEXT_ATTRIBUTES = env.json(
+    "RUNTIME_POLICY_CONTEXT_ATTRIBUTES",
+    default={"source_ip_trusted": "Bool", "tool": "String", "request_count": "Long"},
+)
+RUNTIME_DECISION_RETENTION_DAYS = env.int("RUNTIME_DECISION_RETENTION_DAYS", default=180)
+RUNTIME_REPLAY_DEFAULT_LIMIT = env.int("RUNTIME_REPLAY_DEFAULT_LIMIT", default=100_000)
+RUNTIME_REPLAY_MAX_LIMIT = 1_000_000
 
 # --- Internationalisation, static -----------------------------------------------------------
 LANGUAGE_CODE = "en-us"

@@ -420,6 +420,15 @@ class ResourceSystemForm(AccessibleForm):
         label="Token signing algorithm",
         help_text="How the portal signs access tokens for it (RS256 for resource servers that only accept RSA).",
     )
+    # Not required either, for the same reason: left out, a system is a production one.
+    environment = forms.TypedChoiceField(
+        choices=Environment.choices,
+        required=False,
+        empty_value=Environment.PRODUCTION,
+        initial=Environment.PRODUCTION,
+        help_text="Which environment its data lives in; runtime policy can keep development integrations out of "
+        "production systems.",
+    )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

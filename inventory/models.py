@@ -53,6 +53,13 @@ class ResourceSystem(models.Model):
         default="ES256",
         help_text="How the portal signs access tokens for it (RS256 for resource servers that only accept RSA).",
     )
+    environment = models.CharField(
+        max_length=20,
+        choices=Environment.choices,
+        default=Environment.PRODUCTION,
+        help_text="Which environment its data lives in: runtime policy can keep development integrations out of "
+        "production systems.",
+    )
 
     history = HistoricalRecords(m2m_fields=[owners])
     _history_user: User | None  # set before save(): the change's author in the history

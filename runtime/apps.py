@@ -30,12 +30,12 @@ class RuntimeConfig(AppConfig):
 
         from approvals.campaigns.models import Campaign
         from inventory.models import ResourceSystem, TrustedIssuer
-        from runtime import exchange, workload
+        from runtime import exchange, grantfacts, workload
 
         for model, cache in (
             (TrustedIssuer, workload.ISSUER_COPIES),
             (ResourceSystem, exchange.SYSTEM_COPIES),
-            (Campaign, exchange.DEADLINE_COPIES),
+            (Campaign, grantfacts.DEADLINE_COPIES),
         ):
             for name, signal in (("save", post_save), ("delete", post_delete)):
                 signal.connect(cache.clear, sender=model, dispatch_uid=f"runtime.hotcache.{model.__name__}.{name}")

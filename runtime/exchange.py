@@ -67,13 +67,13 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
-from approvals.campaigns.models import UNDECIDED, Campaign, CampaignStatus, ReviewItem
 from approvals.services import elevation_open
 from governance.exceptions import DomainError
 from inventory.choices import GrantStatus
 from inventory.models import Grant, Integration, ResourceSystem, Scope
 from runtime import errors, keys, tokens
 from runtime.errors import ExchangeRefused
+from runtime.grantfacts import overdue_grant_ids
 from runtime.hotcache import TtlCache
 from runtime.log import TokenAttempt, record
 from runtime.models import TokenOutcome
@@ -99,9 +99,7 @@ MAX_SCOPES = 50
 SCOPE_MAX_LENGTH = 170
 TASK_MAX_LENGTH = 200
 SYSTEM_CACHE_SECONDS = 30
-CAMPAIGN_CACHE_SECONDS = 30
 SYSTEM_COPIES: TtlCache[ResourceSystem | None] = TtlCache(SYSTEM_CACHE_SECONDS)
-DEADLINE_COPIES: TtlCache[datetime | None] = TtlCache(CAMPAIGN_CACHE_SECONDS)
 logger = logging.getLogger(__name__)
 
 
@@ -252,38 +250,6 @@ def _system_named(target: str) -> ResourceSystem | None:
     return None
 
 
-def _earliest_running_deadline() -> datetime | None:
-    return (
-        Campaign.objects.filter(status=CampaignStatus.ACTIVE, deadline__isnull=False)
-        .order_by("deadline")
-        .values_list("deadline", flat=True)
-        .first()
-    )
-
-
-def _overdue_grant_ids(integration: Integration, grant_ids: Sequence[int], now: datetime) -> set[int]:
-    """Grants under an undecided review item of a running campaign whose deadline has passed.
-    While no running campaign is past its deadline (the usual case: the sweep applies the default
-    action soon after one passes) there is nothing to look up. The earliest deadline is read from
-    a copy at most ``CAMPAIGN_CACHE_SECONDS`` old; a deadline is always compared with the time of
-    this exchange, and a campaign that starts running in the meantime has its deadline ahead."""
-    earliest = DEADLINE_COPIES.get("earliest", _earliest_running_deadline)
-    if earliest is None or earliest >= now:
-        return set()
-    items = (
-        ReviewItem.objects.filter(
-            integration=integration,
-            status__in=UNDECIDED,
-            campaign__status=CampaignStatus.ACTIVE,
-            campaign__deadline__lt=now,
-        )
-        .values_list("grant_id", "grant_ids")
-        .order_by()
-    )
-    covered = {grant_id for grant_id, _ids in items if grant_id} | {pk for _id, ids in items for pk in ids or []}
-    return covered & set(grant_ids)
-
-
 def _ended_reason(integration: Integration, code: str) -> ExchangeRefused | None:
     ended = (
         Grant.objects.filter(integration=integration, scope__code=code)
@@ -362,7 +328,7 @@ def _decide(
         .order_by()
     }
     live = [grant for grant in held.values() if grant.expires_at is None or grant.expires_at > now]
-    overdue = _overdue_grant_ids(integration, [grant.pk for grant in live], now) if live else set()
+    overdue = overdue_grant_ids([integration.pk], [grant.pk for grant in live], now)
     usable = {grant.scope.code: grant for grant in live if grant.pk not in overdue}
     asked = requested or sorted(held)
     missing = [code for code in asked if code not in usable]

@@ -41,16 +41,22 @@ def django_db_setup(django_db_setup: Any, django_db_blocker: Any) -> Iterator[No
 @pytest.fixture(autouse=True)
 def _clean_cache() -> Iterator[None]:
     from runtime import hotcache, keys
+    from runtime.policy import log as decision_log
+    from runtime.policy import pdp
 
-    # The portal's signing keys and the token endpoint's copies of configuration are kept per
-    # process; each test's rows vanish with it.
-    cache.clear()
-    keys.clear_caches()
-    hotcache.clear_all()
+    # The portal's signing keys, the token endpoint's copies of configuration and the policy
+    # decision point's parsed versions and stored snapshots are kept per process; each test's
+    # rows vanish with it.
+    def clear() -> None:
+        cache.clear()
+        keys.clear_caches()
+        hotcache.clear_all()
+        pdp.clear_caches()
+        decision_log.forget_snapshots()
+
+    clear()
     yield
-    cache.clear()
-    keys.clear_caches()
-    hotcache.clear_all()
+    clear()
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -17,10 +17,10 @@ from governance.exceptions import NotAllowed, ValidationFailed
 from governance.models import User
 from governance.validators import SINGLE_LINE_MESSAGE, single_line_errors
 from inventory import permissions
-from inventory.choices import AccessLevel, Sensitivity
+from inventory.choices import AccessLevel, Environment, Sensitivity
 from inventory.models import ResourceSystem, Scope
 
-SYSTEM_FIELDS = ("code", "name", "description", "audience", "token_algorithm")
+SYSTEM_FIELDS = ("code", "name", "description", "audience", "token_algorithm", "environment")
 SCOPE_FIELDS = ("name", "description", "sensitivity", "access", "is_active", "jit_eligible")
 # How the portal may sign access tokens for a system's resource servers.
 TOKEN_ALGORITHMS = ("ES256", "RS256")
@@ -82,6 +82,8 @@ def _token_settings_check(values: Mapping[str, Any], system: ResourceSystem | No
     audience, or the default one derived from its code); the algorithm is one the portal signs."""
     if "token_algorithm" in values and values["token_algorithm"] not in TOKEN_ALGORITHMS:
         raise ValidationFailed.on("token_algorithm", f"Choose one of: {', '.join(TOKEN_ALGORITHMS)}.")
+    if "environment" in values and values["environment"] not in Environment.values:
+        raise ValidationFailed.on("environment", f"Choose one of: {', '.join(Environment.values)}.")
     audience = values.get("audience", system.audience if system else "") or ""
     if len(audience) > 300:
         raise ValidationFailed.on("audience", "At most 300 characters.")
