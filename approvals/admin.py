@@ -23,9 +23,19 @@ from governance.admin import ReadOnlyAdmin
 
 @admin.register(AccessRequest)
 class AccessRequestAdmin(ReadOnlyAdmin):
-    list_display = ["id", "type", "integration", "status", "requester", "round", "risk_tier", "created_at"]
+    list_display = [
+        "id",
+        "type",
+        "integration",
+        "subject_label",
+        "status",
+        "requester",
+        "round",
+        "risk_tier",
+        "created_at",
+    ]
     list_filter = ["type", "status", "risk_tier"]
-    search_fields = ["integration__name", "ticket_ref", "requester__username"]
+    search_fields = ["integration__name", "subject_label", "ticket_ref", "requester__username"]
     list_select_related = ["integration", "requester"]
 
 

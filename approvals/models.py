@@ -28,6 +28,18 @@ class RequestType(models.TextChoices):
     RENEWAL = "renewal", "Renewal"
     RE_REVIEW = "re_review", "Re-review (risk raised)"
     JIT_ELEVATION = "jit_elevation", "Just-in-time elevation"
+    # A change that is not about an integration (a runtime policy version to enforce or roll
+    # back): decided by the same workflow machinery, applied by the handler its app registers
+    # in ``approvals.extensions``.
+    POLICY_CHANGE = "policy_change", "Policy change"
+
+
+# Request types about no integration: they have none, ask for no scope, and their outcome is
+# applied by the handler registered for the type (``approvals.extensions``).
+CHANGE_TYPES: frozenset[str] = frozenset({RequestType.POLICY_CHANGE})
+# Request types that run only their own workflow, never the registration's: an elevation is
+# decided in minutes, a policy change by the IAM admins.
+OWN_WORKFLOW_TYPES: frozenset[str] = frozenset({RequestType.JIT_ELEVATION, RequestType.POLICY_CHANGE})
 
 
 class RequestStatus(models.TextChoices):
@@ -196,10 +208,17 @@ DEFAULT_EXPIRY_DAYS: dict[str, int] = {
 class AccessRequest(models.Model):
     """A change of access to decide. ``type`` and ``integration`` never change after submission.
     Each resubmission after "changes requested" is a new ``round`` of the same request: its steps
-    and decisions of earlier rounds stay, as evidence."""
+    and decisions of earlier rounds stay, as evidence.
+
+    A request of a change type (``CHANGE_TYPES``: a policy change) is about no integration: it
+    names what it changes in ``subject_label``/``subject_url``, carries what its handler needs
+    in ``payload``, asks for no scope, and keeps out of its decision, besides the requester, the
+    people in ``excluded_reviewer_ids`` (say, the authors of the policy version)."""
 
     type = models.CharField(max_length=20, choices=RequestType.choices)
-    integration = models.ForeignKey(Integration, on_delete=models.PROTECT, related_name="access_requests")
+    integration = models.ForeignKey(
+        Integration, null=True, blank=True, on_delete=models.PROTECT, related_name="access_requests"
+    )
     status = models.CharField(max_length=20, choices=RequestStatus.choices, default=RequestStatus.IN_REVIEW)
     requester = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="access_requests")
     requested_scopes = models.ManyToManyField(Scope, related_name="access_requests")
@@ -212,6 +231,20 @@ class AccessRequest(models.Model):
     updated_at = models.DateTimeField(default=timezone.now)
     closed_at = models.DateTimeField(null=True, blank=True)
     outcome_reason = models.TextField(blank=True)
+    subject_label = models.CharField(
+        max_length=200, blank=True, help_text="What a change request is about (e.g. a policy version and its title)."
+    )
+    subject_url = models.CharField(
+        max_length=300, blank=True, help_text="The portal page (a path) of what a change request changes."
+    )
+    # One open change request per type and key: a unique index holds it whoever opens one.
+    subject_key = models.CharField(
+        max_length=100, blank=True, help_text="What a change request is about, as a key (a policy version's id)."
+    )
+    payload = models.JSONField(default=dict, blank=True, help_text="What the change's handler needs to apply it.")
+    excluded_reviewer_ids = models.JSONField(
+        default=list, blank=True, help_text="People who may not decide it besides the requester (e.g. its authors)."
+    )
 
     history = HistoricalRecords(excluded_fields=["updated_at"])
     # Set before save(): django-simple-history records this person as the change's author.
@@ -220,9 +253,24 @@ class AccessRequest(models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
         indexes = [models.Index(fields=["integration", "status"]), models.Index(fields=["requester", "status"])]
+        constraints = [
+            # A request is about an integration, except a policy change, which is about none.
+            models.CheckConstraint(
+                condition=(
+                    models.Q(type=RequestType.POLICY_CHANGE, integration__isnull=True)
+                    | (~models.Q(type=RequestType.POLICY_CHANGE) & models.Q(integration__isnull=False))
+                ),
+                name="accessrequest_integration_unless_change",
+            ),
+            models.UniqueConstraint(
+                fields=["type", "subject_key"],
+                condition=models.Q(status__in=OPEN_STATUSES) & ~models.Q(subject_key=""),
+                name="accessrequest_one_open_change_per_subject",
+            ),
+        ]
 
     def __str__(self) -> str:
-        return f"#{self.pk} {self.get_type_display()} — {self.integration.name}"
+        return f"#{self.pk} {self.get_type_display()} — {self.subject_name}"
 
     @property
     def is_open(self) -> bool:
@@ -231,6 +279,32 @@ class AccessRequest(models.Model):
     @property
     def is_elevation(self) -> bool:
         return self.type == RequestType.JIT_ELEVATION
+
+    @property
+    def is_change(self) -> bool:
+        """A request about no integration (a policy change): no scopes, no grants."""
+        return self.type in CHANGE_TYPES
+
+    @property
+    def may_request_changes(self) -> bool:
+        """Whether a reviewer may send it back for changes. Not an elevation (the integration
+        asked at run time, and asks again) nor a change request (it names one fixed version:
+        a changed version is a new request)."""
+        return not self.is_elevation and not self.is_change
+
+    @property
+    def subject_name(self) -> str:
+        """What the request is about, as pages and emails name it: the integration's name, or a
+        change request's subject label. Reads the integration (select it for a list)."""
+        integration = self.integration
+        return self.subject_label if integration is None else integration.name
+
+    @property
+    def accountable_owner(self) -> User:
+        """Who answers for the request in the audit trail: the integration's business owner, or
+        for a change request the person who asked for it."""
+        integration = self.integration
+        return self.requester if integration is None else integration.business_owner
 
     @property
     def summary(self) -> str:

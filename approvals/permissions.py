@@ -25,7 +25,20 @@ def can_read_workflows(user: Any) -> bool:
 
 
 def can_withdraw(user: Any, req: Any) -> bool:
-    return not is_read_only(user) and user.pk in (req.integration.owner_ids() | {req.requester_id})
+    """The requester, or an owner of the request's integration (a change request has none)."""
+    owners = req.integration.owner_ids() if req.integration is not None else set()
+    return not is_read_only(user) and user.pk in (owners | {req.requester_id})
+
+
+def can_open_change(user: Any) -> bool:
+    """Anyone who may change things may ask for a change request's decision; the app that opens
+    it decides who may propose what (the runtime: who may promote a policy version)."""
+    return bool(getattr(user, "is_authenticated", False)) and not is_read_only(user)
+
+
+def can_cancel_change(user: Any, req: Any) -> bool:
+    """The requester or an IAM admin (e.g. the version it names was edited or retired)."""
+    return not is_read_only(user) and (user.pk == req.requester_id or is_iam_admin(user))
 
 
 def can_open_renewal(user: Any, integration: Any) -> bool:

@@ -14,6 +14,7 @@ from django.db.models.functions import Cast
 from django.utils import timezone
 
 from approvals.models import (
+    CHANGE_TYPES,
     DEFAULT_EXPIRY_DAYS,
     GRANT_SOURCE_TYPE,
     OPEN_STATUSES,
@@ -29,7 +30,7 @@ from approvals.models import (
 )
 from approvals.permissions import can_read_workflows
 from governance.models import User
-from governance.roles import sees_everything
+from governance.roles import is_auditor, is_iam_admin, sees_everything
 from inventory.choices import GrantStatus
 from inventory.models import Grant, Integration, Scope
 from inventory.selectors import owned_by
@@ -38,16 +39,22 @@ from inventory.selectors import owned_by
 
 
 def access_requests_for(user: Any) -> QuerySet[AccessRequest]:
-    """Requesters and owners see theirs; reviewers, IAM admins and auditors see all."""
+    """Requesters and owners see theirs; IAM admins and auditors see all; reviewers see every
+    request about an integration. A change request (a policy change) is the IAM admins' and
+    auditors' business: other people see one only when they asked for it or were assigned a
+    step of it."""
     qs = AccessRequest.objects.all()
     if not getattr(user, "is_authenticated", False):
         return qs.none()
-    if sees_everything(user):
+    if is_iam_admin(user) or is_auditor(user):
         return qs
     # People asked to decide (a requester's manager, a resource owner without the reviewer role)
     # see the requests they were assigned, even after deciding them.
     assigned = StepAssignment.objects.filter(user=user).values("step__request_id")
-    return qs.filter(Q(requester=user) | owned_by(user, "integration__") | Q(pk__in=assigned))
+    theirs = Q(requester=user) | Q(pk__in=assigned)
+    if sees_everything(user):
+        return qs.filter(~Q(type__in=CHANGE_TYPES) | theirs)
+    return qs.filter(theirs | owned_by(user, "integration__"))
 
 
 def access_requests_listed(user: Any) -> QuerySet[AccessRequest]:
@@ -92,11 +99,15 @@ def current_step(req: AccessRequest) -> RequestStep | None:
 def step_may_decide(user: User, req: AccessRequest, step: RequestStep) -> str | None:
     """Why ``user`` may not decide ``step`` (a message), or None when they may. Separation of
     duties: nobody decides a step of a request for an integration they own or requested, and
-    nobody decides two steps of the same round. The decision service checks it again under lock."""
-    if user.pk in req.integration.owner_ids():
+    nobody decides two steps of the same round, nor a change request whose subject they wrote
+    (its ``excluded_reviewer_ids``), whatever group they are in. The decision service checks it
+    again under lock."""
+    if req.integration is not None and user.pk in req.integration.owner_ids():
         return "You own this integration: separation of duties forbids deciding its requests."
     if user.pk == req.requester_id:
         return "You requested this: separation of duties forbids deciding your own request."
+    if user.pk in {int(pk) for pk in req.excluded_reviewer_ids or ()}:
+        return "You wrote or edited what this request changes: separation of duties forbids deciding it."
     other = (
         Decision.objects.filter(request=req, step__round=step.round, reviewer=user)
         .exclude(step=step)
@@ -175,7 +186,11 @@ def queue_for(user: Any, *, type: str = "", tier: str = "", overdue: bool = Fals
     if type:
         qs = qs.filter(step__request__type=type)
     if tier:
-        qs = qs.filter(step__request__integration__risk_tier=tier)
+        # A change request has no integration: its own tier stands in.
+        qs = qs.filter(
+            Q(step__request__integration__risk_tier=tier)
+            | Q(step__request__integration__isnull=True, step__request__risk_tier=tier)
+        )
     if overdue:
         qs = qs.filter(due_at__lt=timezone.now())
     return qs.order_by("due_at", "id")
@@ -237,9 +252,10 @@ def expiry_policies() -> QuerySet[GrantExpiryPolicy]:
 
 
 def workflow_for(request_type: str, tier: str) -> Workflow | None:
-    """The workflow of this type and tier; a type without its own falls back to registration's."""
+    """The workflow of this type and tier; a type without its own falls back to registration's,
+    except a change request (its reviewers are never the registration's)."""
     found = Workflow.objects.filter(request_type=request_type, risk_tier=tier).first()
-    if found is None and request_type != RequestType.REGISTRATION:
+    if found is None and request_type != RequestType.REGISTRATION and request_type not in CHANGE_TYPES:
         found = Workflow.objects.filter(request_type=RequestType.REGISTRATION, risk_tier=tier).first()
     return found
 

@@ -57,21 +57,26 @@ def _query_without_page(request: AuthenticatedHttpRequest) -> str:
 
 def decision_choices(req: AccessRequest) -> list[tuple[str, str]]:
     """The decisions a reviewer is offered: an elevation is approved or rejected (the integration
-    asked at run time; nobody could make changes), any other request may also go back for them."""
-    if req.is_elevation:
+    asked at run time; nobody could make changes), and so is a change request (it names one fixed
+    version); any other request may also go back for changes."""
+    if not req.may_request_changes:
         return [(value, label) for value, label in DecisionKind.choices if value != DecisionKind.REQUEST_CHANGES]
     return list(DecisionKind.choices)
 
 
 def _queue_rows(items: list[StepAssignment]) -> list[dict[str, Any]]:
     """What each queue item shows, with what its integration already holds (for the expansion
-    diff): one query for the page."""
-    held = selectors.held_scope_codes(assignment.step.request.integration_id for assignment in items)
+    diff): one query for the page. A change request has no integration, scopes or bulk approval."""
+    held = selectors.held_scope_codes(
+        assignment.step.request.integration_id
+        for assignment in items
+        if assignment.step.request.integration_id is not None
+    )
     now = timezone.now()
     rows = []
     for assignment in items:
         req = assignment.step.request
-        holds = held.get(req.integration_id, set())
+        holds = held.get(req.integration_id, set()) if req.integration_id is not None else set()
         rows.append(
             {
                 "assignment": assignment,
@@ -81,7 +86,7 @@ def _queue_rows(items: list[StepAssignment]) -> list[dict[str, Any]]:
                 "scopes": [{"scope": scope, "held": scope.code in holds} for scope in req.requested_scopes.all()],
                 "held": sorted(holds),
                 "overdue": assignment.due_at is not None and assignment.due_at < now,
-                "bulk_ok": req.integration.risk_tier == RiskTier.LOW,
+                "bulk_ok": req.integration is not None and req.integration.risk_tier == RiskTier.LOW,
                 "decisions": decision_choices(req),
             }
         )
@@ -141,8 +146,8 @@ def _decide_from_post(request: AuthenticatedHttpRequest, step: RequestStep) -> s
         step_id=step.pk,
     )
     if decision == DecisionKind.REQUEST_CHANGES:
-        return f"Changes requested: {req.integration.name}."
-    return f"{DecisionKind(decision).label}d: {req.integration.name} ({step.name})."
+        return f"Changes requested: {req.subject_name}."
+    return f"{DecisionKind(decision).label}d: {req.subject_name} ({step.name})."
 
 
 @login_required
@@ -176,8 +181,9 @@ def bulk_approve(request: AuthenticatedHttpRequest) -> HttpResponse:
     ids = [int(value) for value in request.POST.getlist("steps") if value.isdigit()][:PAGE_SIZE]
     done, refused = 0, []
     for step in selectors.steps_for(request.user).filter(pk__in=ids):
-        if step.request.integration.risk_tier != RiskTier.LOW:
-            refused.append(f"{step.request.integration.name}: only low-risk items can be approved in bulk.")
+        integration = step.request.integration
+        if integration is None or integration.risk_tier != RiskTier.LOW:
+            refused.append(f"{step.request.subject_name}: only low-risk items can be approved in bulk.")
             continue
         try:
             services.request_decide(
@@ -189,7 +195,7 @@ def bulk_approve(request: AuthenticatedHttpRequest) -> HttpResponse:
             )
             done += 1
         except DomainError as exc:
-            refused.append(f"{step.request.integration.name}: {exc.detail}")
+            refused.append(f"{step.request.subject_name}: {exc.detail}")
     if done:
         messages.success(request, f"Approved {done} low-risk item(s).")
     for msg in refused:

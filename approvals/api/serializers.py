@@ -68,7 +68,9 @@ class AccessRequestStepSerializer(serializers.ModelSerializer[RequestStep]):
 
 
 class AccessRequestSerializer(serializers.ModelSerializer[AccessRequest]):
-    integration_name = serializers.CharField(source="integration.name", read_only=True)
+    # A change request (type policy_change) is about no integration: both are null, and its
+    # subject_label / subject_url say what it changes.
+    integration_name = serializers.CharField(source="integration.name", read_only=True, allow_null=True, default=None)
     requester = serializers.CharField(source="requester.username", read_only=True)
     requested_scopes: serializers.SlugRelatedField[Scope] = serializers.SlugRelatedField(
         slug_field="code", many=True, read_only=True
@@ -92,8 +94,15 @@ class AccessRequestSerializer(serializers.ModelSerializer[AccessRequest]):
             "updated_at",
             "closed_at",
             "outcome_reason",
+            "subject_label",
+            "subject_url",
         ]
         read_only_fields = fields
+        extra_kwargs = {
+            "integration": {"help_text": "The integration's id; null for a change request (a policy change)."},
+            "subject_label": {"help_text": "What a change request is about; empty for a request about an integration."},
+            "subject_url": {"help_text": "The portal path of what a change request changes; empty otherwise."},
+        }
 
 
 class AccessRequestDetailSerializer(AccessRequestSerializer):

@@ -11,9 +11,14 @@ and nobody decides two steps of the same round. Locks are taken integration, the
 step, everywhere (the inventory locks the integration first too and sends its signals while
 holding it). A just-in-time elevation is opened by the runtime's token endpoint, as the system for
 the integration's business owner; its approval grants that one scope until it ends by itself.
+A change request (a runtime policy version to enforce or roll back) is opened by the app that
+owns the change, decided by the IAM admins who did not write it, and applied by the handler that
+app registered (``approvals.extensions.register_change_kind``) in the transaction of the final
+decision.
 
 Callers import the functions from here; the modules of this package hold them by subject."""
 
+from approvals.services.changes import change_request_cancel, change_request_open
 from approvals.services.decisions import request_decide
 from approvals.services.elevation import elevation_open
 from approvals.services.expiry import grants_expire_due, grants_warn_expiring, renewal_request_open
@@ -33,6 +38,8 @@ from approvals.services.workflows import (
 )
 
 __all__ = [
+    "change_request_cancel",
+    "change_request_open",
     "default_workflows_ensure",
     "elevation_open",
     "expiry_policy_set",

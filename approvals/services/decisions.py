@@ -2,7 +2,10 @@
 assigned to the current step and separation of duties allows them; approving narrows the scopes
 still in play and may set an earlier expiry. A step complete by its rule hands over to the next
 one; after the last, the request is approved and its grants are created in the same transaction.
-A rejection or a request for changes ends the round at once and is applied to the inventory."""
+A rejection or a request for changes ends the round at once and is applied to the inventory. A
+change request (a policy change) grants nothing: its approval or rejection is handed, in the same
+transaction, to the handler its app registered (``approvals.extensions``), and it cannot be sent
+back for changes."""
 
 from __future__ import annotations
 
@@ -26,7 +29,15 @@ from approvals.models import (
     StepAssignment,
     StepStatus,
 )
-from approvals.services.requests import audit_after, check_integration_usable, check_transition, close_round
+from approvals.services.requests import (
+    apply_change_outcome,
+    audit_after,
+    check_integration_usable,
+    check_transition,
+    close_round,
+    integration_of,
+    lock_integration_of,
+)
 from approvals.services.routing import ESCALATION, activate_step, email_about, pool_user_ids_for
 from governance.actors import Actor
 from governance.audit import audit_record
@@ -34,7 +45,7 @@ from governance.exceptions import Conflict, NotAllowed, Unprocessable, Validatio
 from governance.models import User
 from inventory import services as inventory_services
 from inventory.choices import GrantStatus, IntegrationStatus
-from inventory.models import Grant, Integration, Scope
+from inventory.models import Grant, Scope
 
 
 def _checked_comment(decision: str, comment: str) -> str:
@@ -47,17 +58,19 @@ def _checked_comment(decision: str, comment: str) -> str:
 
 
 def _lock_request_in_review(request: AccessRequest) -> AccessRequest:
-    """Lock the integration, then the request (the second of two reviewers deciding at the same
-    moment waits here, then sees the first one's outcome); the request must still be in review
-    and its integration able to hold access."""
-    integration = Integration.objects.select_for_update().get(pk=request.integration_id)
+    """Lock the integration (a change request has none), then the request (the second of two
+    reviewers deciding at the same moment waits here, then sees the first one's outcome); the
+    request must still be in review and its integration able to hold access."""
+    integration = lock_integration_of(request)
     req = AccessRequest.objects.select_for_update().get(pk=request.pk)
-    req.integration = integration
+    if integration is not None:
+        req.integration = integration
     if req.status != RequestStatus.IN_REVIEW:
         last = Decision.objects.filter(request=req).select_related("reviewer").order_by("-created_at", "-id").first()
         by = f" (last decided by {last.reviewer.label})" if last and req.status != RequestStatus.WITHDRAWN else ""
         raise Conflict(f"This request is already {req.get_status_display().lower()}{by}: nothing left to decide.")
-    check_integration_usable(integration)
+    if integration is not None:
+        check_integration_usable(integration)
     return req
 
 
@@ -103,7 +116,12 @@ def _remaining_scopes(req: AccessRequest) -> list[Scope]:
 
 
 def _approved_scopes(req: AccessRequest, wanted: Sequence[Scope] | None) -> list[Scope]:
-    """What an approval grants: the scopes still in play, or the subset of them ``wanted``."""
+    """What an approval grants: the scopes still in play, or the subset of them ``wanted``; for a
+    change request, nothing."""
+    if req.is_change:
+        if wanted:
+            raise Unprocessable.on("approved_scopes", "A change request grants no scope: approve it without scopes.")
+        return []
     remaining = _remaining_scopes(req)
     if wanted is None:
         return remaining
@@ -129,6 +147,8 @@ def _checked_expiry(req: AccessRequest, expires_at: datetime | None) -> datetime
     """An approval may only shorten the default lifetime of the grants."""
     if expires_at is None:
         return None
+    if req.is_change:
+        raise Unprocessable.on("expires_at", "A change request grants nothing that expires.")
     default_expiry = _default_expiry(req)
     if expires_at <= timezone.now():
         raise Unprocessable.on("expires_at", "The expiry must be in the future.")
@@ -146,7 +166,7 @@ def _notify_requester(req: AccessRequest, decision: Decision) -> None:
         req,
         req.requester,
         key=f"approval-decision-{decision.pk}",
-        subject=f"{decision.get_decision_display()}: {decision.step.name} of your request for {req.integration.name}",
+        subject=f"{decision.get_decision_display()}: {decision.step.name} of your request for {req.subject_name}",
         template="approval_decision",
         decision=decision,
     )
@@ -174,7 +194,7 @@ def _record(
         actor=actor,
         action="access_request.step_decided",
         target=req,
-        owner=req.integration.business_owner,
+        owner=req.accountable_owner,
         after={
             "step": step.name,
             "round": step.round,
@@ -204,14 +224,25 @@ def request_decide(
     next step). Approving the last step creates the grants in this transaction; a rejection or
     a request for changes ends the round at once.
 
-    Refused: a comment missing on reject/request_changes (400), separation of duties or not
-    assigned (403), a stale state — the step already decided, the request withdrawn or closed, the
-    integration suspended/retired or without owner (409)."""
+    A change request's final approval or rejection runs its registered handler in this
+    transaction: a ``DomainError`` it raises undoes the decision and reaches the reviewer.
+
+    Refused: a comment missing on reject/request_changes, changes requested on an elevation or
+    a change request (400), separation of duties or not assigned (403), scopes or an expiry on a
+    change request (422), a stale state — the step already decided, the request withdrawn or
+    closed, the integration suspended/retired or without owner (409)."""
     resolved = Actor.coerce(actor)
     comment = _checked_comment(decision, comment)
     if request.type == RequestType.JIT_ELEVATION and decision == DecisionKind.REQUEST_CHANGES:
         # Nobody could make the changes: the integration asked at run time, and asks again.
         raise ValidationFailed.on("decision", "An elevation is approved or rejected; changes cannot be requested.")
+    if request.is_change and decision == DecisionKind.REQUEST_CHANGES:
+        # The request names one fixed version: a changed version is a new request.
+        raise ValidationFailed.on(
+            "decision",
+            f"A {request.get_type_display().lower()} is approved or rejected; changes cannot be requested. "
+            "Reject it with what must change: a new request follows the changes.",
+        )
     with transaction.atomic():
         req = _lock_request_in_review(request)
         step = _lock_step(req, step_id)
@@ -273,7 +304,8 @@ def _advance(req: AccessRequest, *, actor: Actor) -> None:
 
 def _apply_outcome(req: AccessRequest, *, actor: Actor, status: str, reason: str) -> None:
     """Close the request (or, for changes requested, the round) with ``status``, apply the outcome
-    to the inventory in this transaction, and audit it."""
+    to the inventory (or, for a change request, through its handler) in this transaction, and
+    audit it."""
     check_transition(req, status)
     close_round(req, status=StepStatus.CANCELLED)
     before = req.status
@@ -285,31 +317,41 @@ def _apply_outcome(req: AccessRequest, *, actor: Actor, status: str, reason: str
     req._history_user = actor.user
     req.save(update_fields=["status", "updated_at", "closed_at", "outcome_reason"])
     after = audit_after(req)
+    if not req.is_change:
+        after |= _apply_to_inventory(req, actor=actor, status=status, reason=reason)
+    audit_record(
+        actor=actor,
+        action=f"access_request.{status}",
+        target=req,
+        owner=req.accountable_owner,
+        before={"status": before},
+        after=after,
+        reason=reason,
+    )
+    if req.is_change:
+        # After the request's own event, so the trail reads "approved", then what it changed.
+        apply_change_outcome(req, status=status, actor=actor)
+
+
+def _apply_to_inventory(req: AccessRequest, *, actor: Actor, status: str, reason: str) -> dict[str, Any]:
+    """Apply an integration request's outcome to the inventory; returns what its audit event adds."""
     if status == RequestStatus.APPROVED:
-        after |= _grant_approved(req, actor=actor)
-    elif status == RequestStatus.REJECTED:
+        return _grant_approved(req, actor=actor)
+    if status == RequestStatus.REJECTED:
         _apply_rejection(req, actor=actor, reason=reason)
     elif status == RequestStatus.CHANGES_REQUESTED:
         # The registration goes back to its owners as a draft.
         _move_pending_registration(
             req, actor=actor, to_status=IntegrationStatus.DRAFT, reason=reason, action="integration.changes_requested"
         )
-    audit_record(
-        actor=actor,
-        action=f"access_request.{status}",
-        target=req,
-        owner=req.integration.business_owner,
-        before={"status": before},
-        after=after,
-        reason=reason,
-    )
+    return {}
 
 
 def _grant_approved(req: AccessRequest, *, actor: Actor) -> dict[str, Any]:
     """Activate a registered integration and grant the scopes every approval of the round left in
     play, until the earliest expiry an approver set (or the default: the tier's, or for an
     elevation ``RUNTIME_JIT_GRANT_MINUTES`` from now). Returns what the audit event adds."""
-    integration = req.integration
+    integration = integration_of(req)
     step_ids = RequestStep.objects.filter(request=req, round=req.round).values_list("pk", flat=True)
     decisions = list(
         Decision.objects.filter(step_id__in=step_ids, decision=DecisionKind.APPROVE).select_related("reviewer")
@@ -346,8 +388,10 @@ def _grant_approved(req: AccessRequest, *, actor: Actor) -> dict[str, Any]:
 def _move_pending_registration(req: AccessRequest, *, actor: Actor, to_status: str, reason: str, action: str) -> bool:
     """Move the integration of a registration request that is still pending approval; False when
     ``req`` is no such request."""
-    integration = req.integration
-    if req.type != RequestType.REGISTRATION or integration.status != IntegrationStatus.PENDING:
+    if req.type != RequestType.REGISTRATION:
+        return False
+    integration = integration_of(req)
+    if integration.status != IntegrationStatus.PENDING:
         return False
     inventory_services.integration_transition(
         actor=actor, integration=integration, to_status=to_status, reason=reason, action=action
@@ -358,7 +402,7 @@ def _move_pending_registration(req: AccessRequest, *, actor: Actor, to_status: s
 def _apply_rejection(req: AccessRequest, *, actor: Actor, reason: str) -> None:
     """A rejected registration rejects the integration; a failed re-review takes away the access
     it was about."""
-    integration = req.integration
+    integration = integration_of(req)
     if _move_pending_registration(
         req, actor=actor, to_status=IntegrationStatus.REJECTED, reason=reason, action="integration.rejected"
     ):

@@ -2,7 +2,8 @@
 resubmitting it after "changes requested" (the next round), restarting it when the integration's
 risk tier rises, withdrawing it, and cancelling the open ones of an integration that can no longer
 hold access. Earlier rounds stay as evidence. Locks are taken integration first, then request,
-then step, as everywhere in approvals (the inventory locks the integration first too)."""
+then step, as everywhere in approvals (the inventory locks the integration first too); a change
+request has no integration, so its locks start at the request."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from approvals.extensions import change_handler
 from approvals.models import (
     OPEN_STATUSES,
     REQUEST_TRANSITIONS,
@@ -37,14 +39,58 @@ DISABLED_STATUSES = (IntegrationStatus.SUSPENDED, IntegrationStatus.RETIRED)
 
 
 def audit_after(req: AccessRequest) -> dict[str, Any]:
-    """What every audit event of a request records about it afterwards."""
-    return {
+    """What every audit event of a request records about it afterwards (for a change request,
+    also what it is about)."""
+    after: dict[str, Any] = {
         "type": req.type,
         "status": req.status,
         "round": req.round,
         "integration": req.integration_id,
         "ticket_ref": req.ticket_ref,
     }
+    if req.is_change:
+        after |= {"subject": req.subject_label, "payload": req.payload}
+    return after
+
+
+def integration_of(req: AccessRequest) -> Integration:
+    """The integration of a request about one (any but a change request); the database refuses
+    any other request without one, so its absence here is a broken invariant, never quiet."""
+    integration = req.integration
+    if integration is None:
+        raise IllegalTransition(f"Request #{req.pk} is a {req.get_type_display().lower()}: it is about no integration.")
+    return integration
+
+
+def lock_integration_of(req: AccessRequest) -> Integration | None:
+    """Lock the request's integration (always before the request), or None for a change request,
+    which has none."""
+    if req.integration_id is None:
+        return None
+    return Integration.objects.select_for_update().get(pk=req.integration_id)
+
+
+def _lock_request(request: AccessRequest) -> AccessRequest:
+    """Lock the request's integration (if any), then the request, with the integration attached.
+    Two statements, not one join: PostgreSQL locks no row on the nullable side of an outer join,
+    and the integration comes first in the lock order."""
+    integration = lock_integration_of(request)
+    req = AccessRequest.objects.select_for_update().get(pk=request.pk)
+    if integration is not None:
+        req.integration = integration
+    return req
+
+
+def apply_change_outcome(req: AccessRequest, *, status: str, actor: Actor) -> None:
+    """Hand a change request that reached its final ``status`` (saved already) to the handler
+    registered for its type, in the caller's transaction: whatever the handler raises undoes the
+    whole decision. Without a handler nothing could apply the outcome, so it is refused."""
+    if not req.is_change or status in OPEN_STATUSES:
+        return
+    handler = change_handler(req.type)
+    if handler is None:
+        raise Conflict(f"Nothing is set up to apply a {req.get_type_display().lower()}: it cannot be closed now.")
+    handler(req, str(status), actor)
 
 
 def check_transition(req: AccessRequest, to_status: str) -> None:
@@ -140,18 +186,22 @@ def request_resubmit(
     same request starts from the first step; earlier rounds stay as history."""
     resolved = Actor.coerce(actor)
     with transaction.atomic():
-        integration = Integration.objects.select_for_update().get(pk=request.integration_id)
+        integration = lock_integration_of(request)
         req = AccessRequest.objects.select_for_update().get(pk=request.pk)
-        req.integration = integration
-        check_integration_usable(integration)
+        if integration is not None:
+            req.integration = integration
+            check_integration_usable(integration)
         if not resolved.is_system and not can_withdraw(resolved.user, req):
             raise NotAllowed("Only the requester or the integration's owners can resubmit this request.")
         check_transition(req, RequestStatus.IN_REVIEW)
         if scopes is not None:
+            if req.is_change:
+                raise ValidationFailed.on("scopes", "A change request asks for no scope.")
             req.requested_scopes.set(_validated_scopes(scopes))
         req.status = RequestStatus.IN_REVIEW
         req.round += 1
-        req.risk_tier = integration.risk_tier
+        if integration is not None:
+            req.risk_tier = integration.risk_tier
         req.updated_at = timezone.now()
         req._history_user = resolved.user
         req.save(update_fields=["status", "round", "risk_tier", "updated_at"])
@@ -159,7 +209,7 @@ def request_resubmit(
             actor=resolved,
             action="access_request.resubmitted",
             target=req,
-            owner=integration.business_owner,
+            owner=req.accountable_owner,
             before={"status": RequestStatus.CHANGES_REQUESTED, "round": req.round - 1},
             after={**audit_after(req), "scopes": list(req.requested_scopes.values_list("code", flat=True))},
             reason=comment,
@@ -177,7 +227,7 @@ def request_restart_for_risk(
     as evidence, but the higher tier's reviewers decide from the first step)."""
     resolved = Actor.coerce(actor)
     with transaction.atomic():
-        req = AccessRequest.objects.select_for_update().select_related("integration").get(pk=request.pk)
+        req = _lock_request(request)
         if req.status != RequestStatus.IN_REVIEW:
             raise Conflict(f"Request #{req.pk} is {req.get_status_display().lower()}: nothing to restart.")
         before = {"round": req.round, "risk_tier": req.risk_tier}
@@ -191,7 +241,7 @@ def request_restart_for_risk(
             actor=resolved,
             action="access_request.restarted",
             target=req,
-            owner=req.integration.business_owner,
+            owner=req.accountable_owner,
             before=before,
             after=audit_after(req),
             reason=reason,
@@ -200,7 +250,7 @@ def request_restart_for_risk(
     return req
 
 
-def _end(req: AccessRequest, *, status: str, reason: str, author: User) -> str:
+def end_open_request(req: AccessRequest, *, status: str, reason: str, author: User) -> str:
     """Close an open request without a decision (withdrawn or cancelled); returns its old status."""
     before = req.status
     close_round(req, status=StepStatus.CANCELLED)
@@ -213,23 +263,25 @@ def _end(req: AccessRequest, *, status: str, reason: str, author: User) -> str:
 
 
 def request_withdraw(*, actor: Actor | User, request: AccessRequest, reason: str = "") -> AccessRequest:
-    """The requester (or an owner of the integration) withdraws an open request."""
+    """The requester (or an owner of the integration) withdraws an open request; a change
+    request's handler hears it in this transaction."""
     resolved = Actor.coerce(actor)
     with transaction.atomic():
-        req = AccessRequest.objects.select_for_update().select_related("integration").get(pk=request.pk)
+        req = _lock_request(request)
         if not can_withdraw(resolved.user, req):
             raise NotAllowed("Only the requester or the integration's owners can withdraw this request.")
         check_transition(req, RequestStatus.WITHDRAWN)
-        before = _end(req, status=RequestStatus.WITHDRAWN, reason=reason, author=resolved.user)
+        before = end_open_request(req, status=RequestStatus.WITHDRAWN, reason=reason, author=resolved.user)
         audit_record(
             actor=resolved,
             action="access_request.withdrawn",
             target=req,
-            owner=req.integration.business_owner,
+            owner=req.accountable_owner,
             before={"status": before},
             after=audit_after(req),
             reason=reason,
         )
+        apply_change_outcome(req, status=RequestStatus.WITHDRAWN, actor=resolved)
     request.refresh_from_db()
     return req
 
@@ -241,7 +293,7 @@ def requests_cancel_for_integration(*, actor: Actor | User, integration: Integra
         reqs = list(AccessRequest.objects.select_for_update().filter(integration=integration, status__in=OPEN_STATUSES))
         events = []
         for req in reqs:
-            before = _end(req, status=RequestStatus.CANCELLED, reason=reason, author=resolved.user)
+            before = end_open_request(req, status=RequestStatus.CANCELLED, reason=reason, author=resolved.user)
             events.append(
                 EventSpec(
                     action="access_request.cancelled",

@@ -2,7 +2,8 @@
 step that becomes current is assigned, by name, to the eligible people of its pool (a group,
 named people, the owners of the requested scopes' systems, or the requester's manager). The
 people separation of duties excludes are never assigned, so the queue does not offer what the
-decision service refuses; a step nobody may decide escalates at once instead of stalling."""
+decision service refuses; a step nobody may decide escalates at once instead of stalling — and
+the escalation skips them too."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from django.utils import timezone
 
 from approvals import selectors
 from approvals.models import (
+    OWN_WORKFLOW_TYPES,
     AccessRequest,
     Decision,
     PoolKind,
@@ -50,9 +52,13 @@ def email_about(req: AccessRequest, recipient: User, *, key: str, subject: str, 
 
 
 def excluded_reviewer_ids(req: AccessRequest, *, round_no: int, except_step: RequestStep | None = None) -> set[int]:
-    """Who may not decide a step of this round: the integration's owners, the requester, and
-    whoever already decided another step of the round."""
-    ids = set(req.integration.owner_ids()) | {req.requester_id}
+    """Who may not decide a step of this round: the integration's owners (when there is an
+    integration), the requester, the people the request itself excludes (a policy version's
+    authors, even when they belong to the reviewer pool), and whoever already decided another
+    step of the round."""
+    ids = {req.requester_id} | {int(pk) for pk in req.excluded_reviewer_ids or ()}
+    if req.integration is not None:
+        ids |= req.integration.owner_ids()
     decided = Decision.objects.filter(request=req, step__round=round_no)
     if except_step is not None:
         decided = decided.exclude(step=except_step)
@@ -105,7 +111,7 @@ def _assign(step: RequestStep, people: Iterable[tuple[User, str]]) -> list[User]
             req,
             user,
             key=f"approval-step-{step.pk}-assigned-{user.pk}",
-            subject=f"Your decision is needed: {req.get_type_display()} for {req.integration.name}",
+            subject=f"Your decision is needed: {req.get_type_display()} for {req.subject_name}",
             template="approval_step_assigned",
             step=step,
         )
@@ -149,7 +155,7 @@ def escalate_step(step: RequestStep, *, actor: Actor, reason: str) -> list[User]
             req,
             user,
             key=f"approval-escalated-{step.pk}-{user.pk}",
-            subject=f"Escalated to you: {req.get_type_display()} for {req.integration.name}",
+            subject=f"Escalated to you: {req.get_type_display()} for {req.subject_name}",
             template="approval_escalated",
             step=step,
             reason=reason,
@@ -158,7 +164,7 @@ def escalate_step(step: RequestStep, *, actor: Actor, reason: str) -> list[User]
         actor=actor,
         action="access_request.escalated",
         target=req,
-        owner=req.integration.business_owner,
+        owner=req.accountable_owner,
         after={"step": step.name, "round": step.round, "escalated_to": sorted(user.username for user, _ in targets)},
         reason=reason,
     )
@@ -168,15 +174,17 @@ def escalate_step(step: RequestStep, *, actor: Actor, reason: str) -> list[User]
 def _workflow_of(req: AccessRequest) -> Workflow | None:
     """The workflow for the request's type and tier, seeding the defaults into a database that
     has no workflow at all (the data migrations seed them; a flushed test database has none). A
-    just-in-time elevation never borrows the registration's workflow (its reviewers decide in
-    minutes, not days): its missing defaults are seeded instead."""
+    just-in-time elevation and a policy change never borrow the registration's workflow (an
+    elevation's reviewers decide in minutes, not days; a policy change is the IAM admins'): their
+    missing defaults are seeded instead, and None (the fallback step) if still missing."""
     workflow = selectors.workflow_for(req.type, req.risk_tier)
-    elevation_without_its_own = req.type == RequestType.JIT_ELEVATION and (
-        workflow is None or workflow.request_type != req.type
-    )
-    if elevation_without_its_own or (workflow is None and not Workflow.objects.exists()):
+    needs_its_own = req.type in OWN_WORKFLOW_TYPES
+    without_its_own = needs_its_own and (workflow is None or workflow.request_type != req.type)
+    if without_its_own or (workflow is None and not Workflow.objects.exists()):
         default_workflows_ensure()
         workflow = selectors.workflow_for(req.type, req.risk_tier)
+    if needs_its_own and workflow is not None and workflow.request_type != req.type:
+        return None
     return workflow
 
 
@@ -201,14 +209,18 @@ def _copied_step(req: AccessRequest, template: WorkflowStep) -> RequestStep:
 
 
 def _fallback_step(req: AccessRequest) -> RequestStep:
-    """The one step a request runs when no workflow has any: an IAM review."""
+    """The one step a request runs when no workflow has any: an IAM review, or for a policy
+    change an IAM admin's approval."""
+    name, pool = "IAM review", str(Pool.IAM_REVIEWERS)
+    if req.type == RequestType.POLICY_CHANGE:
+        name, pool = "IAM admin approval", str(Role.IAM_ADMIN)
     return RequestStep(
         request=req,
         round=req.round,
         order=1,
-        name="IAM review",
+        name=name,
         pool_kind=PoolKind.GROUP,
-        pool_group=Group.objects.filter(name=Pool.IAM_REVIEWERS).first(),
+        pool_group=Group.objects.filter(name=pool).first(),
         rule=Rule.ANY,
         sla_hours=48,
     )

@@ -36,7 +36,7 @@ def _remind(step: RequestStep) -> None:
             req,
             assignment.user,
             key=f"approval-reminder-{step.pk}-{assignment.user_id}",
-            subject=f"Reminder: your decision is due on {req.integration.name}",
+            subject=f"Reminder: your decision is due on {req.subject_name}",
             template="approval_reminder",
             step=step,
         )
@@ -69,9 +69,10 @@ def steps_escalate_overdue(*, now: datetime | None = None) -> int:
             )
             if step is None:
                 continue
-            owner = step.request.integration.business_owner
             escalate_step(
-                step, actor=Actor.system(on_behalf_of=owner), reason=f"The step's SLA of {step.sla_label} passed."
+                step,
+                actor=Actor.system(on_behalf_of=step.request.accountable_owner),
+                reason=f"The step's SLA of {step.sla_label} passed.",
             )
             count += 1
     return count

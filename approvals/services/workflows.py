@@ -36,6 +36,9 @@ DEFAULT_SLA_HOURS = {RiskTier.LOW: 72, RiskTier.MEDIUM: 48, RiskTier.HIGH: 24, R
 ELEVATION_SLA_MINUTES = 30
 # The longest SLA a step may have in minutes (beyond a day, hours say it better).
 MAX_SLA_MINUTES = 24 * 60
+# A policy change is requested at this tier (it can change what every integration may do), so
+# its one workflow is seeded for it alone.
+POLICY_CHANGE_TIER = RiskTier.HIGH
 
 
 def _require_workflow_admin(actor: Actor | User) -> Actor:
@@ -139,7 +142,18 @@ def workflow_step_delete(*, actor: Actor | User, step: WorkflowStep) -> None:
 def _default_steps(request_type: str, tier: RiskTier, pools: dict[str, Group]) -> list[dict[str, Any]]:
     """Low: one IAM reviewer; medium: IAM reviewer then resource owner; high and critical: IAM
     reviewer, resource owner, then security. A just-in-time elevation, whatever the tier: any one
-    IAM reviewer within minutes (one scope for one task, for an hour)."""
+    IAM reviewer within minutes (one scope for one task, for an hour). A policy change: any one
+    IAM admin (other than its requester and authors) within a day."""
+    if request_type == RequestType.POLICY_CHANGE:
+        return [
+            {
+                "name": "IAM admin approval",
+                "pool_kind": PoolKind.GROUP,
+                "pool_group": pools[Role.IAM_ADMIN],
+                "rule": Rule.ANY,
+                "sla_hours": DEFAULT_SLA_HOURS[RiskTier.HIGH],
+            }
+        ]
     iam_review = {"name": "IAM review", "pool_kind": PoolKind.GROUP, "pool_group": pools[Pool.IAM_REVIEWERS]}
     if request_type == RequestType.JIT_ELEVATION:
         return [{**iam_review, "rule": Rule.ANY, "sla_hours": 1, "sla_minutes": ELEVATION_SLA_MINUTES}]
@@ -163,14 +177,17 @@ def default_workflows_ensure() -> int:
     """Seed the default workflow of every type and tier and the default expiry policies
     (idempotent: existing ones are kept). Every reviewer of each step is required for critical
     integrations, any one for the others; a just-in-time elevation is one IAM review due in
-    minutes; overdue steps escalate to the IAM admins."""
+    minutes; a policy change (high tier only) is one IAM admin's approval; overdue steps
+    escalate to the IAM admins."""
     pools: dict[str, Group] = {
         name: Group.objects.get_or_create(name=name)[0] for name in (Pool.IAM_REVIEWERS, Pool.SECURITY_REVIEWERS)
     }
     admins, _ = Group.objects.get_or_create(name=Role.IAM_ADMIN)
+    pools[Role.IAM_ADMIN] = admins
     created = 0
     for request_type in RequestType:
-        for tier in RiskTier:
+        tiers = [POLICY_CHANGE_TIER] if request_type == RequestType.POLICY_CHANGE else list(RiskTier)
+        for tier in tiers:
             workflow, made = Workflow.objects.get_or_create(
                 request_type=request_type,
                 risk_tier=tier,
