@@ -28,33 +28,31 @@ the chain into the audit trail and its checkpoints: changing, removing or insert
 event breaks ``verify_token_log`` (run by ``manage.py verify_audit``). Event ids are not required
 to be contiguous (a rolled-back insert leaves a gap; on PostgreSQL an event may commit after a
 later id was sealed and is sealed in the next batch), which is why a batch lists its events by
-``batch``, not by an id range.
+``batch``, not by an id range. The sealing and verification machinery is shared with the policy
+decision log (``runtime.sealing``); what is the token log's own is its events, their digest and
+the usage fed back.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from django.contrib.auth.models import Group
-from django.db import connection, transaction
-from django.db.models import QuerySet
+from django.db import transaction
 from django.utils import timezone
 
-from governance.actors import Actor, system_user
-from governance.audit import audit_record
-from governance.models import AuditEvent, User
-from governance.roles import Role
+from governance.models import User
 from inventory.models import Integration
 from inventory.services import grant_usage_record, workload_bindings_verified
 from runtime.models import TokenEvent, TokenEventBatch, TokenOutcome
+from runtime.sealing import GENESIS_DIGEST as GENESIS_DIGEST
+from runtime.sealing import SealedLog
+from runtime.sealing import batch_digest as batch_digest
 
-GENESIS_DIGEST = "0" * 64
 SEAL_ACTION = "runtime.token_events_sealed"
 # Arbitrary constant naming the advisory lock that serialises sealers on PostgreSQL (SQLite's
 # IMMEDIATE transactions already let one writer in at a time). Never taken by ``record``.
@@ -88,6 +86,13 @@ class TokenAttempt:
     jti: str = ""
     expires_at: datetime | None = None
     task: str = ""
+    # The runtime policy's say: the enforced version's number, the ids of the policies that
+    # decided (permits of what was issued, forbids of what was refused) and the decision ids.
+    policy_version: int | None = None
+    policy_reasons: list[str] = field(default_factory=list)
+    policy_decisions: list[str] = field(default_factory=list)
+    # Scopes the grants allowed but the policy refused, each with why (goes into the reason).
+    policy_left_out: list[str] = field(default_factory=list)
 
 
 def _time(value: datetime | None) -> str | None:
@@ -97,7 +102,7 @@ def _time(value: datetime | None) -> str | None:
 def event_digest(event: TokenEvent) -> str:
     """SHA-256 of the event's canonical JSON (sorted keys, no spaces), every field but ``id``
     and ``batch``."""
-    payload = {
+    payload: dict[str, Any] = {
         "at": _time(event.at),
         "outcome": event.outcome,
         "error": event.error,
@@ -116,16 +121,15 @@ def event_digest(event: TokenEvent) -> str:
         "expires_at": _time(event.expires_at),
         "task": event.task,
     }
+    # Events from before the policy decided carry none of this: their digests stay as sealed.
+    if event.policy_version is not None or event.policy_decisions:
+        payload["policy"] = {
+            "version": event.policy_version,
+            "reasons": list(event.policy_reasons),
+            "decisions": list(event.policy_decisions),
+        }
     canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
-
-
-def batch_digest(previous: str, event_digests: Iterable[str]) -> str:
-    """SHA-256 over the previous batch's digest and each event's digest, in id order."""
-    hasher = hashlib.sha256(previous.encode("ascii"))
-    for digest in event_digests:
-        hasher.update(digest.encode("ascii"))
-    return hasher.hexdigest()
 
 
 def record(attempt: TokenAttempt, *, outcome: str, error: str = "", reason: str = "") -> TokenEvent:
@@ -153,6 +157,9 @@ def record(attempt: TokenAttempt, *, outcome: str, error: str = "", reason: str 
         scopes_granted=list(attempt.scopes_granted) if outcome == TokenOutcome.ISSUED else [],
         grant_ids=list(attempt.grant_ids) if outcome == TokenOutcome.ISSUED else [],
         expires_at=attempt.expires_at if outcome == TokenOutcome.ISSUED else None,
+        policy_version=attempt.policy_version,
+        policy_reasons=list(attempt.policy_reasons),
+        policy_decisions=list(attempt.policy_decisions),
         **cut,
     )
     if outcome != TokenOutcome.ISSUED:
@@ -169,25 +176,26 @@ class TokenLogTampered(Exception):
     """An unsealed event no longer matches its digest: the sealer refuses to vouch for it."""
 
 
-def _lock_sealer() -> None:
-    if not connection.in_atomic_block:
-        raise RuntimeError("sealing must run inside a transaction")
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_SEAL_LOCK_ID])
+def _tally(events: Sequence[TokenEvent]) -> dict[str, int]:
+    issued = sum(1 for event in events if event.outcome == TokenOutcome.ISSUED)
+    return {"issued": issued, "refused": len(events) - issued}
 
 
-def _accountable_owner(events: Sequence[TokenEvent]) -> User:
-    """Who answers for a sealed batch: the accountable owner named most often in it (the batch's
-    events name each their own). A batch of refusals that identified nobody answers to the IAM
-    admins, who keep the trusted issuers: the longest-standing active one."""
-    counts = Counter(event.owner_id for event in events if event.owner_id is not None)
-    if counts:
-        owner_id = min(counts, key=lambda pk: (-counts[pk], pk))
-        return User.objects.get(pk=owner_id)
-    admins = Group.objects.filter(name=Role.IAM_ADMIN).first()
-    admin = admins.user_set.filter(is_active=True).order_by("pk").first() if admins is not None else None
-    return admin or User.objects.filter(is_superuser=True, is_active=True).order_by("pk").first() or system_user()
+TOKEN_LOG = SealedLog(
+    entry_model=TokenEvent,
+    batch_model=TokenEventBatch,
+    entry_digest=event_digest,
+    seal_action=SEAL_ACTION,
+    lock_id=_SEAL_LOCK_ID,
+    first_field="first_event_id",
+    last_field="last_event_id",
+    entry_label="token event",
+    entries_label="events",
+    batch_label="token batch",
+    log_label="token log",
+    tally=_tally,
+    tampered=TokenLogTampered,
+)
 
 
 def _usage_of(
@@ -209,47 +217,6 @@ def _usage_of(
     return uses, proven
 
 
-def _seal_chunk(limit: int) -> TokenEventBatch | None:
-    with transaction.atomic():
-        _lock_sealer()
-        previous = TokenEventBatch.objects.order_by("-id").values_list("digest", flat=True).first() or GENESIS_DIGEST
-        events = list(TokenEvent.objects.filter(batch__isnull=True).order_by("id")[:limit])
-        if not events:
-            return None
-        for event in events:
-            if event_digest(event) != event.digest:
-                raise TokenLogTampered(f"token event #{event.pk} was altered before it was sealed; refusing to seal it")
-        issued = sum(1 for event in events if event.outcome == TokenOutcome.ISSUED)
-        batch = TokenEventBatch.objects.create(
-            sealed_at=timezone.now(),
-            first_event_id=events[0].pk,
-            last_event_id=events[-1].pk,
-            count=len(events),
-            previous_digest=previous,
-            digest=batch_digest(previous, (event.digest for event in events)),
-        )
-        owner = _accountable_owner(events)
-        audit = audit_record(
-            actor=Actor.system(on_behalf_of=owner),
-            action=SEAL_ACTION,
-            target=batch,
-            owner=owner,
-            after={
-                "batch": batch.pk,
-                "count": batch.count,
-                "first_event_id": batch.first_event_id,
-                "last_event_id": batch.last_event_id,
-                "issued": issued,
-                "refused": len(events) - issued,
-                "previous_digest": previous,
-                "digest": batch.digest,
-            },
-        )
-        TokenEventBatch.objects.filter(pk=batch.pk).update(audit_event_id=audit.pk)
-        TokenEvent.objects.filter(pk__in=[event.pk for event in events]).update(batch=batch)
-    return batch
-
-
 def usage_apply() -> int:
     """Feed the issued events of every sealed batch whose usage is not applied yet back to the
     inventory (uses per grant, bindings proven), in one transaction: one write per grant and per
@@ -257,7 +224,7 @@ def usage_apply() -> int:
     write per grant per minute. A run killed before it commits leaves the batches unapplied, and
     the next run applies them, once. Returns how many batches were applied."""
     with transaction.atomic():
-        _lock_sealer()
+        TOKEN_LOG.lock()
         last = TokenEventBatch.objects.filter(usage_applied=False).order_by("-id").values_list("id", flat=True).first()
         if last is None:
             return 0
@@ -282,14 +249,7 @@ def seal(*, max_events: int = SEAL_MAX_EVENTS, chunk_size: int = SEAL_CHUNK) -> 
     for the whole run). Idempotent: what is sealed is not sealed again, and a run killed half-way
     leaves whole batches only, their usage applied by the next run. Raises ``TokenLogTampered``
     (loudly, sealing nothing more) when an unsealed event was altered."""
-    batches: list[TokenEventBatch] = []
-    sealed = 0
-    while sealed < max_events:
-        batch = _seal_chunk(min(chunk_size, max_events - sealed))
-        if batch is None:
-            break
-        batches.append(batch)
-        sealed += batch.count
+    batches = TOKEN_LOG.seal(max_entries=max_events, chunk_size=chunk_size)
     usage_apply()
     return batches
 
@@ -297,65 +257,8 @@ def seal(*, max_events: int = SEAL_MAX_EVENTS, chunk_size: int = SEAL_CHUNK) -> 
 # --- Verification ---------------------------------------------------------------------------
 
 
-def _batch_problem(batch: TokenEventBatch, previous: str, sealed: dict[str, Any] | None) -> str | None:
-    """What is wrong with one batch, given the digest it must follow and its audit event's
-    ``after`` (the next sealing event of the audit trail, in the same order as the batches)."""
-    if batch.previous_digest != previous:
-        return f"token batch #{batch.pk} does not follow the batch before it: a batch was removed or inserted"
-    events = list(TokenEvent.objects.filter(batch=batch).order_by("id"))
-    for event in events:
-        if event_digest(event) != event.digest:
-            return f"token event #{event.pk} (batch #{batch.pk}) was altered after it was written"
-    if len(events) != batch.count or batch_digest(previous, (event.digest for event in events)) != batch.digest:
-        return f"token batch #{batch.pk} no longer holds the events it sealed: events were removed, added or altered"
-    if sealed is None or sealed.get("batch") != batch.pk or sealed.get("digest") != batch.digest:
-        return f"token batch #{batch.pk} has no audit event carrying its digest: it was not sealed into the audit trail"
-    return None
-
-
-def _paged(queryset: QuerySet[Any], column: str | None, size: int = 1000) -> Iterator[Any]:
-    """The rows (or one column of them) in id order, read a page at a time by id: two walks can
-    interleave without holding database cursors open."""
-    last_id = 0
-    while True:
-        page = queryset.filter(id__gt=last_id).order_by("id")
-        rows = list(page.values_list("id", column)[:size]) if column else [(row.pk, row) for row in page[:size]]
-        if not rows:
-            return
-        for _pk, value in rows:
-            yield value
-        last_id = rows[-1][0]
-
-
 def verify_token_log() -> tuple[int, str | None]:
     """Recompute every event's digest, every batch's digest and the chain of batches, and check
-    that each batch's audit event carries its digest (the audit chain itself is verified by
-    ``governance.audit.verify_chain``). Batches and their audit events were written one by one
-    under the sealer's lock, so both are walked in id order side by side. Returns how many events
-    were checked and the first problem, or None."""
-    # The batches as they stand now; a seal committing meanwhile is left for the next check.
-    upto_batch = TokenEventBatch.objects.order_by("-id").values_list("id", flat=True).first() or 0
-    seals = (
-        after if isinstance(after, dict) else {}
-        for after in _paged(AuditEvent.objects.filter(action=SEAL_ACTION), "after")
-    )
-    checked = 0
-    previous = GENESIS_DIGEST
-    for batch in _paged(TokenEventBatch.objects.filter(id__lte=upto_batch), None):
-        problem = _batch_problem(batch, previous, next(seals, None))
-        if problem is not None:
-            return checked, problem
-        checked += batch.count
-        previous = batch.digest
-    for leftover in seals:
-        # Sealed after the walk began (the batch is there now), or a batch that was deleted.
-        if not TokenEventBatch.objects.filter(pk=leftover.get("batch") or 0, id__gt=upto_batch).exists():
-            return (
-                checked,
-                f"the audit trail records token batch #{leftover.get('batch')}, which is gone from the token log",
-            )
-    for event in _paged(TokenEvent.objects.filter(batch__isnull=True), None):
-        if event_digest(event) != event.digest:
-            return checked, f"token event #{event.pk} (not sealed yet) was altered after it was written"
-        checked += 1
-    return checked, None
+    that each batch's audit event carries its digest (``runtime.sealing``). Returns how many
+    events were checked and the first problem, or None."""
+    return TOKEN_LOG.verify()

@@ -37,3 +37,41 @@ def token_log_seal() -> int:
 
     with task_context(user=system_user()):
         return sum(batch.count for batch in log.seal())
+
+
+def policy_log_seal() -> int:
+    """Every minute: seal the policy decisions written since the last run into batches, each one
+    audit event (``runtime.policy.log``). A task of its own, not a step of ``token_log_seal``:
+    a tampered entry stops its own log's sealer loudly and must not hold up the other log.
+    Idempotent. Returns how many decisions were sealed."""
+    from governance.actors import system_user
+    from governance.context import task_context
+    from runtime.policy import log as decision_log
+
+    with task_context(user=system_user()):
+        return sum(batch.count for batch in decision_log.seal())
+
+
+def policy_decisions_purge() -> int:
+    """Daily: remove the sealed decision batches older than RUNTIME_DECISION_RETENTION_DAYS and
+    the entity snapshots nothing refers to any more, each purge audited (``runtime.policy.log``).
+    Idempotent: a second run the same day removes nothing. Returns how many decisions went."""
+    from governance.actors import system_user
+    from governance.context import task_context
+    from runtime.policy import log as decision_log
+
+    with task_context(user=system_user()):
+        return decision_log.purge().decisions
+
+
+def policy_replay_run(replay_id: int) -> str:
+    """Queued by ``replay_start``: re-decide the decision log with the candidate version and
+    store the report (``runtime.services.replays``). Safe to run again: it starts over and
+    overwrites the report; a replay already done is left alone. Returns the replay's status."""
+    from governance.actors import system_user
+    from governance.context import task_context
+    from runtime.services.replays import replay_run
+
+    with task_context(user=system_user()):
+        replay = replay_run(replay_id=replay_id)
+    return replay.status if replay is not None else "skipped"
