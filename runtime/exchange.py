@@ -76,7 +76,10 @@ from runtime.errors import ExchangeRefused
 from runtime.grantfacts import overdue_grant_ids
 from runtime.hotcache import TtlCache
 from runtime.log import TokenAttempt, record
-from runtime.models import TokenOutcome
+from runtime.models import PolicyDecisionPoint, TokenOutcome
+from runtime.policy import pdp
+from runtime.policy.entities import prepare
+from runtime.policy.pdp import PolicyRequest
 from runtime.principals import (
     Principal,
     acting_for_allowed,
@@ -99,16 +102,31 @@ MAX_SCOPES = 50
 SCOPE_MAX_LENGTH = 170
 TASK_MAX_LENGTH = 200
 SYSTEM_CACHE_SECONDS = 30
+# A grant as the exchange reads it: with its scope as the runtime policy is told about it.
+GRANT_COLUMNS = (
+    "scope_id",
+    "expires_at",
+    "scope__code",
+    "scope__sensitivity",
+    "scope__access",
+    "scope__jit_eligible",
+    "scope__is_active",
+    "scope__system__code",
+    "scope__system__name",
+    "scope__system__environment",
+)
 SYSTEM_COPIES: TtlCache[ResourceSystem | None] = TtlCache(SYSTEM_CACHE_SECONDS)
 logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class Decision:
-    """The scopes to issue and the grants that carry them."""
+    """The scopes to issue and the grants that carry them, and every scope of the system the
+    integration could use now (what the runtime policy is told it holds)."""
 
     scopes: list[str]
     grants: list[Grant]
+    usable: frozenset[str] = frozenset()
 
 
 class ElevationNeeded(Exception):
@@ -323,8 +341,8 @@ def _decide(
     held = {
         grant.scope.code: grant
         for grant in Grant.objects.filter(integration=integration, scope__system=system, status=GrantStatus.ACTIVE)
-        .select_related("scope")
-        .only("scope_id", "expires_at", "scope__code")
+        .select_related("scope", "scope__system")
+        .only(*GRANT_COLUMNS)
         .order_by()
     }
     live = [grant for grant in held.values() if grant.expires_at is None or grant.expires_at > now]
@@ -347,7 +365,52 @@ def _decide(
         if not asked:
             raise _not_covered(integration, system)
         raise _why_not(missing[0], integration, system, held, overdue, now)
-    return Decision(scopes=granted, grants=[usable[code] for code in granted])
+    return Decision(scopes=granted, grants=[usable[code] for code in granted], usable=frozenset(usable))
+
+
+def _policy_check(
+    integration: Integration, principal: Principal, decision: Decision, attempt: TokenAttempt, now: datetime, jti: str
+) -> Decision:
+    """Ask the runtime policy about each scope the grants allow (action ``exchange_token``, one
+    logged decision per scope): the token carries the scopes it allows; none allowed is a
+    refusal whose description names the deciding policies. The policy can only narrow what the
+    grants give, never widen it."""
+    # The integration and its owners came with the workload binding (runtime.workload), the
+    # scopes with the grants: only the owners' groups are read here.
+    prepare([integration], {integration.pk: set(decision.usable)})
+    requests = [
+        PolicyRequest(
+            integration=integration,
+            action="exchange_token",
+            scope=grant.scope,
+            task=attempt.task,
+            chain_depth=len(principal.chain),
+            delegated_user=principal.acting_for,
+            at=now,
+        )
+        for grant in decision.grants
+    ]
+    outcomes = pdp.decide(requests, point=PolicyDecisionPoint.TOKEN_EXCHANGE, trace=jti)
+    attempt.policy_version = outcomes[0].enforced.number if outcomes else None
+    attempt.policy_decisions = [outcome.decision_id for outcome in outcomes]
+    attempt.policy_reasons = sorted({reason for outcome in outcomes for reason in outcome.enforced.reasons})
+    allowed = [grant for grant, outcome in zip(decision.grants, outcomes, strict=True) if outcome.allowed]
+    attempt.policy_left_out = [
+        f"{code}: {outcome.explanation()}"
+        for code, outcome in zip(decision.scopes, outcomes, strict=True)
+        if not outcome.allowed
+    ]
+    if not allowed:
+        denied = "; ".join(
+            f"{code}: {outcome.explanation()}" for code, outcome in zip(decision.scopes, outcomes, strict=True)
+        )
+        raise ExchangeRefused(errors.ACCESS_DENIED, f"Runtime policy refused every scope asked for. {denied}")
+    kept = {grant.pk for grant in allowed}
+    return Decision(
+        scopes=[code for code, grant in zip(decision.scopes, decision.grants, strict=True) if grant.pk in kept],
+        grants=allowed,
+        usable=decision.usable,
+    )
 
 
 # --- The token ---------------------------------------------------------------------------------
@@ -373,6 +436,7 @@ def _claims(
     scopes: list[str],
     issued_at: int,
     lifetime: int,
+    jti: str,
 ) -> dict[str, Any]:
     claims: dict[str, Any] = {
         "iss": settings.RUNTIME_ISSUER,
@@ -384,7 +448,7 @@ def _claims(
         "iat": issued_at,
         "nbf": issued_at,
         "exp": issued_at + lifetime,
-        "jti": uuid.uuid4().hex,
+        "jti": jti,
         "owner": integration.business_owner.username,
     }
     if principal.acting_for is not None:
@@ -416,10 +480,18 @@ def exchange_core(params: Mapping[str, str], attempt: TokenAttempt) -> dict[str,
     system = _system_for(attempt.audience)
     attempt.audience = system.token_audience
     now = timezone.now()
-    decision = _decide(integration, system, attempt.scopes_requested, attempt.task, now)
+    jti = uuid.uuid4().hex
+    decision = _policy_check(
+        integration,
+        principal,
+        _decide(integration, system, attempt.scopes_requested, attempt.task, now),
+        attempt,
+        now,
+        jti,
+    )
     issued_at = int(now.timestamp())
     lifetime = _lifetime(integration, principal, decision.grants, issued_at)
-    claims = _claims(integration, system, principal, decision.scopes, issued_at, lifetime)
+    claims = _claims(integration, system, principal, decision.scopes, issued_at, lifetime, jti)
     token = _mint(claims, system.token_algorithm)
     attempt.scopes_granted = decision.scopes
     attempt.grant_ids = [grant.pk for grant in decision.grants]
@@ -501,7 +573,10 @@ def token_exchange(params: Mapping[str, str]) -> dict[str, Any]:
         )
         raise failed from None
     left_out = attempt_left_out(attempt)
-    record(attempt, outcome=TokenOutcome.ISSUED, reason=f"Not granted: {', '.join(left_out)}." if left_out else "")
+    reasons = [f"Not granted: {', '.join(left_out)}."] if left_out else []
+    if attempt.policy_left_out:
+        reasons.append(f"Left out by runtime policy: {' '.join(attempt.policy_left_out)}")
+    record(attempt, outcome=TokenOutcome.ISSUED, reason=" ".join(reasons))
     return response
 
 

@@ -110,6 +110,11 @@ class TokenEvent(models.Model):
     jti = models.CharField(max_length=64, blank=True, db_index=True)
     expires_at = models.DateTimeField(null=True, blank=True)
     task = models.CharField(max_length=200, blank=True)
+    # The runtime policy's decisions on this request: the enforced version, the deciding policies'
+    # ids, and the ids of the decisions in the decision log.
+    policy_version = models.PositiveIntegerField(null=True, blank=True)
+    policy_reasons = models.JSONField(default=list, blank=True)
+    policy_decisions = models.JSONField(default=list, blank=True)
     digest = models.CharField(max_length=64)
     batch = models.ForeignKey(TokenEventBatch, null=True, blank=True, on_delete=models.PROTECT, related_name="events")
 

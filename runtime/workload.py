@@ -77,6 +77,21 @@ BINDING_COLUMNS = (
     "integration__business_owner_id",
     "integration__business_owner__username",
     "integration__business_owner__is_active",
+    # What the runtime policy is told about the integration and its owners (runtime.policy.entities).
+    "first_verified_at",
+    "integration__kind",
+    "integration__autonomy",
+    "integration__environment",
+    "integration__data_classifications",
+    "integration__vendor",
+    "integration__workload_identity",
+    "integration__orphaned",
+    "integration__technical_owner_id",
+    "integration__technical_owner__username",
+    "integration__technical_owner__is_active",
+    "integration__backup_owner_id",
+    "integration__backup_owner__username",
+    "integration__backup_owner__is_active",
 )
 ISSUER_CACHE_SECONDS = 5
 ISSUER_COPIES: TtlCache[TrustedIssuer | None] = TtlCache(ISSUER_CACHE_SECONDS)
@@ -384,7 +399,12 @@ def _binding_for(verified: VerifiedToken) -> WorkloadBinding:
             issuer__updated_at=verified.issuer.updated_at,
         )
         .order_by()
-        .select_related("integration", "integration__business_owner")
+        .select_related(
+            "integration",
+            "integration__business_owner",
+            "integration__technical_owner",
+            "integration__backup_owner",
+        )
         .only(*BINDING_COLUMNS)
     )
     if not candidates:

@@ -59,6 +59,18 @@ def _clean_cache() -> Iterator[None]:
     clear()
 
 
+@pytest.fixture(autouse=True)
+def _default_policy_after_flush(request: pytest.FixtureRequest) -> None:
+    """Tests on a flushed database (live servers, browsers) lose the policy version the
+    migrations seed; without it every runtime decision is a deny. Seed it again for them."""
+    if "transactional_db" not in request.fixturenames and "live_server" not in request.fixturenames:
+        return
+    request.getfixturevalue("transactional_db")
+    from runtime.policy.defaults import seed_default_version
+
+    seed_default_version()
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _audit_dev_key_outside_the_project(tmp_path_factory: pytest.TempPathFactory) -> None:
     """A scheduler pass in a test may sign an audit checkpoint, and the demo data makes its

@@ -72,6 +72,9 @@ class TokenEventSerializer(serializers.ModelSerializer[TokenEvent]):
             "jti",
             "expires_at",
             "task",
+            "policy_version",
+            "policy_reasons",
+            "policy_decisions",
             "digest",
             "batch",
         ]

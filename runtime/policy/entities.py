@@ -11,11 +11,8 @@ very next request in every process; only the parsing of a slice already seen is 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-
-from django.db.models import Prefetch
 
 from governance.models import User
 from inventory.choices import IdentityStatus
@@ -34,33 +31,56 @@ def uid_text(kind: str, key: object) -> str:
     return f'{kind}::"{key}"'
 
 
-def _people() -> Prefetch[Any]:
-    return Prefetch("groups", to_attr="policy_groups")
+def _attach_groups(users: Iterable[User]) -> None:
+    """Set ``policy_groups`` on each user: every user's groups in one query."""
+    by_id: dict[int, list[User]] = {}
+    for user in users:
+        by_id.setdefault(user.pk, []).append(user)
+        user.policy_groups = []  # type: ignore[attr-defined]  # read by person_entities
+    if not by_id:
+        return
+    memberships = User.groups.through.objects.filter(user_id__in=by_id).select_related("group").order_by()
+    for membership in memberships:
+        for user in by_id[membership.user_id]:
+            user.policy_groups.append(membership.group)  # type: ignore[attr-defined]
 
 
-def load_integrations(ids: Iterable[int], now: datetime) -> dict[int, Integration]:
-    """The integrations with what their entities need, in a fixed number of queries: owners and
-    their groups, the workload binding, and ``policy_scope_codes`` (the usable grants' scopes)."""
+def load_integrations(
+    ids: Iterable[int], now: datetime, *, usable: Mapping[int, set[str]] | None = None
+) -> dict[int, Integration]:
+    """The integrations with what their entities need, in three queries: the rows with their
+    owners and workload binding, the owners' groups, and ``policy_scope_codes`` (the scopes held
+    by a usable grant) unless the caller already knows them (``usable``)."""
     wanted = set(ids)
     found = {
         integration.pk: integration
         for integration in Integration.objects.filter(pk__in=wanted)
         .select_related("business_owner", "technical_owner", "backup_owner", "workload_binding")
-        .prefetch_related(
-            Prefetch("business_owner__groups", to_attr="policy_groups"),
-            Prefetch("technical_owner__groups", to_attr="policy_groups"),
-            Prefetch("backup_owner__groups", to_attr="policy_groups"),
-        )
         .order_by()
     }
-    usable = usable_scope_codes(found, now)
-    for pk, integration in found.items():
-        integration.policy_scope_codes = usable.get(pk, set())  # type: ignore[attr-defined]  # read by integration_entities
+    prepare(found.values(), usable if usable is not None else usable_scope_codes(found, now))
     return found
 
 
+def prepare(integrations: Iterable[Integration], usable: Mapping[int, set[str]]) -> None:
+    """Make integrations already loaded with their owners (and workload binding) ready for
+    ``integration_entities``: their owners' groups (one query) and their usable scopes."""
+    ready = list(integrations)
+    _attach_groups(
+        owner
+        for integration in ready
+        for owner in (integration.business_owner, integration.technical_owner, integration.backup_owner)
+        if owner is not None
+    )
+    for integration in ready:
+        integration.policy_scope_codes = set(usable.get(integration.pk, set()))  # type: ignore[attr-defined]  # read by integration_entities
+
+
 def load_people(ids: Iterable[int]) -> dict[int, User]:
-    return {user.pk: user for user in User.objects.filter(pk__in=set(ids)).prefetch_related(_people()).order_by()}
+    """People (for ``delegated_user``) with their groups, in two queries."""
+    people = {user.pk: user for user in User.objects.filter(pk__in=set(ids)).order_by()}
+    _attach_groups(people.values())
+    return people
 
 
 def load_scopes(codes: Iterable[str]) -> dict[str, Scope]:
@@ -166,13 +186,3 @@ def merged(*parts: Iterable[Entity]) -> list[Entity]:
             key = (entity["uid"]["type"], entity["uid"]["id"])
             seen.setdefault(key, entity)
     return [seen[key] for key in sorted(seen)]
-
-
-@dataclass(frozen=True)
-class Slice:
-    """The entities of one request, ready to hash and parse."""
-
-    entities: list[Entity]
-
-    def by_uid(self) -> Mapping[tuple[str, str], Entity]:
-        return {(entity["uid"]["type"], entity["uid"]["id"]): entity for entity in self.entities}

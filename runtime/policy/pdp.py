@@ -300,16 +300,29 @@ def decision_row(evaluated: Evaluated, *, point: str, caller: User | None, trace
 
 
 def decide(
-    requests: Sequence[PolicyRequest], *, point: str, caller: User | None = None, trace: str = ""
+    requests: Sequence[PolicyRequest],
+    *,
+    point: str,
+    caller: User | None = None,
+    trace: str = "",
+    traces: Sequence[str] | None = None,
 ) -> list[Outcome]:
     """Decide each request with the enforced version (and every shadow version), log every
     decision, and return the outcomes in order. The log is written before the outcomes are
-    returned: a decision that could not be logged raises, and the caller treats it as a deny."""
+    returned: a decision that could not be logged raises, and the caller treats it as a deny.
+    ``traces``, when given, is one trace per request (a batch whose items carry their own);
+    otherwise every decision is logged with ``trace``."""
     from runtime.policy import log
 
+    if traces is not None and len(traces) != len(requests):
+        raise ValueError("traces must name one trace per request")
     now = timezone.now()
     enforced, shadows = active_versions()
     decided = [evaluate_request(request, enforced, shadows, now) for request in requests]
-    rows = [decision_row(item, point=point, caller=caller, trace=trace) for item in decided]
+    each = traces if traces is not None else [trace] * len(decided)
+    rows = [
+        decision_row(item, point=point, caller=caller, trace=item_trace)
+        for item, item_trace in zip(decided, each, strict=True)
+    ]
     log.append(rows, {item.entities_sha256: item.entities_text for item in decided})
     return [item.outcome for item in decided]

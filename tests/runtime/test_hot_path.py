@@ -41,7 +41,7 @@ def refused(world: World, **params: str) -> ExchangeRefused:
     return caught.value
 
 
-def test_an_exchange_reads_the_binding_and_the_grants_and_writes_its_record(
+def test_an_exchange_reads_the_binding_the_grants_and_the_policy_and_writes_its_records(
     world: World, django_capture_on_commit_callbacks: Any
 ) -> None:
     with django_capture_on_commit_callbacks(execute=True):
@@ -49,7 +49,17 @@ def test_an_exchange_reads_the_binding_and_the_grants_and_writes_its_record(
     with CaptureQueriesContext(connection) as queries:
         token_exchange(world.params())
     tables = [query["sql"].split('"')[1] for query in queries.captured_queries]
-    assert tables == ["inventory_workloadbinding", "inventory_grant", "runtime_tokenevent"]
+    # The binding brings the integration and its owners, the grants their scopes; the runtime
+    # policy reads the owners' groups and which versions are enforced or in shadow, and logs its
+    # decision beside the token's record.
+    assert tables == [
+        "inventory_workloadbinding",
+        "inventory_grant",
+        "governance_user_groups",
+        "runtime_policyversion",
+        "runtime_policydecision",
+        "runtime_tokenevent",
+    ]
 
 
 def test_an_issuer_deactivated_by_another_process_refuses_the_next_token(world: World) -> None:

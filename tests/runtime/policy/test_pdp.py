@@ -3,12 +3,16 @@ fresh inventory data counts at the next request."""
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Any
+
 import pytest
 
 from governance.models import User
-from inventory.models import Integration
+from inventory.models import Grant, Integration, Scope
 from runtime.models import PolicyDecision, PolicyEntitySnapshot, PolicyStatus, PolicyVersion
-from runtime.policy import pdp
+from runtime.policy import pdp, source, testing
+from runtime.policy.defaults import default_text
 from tests.runtime.policy.support import PolicyWorld, build_policy_world
 
 pytestmark = pytest.mark.django_db
@@ -29,7 +33,7 @@ def test_a_held_scope_is_allowed_and_logged_with_its_reason(world: PolicyWorld) 
     assert outcome.allowed and outcome.enforced.reasons == ["permit-within-active-grants"]
     row = PolicyDecision.objects.get(decision_id=outcome.decision_id)
     assert row.decision == "allow" and row.integration_id == world.integration.pk
-    assert row.resource == 'Scope::"crm:read"' and row.policy_version.number == 1
+    assert row.resource == 'Scope::"crm:read"' and row.policy_version_id == PolicyVersion.objects.get(number=1).pk
     assert PolicyEntitySnapshot.objects.filter(sha256=row.snapshot_id).exists()
 
 
@@ -44,3 +48,54 @@ def test_a_suspension_counts_at_the_next_request(world: PolicyWorld) -> None:
     Integration.objects.filter(pk=world.integration.pk).update(status="suspended")
     [outcome] = pdp.decide([world.request("read")], point="api")
     assert not outcome.allowed and outcome.enforced.reasons == ["forbid-inactive-integration"]
+
+
+def test_a_delegated_user_deactivated_is_denied(world: PolicyWorld, make_user: Any) -> None:
+    person = make_user("dana")
+    assert pdp.decide([world.request("read", delegated_user=person)], point="api")[0].allowed
+    User.objects.filter(pk=person.pk).update(is_active=False)
+    person.refresh_from_db()
+    [outcome] = pdp.decide([world.request("read", delegated_user=person)], point="api")
+    assert outcome.enforced.reasons == ["forbid-delegation-for-deactivated-user"]
+
+
+def test_chains_deeper_than_three_are_denied(world: PolicyWorld) -> None:
+    assert pdp.decide([world.request("read", chain_depth=3)], point="api")[0].allowed
+    [outcome] = pdp.decide([world.request("read", chain_depth=4)], point="api")
+    assert outcome.enforced.reasons == ["forbid-deep-chains"]
+
+
+def test_an_autonomous_integration_on_restricted_data_gets_no_admin_scope(world: PolicyWorld) -> None:
+    Grant.objects.create(integration=world.integration, scope=world.scopes["admin"], source_type="t", source_id="2")
+    Scope.objects.filter(pk=world.scopes["admin"].pk).update(sensitivity="high")
+    world.scopes["admin"].refresh_from_db()
+    Integration.objects.filter(pk=world.integration.pk).update(data_classifications=["restricted"])
+    assert pdp.decide([world.request("admin")], point="api")[0].allowed  # human in the loop
+    Integration.objects.filter(pk=world.integration.pk).update(autonomy="autonomous")
+    [outcome] = pdp.decide([world.request("admin")], point="api")
+    assert outcome.enforced.reasons == ["forbid-autonomous-admin-on-restricted-data"]
+
+
+def test_a_deactivated_owner_stops_the_integration(world: PolicyWorld) -> None:
+    User.objects.filter(pk=world.owner.pk).update(is_active=False)
+    [outcome] = pdp.decide([world.request("read")], point="api")
+    assert outcome.enforced.reasons == ["forbid-unaccountable-integration"]
+
+
+def test_critical_scopes_follow_the_policy_time_zone(world: PolicyWorld, settings: Any) -> None:
+    Grant.objects.create(integration=world.integration, scope=world.scopes["admin"], source_type="t", source_id="2")
+    evening_utc = datetime.fromisoformat("2026-11-24T19:00:00+00:00")  # 19:00 UTC, 11:00 in Los Angeles
+    assert not pdp.decide([world.request("admin", at=evening_utc)], point="api")[0].allowed
+    settings.RUNTIME_POLICY_TIME_ZONE = "America/Los_Angeles"
+    [outcome] = pdp.decide([world.request("admin", at=evening_utc)], point="api")
+    assert outcome.allowed and outcome.enforced.reasons == ["permit-within-active-grants"]
+
+
+def test_every_stored_test_of_the_default_set_passes() -> None:
+    version = PolicyVersion.objects.get(number=1)
+    results = testing.run_tests(source.load(version.cedar_text), testing.checked_tests(version.tests))
+    assert len(results) == 20 and all(result.passed for result in results), [r.as_dict() for r in results]
+
+
+def test_the_seeded_version_matches_the_shipped_default() -> None:
+    assert PolicyVersion.objects.get(number=1).cedar_text == default_text()
