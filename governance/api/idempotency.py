@@ -1,4 +1,4 @@
-"""``Idempotency-Key`` for every POST under /api/v1/: the same key and body from the
+"""``Idempotency-Key`` for every POST under /api/v1/ that creates something: the same key and body from the
 same caller within 24 h returns the first response again and creates nothing new; the same key
 with another body is a 422; a second request while the first is still running is a 409.
 
@@ -27,6 +27,9 @@ TTL = timedelta(hours=24)
 # A request that died half-way leaves an in-progress record; after this it no longer blocks.
 STALE_IN_PROGRESS = timedelta(minutes=5)
 MAX_KEY_LENGTH = 200
+# POSTs that ask a question about now rather than create something: answered afresh every time
+# (a remembered "allow" replayed after a suspension would be a stale allow).
+FRESH_ANSWER_PATHS = ("/api/v1/decisions/",)
 
 
 def _caller(request: HttpRequest) -> str:
@@ -49,6 +52,8 @@ class IdempotencyMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         key = request.META.get("HTTP_IDEMPOTENCY_KEY", "").strip()
         if request.method != "POST" or not key or not request.path.startswith("/api/v1/"):
+            return self.get_response(request)
+        if request.path.startswith(FRESH_ANSWER_PATHS):
             return self.get_response(request)
         caller = _caller(request)
         if not caller:

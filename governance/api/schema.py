@@ -37,6 +37,7 @@ from drf_spectacular.extensions import (
 )
 from rest_framework import serializers
 
+from governance.api.idempotency import FRESH_ANSWER_PATHS
 from governance.api.input import DATETIME_PATTERN, SPACE_CLASS, char_class
 from governance.roles import ASSIGNABLE_GROUPS
 from governance.validators import INT64_MAX, INT64_MIN, validate_single_line
@@ -391,7 +392,7 @@ def postprocess_problem_responses(result: dict[str, Any], generator: Any, reques
     for component in components.values():
         _expand_required_when(component)
     refined: set[str] = set()
-    for path_item in result.get("paths", {}).values():
+    for path, path_item in result.get("paths", {}).items():
         for method, operation in path_item.items():
             if method not in {"get", "post", "put", "patch", "delete"}:
                 continue
@@ -406,7 +407,8 @@ def postprocess_problem_responses(result: dict[str, Any], generator: Any, reques
             if method == "post":
                 params = operation.setdefault("parameters", [])
                 params[:] = [p for p in params if not (p.get("in") == "header" and p.get("name") == "Idempotency-Key")]
-                params.append(dict(_IDEMPOTENCY_PARAMETER))
+                if not path.startswith(FRESH_ANSWER_PATHS):
+                    params.append(dict(_IDEMPOTENCY_PARAMETER))
             _refine_parameters(operation)
             for schema in _request_schemas(operation):
                 _refine_request_schema(schema, components, refined)

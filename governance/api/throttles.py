@@ -142,3 +142,20 @@ def auth_failure_record(request: Request) -> None:
     throttle = AuthFailureThrottle()
     throttle.has_room(request, None)
     throttle.record()
+
+
+class MachineTokenRateThrottle(TokenRateThrottle):
+    """Per token, for endpoints machines call on every request they serve (``API_RATE_LIMITS``
+    ``machine_token``): gateways asking for a decision make many more calls than people do."""
+
+    scope = "machine_token"
+
+
+class MachineUserRateThrottle(UserRateThrottle):
+    scope = "machine_user"
+
+
+class MachineRateThrottle(ApiRateThrottle):
+    """The machine limits in place of the token and user limits (set on such a view)."""
+
+    limits = (MachineTokenRateThrottle, MachineUserRateThrottle, AnonRateThrottle)

@@ -148,6 +148,9 @@ def run_config(tmp_path: Path) -> Path:
         "body.resource_systems[*]": "system_codes",
         "body.invokes[*]": "integration_ids",
         "body.definition": "definition_ids",
+        "body.principal.integration": "integration_ids",
+        "body.resource.scope": "scope_codes",
+        "body.context.delegated_user": "usernames",
     }
     lines = [CONFIG.read_text(), ""]
     for name, values in dictionaries.items():
