@@ -342,6 +342,10 @@ API_RATE_LIMITS = {
     "token": env.str("API_RATE_LIMIT_TOKEN", default="600/min"),
     "user": env.str("API_RATE_LIMIT_USER", default="1200/min"),
     "anon": env.str("API_RATE_LIMIT_ANON", default="60/min"),
+    # Endpoints machines call on every request they serve (the decision API), per token and per
+    # account, instead of the two limits above.
+    "machine_token": env.str("API_RATE_LIMIT_MACHINE_TOKEN", default="300/sec"),
+    "machine_user": env.str("API_RATE_LIMIT_MACHINE_USER", default="600/sec"),
     # Calls refused for their credentials (an invalid, expired or revoked token; no credentials
     # on an endpoint that needs them), per address. Over it, every call from that address that is
     # not already signed in gets the 429 before its token is even looked up.
@@ -399,6 +403,11 @@ SPECTACULAR_SETTINGS = {
         "CampaignStatusEnum": "approvals.campaigns.models.CampaignStatus",
         "IntegrationKindEnum": "inventory.models.IntegrationKind",
         "TokenOutcomeEnum": "runtime.models.TokenOutcome",
+        "PolicyDecisionEnum": ["allow", "deny"],
+        "PolicyActionEnum": "runtime.policy.schema.ACTIONS",
+        "PolicyDecisionPointEnum": "runtime.models.PolicyDecisionPoint",
+        "PolicyVersionStatusEnum": "runtime.models.PolicyStatus",
+        "PolicyReplayStatusEnum": "runtime.models.ReplayStatus",
         "TrustedIssuerKindEnum": "inventory.choices.IssuerKind",
         # Roles and reviewer pools a campaign definition may name (governance.roles).
         "GroupNameEnum": "governance.api.schema.GROUP_NAMES",

@@ -18,11 +18,25 @@ class RuntimeConfig(AppConfig):
         scheduling.register("runtime.signing_keys_rotate", "runtime.tasks.signing_keys_rotate_due", "17 3 * * *")
         # Every minute: the token log's new events sealed into the audit chain, usage fed back.
         scheduling.register("runtime.token_log_seal", "runtime.tasks.token_log_seal", "* * * * *")
+        # Every minute: the decision log's new decisions sealed; daily: those past their retention purged.
+        scheduling.register("runtime.policy_log_seal", "runtime.tasks.policy_log_seal", "* * * * *")
+        scheduling.register("runtime.policy_decisions_purge", "runtime.tasks.policy_decisions_purge", "43 3 * * *")
         from governance.audit import register_verifier
         from runtime.log import verify_token_log
+        from runtime.policy.log import verify_decision_log
 
         register_verifier("token log", verify_token_log)
+        register_verifier("decision log", verify_decision_log)
         self._drop_copies_on_save()
+        self._apply_policy_changes()
+
+    def _apply_policy_changes(self) -> None:
+        """An approved policy change request enforces (or rolls back to) its policy version."""
+        from approvals.extensions import register_change_kind
+        from approvals.models import RequestType
+        from runtime.services.policies import policy_change_decided
+
+        register_change_kind(RequestType.POLICY_CHANGE, on_decided=policy_change_decided)
 
     def _drop_copies_on_save(self) -> None:
         """A saved issuer, system or campaign drops this process's copies of them at once."""

@@ -38,3 +38,25 @@ def can_revoke_token_of(user: Any, integration: Integration | None) -> bool:
     if is_iam_admin(user):
         return True
     return integration is not None and user.pk in integration.owner_ids()
+
+
+def _signed_in(user: Any) -> bool:
+    return bool(getattr(user, "is_authenticated", False) and getattr(user, "is_active", False))
+
+
+def can_manage_policies(actor: Any) -> bool:
+    """Writing policy versions, running their tests and replays, moving them between draft,
+    shadow and retired, and asking for one to be enforced: IAM admins (enforcing itself needs a
+    second IAM admin's approval)."""
+    return _is_system(actor) or (_signed_in(_human(actor)) and is_iam_admin(_human(actor)))
+
+
+def can_read_policies(user: Any) -> bool:
+    """The policy versions, their tests and replay reports, and the decision log: IAM admins,
+    reviewers and auditors."""
+    return _signed_in(user) and has_role(user, Role.IAM_ADMIN, Role.REVIEWER, Role.AUDITOR)
+
+
+def can_ask_decisions(user: Any) -> bool:
+    """The decision API: resource-server and gateway accounts, and IAM admins."""
+    return _signed_in(user) and has_role(user, Role.RESOURCE_SERVER, Role.IAM_ADMIN)

@@ -5,6 +5,8 @@ Who sees which token events: reviewers, IAM admins and auditors see every event,
 refusals that name no integration (an unknown issuer, an identity bound to nothing); anyone else
 sees the events of the integrations they may see (``inventory.selectors.integrations_for``: the
 ones they own), so an event answers 404 exactly when its integration would.
+
+Policy versions are read by IAM admins, reviewers and auditors (all of them); nobody else sees one.
 """
 
 from __future__ import annotations
@@ -13,12 +15,22 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, OuterRef, Prefetch, Q, QuerySet, Subquery
 
+from approvals.models import AccessRequest
 from governance.roles import sees_everything
 from inventory import selectors as inventory_selectors
 from inventory.models import Integration, WorkloadBinding
-from runtime.models import TokenEvent, TokenOutcome, TokenRevocation
+from runtime.models import (
+    PolicyDecision,
+    PolicyReplay,
+    PolicyStatus,
+    PolicyVersion,
+    TokenEvent,
+    TokenOutcome,
+    TokenRevocation,
+)
+from runtime.permissions import can_read_policies
 
 # How far back the Runtime section and the home panel count.
 RECENT = timedelta(hours=24)
@@ -91,4 +103,66 @@ def integration_runtime(integration: Integration, *, now: datetime) -> Integrati
         binding=inventory_selectors.binding_of(integration),
         totals=_totals(events, now),
         refusals=refusals,
+    )
+
+
+# --- Policy versions ---------------------------------------------------------------------------
+# Replays a version's page and API detail list (newest first).
+RECENT_REPLAYS = 20
+
+
+def policy_versions_for(user: Any) -> QuerySet[PolicyVersion]:
+    """The runtime policy versions ``user`` may read: every one for IAM admins, reviewers and
+    auditors; none for anyone else (an unseen version answers 404)."""
+    if not can_read_policies(user):
+        return PolicyVersion.objects.none()
+    return PolicyVersion.objects.all()
+
+
+def _policy_rows(user: Any) -> QuerySet[PolicyVersion]:
+    """The versions ``user`` may read with the people they name joined and the status of each
+    one's change request (``change_request_status``) alongside."""
+    request_status = AccessRequest.objects.filter(pk=OuterRef("change_request_id")).values("status")[:1]
+    return (
+        policy_versions_for(user)
+        .select_related("created_by", "edited_by", "approved_by", "enforced_by", "retired_by")
+        .annotate(change_request_status=Subquery(request_status))
+    )
+
+
+def policy_versions_listed(user: Any) -> QuerySet[PolicyVersion]:
+    """For the list page and endpoint, newest first, in one query (the long texts left out)."""
+    return _policy_rows(user).defer("cedar_text", "tests", "test_results").order_by("-number")
+
+
+def policy_version_detail(user: Any) -> QuerySet[PolicyVersion]:
+    """For one version's page and API detail: its text and tests too, and its latest replays
+    (``recent_replays``) with who asked for them."""
+    replays = PolicyReplay.objects.select_related("requested_by").order_by("-created_at", "-id")
+    return _policy_rows(user).prefetch_related(
+        Prefetch("replays", queryset=replays[:RECENT_REPLAYS], to_attr="recent_replays")
+    )
+
+
+def enforced_version() -> PolicyVersion | None:
+    """The version that decides now (None only if an operator broke the seeded state)."""
+    return PolicyVersion.objects.filter(status=PolicyStatus.ENFORCED).first()
+
+
+def policy_decisions_for(user: Any) -> QuerySet[PolicyDecision]:
+    """The decision log ``user`` may read: all of it for IAM admins, reviewers and auditors; none
+    of it for anyone else (the decisions page answers them 404)."""
+    if not can_read_policies(user):
+        return PolicyDecision.objects.none()
+    return PolicyDecision.objects.all()
+
+
+def policy_decisions_listed(user: Any) -> QuerySet[PolicyDecision]:
+    """For the decisions page: the integration, owner and deciding version joined in the one
+    query (the versions' texts and the request contexts left out), newest first."""
+    return (
+        policy_decisions_for(user)
+        .select_related("integration", "owner", "policy_version")
+        .defer("context", "policy_version__cedar_text", "policy_version__tests", "policy_version__test_results")
+        .order_by("-at", "-id")
     )
