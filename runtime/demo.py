@@ -131,6 +131,42 @@ def _first_exchanges(binding: WorkloadBinding) -> None:
             pass  # recorded in the token log: that is the point
 
 
+TRIAL_POLICY = """
+@id("trial-writes-need-a-task")
+@description("Trial: a token that may write says what it is for (a task).")
+forbid (principal, action, resource is Scope)
+when { resource.access == "write" && context.task == "" };
+"""
+
+
+def _shadow_trial(admin: User) -> None:
+    """A second version in shadow beside the enforced default set, so the decisions page shows
+    what a trial rule would have decided."""
+    from runtime.models import PolicyVersion
+    from runtime.policy.defaults import default_tests
+    from runtime.services import policies
+
+    enforced = PolicyVersion.objects.filter(status="enforced").first()
+    if enforced is None or PolicyVersion.objects.exclude(pk=enforced.pk).exists():
+        return
+    trial = policies.policy_draft_create(
+        actor=admin,
+        title="Trial: writes need a task",
+        cedar_text=enforced.cedar_text + TRIAL_POLICY,
+        tests=[
+            *default_tests(),
+            {
+                "name": "a write without a task is denied",
+                "action": "exchange_token",
+                "scope": {"access": "write"},
+                "expect": "deny",
+            },
+        ],
+        based_on=enforced,
+    )
+    policies.policy_shadow(actor=admin, version=trial)
+
+
 def seed() -> None:
     admin = User.objects.filter(username="ivan").first()
     if admin is None:
@@ -146,4 +182,5 @@ def seed() -> None:
         binding = inventory_services.workload_binding_set(
             actor=admin, integration=integration, issuer=issuer, subject=subject, required_claims={}
         )
+    _shadow_trial(admin)
     _first_exchanges(binding)
