@@ -36,7 +36,7 @@ from governance.exceptions import NotAllowed
 from governance.validators import validate_single_line
 from governance.web import signed_in
 from runtime import permissions, selectors
-from runtime.models import PolicyReplay, PolicyStatus, PolicyVersion, ReplayStatus
+from runtime.models import PolicyReplay, PolicyStatus, PolicyVersion
 from runtime.policy.source import errors_of
 from runtime.policy.testing import MAX_TESTS
 from runtime.services import policies as services
@@ -130,12 +130,7 @@ class PolicyReplaySummarySerializer(serializers.ModelSerializer[PolicyReplay]):
 
     def get_fresh(self, replay: PolicyReplay) -> bool:
         version: PolicyVersion = self.context["version"]
-        return (
-            replay.status == ReplayStatus.DONE
-            and replay.candidate_sha256 == version.sha256
-            and replay.finished_at is not None
-            and replay.finished_at > version.edited_at
-        )
+        return services.replay_is_fresh(replay, version)
 
 
 def _username(field: str, help_text: str) -> serializers.CharField:

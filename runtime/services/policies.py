@@ -200,6 +200,16 @@ def _open_request(version: PolicyVersion) -> AccessRequest | None:
     return AccessRequest.objects.filter(pk=version.change_request_id, status__in=OPEN_STATUSES).first()
 
 
+def replay_is_fresh(replay: PolicyReplay, version: PolicyVersion) -> bool:
+    """Whether ``replay`` finished on exactly ``version``'s current text after its last edit."""
+    return (
+        replay.status == ReplayStatus.DONE
+        and replay.candidate_sha256 == version.sha256
+        and replay.finished_at is not None
+        and replay.finished_at > version.edited_at
+    )
+
+
 def fresh_replay(version: PolicyVersion) -> PolicyReplay | None:
     """The latest finished replay of exactly this text, run after its last edit (None: there is
     none, so nobody has seen what enforcing it would change)."""
