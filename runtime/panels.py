@@ -15,7 +15,7 @@ from governance.roles import Role, sees_everything
 from inventory.choices import IdentityStatus
 from inventory.extensions import register_integration_section
 from inventory.models import Integration
-from runtime import selectors
+from runtime import permissions, selectors
 
 
 def activity_totals(request: HttpRequest) -> dict[str, Any] | None:
@@ -41,6 +41,11 @@ def integration_runtime(request: HttpRequest, integration: Integration) -> dict[
 def register() -> None:
     portal.register_nav(
         portal.NavEntry(label="Runtime activity", url_name="runtime:activity", order=85, visible=sees_everything)
+    )
+    portal.register_nav(
+        portal.NavEntry(
+            label="Runtime policy", url_name="runtime:policies", order=86, visible=permissions.can_read_policies
+        )
     )
     portal.register_panel(
         portal.HomePanel(

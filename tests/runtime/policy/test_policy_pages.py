@@ -368,3 +368,11 @@ def test_a_refused_rollback_shows_why_and_keeps_the_justification(
     assert response.status_code == 400
     html = response.content.decode()
     assert "Back to the old rules" in html and "nothing to roll back to" in html
+
+
+def test_the_navigation_offers_the_policy_pages_to_those_who_may_read_them(
+    client: Any, iam_admin: User, auditor: User, owner: User
+) -> None:
+    for person, shown in ((iam_admin, True), (auditor, True), (owner, False)):
+        client.force_login(person)
+        assert ('href="/runtime/policies/"' in client.get("/").content.decode()) is shown, person.username
