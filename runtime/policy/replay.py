@@ -11,9 +11,11 @@ different question ("what would today's data and this policy decide?").
 How it reads the log: the window of rows is fixed when the run starts (the newest ``limit`` ids,
 so decisions logged meanwhile are not counted), then read newest first in chunks of
 ``CHUNK_SIZE`` rows by id range with ``values_list`` — memory stays flat whatever the limit.
-Each chunk is grouped by snapshot; each snapshot's entities are parsed once into a cedarpy
-``Entities`` handle (a bounded number kept) and its requests decided with one
-``is_authorized_batch`` call.
+Each chunk is grouped by snapshot; the snapshots that agree on every entity they share are
+joined into one entity set, parsed once into a cedarpy ``Entities`` handle, and their requests
+decided with one ``is_authorized_batch`` call. A decision's result cannot change by joining: its
+request reaches only the entities of its own snapshot, identical in the joined set (unless a
+condition names an entity literally: then each snapshot is decided on its own).
 
 How it counts: a candidate's evaluation error is a deny (as at run time) and is also counted in
 ``errors``; a decision whose snapshot is gone (purged) or no longer parses against the schema is
@@ -31,6 +33,8 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 import cedarpy
+from django.db.models import TextField
+from django.db.models.functions import Cast
 
 from governance.models import User
 from inventory.models import Integration
@@ -45,7 +49,7 @@ ALLOW_TO_DENY = "allow_to_deny"
 DENY_TO_ALLOW = "deny_to_allow"
 # Rows read per query (and per progress update).
 CHUNK_SIZE = 2000
-# Parsed snapshots kept during one run: consecutive decisions mostly share a few snapshots.
+# Snapshots kept during one run (as stored, not parsed): consecutive decisions share many.
 SNAPSHOT_HANDLES_MAX = 256
 EXAMPLES_MAX = 50
 ERROR_EXAMPLES_MAX = 5
@@ -64,7 +68,7 @@ _FIELDS = (
     "principal",
     "action",
     "resource",
-    "context",
+    "context_text",
     "snapshot_id",
     "decision",
     "reasons",
@@ -82,7 +86,8 @@ class Logged(NamedTuple):
     principal: str
     action: str
     resource: str
-    context: dict[str, Any]
+    # The logged context as JSON text: handed to Cedar as it is, never decoded here.
+    context: str
     snapshot_id: str | None
     decision: str
     reasons: list[str]
@@ -133,7 +138,10 @@ def chunks(span: Window, size: int) -> Iterable[list[Logged]]:
     cursor = span.high + 1
     while span.total:
         rows = list(
-            PolicyDecision.objects.filter(id__gte=span.low, id__lt=cursor).order_by("-id").values_list(*_FIELDS)[:size]
+            PolicyDecision.objects.filter(id__gte=span.low, id__lt=cursor)
+            .annotate(context_text=Cast("context", TextField()))
+            .order_by("-id")
+            .values_list(*_FIELDS)[:size]
         )
         if rows:
             yield [Logged(*row) for row in rows]
@@ -143,14 +151,14 @@ def chunks(span: Window, size: int) -> Iterable[list[Logged]]:
 
 
 class SnapshotHandles:
-    """Parsed entity snapshots, fetched per chunk (one query for those not yet held) and kept
-    in a bounded LRU. A snapshot that is gone or does not parse is held as None."""
+    """Entity snapshots as stored (lists of entities), fetched per chunk (one query for those not
+    yet held) and kept in a bounded LRU. A snapshot that is gone is held as None."""
 
     def __init__(self, limit: int | None = None) -> None:
         self.limit = limit or SNAPSHOT_HANDLES_MAX
-        self.held: OrderedDict[str, cedarpy.Entities | None] = OrderedDict()
+        self.held: OrderedDict[str, list[dict[str, Any]] | None] = OrderedDict()
 
-    def fetch(self, keys: Iterable[str]) -> dict[str, cedarpy.Entities | None]:
+    def fetch(self, keys: Iterable[str]) -> dict[str, list[dict[str, Any]] | None]:
         wanted = set(keys)
         found = {key: self.held[key] for key in wanted if key in self.held}
         for key in found:
@@ -158,25 +166,57 @@ class SnapshotHandles:
         missing = wanted - found.keys()
         if missing:
             stored = dict(PolicyEntitySnapshot.objects.filter(sha256__in=missing).values_list("sha256", "entities"))
-            schema = current_schema().handle
             for key in missing:
-                found[key] = self._parse(stored.get(key), schema)
+                entities = stored.get(key)
+                found[key] = entities if isinstance(entities, list) else None
                 self._keep(key, found[key])
         return found
 
-    @staticmethod
-    def _parse(entities: Any, schema: cedarpy.Schema) -> cedarpy.Entities | None:
-        if entities is None:
-            return None
-        try:
-            return cedarpy.Entities.from_json_str(json.dumps(entities), schema)
-        except Exception:  # entity data today's schema refuses cannot be replayed: counted as an error
-            return None
-
-    def _keep(self, key: str, handle: cedarpy.Entities | None) -> None:
-        self.held[key] = handle
+    def _keep(self, key: str, entities: list[dict[str, Any]] | None) -> None:
+        self.held[key] = entities
         while len(self.held) > self.limit:
             self.held.popitem(last=False)
+
+
+def parsed(entities: Sequence[dict[str, Any]]) -> cedarpy.Entities | None:
+    """A handle for ``entities``, or None when today's schema refuses them."""
+    try:
+        return cedarpy.Entities.from_json_str(json.dumps(list(entities)), current_schema().handle)
+    except Exception:  # entity data today's schema refuses cannot be replayed: counted as an error
+        return None
+
+
+def _uid(entity: dict[str, Any]) -> tuple[str, str]:
+    return (str(entity["uid"]["type"]), str(entity["uid"]["id"]))
+
+
+def merged_groups(
+    snapshots: Sequence[tuple[str, list[dict[str, Any]]]],
+) -> list[tuple[list[dict[str, Any]], list[str]]]:
+    """Snapshots joined into as few entity sets as possible: a snapshot joins the current set
+    when every entity it shares with it is identical (a person, a system, an integration that
+    did not change between the two decisions), else it starts the next set."""
+    groups: list[tuple[list[dict[str, Any]], list[str]]] = []
+    current: dict[tuple[str, str], dict[str, Any]] = {}
+    keys: list[str] = []
+    for key, entities in snapshots:
+        if any(current.get(_uid(entity), entity) != entity for entity in entities):
+            groups.append((list(current.values()), keys))
+            current, keys = {}, []
+        for entity in entities:
+            current[_uid(entity)] = entity
+        keys.append(key)
+    if keys:
+        groups.append((list(current.values()), keys))
+    return groups
+
+
+def reads_named_entities(candidate: LoadedPolicies) -> bool:
+    """Whether a condition names an entity literally (``Scope::"x".sensitivity``): such a policy
+    could read an entity another decision's snapshot brought into a joined set, so its
+    decisions are replayed one snapshot at a time."""
+    conditions = [policy.get("conditions", []) for policy in candidate.est["staticPolicies"].values()]
+    return '"__entity"' in json.dumps(conditions)
 
 
 def cedar_request(row: Logged) -> dict[str, Any]:
@@ -324,21 +364,53 @@ def _examples(changes: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
     return to_deny[:deny_share] + to_allow[:allow_share]
 
 
+def _decide_sets(
+    candidate: LoadedPolicies,
+    groups: dict[str | None, list[Logged]],
+    snapshots: list[tuple[str, list[dict[str, Any]]]],
+    tally: Tally,
+    *,
+    join: bool = True,
+) -> None:
+    """Decide each joined entity set's rows with one batch call; a set today's schema refuses is
+    decided snapshot by snapshot, so only the snapshots at fault count as not replayed."""
+    if join and not reads_named_entities(candidate):
+        joined = merged_groups(snapshots)
+    else:
+        joined = [(entities, [key]) for key, entities in snapshots]
+    by_key = dict(snapshots)
+    for entities, keys in joined:
+        handle = parsed(entities)
+        if handle is None and len(keys) > 1:
+            alone = [(key, by_key[key]) for key in keys]
+            _decide_sets(candidate, {key: groups[key] for key in keys}, alone, tally, join=False)
+            continue
+        rows = [row for key in keys for row in groups[key]]
+        if handle is None:
+            for row in rows:
+                tally.not_replayed(row, f"entity snapshot {keys[0][:12]} no longer parses")
+            continue
+        for row, answer in zip(rows, decide_group(candidate, rows, handle), strict=True):
+            tally.compare(row, answer)
+
+
 def replay_chunk(candidate: LoadedPolicies, rows: Sequence[Logged], handles: SnapshotHandles, tally: Tally) -> None:
-    """Re-decide one chunk: grouped by snapshot, one batch call per group."""
+    """Re-decide one chunk: its snapshots joined into as few entity sets as agree with each other,
+    one batch call per set (a chunk's decisions mostly share people, systems and integrations)."""
     groups: dict[str | None, list[Logged]] = {}
     for row in rows:
         groups.setdefault(row.snapshot_id, []).append(row)
-    parsed = handles.fetch(key for key in groups if key is not None)
+    stored = handles.fetch(key for key in groups if key is not None)
+    snapshots: list[tuple[str, list[dict[str, Any]]]] = []
     for key, group in groups.items():
-        handle = parsed.get(key) if key is not None else None
-        if handle is None:
-            message = f"entity snapshot {(key or '')[:12] or '(none)'} is gone or no longer parses"
+        entities = stored.get(key) if key is not None else None
+        if key is None or entities is None:
+            message = f"entity snapshot {(key or '')[:12] or '(none)'} is gone"
             for row in group:
                 tally.not_replayed(row, message)
             continue
-        for row, answer in zip(group, decide_group(candidate, group, handle), strict=True):
-            tally.compare(row, answer)
+        snapshots.append((key, entities))
+    _decide_sets(candidate, groups, snapshots, tally)
 
 
 def replay(
