@@ -109,17 +109,6 @@ def append(rows: Sequence[PolicyDecision], snapshots: Mapping[str, str]) -> list
     return PolicyDecision.objects.bulk_create(list(rows))
 
 
-def describe(row: PolicyDecision) -> dict[str, Any]:
-    """The decision as the API and pages show it."""
-    return {
-        "decision_id": row.decision_id,
-        "at": row.at,
-        "decision": row.decision,
-        "reasons": row.reasons,
-        "errors": row.errors,
-    }
-
-
 # --- Sealing ----------------------------------------------------------------------------------
 
 SEAL_ACTION = "runtime.policy_decisions_sealed"
