@@ -77,6 +77,7 @@ from runtime.grantfacts import overdue_grant_ids
 from runtime.hotcache import TtlCache
 from runtime.log import TokenAttempt, record
 from runtime.models import PolicyDecisionPoint, TokenOutcome
+from runtime.policy import log as decision_log
 from runtime.policy import pdp
 from runtime.policy.entities import prepare
 from runtime.policy.pdp import PolicyRequest
@@ -390,7 +391,8 @@ def _policy_check(
         )
         for grant in decision.grants
     ]
-    outcomes = pdp.decide(requests, point=PolicyDecisionPoint.TOKEN_EXCHANGE, trace=jti)
+    # Logged with the token event's record, in its transaction (one commit per exchange).
+    outcomes, attempt.policy_log = pdp.decide_pending(requests, point=PolicyDecisionPoint.TOKEN_EXCHANGE, trace=jti)
     attempt.policy_version = outcomes[0].enforced.number if outcomes else None
     attempt.policy_decisions = [outcome.decision_id for outcome in outcomes]
     attempt.policy_reasons = sorted({reason for outcome in outcomes for reason in outcome.enforced.reasons})
@@ -528,7 +530,7 @@ def _open_elevations(needed: ElevationNeeded, attempt: TokenAttempt) -> Exchange
                 errors.ACCESS_DENIED,
                 f"Just-in-time elevation requested, awaiting approval: {named}. Ask again once it is approved.",
             )
-            record(attempt, outcome=TokenOutcome.REFUSED, error=refusal.error, reason=refusal.reason)
+            _record(attempt, outcome=TokenOutcome.REFUSED, error=refusal.error, reason=refusal.reason)
             return refusal
     except DomainError as exc:
         refusal = ExchangeRefused(errors.ACCESS_DENIED, f"Just-in-time elevation cannot be opened: {exc.detail}")
@@ -541,7 +543,7 @@ def _open_elevations(needed: ElevationNeeded, attempt: TokenAttempt) -> Exchange
             status=503,
             reason=f"Internal error ({type(exc).__name__}) while opening an elevation; refused.",
         )
-    record(attempt, outcome=TokenOutcome.REFUSED, error=refusal.error, reason=refusal.reason)
+    _record(attempt, outcome=TokenOutcome.REFUSED, error=refusal.error, reason=refusal.reason)
     return refusal
 
 
@@ -555,7 +557,7 @@ def token_exchange(params: Mapping[str, str]) -> dict[str, Any]:
     except ElevationNeeded as needed:
         raise _open_elevations(needed, attempt) from None
     except ExchangeRefused as refusal:
-        record(attempt, outcome=TokenOutcome.REFUSED, error=refusal.error, reason=refusal.reason)
+        _record(attempt, outcome=TokenOutcome.REFUSED, error=refusal.error, reason=refusal.reason)
         raise
     except Exception as exc:
         # Fail closed: whatever went wrong deciding, no token, and the refusal is on the record.
@@ -565,7 +567,7 @@ def token_exchange(params: Mapping[str, str]) -> dict[str, Any]:
             "The portal could not decide this request and refused it; try again later.",
             status=503,
         )
-        record(
+        _record(
             attempt,
             outcome=TokenOutcome.REFUSED,
             error=failed.error,
@@ -576,8 +578,18 @@ def token_exchange(params: Mapping[str, str]) -> dict[str, Any]:
     reasons = [f"Not granted: {', '.join(left_out)}."] if left_out else []
     if attempt.policy_left_out:
         reasons.append(f"Left out by runtime policy: {' '.join(attempt.policy_left_out)}")
-    record(attempt, outcome=TokenOutcome.ISSUED, reason=" ".join(reasons))
+    _record(attempt, outcome=TokenOutcome.ISSUED, reason=" ".join(reasons))
     return response
+
+
+def _record(attempt: TokenAttempt, *, outcome: str, error: str = "", reason: str = "") -> None:
+    """The attempt's record and the policy decisions it was given, written together: a token is
+    never returned, nor a refusal answered, without both on the log."""
+    with transaction.atomic():
+        if attempt.policy_log is not None:
+            decision_log.append(attempt.policy_log.rows, attempt.policy_log.snapshots)
+            attempt.policy_log = None
+        record(attempt, outcome=outcome, error=error, reason=reason)
 
 
 def attempt_left_out(attempt: TokenAttempt) -> list[str]:

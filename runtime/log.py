@@ -49,6 +49,7 @@ from governance.models import User
 from inventory.models import Integration
 from inventory.services import grant_usage_record, workload_bindings_verified
 from runtime.models import TokenEvent, TokenEventBatch, TokenOutcome
+from runtime.policy.log import Pending
 from runtime.sealing import GENESIS_DIGEST as GENESIS_DIGEST
 from runtime.sealing import SealedLog
 from runtime.sealing import batch_digest as batch_digest
@@ -93,6 +94,8 @@ class TokenAttempt:
     policy_decisions: list[str] = field(default_factory=list)
     # Scopes the grants allowed but the policy refused, each with why (goes into the reason).
     policy_left_out: list[str] = field(default_factory=list)
+    # The policy decisions made for this attempt, written with its record.
+    policy_log: Pending | None = None
 
 
 def _time(value: datetime | None) -> str | None:

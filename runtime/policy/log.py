@@ -25,7 +25,7 @@ import hashlib
 import json
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -79,21 +79,25 @@ def decision_digest(row: PolicyDecision) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
-def _store_snapshots(snapshots: Mapping[str, str]) -> None:
+def _store_snapshots(snapshots: Mapping[str, str]) -> set[str]:
+    """Insert the snapshots this process does not know to be stored; the keys it inserted."""
     now = time.monotonic()
     if now >= _KNOWN_UNTIL[0]:
         _KNOWN_SNAPSHOTS.clear()
         _KNOWN_UNTIL[0] = now + _KNOWN_SECONDS
     new = {sha: text for sha, text in snapshots.items() if sha not in _KNOWN_SNAPSHOTS}
-    if not new:
-        return
-    PolicyEntitySnapshot.objects.bulk_create(
-        [PolicyEntitySnapshot(sha256=sha, entities=json.loads(text)) for sha, text in new.items()],
-        ignore_conflicts=True,
-    )
+    if new:
+        PolicyEntitySnapshot.objects.bulk_create(
+            [PolicyEntitySnapshot(sha256=sha, entities=json.loads(text)) for sha, text in new.items()],
+            ignore_conflicts=True,
+        )
+    return set(new)
+
+
+def _remember(keys: set[str]) -> None:
     if len(_KNOWN_SNAPSHOTS) > _KNOWN_MAX:
         _KNOWN_SNAPSHOTS.clear()
-    _KNOWN_SNAPSHOTS.update(new)
+    _KNOWN_SNAPSHOTS.update(keys)
 
 
 def forget_snapshots() -> None:
@@ -101,12 +105,26 @@ def forget_snapshots() -> None:
     _KNOWN_SNAPSHOTS.clear()
 
 
+@dataclass
+class Pending:
+    """Decisions made and not yet written, with the entity snapshots they refer to."""
+
+    rows: list[PolicyDecision] = field(default_factory=list)
+    snapshots: dict[str, str] = field(default_factory=dict)
+
+
 def append(rows: Sequence[PolicyDecision], snapshots: Mapping[str, str]) -> list[PolicyDecision]:
-    """Write decisions (and the snapshots they refer to that may not be stored yet)."""
-    _store_snapshots(snapshots)
-    for row in rows:
-        row.digest = decision_digest(row)
-    return PolicyDecision.objects.bulk_create(list(rows))
+    """Write decisions and the snapshots they refer to that may not be stored yet, in one
+    transaction (or in the caller's: a token endpoint writes them with its own record). The
+    process remembers the snapshots as stored only once that commits."""
+    with transaction.atomic(savepoint=False):
+        inserted = _store_snapshots(snapshots)
+        for row in rows:
+            row.digest = decision_digest(row)
+        written = PolicyDecision.objects.bulk_create(list(rows))
+        if inserted:
+            transaction.on_commit(lambda: _remember(inserted))
+    return written
 
 
 # --- Sealing ----------------------------------------------------------------------------------

@@ -31,6 +31,8 @@ from governance.models import User
 from inventory.models import Integration, Scope
 from runtime.models import PolicyDecision, PolicyStatus, PolicyVersion
 from runtime.policy import entities as entity_data
+from runtime.policy import log as decision_log
+from runtime.policy.log import Pending
 from runtime.policy.schema import current_schema
 from runtime.policy.source import LoadedPolicies, PolicyTextInvalid, load
 
@@ -299,21 +301,19 @@ def decision_row(evaluated: Evaluated, *, point: str, caller: User | None, trace
     )
 
 
-def decide(
+def decide_pending(
     requests: Sequence[PolicyRequest],
     *,
     point: str,
     caller: User | None = None,
     trace: str = "",
     traces: Sequence[str] | None = None,
-) -> list[Outcome]:
-    """Decide each request with the enforced version (and every shadow version), log every
-    decision, and return the outcomes in order. The log is written before the outcomes are
-    returned: a decision that could not be logged raises, and the caller treats it as a deny.
+) -> tuple[list[Outcome], Pending]:
+    """Decide each request with the enforced version (and every shadow version): the outcomes in
+    order and the decisions to log. The caller must write them (``runtime.policy.log.append``)
+    before it acts on an outcome — in its own transaction if it has a record of its own.
     ``traces``, when given, is one trace per request (a batch whose items carry their own);
     otherwise every decision is logged with ``trace``."""
-    from runtime.policy import log
-
     if traces is not None and len(traces) != len(requests):
         raise ValueError("traces must name one trace per request")
     now = timezone.now()
@@ -324,5 +324,20 @@ def decide(
         decision_row(item, point=point, caller=caller, trace=item_trace)
         for item, item_trace in zip(decided, each, strict=True)
     ]
-    log.append(rows, {item.entities_sha256: item.entities_text for item in decided})
-    return [item.outcome for item in decided]
+    pending = Pending(rows, {item.entities_sha256: item.entities_text for item in decided})
+    return [item.outcome for item in decided], pending
+
+
+def decide(
+    requests: Sequence[PolicyRequest],
+    *,
+    point: str,
+    caller: User | None = None,
+    trace: str = "",
+    traces: Sequence[str] | None = None,
+) -> list[Outcome]:
+    """Decide and log: the log is written before the outcomes are returned, so a decision that
+    could not be logged raises, and the caller treats it as a deny."""
+    outcomes, pending = decide_pending(requests, point=point, caller=caller, trace=trace, traces=traces)
+    decision_log.append(pending.rows, pending.snapshots)
+    return outcomes

@@ -48,10 +48,12 @@ def test_an_exchange_reads_the_binding_the_grants_and_the_policy_and_writes_its_
         token_exchange(world.params())  # copies, keys and the first signing key made and kept
     with CaptureQueriesContext(connection) as queries:
         token_exchange(world.params())
-    tables = [query["sql"].split('"')[1] for query in queries.captured_queries]
+    statements = [query["sql"] for query in queries.captured_queries]
+    tables = [sql.split('"')[1] for sql in statements if sql.startswith(("SELECT", "INSERT", "UPDATE"))]
     # The binding brings the integration and its owners, the grants their scopes; the runtime
-    # policy reads the owners' groups and which versions are enforced or in shadow, and logs its
-    # decision beside the token's record.
+    # policy reads the owners' groups and which versions are enforced or in shadow; its decisions
+    # and the token's record are written in one transaction (here a savepoint: one commit).
+    assert sum(sql.startswith("SAVEPOINT") for sql in statements) == 1
     assert tables == [
         "inventory_workloadbinding",
         "inventory_grant",
