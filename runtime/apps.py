@@ -1,4 +1,18 @@
+from typing import Any
+
 from django.apps import AppConfig
+
+
+def _test_seeded_versions(using: str = "default", **_: Any) -> None:
+    """A version a migration seeded has never had its tests run: run them once, so its page and
+    the API show their results rather than "not run"."""
+    from runtime.models import PolicyStatus, PolicyVersion
+    from runtime.services.policies import policy_tests_run
+
+    for version in (
+        PolicyVersion.objects.using(using).filter(tests_run_at__isnull=True).exclude(status=PolicyStatus.RETIRED)
+    ):
+        policy_tests_run(version=version)
 
 
 class RuntimeConfig(AppConfig):
@@ -28,6 +42,9 @@ class RuntimeConfig(AppConfig):
         register_verifier("token log", verify_token_log)
         register_verifier("decision log", verify_decision_log)
         self._drop_copies_on_save()
+        from django.db.models.signals import post_migrate
+
+        post_migrate.connect(_test_seeded_versions, sender=self, dispatch_uid="runtime.test_seeded_versions")
         self._apply_policy_changes()
 
     def _apply_policy_changes(self) -> None:
