@@ -11,6 +11,7 @@ error, an unloadable version or no enforced version at all is a deny: never an a
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -200,12 +201,15 @@ def entities_handle(text: str, sha256: str) -> cedarpy.Entities:
     key = (sha256, schema.sha256)
     handle = _ENTITY_HANDLES.get(key)
     if handle is not None:
-        _ENTITY_HANDLES.move_to_end(key)
+        # Another thread of this process may have evicted it meanwhile: the handle is still good.
+        with contextlib.suppress(KeyError):
+            _ENTITY_HANDLES.move_to_end(key)
         return handle
     handle = cedarpy.Entities.from_json_str(text, schema.handle)
     _ENTITY_HANDLES[key] = handle
-    if len(_ENTITY_HANDLES) > ENTITY_HANDLES_MAX:
-        _ENTITY_HANDLES.popitem(last=False)
+    while len(_ENTITY_HANDLES) > ENTITY_HANDLES_MAX:
+        with contextlib.suppress(KeyError):
+            _ENTITY_HANDLES.popitem(last=False)
     return handle
 
 
