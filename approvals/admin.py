@@ -7,8 +7,10 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin
+from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from approvals import selectors
 from approvals.models import (
     WORKFLOW_STEP_FIELDS,
     AccessRequest,
@@ -38,6 +40,11 @@ class AccessRequestAdmin(ReadOnlyAdmin):
     search_fields = ["integration__name", "subject_label", "ticket_ref", "requester__username"]
     list_select_related = ["integration", "requester"]
 
+    def get_queryset(self, request: HttpRequest) -> QuerySet[AccessRequest]:
+        # The admin shows what the portal shows: a staff reviewer sees no policy change they
+        # were not asked to decide.
+        return super().get_queryset(request).filter(pk__in=selectors.access_requests_for(request.user).values("pk"))
+
 
 @admin.register(RequestStep)
 class RequestStepAdmin(ReadOnlyAdmin):
@@ -45,12 +52,18 @@ class RequestStepAdmin(ReadOnlyAdmin):
     list_filter = ["status"]
     list_select_related = ["request__integration", "decided_by"]
 
+    def get_queryset(self, request: HttpRequest) -> QuerySet[RequestStep]:
+        return super().get_queryset(request).filter(request__in=selectors.access_requests_for(request.user))
+
 
 @admin.register(Decision)
 class DecisionAdmin(ReadOnlyAdmin):
     list_display = ["request", "step", "reviewer", "decision", "created_at"]
     list_filter = ["decision"]
     list_select_related = ["request__integration", "step", "reviewer"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Decision]:
+        return super().get_queryset(request).filter(request__in=selectors.access_requests_for(request.user))
 
 
 class WorkflowStepInline(admin.TabularInline):

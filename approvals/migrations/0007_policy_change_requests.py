@@ -3,9 +3,25 @@
 only, and a request names what it changes, what its handler needs, and who else may not decide
 it; at most one open change request per type and subject."""
 
+from typing import Any
+
 import django.db.models.deletion
 from django.conf import settings
 from django.db import migrations, models
+from django.db.migrations.exceptions import IrreversibleError
+
+
+def refuse_to_drop_change_requests(apps: Any, schema_editor: Any) -> None:
+    """Unapplying makes the integration required again: a policy change request (which has none)
+    cannot survive that, and deleting it would erase decisions and their evidence, so the
+    migration refuses, saying why, rather than fail on the NOT NULL column with a database error."""
+    AccessRequest = apps.get_model("approvals", "AccessRequest")
+    count = AccessRequest.objects.filter(integration__isnull=True).count()
+    if count:
+        raise IrreversibleError(
+            f"{count} access request(s) are about no integration (policy changes): approvals 0007 cannot be "
+            "unapplied while they exist. Export and delete them deliberately first."
+        )
 
 
 class Migration(migrations.Migration):
@@ -99,4 +115,6 @@ class Migration(migrations.Migration):
             model_name='accessrequest',
             constraint=models.UniqueConstraint(condition=models.Q(('status__in', ('in_review', 'changes_requested')), models.Q(('subject_key', ''), _negated=True)), fields=('type', 'subject_key'), name='accessrequest_one_open_change_per_subject'),
         ),
+        # Last, so that unapplying checks first.
+        migrations.RunPython(migrations.RunPython.noop, refuse_to_drop_change_requests),
     ]

@@ -31,6 +31,7 @@ from inventory.choices import RiskTier
 CHANGE_RISK_TIER = RiskTier.HIGH
 SUBJECT_LABEL_MAX = 200
 SUBJECT_URL_MAX = 300
+SUBJECT_KEY_MAX = 100
 
 
 def _checked_label(subject_label: str) -> str:
@@ -68,7 +69,11 @@ def _checked_payload(payload: Mapping[str, Any]) -> tuple[dict[str, Any], str]:
     version_id = stored.get("version_id")
     if isinstance(version_id, bool) or not isinstance(version_id, (int, str)) or str(version_id).strip() == "":
         raise ValidationFailed.on("payload", "The payload names what changes in its version_id.")
-    return stored, str(version_id).strip()
+    key = str(version_id).strip()
+    if len(key) > SUBJECT_KEY_MAX or has_control_characters(key):
+        # The key is stored in a bounded column (PostgreSQL refuses a longer one with an error).
+        raise ValidationFailed.on("payload", f"The version_id is one line of at most {SUBJECT_KEY_MAX} characters.")
+    return stored, key
 
 
 def _checked_type(type: str) -> str:
@@ -103,7 +108,8 @@ def change_request_open(
     requester nor ``excluded_reviewers`` may decide it, and they are never assigned.
 
     Refused: an unknown type, an empty or multi-line label, a link that is not a portal path, a
-    payload without ``version_id`` or not plain JSON (400); an auditor (403); no handler
+    payload without a one-line ``version_id`` of at most 100 characters or not plain JSON (400);
+    an auditor (403); no handler
     registered for the type, or an open request of the same type for the same ``version_id``
     (409)."""
     resolved = Actor.coerce(actor)

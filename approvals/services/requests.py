@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from approvals.extensions import change_handler
 from approvals.models import (
+    CHANGE_TYPES,
     OPEN_STATUSES,
     REQUEST_TRANSITIONS,
     AccessRequest,
@@ -152,6 +153,11 @@ def request_open(
     who = requester or resolved.on_behalf_of or resolved.user
     if type not in RequestType.values:
         raise ValidationFailed.on("type", "Unknown request type.")
+    if type in CHANGE_TYPES:
+        # About no integration: the database would refuse the row; change_request_open opens it.
+        raise ValidationFailed.on(
+            "type", "A change request is opened with change_request_open, without an integration."
+        )
     if has_control_characters(ticket_ref):
         raise ValidationFailed.on("ticket_ref", SINGLE_LINE_MESSAGE)
     scope_list = _validated_scopes(scopes)

@@ -19,6 +19,8 @@ from django.apps import apps as django_apps
 from django.contrib.auth.models import Group
 from django.contrib.messages import get_messages
 from django.db import IntegrityError, connection, transaction
+from django.db.migrations.exceptions import IrreversibleError
+from django.db.migrations.operations import RunPython
 from django.test.utils import CaptureQueriesContext
 
 from approvals import services, tasks
@@ -176,6 +178,19 @@ def test_the_assigned_iam_admins_are_emailed_the_request_link_and_its_subject(
     assert "Requested scopes" not in mail.body_text
 
 
+def test_the_plain_text_emails_carry_the_subject_and_comment_as_written(
+    admins: dict[str, User], handler: Recorder
+) -> None:
+    label = "Runtime policy v9 — R&D agents' limits"
+    req = _open(admins, subject_label=label, payload={"version_id": 9})
+    services.request_decide(actor=admins["carol"], request=req, decision="reject", comment="Don't & won't.")
+    assigned = OutboundEmail.objects.get(recipient=admins["carol"], key__startswith="approval-step-")
+    decided = OutboundEmail.objects.get(recipient=admins["alice"], key__startswith="approval-decision-")
+    assert f"for {label} (High risk)" in assigned.body_text and f"What changes: {label}" in assigned.body_text
+    assert f"for {label}." in decided.body_text and "Comment: Don't & won't." in decided.body_text
+    assert "R&amp;D agents&#x27; limits" in assigned.body_html, "the HTML part stays escaped"
+
+
 def test_a_second_open_request_for_the_same_version_is_a_conflict(
     change: AccessRequest, admins: dict[str, User], handler: Recorder
 ) -> None:
@@ -218,6 +233,7 @@ def test_a_policy_change_has_no_integration_and_any_other_request_has_one(
         ({"subject_url": "/\\evil.example"}, "subject_url"),
         ({"payload": {"action": "enforce"}}, "payload"),
         ({"payload": {"version_id": 7, "at": object()}}, "payload"),
+        ({"payload": {"version_id": "7" * 101}}, "payload"),
         ({"type": RequestType.REGISTRATION}, "type"),
     ],
 )
@@ -228,6 +244,31 @@ def test_bad_input_is_refused_and_opens_nothing(
         _open(admins, **extra)
     assert field_name in refused.value.errors
     assert not AccessRequest.objects.exists()
+
+
+def test_the_generic_request_service_refuses_a_change_type_instead_of_a_database_error(
+    admins: dict[str, User], make_integration: Callable[..., Any], catalog: dict[str, Any]
+) -> None:
+    integration = make_integration(status="active")
+    with pytest.raises(ValidationFailed) as refused:
+        services.request_open(
+            actor=admins["alice"], integration=integration, type=RequestType.POLICY_CHANGE, scopes=[catalog["mail"]]
+        )
+    assert "type" in refused.value.errors and not AccessRequest.objects.exists()
+
+
+def test_unapplying_the_migration_refuses_by_name_while_policy_changes_exist(
+    admins: dict[str, User], handler: Recorder
+) -> None:
+    migration = importlib.import_module("approvals.migrations.0007_policy_change_requests")
+    refuse: Callable[[Any, Any], None] = migration.refuse_to_drop_change_requests
+    refuse(django_apps, None)  # nothing to lose: it may go
+    _open(admins)
+    with pytest.raises(IrreversibleError, match="1 access request"):
+        refuse(django_apps, None)
+    # The guard is the last operation, so unapplying runs it before the integration turns NOT NULL.
+    guard = migration.Migration.operations[-1]
+    assert isinstance(guard, RunPython) and guard.reverse_code is refuse
 
 
 def test_an_auditor_cannot_ask_for_a_change(admins: dict[str, User], handler: Recorder, auditor: User) -> None:
@@ -472,6 +513,27 @@ def test_the_requester_the_deciders_iam_admins_and_auditors_see_it(
     assert api_as(assigned).get(f"/api/v1/access-requests/{change.pk}/").status_code == 404
     StepAssignment.objects.create(step=change.steps.get(), user=assigned, due_at=change.steps.get().due_at)
     assert api_as(assigned).get(f"/api/v1/access-requests/{change.pk}/").status_code == 200
+
+
+def test_a_staff_reviewer_finds_no_policy_change_in_the_admin(
+    change: AccessRequest,
+    admins: dict[str, User],
+    make_user: Callable[..., User],
+    iam_admin: User,
+    web_as: Callable[[User], Any],
+) -> None:
+    services.request_decide(actor=admins["carol"], request=change, decision="approve")
+    lists = ["/admin/approvals/accessrequest/", "/admin/approvals/requeststep/", "/admin/approvals/decision/"]
+    staff_reviewer = web_as(make_user("stan", Role.REVIEWER, is_staff=True))
+    for path in lists:
+        response = staff_reviewer.get(path)
+        assert response.status_code == 200 and LABEL not in response.content.decode(), path
+    detail = f"/admin/approvals/accessrequest/{change.pk}/change/"
+    assert staff_reviewer.get(detail).status_code == 302, "as for a row that does not exist"
+    staff_admin = web_as(iam_admin)
+    for path in lists:
+        assert LABEL in staff_admin.get(path).content.decode(), path
+    assert staff_admin.get(detail).status_code == 200
 
 
 def test_the_api_detail_shows_the_subject_and_keeps_every_field(
