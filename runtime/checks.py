@@ -1,11 +1,12 @@
 """System checks for the portal's signing keys (``manage.py check --database default``; migrate
-runs them too). A signing key nobody can decrypt is an error an operator must see before tokens
-stop being issued, not a key the portal silently replaces."""
+runs them too) and the runtime policy settings. A signing key nobody can decrypt is an error an
+operator must see before tokens stop being issued, not a key the portal silently replaces."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cryptography.fernet import Fernet
 from django.conf import settings
@@ -63,3 +64,26 @@ def signing_keys_readable_check(
         )
         for row in unreadable
     ]
+
+
+@register(Tags.compatibility)
+def policy_settings_check(app_configs: Any = None, **_: Any) -> list[CheckMessage]:
+    """runtime.E003: the runtime policy settings make a schema Cedar accepts, a time zone and a
+    replay default in range. Wrong, every decision would be a deny (or the decision API a 503)
+    until fixed: this says so before the first request."""
+    from runtime.policy.schema import SchemaSettingsError, current_schema
+
+    problems: list[str] = []
+    try:
+        current_schema()
+    except SchemaSettingsError as exc:
+        problems.append(str(exc))
+    except ValueError as exc:  # Cedar refuses a declared name (a reserved word such as "in")
+        problems.append(f"RUNTIME_POLICY_CONTEXT_ATTRIBUTES: {exc}")
+    try:
+        ZoneInfo(str(settings.RUNTIME_POLICY_TIME_ZONE))
+    except (ValueError, ZoneInfoNotFoundError):
+        problems.append(f"RUNTIME_POLICY_TIME_ZONE {settings.RUNTIME_POLICY_TIME_ZONE!r} is not a known time zone.")
+    if not 1 <= settings.RUNTIME_REPLAY_DEFAULT_LIMIT <= settings.RUNTIME_REPLAY_MAX_LIMIT:
+        problems.append(f"RUNTIME_REPLAY_DEFAULT_LIMIT must be from 1 to {settings.RUNTIME_REPLAY_MAX_LIMIT:,}.")
+    return [Error(problem, id="runtime.E003") for problem in problems]

@@ -156,6 +156,8 @@ class MachineUserRateThrottle(UserRateThrottle):
 
 
 class MachineRateThrottle(ApiRateThrottle):
-    """The machine limits in place of the token and user limits (set on such a view)."""
+    """The machine limits (``API_RATE_LIMIT_MACHINE_TOKEN``, ``API_RATE_LIMIT_MACHINE_USER``) in
+    place of the token and user limits, set on such a view: its calls count against those alone,
+    and every other endpoint keeps the limits above for the same token and user."""
 
     limits = (MachineTokenRateThrottle, MachineUserRateThrottle, AnonRateThrottle)

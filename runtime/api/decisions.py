@@ -12,7 +12,8 @@ Asking is in three passes, and nothing is decided unless every item of the body 
    that does not verify says which check failed, as the token endpoint does;
 3. one call to the decision point for all items, which logs every decision before the answer
    leaves. An evaluation error is a deny (the decision point's rule); anything unexpected while
-   deciding or logging is a 503 and nothing is answered as allowed.
+   reading, deciding or logging (a database error, a misconfigured deployment) is a 503 and
+   nothing is answered as allowed.
 
 Shadow versions are evaluated and logged by the decision point, never returned.
 """
@@ -49,14 +50,15 @@ from governance.api.permissions import AuditorsReadOnly
 from governance.api.schema import StrictInputSchema
 from governance.api.throttles import MachineRateThrottle
 from governance.exceptions import DomainError, Unprocessable
-from governance.filters import DateTimeFilter, IdFilter
+from governance.filters import IdFilter
 from governance.models import User
 from governance.validators import INT64_MAX, INT64_MIN, validate_single_line
 from governance.web import signed_in
 from inventory.models import Integration, Scope
-from runtime import permissions
+from runtime import permissions, selectors
 from runtime.errors import ExchangeRefused
 from runtime.exchange import TASK_MAX_LENGTH
+from runtime.filters import PolicyDecisionFilter
 from runtime.models import PolicyDecision, PolicyDecisionPoint
 from runtime.policy import entities, pdp
 from runtime.policy.schema import ACTIONS, caller_attributes
@@ -200,7 +202,11 @@ class CallerAttributesField(serializers.Field):
     def to_internal_value(self, data: Any) -> dict[str, pdp.CallerValue]:
         if not isinstance(data, Mapping):
             raise serializers.ValidationError("Expected an object of declared caller attributes.")
-        declared = caller_attributes()
+        try:
+            declared = caller_attributes()
+        except Exception:  # a misconfigured deployment (runtime.E003 names it): decide nothing
+            logger.exception("RUNTIME_POLICY_CONTEXT_ATTRIBUTES cannot be read; the decision API answered 503")
+            raise DecisionUnavailable(_UNAVAILABLE_DETAIL) from None
         errors: dict[str, list[str]] = {}
         values: dict[str, pdp.CallerValue] = {}
         for name, value in data.items():
@@ -393,11 +399,14 @@ class PolicyDecisionSerializer(serializers.ModelSerializer[PolicyDecision]):
 
 
 class DecisionUnavailable(DomainError):
-    """Deciding or logging failed unexpectedly: the caller must treat the request as denied."""
+    """Reading, deciding or logging failed unexpectedly: the caller must treat the request as denied."""
 
     status = 503
     title = "Decision unavailable"
     type_slug = "decision-unavailable"
+
+
+_UNAVAILABLE_DETAIL = "The decision point could not decide or log this request; treat it as denied and try again."
 
 
 @dataclass
@@ -516,6 +525,18 @@ def _answer(outcome: pdp.Outcome) -> dict[str, Any]:
     }
 
 
+def _read(items: Sequence[Mapping[str, Any]], *, batch: bool) -> list[pdp.PolicyRequest]:
+    """``policy_requests``, with anything unexpected while reading (the database, a workload
+    issuer's keys) a 503: never an allow, never a 500."""
+    try:
+        return policy_requests(items, batch=batch)
+    except Unprocessable:
+        raise
+    except Exception:
+        logger.exception("The decision API could not read what %d request(s) name; answered 503", len(items))
+        raise DecisionUnavailable(_UNAVAILABLE_DETAIL) from None
+
+
 def _decided(requests: list[pdp.PolicyRequest], traces: list[str], caller: User) -> list[pdp.Outcome]:
     try:
         # A savepoint: a database error while logging leaves the request's transaction usable.
@@ -523,9 +544,7 @@ def _decided(requests: list[pdp.PolicyRequest], traces: list[str], caller: User)
             return pdp.decide(requests, point=PolicyDecisionPoint.API, caller=caller, traces=traces)
     except Exception:  # deciding or logging failed: never an allow, never a 500
         logger.exception("The decision API could not decide or log %d request(s); answered 503", len(requests))
-        raise DecisionUnavailable(
-            "The decision point could not decide or log this request; treat it as denied and try again."
-        ) from None
+        raise DecisionUnavailable(_UNAVAILABLE_DETAIL) from None
 
 
 def _validated(data: Any) -> tuple[list[dict[str, Any]], bool]:
@@ -542,51 +561,63 @@ def _validated(data: Any) -> tuple[list[dict[str, Any]], bool]:
 # --- Views ------------------------------------------------------------------------------------------
 
 
-class DecisionFilter(django_filters.FilterSet):
-    integration = IdFilter(field_name="integration__id", label="Integration id", help_text="Integration id.")
+class DecisionFilter(PolicyDecisionFilter):
+    """The decisions page's filters (the same parameters mean the same thing), the version under
+    the name the API published (``policy_version``), and who asked, the owner and the trace."""
+
+    version = None  # type: ignore[assignment]  # named policy_version here
+    policy_version = IdFilter(
+        field_name="policy_version__number",
+        label="Policy version",
+        help_text="Number of the enforced policy version that decided.",
+    )
     owner = django_filters.CharFilter(
         field_name="owner__username", label="Owner (username)", help_text="Username of the business owner."
     )
     caller = django_filters.CharFilter(
         field_name="caller__username", label="Caller (username)", help_text="Username of the account that asked."
     )
-    decision = django_filters.ChoiceFilter(choices=[(value, value) for value in DECISIONS])
-    action = django_filters.ChoiceFilter(choices=[(action, action) for action in ACTIONS])
-    point = django_filters.ChoiceFilter(choices=PolicyDecisionPoint.choices)
-    policy_version = IdFilter(
-        field_name="policy_version__number",
-        label="Policy version",
-        help_text="Number of the enforced policy version that decided.",
-    )
     trace = django_filters.CharFilter(help_text="The trace the caller sent (or the token's jti).")
-    since = DateTimeFilter(field_name="at", lookup_expr="gte", help_text="From this time on (ISO 8601, inclusive).")
-    until = DateTimeFilter(field_name="at", lookup_expr="lt", help_text="Before this time (ISO 8601, exclusive).")
 
     class Meta:
         model = PolicyDecision
-        fields = ["integration", "owner", "caller", "decision", "action", "point", "policy_version", "trace"]
+        fields = [
+            "integration",
+            "owner",
+            "caller",
+            "decision",
+            "action",
+            "point",
+            "policy_version",
+            "shadow_disagrees",
+            "trace",
+            "since",
+            "until",
+        ]
 
 
-def decisions_for(user: Any) -> QuerySet[PolicyDecision]:
-    """The decision log as ``user`` may read it: all of it for those who read policies, nothing
-    otherwise; newest first, with what a row shows joined in the one query."""
-    if not permissions.can_read_policies(user):
-        return PolicyDecision.objects.none()
-    return PolicyDecision.objects.select_related("caller", "integration", "owner", "policy_version").order_by(
-        "-at", "-id"
+def decisions_listed(user: Any) -> QuerySet[PolicyDecision]:
+    """The decision log as ``user`` may read it (``selectors.policy_decisions_for``), newest
+    first, with what a row shows joined in the one query (not the deciding version's texts)."""
+    return (
+        selectors.policy_decisions_for(user)
+        .select_related("caller", "integration", "owner", "policy_version")
+        .defer("policy_version__cedar_text", "policy_version__tests", "policy_version__test_results")
+        .order_by("-at", "-id")
     )
 
 
 class DecisionAccess(BasePermission):
-    """Asking is for resource-server and gateway accounts and IAM admins; reading the log for
-    IAM admins, reviewers and auditors."""
+    """Asking is for resource-server and gateway accounts and IAM admins. Reading is filtered by
+    what the caller may see: the log is empty for anyone but IAM admins, reviewers and auditors,
+    and any of its decisions a 404."""
 
-    message = "Asking for decisions is for resource-server accounts; reading them for reviewers and auditors."
+    message = "Asking for decisions is for resource-server accounts and IAM admins."
 
     def has_permission(self, request: Request, view: Any) -> bool:
         if request.method == "POST":
             return permissions.can_ask_decisions(request.user)
-        return permissions.can_read_policies(request.user)
+        return True
 
 
 _PROBLEM = OpenApiResponse(description="Problem details (application/problem+json).")
@@ -618,7 +649,8 @@ _ASK_DESCRIPTION = (
 @extend_schema_view(
     list=extend_schema(
         summary="The decision log, newest first (IAM admins, reviewers, auditors)",
-        description="Every decision of the policy decision point, from the token endpoint and this API.",
+        description="Every decision of the policy decision point, from the token endpoint and this API. "
+        "Empty for anyone but IAM admins, reviewers and auditors.",
     ),
     retrieve=extend_schema(summary="One logged decision", responses={200: PolicyDecisionSerializer, 404: _PROBLEM}),
 )
@@ -633,7 +665,7 @@ class DecisionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
     schema = DecisionAskSchema()
 
     def get_queryset(self) -> QuerySet[PolicyDecision]:
-        return decisions_for(self.request.user)
+        return decisions_listed(self.request.user)
 
     def get_throttles(self) -> list[Any]:
         # Asking is what a gateway does on every call it serves: the machine limits apply.
@@ -649,7 +681,7 @@ class DecisionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
     )
     def create(self, request: Request) -> Response:
         items, batch = _validated(request.data)
-        requests = policy_requests(items, batch=batch)
+        requests = _read(items, batch=batch)
         outcomes = _decided(requests, [item["trace"] for item in items], signed_in(request))
         answers = [_answer(outcome) for outcome in outcomes]
         return Response({"results": answers} if batch else answers[0])

@@ -107,6 +107,8 @@ class SchemaSettingsError(ValueError):
 def caller_attributes() -> dict[str, str]:
     """The caller-supplied context attributes, by name and Cedar type, checked."""
     declared: Mapping[str, str] = settings.RUNTIME_POLICY_CONTEXT_ATTRIBUTES
+    if not isinstance(declared, Mapping):
+        raise SchemaSettingsError("RUNTIME_POLICY_CONTEXT_ATTRIBUTES must be a JSON object: name → Cedar type.")
     checked: dict[str, str] = {}
     for name, kind in declared.items():
         if not ATTRIBUTE_NAME.match(str(name)) or kind not in CONTEXT_TYPES:

@@ -36,6 +36,7 @@ LISTS = [
     "audit-events",
     "campaign-definitions",
     "campaigns",
+    "decisions",
     "grants",
     "integrations",
     "ownership-transfers",
@@ -184,6 +185,7 @@ PAGES = [
     "/webhooks/",
     "/inventory/issuers/",
     "/runtime/activity/",
+    "/runtime/decisions/",
 ]
 
 

@@ -17,8 +17,9 @@ from rest_framework.test import APIClient
 from governance.models import User
 from governance.roles import Role
 from inventory.models import Grant, Integration
+from runtime import checks
 from runtime.models import PolicyDecision, PolicyStatus, PolicyVersion
-from runtime.policy import log
+from runtime.policy import entities, log
 from runtime.policy.source import text_sha256
 from tests.runtime.exchange_support import build_world
 from tests.runtime.issuer_support import TestIssuer
@@ -207,6 +208,19 @@ def test_no_enforced_version_answers_deny_without_a_version(asks: Callable[[Any]
     assert answer["decision"] == "deny" and answer["policy_version"] is None and answer["errors"]
 
 
+def test_a_failure_to_read_what_a_request_names_is_a_503_and_nothing_is_decided(
+    asks: Callable[[Any], Any], world: PolicyWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise DatabaseError("connection lost")
+
+    # A database failing mid-read is simulated: the one failure a test cannot cause for real.
+    monkeypatch.setattr(entities, "load_integrations", broken)
+    body = _problem(asks({"requests": [ask(world.integration)] * 2}), 503)
+    assert "denied" in body["detail"] and "allow" not in str(body)
+    assert not PolicyDecision.objects.exists()
+
+
 def test_a_failure_to_log_is_a_503_and_never_an_allow(
     asks: Callable[[Any], Any], world: PolicyWorld, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -390,10 +404,12 @@ def test_the_log_is_not_for_gateways_or_business_users(
     request: pytest.FixtureRequest,
     who: str,
 ) -> None:
+    # A decision they may not see answers 404, as a decision that does not exist does.
     decision_id = asks(ask(world.integration)).json()["decision_id"]
     client = api_as(request.getfixturevalue(who))
-    _problem(client.get(URL), 403)
-    _problem(client.get(f"{URL}{decision_id}/"), 403)
+    listing = client.get(URL)
+    assert listing.status_code == 200 and listing.json()["results"] == []
+    _problem(client.get(f"{URL}{decision_id}/"), 404)
 
 
 # --- Reading the log --------------------------------------------------------------------------------
@@ -446,6 +462,30 @@ def test_the_log_filters_by_integration_decision_action_version_and_time(
     assert listed(until=(now + timedelta(minutes=1)).isoformat()) == [denied, allowed]
     for param, value in (("decision", "maybe"), ("policy_version", "x"), ("since", "yesterday")):
         assert param in _problem(client.get(URL, {param: value}), 400)["errors"]
+
+
+def test_the_log_filters_as_the_decisions_page_does(
+    api_as: Callable[[User], APIClient], asks: Callable[[Any], Any], auditor: User, world: PolicyWorld
+) -> None:
+    before = asks(ask(world.integration)).json()["decision_id"]
+    enforced = PolicyVersion.objects.get(status=PolicyStatus.ENFORCED)
+    text = (
+        enforced.cedar_text + '\n@id("forbid-all")\n@description("Nothing.")\nforbid (principal, action, resource);\n'
+    )
+    PolicyVersion.objects.create(
+        number=2, title="Stricter", cedar_text=text, sha256=text_sha256(text), status=PolicyStatus.SHADOW
+    )
+    disagreeing = asks(ask(world.integration)).json()["decision_id"]
+    client = api_as(auditor)
+
+    def listed(**params: Any) -> list[str]:
+        response = client.get(URL, params)
+        assert response.status_code == 200, response.content
+        return [row["decision_id"] for row in response.json()["results"]]
+
+    assert listed(shadow_disagrees="true") == [disagreeing]
+    assert listed(shadow_disagrees="false") == [before]
+    assert "shadow_disagrees" in _problem(client.get(URL, {"shadow_disagrees": "maybe"}), 400)["errors"]
 
 
 def test_the_log_cannot_be_changed_through_the_api(
@@ -565,3 +605,38 @@ def test_asking_has_its_own_limit_beside_the_apis(
     client = token_client(gateway)
     statuses = [client.post(URL, ask(world.integration), format="json").status_code for _ in range(3)]
     assert statuses == [200, 200, 429]
+    # The rest of the API keeps its own limit for the same token, untouched by the asking.
+    assert [client.get("/api/v1/scopes/").status_code for _ in range(2)] == [200, 429]
+
+
+# --- Settings ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("declared", "sent"),
+    [
+        ({"colour": "Integer"}, {"colour": 5}),
+        (["tool"], {"tool": "search"}),
+        ({"Tool": "String"}, {"Tool": "search"}),
+        ({"in": "Bool"}, {"in": True}),
+    ],
+    ids=["unknown-type", "not-an-object", "upper-case", "cedar-reserved-word"],
+)
+def test_a_bad_caller_attribute_setting_is_a_check_error_and_a_503_never_a_500_or_an_allow(
+    asks: Callable[[Any], Any], world: PolicyWorld, settings: Any, declared: Any, sent: dict[str, Any]
+) -> None:
+    settings.RUNTIME_POLICY_CONTEXT_ATTRIBUTES = declared
+    assert [error.id for error in checks.policy_settings_check()] == ["runtime.E003"]
+    for body in (ask(world.integration), ask(world.integration, attributes=sent)):
+        problem = _problem(asks(body), 503)
+        assert "denied" in problem["detail"]
+    assert not PolicyDecision.objects.exists()
+
+
+def test_the_shipped_policy_settings_pass_the_check_and_a_bad_time_zone_does_not(settings: Any) -> None:
+    assert checks.policy_settings_check() == []
+    settings.RUNTIME_POLICY_TIME_ZONE = "Mars/Olympus_Mons"
+    settings.RUNTIME_REPLAY_DEFAULT_LIMIT = 0
+    errors = checks.policy_settings_check()
+    assert [error.id for error in errors] == ["runtime.E003", "runtime.E003"]
+    assert "RUNTIME_POLICY_TIME_ZONE" in errors[0].msg and "RUNTIME_REPLAY_DEFAULT_LIMIT" in errors[1].msg
