@@ -6,13 +6,14 @@ from django.apps import AppConfig
 def _test_seeded_versions(using: str = "default", **_: Any) -> None:
     """A version a migration seeded has never had its tests run: run them once, so its page and
     the API show their results rather than "not run"."""
+    from governance.actors import Actor
     from runtime.models import PolicyStatus, PolicyVersion
     from runtime.services.policies import policy_tests_run
 
     for version in (
         PolicyVersion.objects.using(using).filter(tests_run_at__isnull=True).exclude(status=PolicyStatus.RETIRED)
     ):
-        policy_tests_run(version=version)
+        policy_tests_run(actor=Actor.system(on_behalf_of=None), version=version)
 
 
 class RuntimeConfig(AppConfig):

@@ -64,6 +64,8 @@ class PolicyDraftForm(AccessibleForm):
             value = json.loads(raw)
         except json.JSONDecodeError as exc:
             raise ValidationError(f"Not valid JSON: line {exc.lineno}, column {exc.colno}: {exc.msg}.") from exc
+        except RecursionError as exc:  # lists or objects nested deeper than the decoder goes
+            raise ValidationError("The tests nest too deeply: each test is one flat object.") from exc
         if not isinstance(value, list):
             raise ValidationError("The tests are a JSON list, one object per test.")
         return value
@@ -387,8 +389,9 @@ def policy_detail(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def policy_tests_run(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     version = _version(request, pk)
-    _writer(request)
-    results = attempt(request, lambda: services.policy_tests_run(version=version), success="The tests were run.")
+    results = attempt(
+        request, lambda: services.policy_tests_run(actor=request.user, version=version), success="The tests were run."
+    )
     if results is not None and any(not result.get("passed") for result in results):
         messages.warning(request, "Some tests fail: see them at the top of the list.")
     return redirect(reverse("runtime:policy-detail", args=[version.pk]) + "#h-tests")

@@ -30,7 +30,8 @@ the next one.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -38,16 +39,25 @@ from django.db.models import Max, Q
 from django.urls import reverse
 from django.utils import timezone
 
-from approvals.models import OPEN_STATUSES, AccessRequest, RequestStatus, RequestType
+from approvals.models import OPEN_STATUSES, AccessRequest, Decision, DecisionKind, RequestStatus, RequestType
 from approvals.services import change_request_cancel, change_request_open
 from governance.actors import Actor
 from governance.audit import audit_record
 from governance.exceptions import Conflict, IllegalTransition, NotAllowed, Unprocessable, ValidationFailed
-from governance.models import User
+from governance.models import AuditEvent, User
 from governance.validators import SINGLE_LINE_MESSAGE, has_control_characters
 from runtime.models import PolicyReplay, PolicyStatus, PolicyVersion, ReplayStatus
 from runtime.permissions import can_manage_policies
-from runtime.policy.source import PolicyError, PolicyTextInvalid, check, errors_of, load, text_sha256
+from runtime.policy.source import (
+    MAX_TEXT,
+    PolicyError,
+    PolicyTextInvalid,
+    errors_of,
+    load,
+    position,
+    split_statements,
+    text_sha256,
+)
 from runtime.policy.testing import PolicyTestsInvalid, checked_tests, run_tests
 
 # What people move by hand; enforcing (and the retirement it causes) only follows an approval.
@@ -65,6 +75,21 @@ SOURCES = ("portal", "api")
 TITLE_MAX = 200
 SOURCE_REF_MAX = 200
 LABEL_MAX = 200
+# Cedar's parser recurses once per nested bracket and overflows the worker's stack (the process
+# dies, no exception) some hundreds of levels down, and a long chain of operators nests as deep
+# in the JSON form a set is loaded from. Real policies stay far below these bounds (the shipped
+# ones: 15 operators, brackets 2 deep); a text past them is refused before any parser reads it.
+MAX_NESTING = 32
+MAX_OPERATORS = 200
+_STRING_OR_COMMENT = re.compile(r'"(?:\\.|[^"\\])*"?|//[^\n]*')
+_OPERATOR = re.compile(r"&&|\|\||[=!<>]=|[<>+*.-]|\b(?:if|in|has|like|is)\b")
+TOO_DEEP = (
+    "The policy engine cannot load this policy: a chain of conditions nests too deeply. Split it into "
+    "several policies, or test membership with […].contains(…)."
+)
+# Whose work a version is: its audit events name each author and editor (and, for a service
+# account, the person answering for it).
+WRITTEN = ("policy_version.created", "policy_version.edited")
 
 
 class PolicyTextRejected(Unprocessable):
@@ -107,16 +132,60 @@ def _checked_line(field: str, value: str, *, maximum: int, required: bool) -> st
     return value
 
 
+def _blanked(statement: str) -> str:
+    """``statement`` with its strings and comments blanked out (same length: offsets hold)."""
+    return _STRING_OR_COMMENT.sub(lambda match: " " * len(match.group()), statement)
+
+
+def _shape_errors(text: str) -> list[PolicyError]:
+    """Where a policy nests brackets deeper than ``MAX_NESTING`` or holds more than
+    ``MAX_OPERATORS`` operators (found without parsing: the parser is what such a text breaks)."""
+    errors: list[PolicyError] = []
+    for statement in split_statements(text):
+        code = _blanked(statement.text)
+        depth, offset = 0, -1
+        for index, char in enumerate(code):
+            depth = max(0, depth + (char in "([{") - (char in ")]}"))
+            if depth > MAX_NESTING:
+                offset = index
+                break
+        if offset >= 0:
+            message = f"Brackets nest more than {MAX_NESTING} deep: split the condition into simpler ones."
+            errors.append(PolicyError(*position(text, statement.start + offset), message))
+            continue
+        operators = [match.start() for match in _OPERATOR.finditer(code)]
+        if len(operators) > MAX_OPERATORS:
+            message = f"A policy holds at most {MAX_OPERATORS} operators: split it into several policies."
+            errors.append(PolicyError(*position(text, statement.start + operators[MAX_OPERATORS]), message))
+    return errors
+
+
+def _deepest_policy(text: str) -> PolicyError:
+    """The unloadable text's policy with the most operators, at its first line (a text that
+    validated has at least one)."""
+    deepest = max(split_statements(text), key=lambda statement: len(_OPERATOR.findall(_blanked(statement.text))))
+    code = _blanked(deepest.text)
+    start = len(code) - len(code.lstrip())
+    return PolicyError(*position(text, deepest.start + start), TOO_DEEP)
+
+
 def _checked_text(cedar_text: str) -> str:
     """The text as stored (line ends made ``\\n``, so a browser's and a repository's copy of the
-    same text have one hash), parsed and strictly validated."""
+    same text have one hash), parsed, strictly validated, and loadable by the decision point."""
     if not isinstance(cedar_text, str):
         raise ValidationFailed.on("cedar_text", "Expected a string.")
     text = cedar_text.replace("\r\n", "\n")
+    # An oversized text is refused by its size first (no need to scan it).
+    shape = _shape_errors(text) if len(text) <= MAX_TEXT else []
+    if shape:
+        raise PolicyTextRejected(shape)
     try:
-        check(text)
+        load(text)
     except PolicyTextInvalid as invalid:
         raise PolicyTextRejected(invalid.errors) from invalid
+    except (ValueError, RecursionError) as exc:
+        # It parses and validates, but its JSON form nests deeper than the loader reads.
+        raise PolicyTextRejected([_deepest_policy(text)]) from exc
     return text
 
 
@@ -159,6 +228,8 @@ def _results(text: str, raw_tests: Any) -> tuple[list[dict[str, Any]], bool]:
     except PolicyTextInvalid as invalid:
         error = f"The policy text does not validate against the current schema: {invalid}"
         return [_failed_result(test, error) for test in tests], False
+    except (ValueError, RecursionError):
+        return [_failed_result(test, TOO_DEEP) for test in tests], False
     results = [result.as_dict() for result in run_tests(loaded, tests)]
     return results, all(result["passed"] for result in results)
 
@@ -408,11 +479,11 @@ def policy_draft_update(
     return _copy_back(version, row)
 
 
-def policy_tests_run(*, version: PolicyVersion) -> list[dict[str, Any]]:
+def policy_tests_run(*, actor: Actor | User, version: PolicyVersion) -> list[dict[str, Any]]:
     """Run the version's tests against the current schema and store the results (whatever its
     status: a schema change may have broken the enforced one). Results of a text that changed
-    meanwhile are not stored over the newer ones. Who may run them is checked by the caller
-    (``can_manage_policies``)."""
+    meanwhile are not stored over the newer ones. IAM admins (or the system) only."""
+    _manager(actor, "run policy tests")
     results, passed = _results(version.cedar_text, version.tests)
     now = timezone.now()
     stored = PolicyVersion.objects.filter(pk=version.pk, sha256=version.sha256).update(
@@ -485,8 +556,46 @@ def policy_retire(*, actor: Actor | User, version: PolicyVersion) -> PolicyVersi
 # --- Two-person enforcement -------------------------------------------------------------------
 
 
+def _writer_ids(version: PolicyVersion) -> set[int]:
+    """Everyone who wrote or edited ``version`` — every editor, not only the last one — and the
+    person answering for a service account that did (its audit events' owner)."""
+    ids = {pk for pk in (version.created_by_id, version.edited_by_id) if pk is not None}
+    events = AuditEvent.objects.filter(
+        target_type=PolicyVersion._meta.label_lower, target_id=str(version.pk), action__in=WRITTEN
+    )
+    for actor_id, owner_id in events.values_list("actor_id", "owner_id"):
+        ids |= {pk for pk in (actor_id, owner_id) if pk is not None}
+    return ids
+
+
 def _authors(version: PolicyVersion) -> list[User]:
-    return [user for user in (version.created_by, version.edited_by) if user is not None]
+    return list(User.objects.filter(pk__in=_writer_ids(version)))
+
+
+def _people_behind(users: Iterable[User]) -> set[int]:
+    """The people acting through ``users``: each one, and the manager answering for a service
+    account."""
+    ids: set[int] = set()
+    for user in users:
+        ids.add(user.pk)
+        if user.is_service_account and user.manager_id is not None:
+            ids.add(user.manager_id)
+    return ids
+
+
+def _check_two_people(req: AccessRequest, target: PolicyVersion, actor: Actor) -> None:
+    """Nobody who asked for the change or wrote the version — counting edits made after the
+    request was opened, which approvals did not know to exclude, and service accounts acting for
+    them — approves it."""
+    approvals = Decision.objects.filter(request=req, step__round=req.round, decision=DecisionKind.APPROVE)
+    approvers = list(User.objects.filter(pk__in=approvals.values("reviewer_id")))
+    deciding = _people_behind([*approvers, actor.user])
+    barred = _writer_ids(target) | _people_behind([req.requester])
+    if deciding & barred:
+        raise NotAllowed(
+            f"Separation of duties: v{target.number} was written or edited, or this change asked for, by "
+            "someone approving it. Another IAM admin must decide; reject this request if it can never apply."
+        )
 
 
 def _label(prefix: str, version: PolicyVersion) -> str:
@@ -573,6 +682,7 @@ def policy_rollback_request(*, actor: Actor | User, justification: str = "") -> 
                 "from_version_id": current.pk,
             },
             justification=justification,
+            excluded_reviewers=_authors(previous),
         )
         PolicyVersion.objects.filter(pk=previous.pk).update(change_request_id=req.pk)
         previous.change_request_id = req.pk
@@ -634,6 +744,7 @@ def _apply_approved(req: AccessRequest, actor: Actor) -> None:
         raise Conflict(f"The policy version request #{req.pk} names no longer exists.")
     current = next((row for row in rows if row.status == PolicyStatus.ENFORCED and row.pk != version_id), None)
     action = _check_applicable(req, target, current)
+    _check_two_people(req, target, actor)
     approver, now, before = _person(actor), timezone.now(), target.status
     if current is not None:
         _move(current, PolicyStatus.ENFORCED, status=PolicyStatus.RETIRED, retired_at=now, retired_by=approver)

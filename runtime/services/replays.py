@@ -120,14 +120,17 @@ def replay_run(*, replay_id: int) -> PolicyReplay | None:
     if not _claim(replay_id):
         return None
     replay = PolicyReplay.objects.select_related("candidate", "requested_by").get(pk=replay_id)
+    # A second delivery of the task may run beside this one: once either has finished, the other
+    # writes nothing more (its progress, its hash) over the finished report.
+    running = PolicyReplay.objects.filter(pk=replay_id, status=ReplayStatus.RUNNING)
     try:
         candidate = _candidate(replay.candidate)
-        PolicyReplay.objects.filter(pk=replay_id).update(candidate_sha256=candidate.sha256)
+        running.update(candidate_sha256=candidate.sha256)
         report = engine.replay(
             candidate,
             limit=replay.limit,
-            on_start=lambda total: PolicyReplay.objects.filter(pk=replay_id).update(total=total),
-            on_progress=lambda done: PolicyReplay.objects.filter(pk=replay_id).update(processed=done),
+            on_start=lambda total: running.update(total=total),
+            on_progress=lambda done: running.update(processed=done),
         )
     except Exception as exc:  # the run fails loudly in its report; a rerun starts over
         log.exception("Policy replay %s failed", replay_id)

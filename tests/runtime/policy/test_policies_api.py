@@ -122,6 +122,62 @@ def test_a_typo_answers_422_with_its_line_and_column(api_as: Client, iam_admin: 
     assert PolicyVersion.objects.count() == 1
 
 
+def _deep_brackets() -> str:
+    return (
+        '@id("deep")\n@description("Brackets nested far too deep.")\n'
+        "forbid (principal, action, resource)\nwhen { " + "(" * 5000 + "true" + ")" * 5000 + " };\n"
+    )
+
+
+def _long_chain() -> str:
+    codes = " || ".join(f'resource.code == "crm:{index}"' for index in range(60))
+    return f'\n@id("forbid-listed")\n@description("Frozen.")\nforbid (principal, action, resource is Scope)\nwhen {{ {codes} }};\n'
+
+
+ODD_BODIES: dict[str, Callable[[], object]] = {
+    "tests not a list": lambda: _body(tests="all of them"),
+    "a test that is a number": lambda: _body(tests=[1]),
+    "an override that is a list": lambda: _body(tests=[{**VENDOR_TEST, "integration": ["Acme"]}]),
+    "text that is a number": lambda: _body(cedar_text=5),
+    "text past the size limit": lambda: _body(cedar_text=stricter_text() + "// padding\n" * 20_000),
+    "brackets nested too deep": lambda: _body(cedar_text=_deep_brackets()),
+    "a chain too deep to load": lambda: _body(cedar_text=shipped().cedar_text + _long_chain(), tests=[]),
+    "a body that is a list": lambda: [_body()],
+}
+
+
+@pytest.mark.parametrize("odd", list(ODD_BODIES))
+def test_odd_input_is_refused_by_name_and_creates_or_changes_nothing(api_as: Client, iam_admin: User, odd: str) -> None:
+    client = api_as(iam_admin)
+    draft = _draft(iam_admin)
+    body = ODD_BODIES[odd]()
+    for response in (client.post(URL, body, format="json"), client.put(f"{_detail(draft)}draft", body, format="json")):
+        assert response.status_code in (400, 422), (odd, response.status_code, response.content[:300])
+        assert response["Content-Type"].startswith("application/problem+json")
+    draft.refresh_from_db()
+    assert PolicyVersion.objects.count() == 2 and draft.cedar_text == stricter_text()
+
+
+def test_text_nested_too_deep_is_refused_with_its_place(api_as: Client, iam_admin: User) -> None:
+    response = api_as(iam_admin).post(URL, _body(cedar_text=_deep_brackets()), format="json")
+    assert response.status_code == 422
+    [error] = response.json()["policy_errors"]
+    assert (error["line"], error["column"]) == (4, len("when { ") + policies.MAX_NESTING)
+
+
+def test_a_document_nested_too_deep_is_a_400(api_as: Client, iam_admin: User) -> None:
+    raw = '{"title": "Deep", "cedar_text": "x", "tests": ' + "[" * 5000 + "]" * 5000 + "}"
+    response = api_as(iam_admin).post(URL, raw, content_type="application/json")
+    assert response.status_code == 400 and PolicyVersion.objects.count() == 1
+
+
+def test_crlf_text_is_stored_with_newlines_and_the_repository_hash(api_as: Client, iam_admin: User) -> None:
+    response = api_as(iam_admin).post(URL, _body(cedar_text=stricter_text().replace("\n", "\r\n")), format="json")
+    assert response.status_code == 201
+    body = response.json()
+    assert body["sha256"] == text_sha256(stricter_text()) and "\r" not in body["cedar_text"]
+
+
 def test_a_malformed_test_answers_422_naming_its_field(api_as: Client, iam_admin: User) -> None:
     tests = [*stricter_tests()[:2], {**VENDOR_TEST, "scope": {"acess": "admin"}}]
     response = api_as(iam_admin).post(URL, _body(tests=tests))

@@ -138,8 +138,11 @@ def test_a_reviewer_cannot_move_a_version(
     client = web_as(reviewer)
     assert client.post(f"{detail_url(version)}shadow/").status_code == 403
     assert client.post(f"{detail_url(version)}replays/", {"limit": 10}).status_code == 403
+    tests_run_at = version.tests_run_at
+    assert client.post(f"{detail_url(version)}tests/").status_code == 403
     version.refresh_from_db()
     assert version.status == PolicyStatus.DRAFT and not version.replays.exists()
+    assert version.tests_run_at == tests_run_at
 
 
 # --- The editor ---------------------------------------------------------------------------------------
@@ -171,6 +174,35 @@ def test_tests_that_are_not_json_come_back_with_their_position(
     )
     assert response.status_code == 400
     assert "Not valid JSON: line 1, column 11" in response.content.decode()
+
+
+def test_tests_nested_too_deep_come_back_as_an_error_with_everything_kept(
+    web_as: Callable[[User], Any], iam_admin: User, world: PolicyWorld
+) -> None:
+    version = draft(iam_admin)
+    typed = version.cedar_text + ADDED_POLICY
+    tests = "[" * 100_000 + "]" * 100_000
+    for path in (detail_url(version), NEW):
+        response = web_as(iam_admin).post(path, {"title": "Deep tests", "cedar_text": typed, "tests": tests})
+        assert response.status_code == 400, path
+        html = response.content.decode()
+        assert "The tests nest too deeply" in html and "forbid-crm-write" in html and "Deep tests" in html
+    assert PolicyVersion.objects.count() == 2
+
+
+def test_text_nested_too_deep_comes_back_with_its_place_and_the_text_kept(
+    web_as: Callable[[User], Any], iam_admin: User, world: PolicyWorld
+) -> None:
+    version = draft(iam_admin)
+    deep = '\n@id("deep")\n@description("Too deep.")\nforbid (principal, action, resource)\nwhen { ' + "(" * 2000
+    typed = (version.cedar_text + deep + "true" + ")" * 2000 + " };\n").replace("\n", "\r\n")
+    response = web_as(iam_admin).post(detail_url(version), {"title": "Deep", "cedar_text": typed, "tests": "[]"})
+    assert response.status_code == 400
+    html = response.content.decode()
+    when_line = version.cedar_text.count("\n") + 5
+    assert f"line {when_line}, column {len('when { ') + 32}" in html and "(" * 2000 in html
+    version.refresh_from_db()
+    assert "Too deep." not in version.cedar_text and version.title == "Freeze CRM writes"
 
 
 def test_saving_a_draft_stores_it_and_shows_the_added_line_in_the_diff(

@@ -272,3 +272,80 @@ def test_a_rollback_no_longer_applies_once_another_version_is_enforced(
     with pytest.raises(Conflict, match="enforced version changed"):
         request_decide(actor=approver, request=rollback, decision="approve")
     assert enforced_numbers() == [third.number]
+
+
+# --- Separation of duties, whoever edits when ------------------------------------------------------
+
+
+@pytest.fixture
+def fourth(make_user: Callable[..., User]) -> User:
+    return make_user("admin4", Role.IAM_ADMIN)
+
+
+def test_an_earlier_editor_cannot_approve_though_someone_else_edited_last(
+    author: User, asker: User, approver: User, fourth: User
+) -> None:
+    draft = _draft(author)
+    policies.policy_draft_update(actor=approver, version=draft, title="Tightened", cedar_text=stricter_text())
+    policies.policy_draft_update(actor=author, version=draft, title="Tightened again", cedar_text=stricter_text())
+    replayed(draft, author)
+    req = _requested(draft, asker)
+    assert draft.edited_by == author and approver.pk in req.excluded_reviewer_ids
+    with pytest.raises(NotAllowed, match="wrote or edited"):
+        request_decide(actor=approver, request=req, decision="approve")
+    assert enforced_numbers() == [1]
+    request_decide(actor=fourth, request=req, decision="approve")
+    assert enforced_numbers() == [2]
+
+
+def test_whoever_edits_after_the_request_cannot_approve_it_even_with_the_same_text(
+    author: User, asker: User, approver: User, world: PolicyWorld
+) -> None:
+    draft = _ready(author)
+    req = _requested(draft, asker)
+    # The same text (so the same hash) with one test renamed: the approver is now an editor.
+    tests = [*stricter_tests()[:-1], {**VENDOR_TEST, "name": "vendors stay out of admin scopes"}]
+    policies.policy_draft_update(
+        actor=approver, version=draft, title="Renamed a test", cedar_text=stricter_text(), tests=tests
+    )
+    assert draft.sha256 == req.payload["sha256"]
+    with pytest.raises(NotAllowed, match="Separation of duties"):
+        request_decide(actor=approver, request=req, decision="approve")
+    req.refresh_from_db()
+    draft.refresh_from_db()
+    assert req.status == RequestStatus.IN_REVIEW and draft.status == PolicyStatus.DRAFT
+    assert enforced_numbers() == [1] and _admin_decision(world) == 1
+    assert not AuditEvent.objects.filter(action="policy_version.enforced").exists()
+
+
+def test_the_author_of_the_version_rolled_back_to_cannot_approve_the_rollback(
+    author: User, asker: User, approver: User, fourth: User
+) -> None:
+    second = _enforce(author, asker, approver)
+    third = policies.policy_draft_create(
+        actor=approver, title="Third", cedar_text=stricter_text() + "\n// third\n", tests=stricter_tests()
+    )
+    replayed(third, approver)
+    request_decide(actor=author, request=_requested(third, asker), decision="approve")
+    assert enforced_numbers() == [third.number]
+    rollback = policies.policy_rollback_request(actor=asker, justification="Back to v2.")
+    assert rollback.payload["version_id"] == second.pk and author.pk in rollback.excluded_reviewer_ids
+    with pytest.raises(NotAllowed):
+        request_decide(actor=author, request=rollback, decision="approve")
+    assert enforced_numbers() == [third.number]
+    request_decide(actor=fourth, request=rollback, decision="approve")
+    assert enforced_numbers() == [second.number]
+
+
+def test_the_person_behind_a_service_account_cannot_approve_what_it_wrote(
+    make_user: Callable[..., User], asker: User, approver: User
+) -> None:
+    # A repository's CI pushes drafts with an IAM admin service account that its manager answers for.
+    manager = approver
+    robot = make_user("ci-robot", Role.IAM_ADMIN, manager=manager, is_service_account=True)
+    draft = _ready(robot)
+    req = _requested(draft, asker)
+    assert manager.pk in req.excluded_reviewer_ids
+    with pytest.raises(NotAllowed, match="(?i)separation of duties"):
+        request_decide(actor=manager, request=req, decision="approve")
+    assert enforced_numbers() == [1]

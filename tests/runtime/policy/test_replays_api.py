@@ -19,7 +19,9 @@ from governance.models import AuditEvent, User
 from governance.roles import Role
 from runtime.models import PolicyReplay, PolicyVersion, ReplayStatus
 from runtime.policy import pdp
+from runtime.policy import replay as engine
 from runtime.services import policies
+from runtime.services.replays import replay_start
 from runtime.tasks import policy_replay_run
 from tests.runtime.policy.support import build_policy_world
 from tests.runtime.policy.versions_support import replayed, shipped
@@ -153,6 +155,36 @@ def test_an_edit_after_the_run_makes_the_report_stale(api_as: Client, iam_admin:
     )
     assert client.get(detail_url(replay)).json()["fresh"] is False
     assert client.get(REPLAYS).json()["results"][0]["fresh"] is False
+
+
+def test_a_second_delivery_of_the_task_beside_the_first_leaves_one_consistent_report(
+    iam_admin: User, decision_log: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    version = candidate(iam_admin)
+    replay = replay_start(actor=iam_admin, version=version)
+    real = engine.replay
+    after_each_chunk: list[tuple[str, int, int]] = []
+
+    def first_delivery(loaded: Any, **kwargs: Any) -> Any:
+        on_progress = kwargs.pop("on_progress")
+
+        def progress(done: int) -> None:
+            if not after_each_chunk:
+                # The queue hands the task out again while this run is still going; that one ends first.
+                monkeypatch.setattr(engine, "replay", real)
+                assert policy_replay_run(replay.pk) == "done"
+            on_progress(done)
+            row = PolicyReplay.objects.values_list("status", "processed", "total").get(pk=replay.pk)
+            after_each_chunk.append(row)
+
+        return real(loaded, on_progress=progress, **{**kwargs, "chunk_size": 1})
+
+    monkeypatch.setattr(engine, "replay", first_delivery)
+    assert policy_replay_run(replay.pk) == "done"
+    # The straggler wrote nothing over the finished report: it reads "6 of 6" all along.
+    assert after_each_chunk == [("done", 6, 6)] * 6
+    assert AuditEvent.objects.filter(action="policy_replay.finished").count() == 1
+    assert policy_replay_run(replay.pk) == "skipped"
 
 
 def test_the_path_the_contract_first_named_starts_a_replay_too(api_as: Client, iam_admin: User) -> None:

@@ -181,17 +181,27 @@ def test_only_iam_admins_write_policies(make_user: Callable[..., User], iam_admi
 
 def test_running_the_tests_stores_their_results(iam_admin: User) -> None:
     enforced = shipped()
-    results = policies.policy_tests_run(version=enforced)
+    results = policies.policy_tests_run(actor=iam_admin, version=enforced)
     enforced.refresh_from_db()
     assert enforced.tests_passed and enforced.tests_run_at is not None
     assert enforced.test_results == results and len(results) == len(enforced.tests)
+
+
+@pytest.mark.parametrize("role", [Role.REVIEWER, Role.AUDITOR, Role.BUSINESS_USER])
+def test_only_iam_admins_run_the_tests(make_user: Callable[..., User], role: str) -> None:
+    enforced = shipped()
+    before = enforced.tests_run_at
+    with pytest.raises(NotAllowed):
+        policies.policy_tests_run(actor=make_user("someone", role), version=enforced)
+    enforced.refresh_from_db()
+    assert enforced.tests_run_at == before
 
 
 def test_results_of_a_text_edited_meanwhile_are_not_stored(iam_admin: User) -> None:
     draft = _draft(iam_admin, cedar_text=shipped().cedar_text)
     stale = PolicyVersion.objects.get(pk=draft.pk)
     policies.policy_draft_update(actor=iam_admin, version=draft, title="Fixed", cedar_text=stricter_text())
-    policies.policy_tests_run(version=stale)  # decided by the text it was read with: one test fails
+    policies.policy_tests_run(actor=iam_admin, version=stale)  # decided by the text it was read with: one test fails
     draft.refresh_from_db()
     assert draft.tests_passed
 
@@ -213,3 +223,47 @@ def test_a_number_taken_meanwhile_is_retried(iam_admin: User) -> None:
         pre_save.disconnect(sender=PolicyVersion, dispatch_uid="test-number-race")
     assert taken and taken[0].number == 2
     assert draft.number == 2 and PolicyVersion.objects.filter(number=2).get() == draft
+
+
+# Brackets nested this deep made Cedar's parser overflow the stack and kill the process.
+DEEP_BRACKETS = (
+    '@id("deep")\n@description("Brackets nested far too deep.")\n'
+    "forbid (principal, action, resource)\nwhen { " + "(" * 5000 + "true" + ")" * 5000 + " };\n"
+)
+
+
+def _chain(alternatives: int) -> str:
+    """A forbid whose condition is a chain of ``alternatives`` comparisons joined by ``||``."""
+    codes = " || ".join(f'resource.code == "crm:{index}"' for index in range(alternatives))
+    return f'\n@id("forbid-listed")\n@description("Listed scopes are frozen.")\nforbid (principal, action, resource is Scope)\nwhen {{ {codes} }};\n'
+
+
+def test_brackets_nested_too_deep_are_refused_at_their_place_before_any_parser_reads_them(iam_admin: User) -> None:
+    with pytest.raises(policies.PolicyTextRejected) as refused:
+        _draft(iam_admin, cedar_text=shipped().cedar_text + DEEP_BRACKETS, tests=[])
+    [error] = refused.value.policy_errors
+    # At the bracket one level too deep: `when {` is the first level, each "(" one more.
+    when_line = shipped().cedar_text.count("\n") + 4
+    assert (error.line, error.column) == (when_line, len("when { ") + policies.MAX_NESTING)
+    assert "nest more than" in error.message
+    assert PolicyVersion.objects.count() == 1
+
+
+def test_a_policy_with_too_many_operators_is_refused(iam_admin: User) -> None:
+    # Three operators (==, . and ||) per comparison.
+    with pytest.raises(policies.PolicyTextRejected, match="at most 200 operators"):
+        _draft(iam_admin, cedar_text=shipped().cedar_text + _chain(70), tests=[])
+    assert PolicyVersion.objects.count() == 1
+
+
+def test_a_valid_chain_too_deep_for_the_decision_point_to_load_is_refused_not_stored(iam_admin: User) -> None:
+    # It parses and validates, but the set is loaded from its JSON form, which nests too deep.
+    text = shipped().cedar_text + _chain(60)
+    with pytest.raises(policies.PolicyTextRejected) as refused:
+        _draft(iam_admin, cedar_text=text, tests=[])
+    [error] = refused.value.policy_errors
+    assert error.message == policies.TOO_DEEP
+    assert error.line == shipped().cedar_text.count("\n") + 2
+    assert PolicyVersion.objects.count() == 1
+    # A shorter list of the same kind is fine.
+    assert _draft(iam_admin, cedar_text=shipped().cedar_text + _chain(10), tests=[]).number == 2
