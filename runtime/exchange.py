@@ -47,8 +47,9 @@ Refusal codes (RFC 6749 section 5.2, RFC 8693 section 2.2.2):
 ``invalid_grant``                 the grant of a requested scope expired or was revoked
 ``access_denied``                 recertification overdue; the user acted for is deactivated;
                                   a JIT-eligible scope (elevation opened, or a task is needed)
-``temporarily_unavailable`` (503) the portal's signing key cannot be used, or deciding failed
-                                  unexpectedly (recorded as a refusal: never a token)
+``temporarily_unavailable`` (503) the portal's signing key cannot be used, or deciding or
+                                  recording failed unexpectedly (recorded as a refusal if the
+                                  log can still be written: never a token)
 ================================  ============================================================
 """
 
@@ -122,7 +123,7 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Decision:
-    """The scopes to issue and the grants that carry them, and every scope of the system the
+    """The scopes to issue and the grants that carry them, and every scope, of any system, the
     integration could use now (what the runtime policy is told it holds)."""
 
     scopes: list[str]
@@ -339,15 +340,20 @@ def _jit_candidates(
 def _decide(
     integration: Integration, system: ResourceSystem, requested: list[str], task: str, now: datetime
 ) -> Decision:
-    held = {
-        grant.scope.code: grant
-        for grant in Grant.objects.filter(integration=integration, scope__system=system, status=GrantStatus.ACTIVE)
+    # Every active grant, of every system: the runtime policy is told every scope the integration
+    # can use (as the decision API tells it), or a forbid on holding another system's scope
+    # would never match here. The token itself only ever carries this system's scopes.
+    active = list(
+        Grant.objects.filter(integration=integration, status=GrantStatus.ACTIVE)
         .select_related("scope", "scope__system")
         .only(*GRANT_COLUMNS)
         .order_by()
-    }
+    )
+    live_anywhere = [grant for grant in active if grant.expires_at is None or grant.expires_at > now]
+    overdue = overdue_grant_ids([integration.pk], [grant.pk for grant in live_anywhere], now)
+    usable_anywhere = frozenset(grant.scope.code for grant in live_anywhere if grant.pk not in overdue)
+    held = {grant.scope.code: grant for grant in active if grant.scope.system_id == system.pk}
     live = [grant for grant in held.values() if grant.expires_at is None or grant.expires_at > now]
-    overdue = overdue_grant_ids([integration.pk], [grant.pk for grant in live], now)
     usable = {grant.scope.code: grant for grant in live if grant.pk not in overdue}
     asked = requested or sorted(held)
     missing = [code for code in asked if code not in usable]
@@ -366,7 +372,7 @@ def _decide(
         if not asked:
             raise _not_covered(integration, system)
         raise _why_not(missing[0], integration, system, held, overdue, now)
-    return Decision(scopes=granted, grants=[usable[code] for code in granted], usable=frozenset(usable))
+    return Decision(scopes=granted, grants=[usable[code] for code in granted], usable=usable_anywhere)
 
 
 def _policy_check(
@@ -377,8 +383,10 @@ def _policy_check(
     refusal whose description names the deciding policies. The policy can only narrow what the
     grants give, never widen it."""
     # The integration and its owners came with the workload binding (runtime.workload), the
-    # scopes with the grants: only the owners' groups are read here.
-    prepare([integration], {integration.pk: set(decision.usable)})
+    # scopes with the grants: only the groups of the owners and of the person acted for are read
+    # here, once, however many scopes are decided.
+    acting_for = [principal.acting_for] if principal.acting_for is not None else []
+    prepare([integration], {integration.pk: set(decision.usable)}, acting_for)
     requests = [
         PolicyRequest(
             integration=integration,
@@ -584,12 +592,34 @@ def token_exchange(params: Mapping[str, str]) -> dict[str, Any]:
 
 def _record(attempt: TokenAttempt, *, outcome: str, error: str = "", reason: str = "") -> None:
     """The attempt's record and the policy decisions it was given, written together: a token is
-    never returned, nor a refusal answered, without both on the log."""
-    with transaction.atomic():
-        if attempt.policy_log is not None:
-            decision_log.append(attempt.policy_log.rows, attempt.policy_log.snapshots)
-            attempt.policy_log = None
-        record(attempt, outcome=outcome, error=error, reason=reason)
+    never returned, nor a refusal answered, without both on the log. When they cannot be written,
+    the attempt is refused (503, raised) and that refusal is recorded alone if it still can be."""
+    try:
+        with transaction.atomic():
+            if attempt.policy_log is not None:
+                decision_log.append(attempt.policy_log.rows, attempt.policy_log.snapshots)
+            record(attempt, outcome=outcome, error=error, reason=reason)
+    except Exception as exc:
+        logger.exception("The token exchange could not be recorded; refused")
+        failed = ExchangeRefused(
+            errors.TEMPORARILY_UNAVAILABLE,
+            "The portal could not record this request and refused it; try again later.",
+            status=503,
+        )
+        # The decisions were not written: the refusal must not name them as if they were.
+        attempt.policy_log, attempt.policy_decisions = None, []
+        try:
+            with transaction.atomic():
+                record(
+                    attempt,
+                    outcome=TokenOutcome.REFUSED,
+                    error=failed.error,
+                    reason=f"Internal error ({type(exc).__name__}) while recording; refused, its policy decisions unlogged.",
+                )
+        except Exception:
+            logger.exception("The refusal could not be recorded either")
+        raise failed from None
+    attempt.policy_log = None
 
 
 def attempt_left_out(attempt: TokenAttempt) -> list[str]:

@@ -24,7 +24,6 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
-from django.contrib.auth.models import Group
 from django.db import connection, models, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
@@ -32,7 +31,7 @@ from django.utils import timezone
 from governance.actors import Actor, system_user
 from governance.audit import audit_record
 from governance.models import AuditEvent, User
-from governance.roles import Role
+from governance.services import lockout_owner
 
 GENESIS_DIGEST = "0" * 64
 
@@ -102,11 +101,9 @@ def paged(queryset: QuerySet[Any], column: str | None, size: int = 1000) -> Iter
 
 def fallback_owner() -> User:
     """Who answers for what the log's upkeep does when no entry names anyone: the IAM admins, who
-    keep the runtime plane — the longest-standing active one (then a superuser, then the system
-    account)."""
-    admins = Group.objects.filter(name=Role.IAM_ADMIN).first()
-    admin = admins.user_set.filter(is_active=True).order_by("pk").first() if admins is not None else None
-    return admin or User.objects.filter(is_superuser=True, is_active=True).order_by("pk").first() or system_user()
+    keep the runtime plane — the longest-standing active human one (then a superuser: the same
+    person who answers for a sign-in lockout nobody owns), else the system account."""
+    return lockout_owner() or system_user()
 
 
 def accountable_owner(owner_ids: Iterable[int | None]) -> User:

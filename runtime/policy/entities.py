@@ -62,16 +62,18 @@ def load_integrations(
     return found
 
 
-def prepare(integrations: Iterable[Integration], usable: Mapping[int, set[str]]) -> None:
+def prepare(integrations: Iterable[Integration], usable: Mapping[int, set[str]], people: Iterable[User] = ()) -> None:
     """Make integrations already loaded with their owners (and workload binding) ready for
-    ``integration_entities``: their owners' groups (one query) and their usable scopes."""
+    ``integration_entities``, and ``people`` (a person acted for) for ``person_entities``: their
+    groups (one query for all of them) and the integrations' usable scopes."""
     ready = list(integrations)
-    _attach_groups(
+    owners = [
         owner
         for integration in ready
         for owner in (integration.business_owner, integration.technical_owner, integration.backup_owner)
         if owner is not None
-    )
+    ]
+    _attach_groups([*owners, *people])
     for integration in ready:
         integration.policy_scope_codes = set(usable.get(integration.pk, set()))  # type: ignore[attr-defined]  # read by integration_entities
 

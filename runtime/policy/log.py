@@ -142,7 +142,12 @@ SEAL_MAX_DECISIONS = 1_000_000
 # steady portal is one transaction; a backlog is split so no transaction holds SQLite's write
 # lock, and with it every decision being appended, for long.
 PURGE_MAX_DECISIONS = 50_000
-# Batches read or deleted per statement while purging; snapshots checked per statement.
+# Batches one purge transaction removes at most: a quiet portal seals a batch of one or two
+# decisions a minute, so a backlog of them would otherwise be tens of thousands of batches held
+# in memory at once.
+PURGE_MAX_BATCHES = 2_000
+# Batches read or deleted per statement while purging (no statement carries a longer list of
+# ids than a database accepts); snapshots checked per statement.
 _PURGE_PAGE = 200
 _SNAPSHOT_PAGE = 1000
 
@@ -235,8 +240,8 @@ class PurgeResult:
 
 def _expired_prefix(cutoff: datetime, max_decisions: int) -> list[PolicyDecisionBatch]:
     """The oldest batches, in id order, up to the first that holds a decision at or after
-    ``cutoff`` and at most ``max_decisions`` decisions (at least one batch): only a prefix may go,
-    or the chain would have a hole."""
+    ``cutoff``, at most ``max_decisions`` decisions (at least one batch) and ``PURGE_MAX_BATCHES``
+    batches: only a prefix may go, or the chain would have a hole."""
     prefix: list[PolicyDecisionBatch] = []
     total, last_id = 0, 0
     while True:
@@ -250,7 +255,9 @@ def _expired_prefix(cutoff: datetime, max_decisions: int) -> list[PolicyDecision
             .distinct()
         )
         for batch in page:
-            if batch.pk in young or (prefix and total + batch.count > max_decisions):
+            if batch.pk in young or len(prefix) >= PURGE_MAX_BATCHES:
+                return prefix
+            if prefix and total + batch.count > max_decisions:
                 return prefix
             prefix.append(batch)
             total += batch.count
@@ -261,7 +268,10 @@ def _refuse_unverified(batches: Sequence[PolicyDecisionBatch]) -> None:
     """Each batch about to go still verifies (decisions, digest, chain from the anchor, seal
     event): a purge never erases the evidence of tampering."""
     seal_ids = [batch.audit_event_id for batch in batches if batch.audit_event_id is not None]
-    seals = dict(AuditEvent.objects.filter(pk__in=seal_ids, action=SEAL_ACTION).values_list("pk", "after"))
+    seals: dict[int, Any] = {}
+    for start in range(0, len(seal_ids), _PURGE_PAGE):
+        page = seal_ids[start : start + _PURGE_PAGE]
+        seals.update(AuditEvent.objects.filter(pk__in=page, action=SEAL_ACTION).values_list("pk", "after"))
     previous = purge_anchor().digest
     for batch in batches:
         sealed = seals.get(batch.audit_event_id) if batch.audit_event_id is not None else None
@@ -281,11 +291,13 @@ def _purge_chunk(cutoff: datetime, retention_days: int, max_decisions: int) -> d
             return None
         _refuse_unverified(batches)
         ids = [batch.pk for batch in batches]
-        span = PolicyDecision.objects.filter(batch__in=ids).aggregate(oldest=Min("at"), newest=Max("at"))
-        removed = 0
+        removed, times = 0, list[datetime]()
         for start in range(0, len(ids), _PURGE_PAGE):
-            removed += PolicyDecision.objects.filter(batch__in=ids[start : start + _PURGE_PAGE]).delete()[0]
-        PolicyDecisionBatch.objects.filter(pk__in=ids).delete()
+            page = ids[start : start + _PURGE_PAGE]
+            span = PolicyDecision.objects.filter(batch__in=page).aggregate(oldest=Min("at"), newest=Max("at"))
+            times += [value for value in (span["oldest"], span["newest"]) if value is not None]
+            removed += PolicyDecision.objects.filter(batch__in=page).delete()[0]
+            PolicyDecisionBatch.objects.filter(pk__in=page).delete()
         first, last = batches[0], batches[-1]
         after = {
             "first_batch": first.pk,
@@ -294,8 +306,8 @@ def _purge_chunk(cutoff: datetime, retention_days: int, max_decisions: int) -> d
             "decisions": removed,
             "first_decision_id": first.first_decision_id,
             "last_decision_id": last.last_decision_id,
-            "oldest": span["oldest"],
-            "newest": span["newest"],
+            "oldest": min(times, default=None),
+            "newest": max(times, default=None),
             "cutoff": cutoff,
             "retention_days": retention_days,
             "previous_digest": first.previous_digest,
@@ -341,9 +353,10 @@ def snapshots_sweep(*, before: datetime) -> int:
 def purge(*, retention_days: int | None = None, max_decisions: int = PURGE_MAX_DECISIONS) -> PurgeResult:
     """Remove the sealed batches whose decisions are all older than ``retention_days`` (default
     ``RUNTIME_DECISION_RETENTION_DAYS``; below 1, nothing is removed), oldest first, each run of
-    at most ``max_decisions`` decisions one transaction and one ``policy_decisions.purged`` audit
-    event; then the snapshots nothing refers to any more. Idempotent: a second run finds nothing
-    expired, and a run killed half-way leaves whole, audited purges only. Raises
+    at most ``max_decisions`` decisions (and ``PURGE_MAX_BATCHES`` batches) one transaction and one
+    ``policy_decisions.purged`` audit event; then the snapshots nothing refers to any more.
+    Idempotent: a second run finds nothing expired, and a run killed half-way leaves whole,
+    audited purges only. Raises
     ``DecisionLogTampered`` (removing nothing more) when a batch due to go no longer verifies."""
     days = settings.RUNTIME_DECISION_RETENTION_DAYS if retention_days is None else retention_days
     if days < 1:

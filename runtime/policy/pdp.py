@@ -108,12 +108,13 @@ class ActiveVersion:
 
 # --- Versions ---------------------------------------------------------------------------------
 
-_VERSION_COPIES: dict[tuple[int, str], ActiveVersion] = {}
+_VERSION_COPIES: dict[tuple[int, str, str], ActiveVersion] = {}
 
 
 def _version(pk: int, number: int, sha256: str) -> ActiveVersion:
-    """A version's parsed policy set, once per process per (version, text)."""
-    key = (pk, sha256)
+    """A version's parsed policy set, once per process per (version, text, schema): a version
+    checked against another schema may no longer validate against this one."""
+    key = (pk, sha256, current_schema().sha256)
     found = _VERSION_COPIES.get(key)
     if found is not None:
         return found

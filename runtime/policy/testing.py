@@ -126,6 +126,17 @@ def _check_caller(where: str, caller: Any) -> None:
             raise PolicyTestsInvalid(f"{where}.{key}", f"must be {declared[key]}.")
 
 
+def _check_delegated(where: str, delegated: Any) -> None:
+    """Null (nobody), or the person acted for: ``{}`` or ``{"active": false}``. Anything else
+    would be read as nobody, and the test would check another rule than the one it names."""
+    if delegated is None:
+        return
+    if not isinstance(delegated, dict) or set(delegated) - {"active"}:
+        raise PolicyTestsInvalid(where, 'null, or an object with at most "active".')
+    if not isinstance(delegated.get("active", True), bool):
+        raise PolicyTestsInvalid(f"{where}.active", "must be bool.")
+
+
 def checked_tests(raw: Any) -> list[dict[str, Any]]:
     """The tests, each checked: raises ``PolicyTestsInvalid`` naming the field at fault."""
     if not isinstance(raw, list):
@@ -153,6 +164,7 @@ def checked_tests(raw: Any) -> list[dict[str, Any]]:
             raise PolicyTestsInvalid(f"{where}.expect", "allow or deny.")
         context = _check_overrides(f"{where}.context", test.get("context"), DEFAULT_CONTEXT)
         _check_caller(f"{where}.context.caller", context.get("caller") or {})
+        _check_delegated(f"{where}.context.delegated_user", context.get("delegated_user"))
         tests.append(
             {
                 "name": name,

@@ -7,6 +7,7 @@ by the copy's lifetime, never longer."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -137,3 +138,23 @@ def test_a_full_copy_drops_what_expired_before_refusing_new_entries() -> None:
     with time_machine.travel(timezone.now() + timedelta(seconds=6), tick=False):
         assert copies.get("c", lambda: 31) == 31
         assert len(copies) == 1 and copies.get("c", lambda: 32) == 31
+
+
+def test_acting_for_a_user_reads_the_groups_once_however_many_scopes(
+    world: World, make_test_issuer: Callable[..., TestIssuer], make_user: Callable[..., User]
+) -> None:
+    idp = make_test_issuer()
+    idp.trusted_issuer(kind="static_jwks")
+    make_user("alice")
+    Integration.objects.filter(pk=world.integration.pk).update(acts_for_users=True)
+    params = world.params(
+        idp.token("00u-alice", preferred_username="alice"),
+        subject_token_type="urn:ietf:params:oauth:token-type:id_token",
+        actor_token=world.workload_token(),
+        actor_token_type="urn:ietf:params:oauth:token-type:jwt",
+    )
+    token_exchange(params)
+    with CaptureQueriesContext(connection) as queries:
+        assert token_exchange(params)["scope"] == "crm:read crm:write"
+    group_reads = [query for query in queries.captured_queries if '"governance_user_groups"' in query["sql"]]
+    assert len(group_reads) == 1

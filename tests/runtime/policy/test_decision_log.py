@@ -4,20 +4,24 @@ chain, verified end to end, and purged after its retention without breaking veri
 from __future__ import annotations
 
 import hashlib
+import re
 from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 import time_machine
 from django.core.management import CommandError, call_command
+from django.db import connection
 from django.db.models import QuerySet
+from django.test.utils import CaptureQueriesContext
 
 from governance import scheduling
 from governance.audit import registered_verifiers, verify_chain
 from governance.models import AuditEvent, User
+from governance.roles import Role
 from runtime import tasks
 from runtime.models import PolicyDecision, PolicyDecisionBatch, PolicyEntitySnapshot
-from runtime.policy import pdp
+from runtime.policy import log, pdp
 from runtime.policy.log import (
     PURGE_ACTION,
     SEAL_ACTION,
@@ -264,6 +268,15 @@ def test_purge_removes_whole_sealed_batches_past_the_retention_and_is_audited(
     assert verify_chain()[1] is None
 
 
+def test_the_purge_answers_to_a_human_iam_admin_never_a_service_account(world: PolicyWorld, make_user: Any) -> None:
+    # An API client given the IAM admin role, registered before the person.
+    make_user("automation", Role.IAM_ADMIN, is_service_account=True)
+    person = make_user("ivan", Role.IAM_ADMIN)
+    aged_log(world)
+    purged_at(T0 + 181 * DAY)
+    assert AuditEvent.objects.get(action=PURGE_ACTION).owner == person
+
+
 def test_after_a_purge_new_batches_chain_on_and_verify(world: PolicyWorld) -> None:
     aged_log(world)
     purged_at(T0 + 181 * DAY)
@@ -307,6 +320,24 @@ def test_purge_works_in_chunks_each_audited(world: PolicyWorld) -> None:
     purges = [event.after or {} for event in AuditEvent.objects.filter(action=PURGE_ACTION).order_by("id")]
     assert [purge["batches"] for purge in purges] == [2, 2, 1]
     assert [purge["previous_digest"] for purge in purges[1:]] == [purge["digest"] for purge in purges[:-1]]
+    assert verify_decision_log() == (0, None)
+
+
+def test_a_backlog_of_one_decision_batches_is_purged_in_bounded_runs(
+    world: PolicyWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A quiet portal seals a batch of one decision a minute: however many have expired, one purge
+    transaction takes a bounded number of batches, and no statement lists more than a page of
+    ids (SQLite refuses a statement with too many)."""
+    monkeypatch.setattr(log, "PURGE_MAX_BATCHES", 3)
+    monkeypatch.setattr(log, "_PURGE_PAGE", 2)
+    decided(world, 5)
+    sealed_at(T0, chunk_size=1)
+    with CaptureQueriesContext(connection) as queries:
+        result = purged_at(T0 + 181 * DAY)
+    assert (result.batches, result.decisions, result.events) == (5, 5, 2)
+    lists = [found for query in queries for found in re.findall(r" IN \(([^()]*)\)", query["sql"])]
+    assert lists and max(len(found.split(",")) for found in lists) <= 2
     assert verify_decision_log() == (0, None)
 
 

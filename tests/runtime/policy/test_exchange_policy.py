@@ -5,9 +5,11 @@ an evaluation error is a deny, and the issuance record carries the decisions."""
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import pytest
 import time_machine
+from django.db import DatabaseError
 
 from governance.models import User
 from inventory.models import Integration, ResourceSystem, Scope
@@ -15,9 +17,10 @@ from runtime import tokens
 from runtime.errors import ExchangeRefused
 from runtime.exchange import token_exchange
 from runtime.models import PolicyDecision, PolicyStatus, PolicyVersion, TokenEvent
+from runtime.policy import log as decision_log
 from runtime.policy.defaults import default_text
 from runtime.policy.source import text_sha256
-from tests.runtime.exchange_support import World, build_world
+from tests.runtime.exchange_support import World, build_world, grant
 from tests.runtime.exchange_support import _issuer_key_caches as _issuer_key_caches  # noqa: F401 (autouse)
 from tests.runtime.issuer_support import TestIssuer
 
@@ -31,6 +34,11 @@ FORBID_ALL = '\n@id("pause-everything")\n@description("Pause.")\nforbid (princip
 OVERFLOWING = (
     '\n@id("overflowing")\n@description("Errs at run time.")\n'
     "forbid (principal, action, resource) when { context.chain_depth + 9223372036854775807 > 0 };\n"
+)
+NO_CRM_WRITES_WITH_SALARIES = (
+    '\n@id("no-crm-writes-with-salaries")\n@description("Who reads salaries writes nothing to the CRM.")\n'
+    "forbid (principal, action, resource is Scope) when {\n"
+    '  principal.grants.contains(Scope::"hr:salaries.read") && resource.code == "crm:write"\n};\n'
 )
 
 
@@ -119,3 +127,43 @@ def test_no_enforced_version_refuses_everything(world: World) -> None:
     PolicyVersion.objects.update(status=PolicyStatus.RETIRED)
     refused = refusal(world.params())
     assert refused.error == "access_denied" and "no policy version is enforced" in refused.description
+
+
+def test_the_policy_is_told_of_the_grants_on_other_systems_too(world: World) -> None:
+    """A toxic combination across systems: the exchange for one system must see the grants the
+    integration holds on another, as the decision API does, or the forbid never matches here."""
+    hr = ResourceSystem.objects.create(code="hr", name="HR")
+    grant(world.integration, Scope.objects.create(system=hr, name="salaries", code="hr:salaries.read"))
+    add_version(default_text() + NO_CRM_WRITES_WITH_SALARIES, PolicyStatus.ENFORCED)
+    with time_machine.travel(TUESDAY_MORNING, tick=False):
+        assert token_exchange(world.params())["scope"] == "crm:read"
+    left_out = PolicyDecision.objects.get(resource='Scope::"crm:write"')
+    assert left_out.decision == "deny" and left_out.reasons == ["no-crm-writes-with-salaries"]
+    # The token still carries only the system asked for.
+    assert TokenEvent.objects.get().scopes_granted == ["crm:read"]
+
+
+@pytest.mark.parametrize("forbid_all", [False, True], ids=["would-issue", "policy-refuses"])
+def test_decisions_that_cannot_be_logged_refuse_the_token_and_the_refusal_is_recorded(
+    world: World, monkeypatch: pytest.MonkeyPatch, forbid_all: bool
+) -> None:
+    """Issued or refused by the exchange itself, the answer waits for its decisions on the log."""
+
+    def broken(*_args: Any, **_kwargs: Any) -> Any:
+        raise DatabaseError("disk full")
+
+    # The database refusing the write is simulated: the one failure a test cannot cause for real.
+    monkeypatch.setattr(decision_log, "append", broken)
+    if forbid_all:
+        add_version(default_text() + FORBID_ALL, PolicyStatus.ENFORCED)
+    refused = refusal(world.params(scope="crm:read"))
+    assert (refused.error, refused.status) == ("temporarily_unavailable", 503)
+    assert not PolicyDecision.objects.exists()
+    event = TokenEvent.objects.get()
+    assert (event.outcome, event.error, event.jti, event.policy_decisions) == (
+        "refused",
+        "temporarily_unavailable",
+        "",
+        [],
+    )
+    assert "DatabaseError" in event.reason

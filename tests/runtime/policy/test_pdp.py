@@ -13,7 +13,8 @@ from inventory.models import Grant, Integration, Scope
 from runtime.models import PolicyDecision, PolicyEntitySnapshot, PolicyStatus, PolicyVersion
 from runtime.policy import pdp, source, testing
 from runtime.policy.defaults import default_text
-from tests.runtime.policy.support import PolicyWorld, build_policy_world
+from runtime.policy.pdp import PolicyRequest
+from tests.runtime.policy.support import WEEKDAY_MORNING, PolicyWorld, build_policy_world
 
 pytestmark = pytest.mark.django_db
 
@@ -101,3 +102,46 @@ def test_every_stored_test_of_the_default_set_passes() -> None:
 
 def test_the_seeded_version_matches_the_shipped_default() -> None:
     assert PolicyVersion.objects.get(number=1).cedar_text == default_text()
+
+
+def test_a_version_the_schema_no_longer_validates_denies_everything(world: PolicyWorld, settings: Any) -> None:
+    """Its forbid reads a caller attribute the deployment then declares with another type: the
+    version decides nothing any more, even in a process that parsed it before."""
+    settings.RUNTIME_POLICY_CONTEXT_ATTRIBUTES = {"ticket_closed": "Bool"}
+    text = default_text() + (
+        '\n@id("no-work-on-closed-tickets")\n@description("Closed tickets need nothing.")\n'
+        "forbid (principal, action, resource) when { context.caller has ticket_closed && context.caller.ticket_closed };\n"
+    )
+    PolicyVersion.objects.filter(status=PolicyStatus.ENFORCED).update(status=PolicyStatus.RETIRED)
+    PolicyVersion.objects.create(
+        number=2, title="t", cedar_text=text, sha256=source.text_sha256(text), status="enforced"
+    )
+    assert pdp.decide([world.request("read")], point="api")[0].allowed
+
+    settings.RUNTIME_POLICY_CONTEXT_ATTRIBUTES = {"ticket_closed": "Long"}
+    [outcome] = pdp.decide([world.request("read")], point="api")
+    assert not outcome.allowed and "policy v2 no longer validates" in outcome.enforced.errors[0]
+    row = PolicyDecision.objects.get(decision_id=outcome.decision_id)
+    assert (row.decision, row.errors) == ("deny", outcome.enforced.errors)
+
+
+def test_entity_data_the_schema_refuses_is_a_logged_deny(world: PolicyWorld) -> None:
+    loaded = world.loaded()
+    loaded.risk_tier = None  # type: ignore[assignment]  # what no inventory row holds: the schema wants a String
+    request = PolicyRequest(integration=loaded, action="exchange_token", scope=world.scopes["read"], at=WEEKDAY_MORNING)
+    [outcome] = pdp.decide([request], point="api")
+    assert not outcome.allowed and outcome.enforced.errors == ["the entity data could not be read"]
+    assert PolicyDecision.objects.get(decision_id=outcome.decision_id).decision == "deny"
+
+
+@pytest.mark.parametrize(
+    ("delegated", "field"),
+    [("dana", "delegated_user"), ({"actve": False}, "delegated_user"), ({"active": "no"}, "delegated_user.active")],
+)
+def test_a_policy_test_naming_its_delegated_user_wrongly_is_refused(delegated: Any, field: str) -> None:
+    """Read as "acting for nobody", such a test would check another rule than the one it names."""
+    test = {"name": "t", "action": "use_scope", "context": {"delegated_user": delegated}, "expect": "deny"}
+    with pytest.raises(testing.PolicyTestsInvalid) as refused:
+        testing.checked_tests([test])
+    assert refused.value.field == f"tests[0].context.{field}"
+    assert testing.checked_tests([{**test, "context": {"delegated_user": {"active": False}}}])

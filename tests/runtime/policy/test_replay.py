@@ -4,15 +4,18 @@ and the report counts exactly what would change, by policy, integration and owne
 from __future__ import annotations
 
 from collections.abc import Callable
+from operator import itemgetter
 from typing import Any
 
 import django_q.conf
 import pytest
+from django.contrib.auth.models import Group
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from governance.exceptions import NotAllowed, ValidationFailed
 from governance.models import AuditEvent, User
+from governance.roles import Role
 from inventory.models import Grant, Integration
 from runtime.models import PolicyDecision, PolicyEntitySnapshot, PolicyReplay, PolicyStatus, PolicyVersion
 from runtime.policy import entities, pdp
@@ -197,6 +200,66 @@ def test_each_chunk_reads_its_rows_in_one_query_and_each_snapshot_once(
     assert len(decision_reads) == 4 + 3
     # Newest first: the chunks hold 3, 1 and 0 snapshots not parsed before, each read once.
     assert len(snapshot_reads) == 2
+
+
+PEOPLE_MATTER = """
+@id("permit-held-scopes")
+@description("What the grants hold.")
+permit (principal is Integration, action, resource is Scope) when { principal.grants.contains(resource) };
+
+@id("forbid-inactive-owner")
+@description("No accountable owner, nothing.")
+forbid (principal is Integration, action, resource) when { !principal.business_owner.active };
+
+@id("forbid-for-admins")
+@description("Nothing on behalf of an IAM admin.")
+forbid (principal, action, resource) when {
+  context has delegated_user && context.delegated_user.roles.contains("iam_admin")
+};
+"""
+
+
+def test_joined_snapshots_decide_exactly_as_each_snapshot_alone(
+    crafted_log: dict[str, Any], make_user: Callable[..., User], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same people and integrations change between decisions (an owner deactivated, a person
+    made an admin): a joined entity set must never let one decision read another's copy."""
+    world, billing, billie = crafted_log["world"], crafted_log["billing"], crafted_log["billing_owner"]
+    dana = make_user("dana")
+
+    def request(pk: int, delegate: User | None) -> pdp.PolicyRequest:
+        return pdp.PolicyRequest(
+            integration=entities.load_integrations([pk], WEEKDAY_MORNING)[pk],
+            action="use_scope",
+            scope=world.scopes["write"],
+            delegated_user=entities.load_people([delegate.pk])[delegate.pk] if delegate else None,
+            at=WEEKDAY_MORNING,
+        )
+
+    # The same requests before and after: billie's account deactivated, dana made an IAM admin.
+    for _ in range(2):
+        pdp.decide([request(world.integration.pk, dana), request(billing.pk, None)], point="api")
+        User.objects.filter(pk=billie.pk).update(is_active=False)
+        dana.groups.add(Group.objects.get(name=Role.IAM_ADMIN))
+    candidate = load(PEOPLE_MATTER)
+    parsed_sets: list[int] = []
+    real_parsed = engine.parsed
+
+    def counted(entity_list: Any) -> Any:
+        parsed_sets.append(len(entity_list))
+        return real_parsed(entity_list)
+
+    monkeypatch.setattr(engine, "parsed", counted)
+    joined = engine.replay(candidate, limit=1000)
+    joined_sets = len(parsed_sets)
+    monkeypatch.setattr(engine, "merged_groups", lambda snapshots: [(ents, [key]) for key, ents in snapshots])
+    alone = engine.replay(candidate, limit=1000)
+    assert joined_sets < len(parsed_sets) - joined_sets  # the join did join
+    assert (joined.counts, joined.breakdown) == (alone.counts, alone.breakdown)
+    by_id = itemgetter("decision_id")
+    assert sorted(joined.examples, key=by_id) == sorted(alone.examples, key=by_id)
+    # Only dana's second request changes: the billing bot's second was already denied (its owner).
+    assert joined.counts == {"unchanged": 14, "allow_to_deny": 1, "deny_to_allow": 0, "errors": 0, "not_replayed": 0}
 
 
 # --- The service and the task ------------------------------------------------------------------
