@@ -45,3 +45,52 @@ def sign_in(page: Any, base: str, username: str, password: str) -> None:
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Sign in", exact=True).click()
     page.wait_for_url(f"{base}/")
+
+
+# Paths a crawl never follows: signing out ends the walk, the admin is Django's own, the API
+# answers JSON and downloads open no page.
+CRAWL_SKIP = (
+    "/accounts/logout",
+    "/admin/",
+    "/api/v1/",
+    "/oauth/",
+    "/.well-known/",
+    "/static/",
+    "/complete/",
+    "/login/",
+)
+CRAWL_SKIP_SUFFIXES = (".csv", ".json", ".jsonl", ".pdf", ".zip", "/export/", "/download/")
+
+
+def _pattern(path: str) -> str:
+    """The path with its numbers and ids collapsed: one visit per kind of page."""
+    return "/".join("N" if part.isdigit() or len(part) >= 20 else part for part in path.split("/"))
+
+
+def crawl(page: Any, base: str, start: str = "/", limit: int = 40, skip: set[str] | None = None) -> Iterator[str]:
+    """Open, one after the other, the portal pages a signed-in person reaches by following links
+    from ``start``: one per kind of page (``/inventory/3/`` and ``/inventory/7/`` are one kind),
+    breadth first, at most ``limit``, none whose kind is in ``skip`` (which grows as it goes, so
+    that several people's walks share it). Yields each path while its page is open in ``page``."""
+    from urllib.parse import urlsplit
+
+    seen = skip if skip is not None else set()
+    queue, opened, host = [start], 0, urlsplit(base).netloc
+    while queue and opened < limit:
+        path = queue.pop(0)
+        key = _pattern(path.split("?")[0]) + ("?" + path.split("?")[1] if "?" in path else "")
+        if key in seen:
+            continue
+        seen.add(key)
+        response = page.goto(base + path)
+        if response is None or response.status != 200 or "text/html" not in response.headers.get("content-type", ""):
+            continue
+        opened += 1
+        for href in page.eval_on_selector_all("a[href]", "els => els.map(el => el.href)"):
+            parts = urlsplit(href)
+            if parts.netloc != host or parts.path.startswith(CRAWL_SKIP) or parts.path.endswith(CRAWL_SKIP_SUFFIXES):
+                continue
+            # Filters and pages of a list are the same page; a view switch is another.
+            query = parts.query if parts.query.startswith("view=") else ""
+            queue.append(parts.path + (f"?{query}" if query else ""))
+        yield path
