@@ -7,7 +7,9 @@ from django.utils import timezone
 from django_filters.fields import IsoDateTimeField
 from drf_spectacular.utils import extend_schema_field
 
+from governance.history import action_choice_label
 from governance.models import ActorKind, AuditEvent
+from governance.targets import kind_name
 from governance.validators import INT64_MAX
 
 
@@ -97,3 +99,66 @@ class AuditEventFilter(django_filters.FilterSet):
     class Meta:
         model = AuditEvent
         fields = ["actor", "owner", "action", "actor_kind", "target_type", "target_id", "since", "until"]
+
+
+def _day_start(day: dt.date) -> dt.datetime:
+    """Midnight starting ``day`` in the portal's time zone, as the dates on the pages read."""
+    return timezone.make_aware(dt.datetime.combine(day, dt.time.min))
+
+
+class DateInput(forms.DateInput):
+    """The browser's date picker (``<input type=date>``, which submits YYYY-MM-DD)."""
+
+    input_type = "date"
+
+    def __init__(self, attrs: dict[str, Any] | None = None) -> None:
+        super().__init__(attrs=attrs, format="%Y-%m-%d")
+
+
+def _searchable(list_id: str) -> forms.TextInput:
+    """A text box offering the matching names as one types (its ``<datalist>`` is in the page)."""
+    return forms.TextInput(attrs={"list": list_id, "autocomplete": "off", "spellcheck": "false"})
+
+
+class AuditTrailFilter(django_filters.FilterSet):
+    """The audit trail page's filters as controls: event and object types as lists of what the
+    viewer's trail holds, people with suggestions, and a date range (both days included). The
+    API keeps ``AuditEventFilter`` and its ISO date-times."""
+
+    since = django_filters.DateFilter(label="From", method="_from_day", widget=DateInput())
+    until = django_filters.DateFilter(label="To", method="_to_day", widget=DateInput())
+    action = django_filters.ChoiceFilter(label="Event type", empty_label="Any event")
+    target_type = django_filters.ChoiceFilter(label="Object type", empty_label="Any object")
+    actor = django_filters.CharFilter(
+        field_name="actor_username", label="Who acted", widget=_searchable("audit-people")
+    )
+    actor_kind = django_filters.ChoiceFilter(choices=ActorKind.choices, label="Acting as", empty_label="Anyone")
+    owner = django_filters.CharFilter(
+        field_name="owner_username", label="Accountable owner", widget=_searchable("audit-people")
+    )
+    # Set by links to one object's events ("its audit trail"), not offered as a control.
+    target_id = django_filters.CharFilter(widget=forms.HiddenInput())
+
+    class Meta:
+        model = AuditEvent
+        fields: list[str] = []
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        seen = self.queryset.order_by()
+        actions = seen.values_list("action", flat=True).distinct()
+        self.filters["action"].extra["choices"] = sorted(
+            ((action, action_choice_label(action)) for action in actions), key=lambda pair: pair[1]
+        )
+        kinds = seen.exclude(target_type="").values_list("target_type", flat=True).distinct()
+        self.filters["target_type"].extra["choices"] = sorted(
+            ((kind, kind_name(kind)) for kind in kinds), key=lambda pair: pair[1]
+        )
+
+    def _from_day(self, queryset: Any, name: str, value: dt.date) -> Any:
+        return queryset.filter(created_at__gte=_day_start(value))
+
+    def _to_day(self, queryset: Any, name: str, value: dt.date) -> Any:
+        if value == dt.date.max:  # the last day there is: no day after it to stop before
+            return queryset
+        return queryset.filter(created_at__lt=_day_start(value + dt.timedelta(days=1)))

@@ -11,6 +11,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from governance.exceptions import ValidationFailed
+from governance.targets import attach_target_links
 from governance.web import attempt, signed_in
 from governance.webhooks import selectors, services
 from governance.webhooks.forms import SubscriptionForm
@@ -57,6 +58,7 @@ def subscription_detail(request: HttpRequest, pk: int) -> HttpResponse:
     sub = get_object_or_404(selectors.subscriptions_for(user, include_deleted=True), pk=pk)
     deliveries = selectors.deliveries_for(user).filter(subscription=sub).order_by("-id")
     page = Paginator(deliveries, 50).get_page(request.GET.get("page"))
+    attach_target_links(user, page, type_attr="target_type", id_attr="target_id")
     return render(
         request,
         "webhooks/detail.html",
