@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db.models import Q
 from django.http import HttpRequest
 from django.utils import timezone
@@ -17,7 +18,6 @@ from governance import portal
 from governance.actors import SYSTEM_USERNAME
 from governance.anchoring import email_key_prefix
 from governance.models import (
-    ApiToken,
     AuditChainCheck,
     AuditCheckpoint,
     AuditEvent,
@@ -26,17 +26,23 @@ from governance.models import (
     User,
 )
 from governance.permissions import can_view_outbox
-from governance.roles import ASSIGNABLE_GROUPS, Role, has_role
-from governance.selectors import audit_events_for
+from governance.roles import ASSIGNABLE_GROUPS, Role, has_role, is_read_only
+from governance.selectors import api_tokens_of, audit_events_for
+from governance.services.tokens import PERSONAL_TOKEN_DAYS
+from governance.targets import attach_target_links
 from governance.web import signed_in
 
 LIST_SIZE = 8
 
 
 def my_api_tokens(request: HttpRequest) -> dict[str, Any] | None:
+    """The person's usable tokens (prefix, name, expiry, last use) with the form that makes a new
+    one, or for a read-only auditor a note on how to get one: one query."""
+    user = signed_in(request)
     now = timezone.now()
     tokens = list(
-        ApiToken.objects.filter(user=signed_in(request), revoked_at__isnull=True)
+        api_tokens_of(user)
+        .filter(revoked_at__isnull=True)
         .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
         .order_by("expires_at", "-created_at")[:LIST_SIZE]
     )
@@ -46,6 +52,9 @@ def my_api_tokens(request: HttpRequest) -> dict[str, Any] | None:
             {"token": token, "expires_soon": token.expires_at is not None and token.expires_at <= soon}
             for token in tokens
         ],
+        "may_create": not is_read_only(user),
+        "lifetimes": PERSONAL_TOKEN_DAYS,
+        "default_days": min(PERSONAL_TOKEN_DAYS, key=lambda days: abs(days - settings.API_TOKEN_DEFAULT_DAYS)),
     }
 
 
@@ -55,6 +64,7 @@ CHECKPOINT_STALE_AFTER = timedelta(hours=2)
 
 def latest_audit_events(request: HttpRequest) -> dict[str, Any] | None:
     events = list(audit_events_for(request.user).order_by("-id")[:LIST_SIZE])
+    attach_target_links(request.user, events, type_attr="target_type", id_attr="target_id", repr_attr="target_repr")
     checkpoint = AuditCheckpoint.objects.order_by("-sequence").first()
     return {
         "events": events,
@@ -126,8 +136,24 @@ NAV = (
         url_name="audit-list",
         order=90,
         visible=lambda user: has_role(user, Role.AUDITOR, Role.IAM_ADMIN, Role.REVIEWER),
+        group=portal.OVERSIGHT,
     ),
-    portal.NavEntry(label="Outbox", url_name="outbox", order=92, visible=can_view_outbox, count=failed_email_count),
+    portal.NavEntry(
+        label="Outbox",
+        url_name="outbox",
+        order=92,
+        visible=can_view_outbox,
+        count=failed_email_count,
+        group=portal.ADMINISTRATION,
+    ),
+    # Django's admin site, for the staff accounts it admits.
+    portal.NavEntry(
+        label="Admin site",
+        url_name="admin:index",
+        order=99,
+        visible=lambda user: user.is_staff,
+        group=portal.ADMINISTRATION,
+    ),
 )
 
 _AUDITORS = frozenset({Role.AUDITOR})

@@ -62,3 +62,30 @@ def api_token_revoke(*, actor: Actor | User, token: ApiToken, reason: str = "") 
         history_record_many([token], user=Actor.coerce(actor).user, reason=reason)
         audit_record(actor=actor, action="api_token.revoked", target=token, owner=token.user, reason=reason)
     return token
+
+
+# A person's own tokens, made on their home page: each named (to recognise and revoke it), none
+# for longer than a year, and a handful usable at once.
+PERSONAL_TOKEN_DAYS = (30, 90, 365)
+PERSONAL_TOKENS_MAX = 5
+
+
+def api_token_issue_personal(*, actor: User, name: str, expires_days: int) -> tuple[ApiToken, str]:
+    """Create a token for the signed-in person themselves; its key is returned once and never
+    stored. Refused without a name, for a lifetime not offered (``PERSONAL_TOKEN_DAYS``: a
+    self-made token always expires), or when ``PERSONAL_TOKENS_MAX`` are already usable."""
+    name = name.strip()
+    if not name:
+        raise ValidationFailed.on("name", "Give the token a name, e.g. the script or tool that will use it.")
+    if len(name) > ApiToken._meta.get_field("name").max_length:  # type: ignore[operator]
+        raise ValidationFailed.on("name", "Keep the name under 100 characters.")
+    if expires_days not in PERSONAL_TOKEN_DAYS:
+        raise ValidationFailed.on("expires_days", "Choose one of the offered lifetimes.")
+    with transaction.atomic():
+        # The person's row is locked so that two requests at once cannot both pass the limit.
+        User.objects.select_for_update().filter(pk=actor.pk).first()
+        now = timezone.now()
+        usable = ApiToken.objects.filter(user=actor, revoked_at__isnull=True).exclude(expires_at__lte=now).count()
+        if usable >= PERSONAL_TOKENS_MAX:
+            raise Conflict(f"You already have {usable} usable tokens: revoke one you no longer need first.")
+        return api_token_issue(actor=actor, user=actor, name=name, expires_days=expires_days)
