@@ -4,7 +4,8 @@ base layout and home page show them without importing those apps: the kernel nev
 apps built on it.
 
 A nav entry's ``count`` and a panel's ``build`` each take the request and must run a fixed number
-of queries (a COUNT, or one sliced query).
+of queries (a COUNT, or one sliced query). An entry with a ``group`` is shown in that group's menu
+of the header (one of ``NAV_GROUPS``), so that the header stays one row whatever a role may open.
 """
 
 from __future__ import annotations
@@ -15,6 +16,12 @@ from typing import Any
 
 from django.http import HttpRequest
 
+# The header's menus. Daily work (home, inventory, the queue, requests, campaigns) stays in the
+# bar itself; what admins set up and what auditors watch goes in a menu each.
+ADMINISTRATION = "Administration"
+OVERSIGHT = "Oversight"
+NAV_GROUPS = (ADMINISTRATION, OVERSIGHT)
+
 
 @dataclass(frozen=True)
 class NavEntry:
@@ -23,6 +30,11 @@ class NavEntry:
     order: int = 50
     visible: Callable[[Any], bool] = lambda user: True
     count: Callable[[HttpRequest], int] | None = None
+    group: str = ""  # empty: in the bar; else one of NAV_GROUPS
+
+    def __post_init__(self) -> None:
+        if self.group and self.group not in NAV_GROUPS:
+            raise ValueError(f"Unknown navigation group {self.group!r}: one of {', '.join(NAV_GROUPS)}.")
 
 
 @dataclass(frozen=True)

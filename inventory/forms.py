@@ -15,10 +15,10 @@ from django.utils import timezone
 
 from governance.exceptions import ValidationFailed
 from governance.fields import IdChoiceField, IdMultipleChoiceField
-from governance.forms import AccessibleForm
+from governance.forms import AccessibleForm, PersonField, people_options
 from governance.models import User
 from governance.roles import sees_everything
-from governance.selectors import people, people_suggested
+from governance.selectors import people
 from governance.validators import validate_single_line
 from inventory.choices import (
     ASYMMETRIC_ALGORITHMS,
@@ -41,60 +41,6 @@ TOKEN_ALGORITHM_CHOICES = ResourceSystem._meta.get_field("token_algorithm").choi
 
 # Free text: only the known secret formats are refused there (no entropy check).
 FREE_TEXT_FIELDS = frozenset({"purpose"})
-# The id of the one <datalist> a page with person fields renders (``people_options``).
-PEOPLE_DATALIST_ID = "people-options"
-
-
-class PersonSearchInput(forms.TextInput):
-    """A username box with suggestions from the page's ``<datalist>``: the user's colleagues at
-    first, then matches from ``inventory:people`` as they type (``inventory/people.js``).
-    Without script it is a plain username box, checked on the server. Never a list of every
-    account (there may be 100,000)."""
-
-    def __init__(self, attrs: dict[str, Any] | None = None) -> None:
-        super().__init__(
-            {"list": PEOPLE_DATALIST_ID, "autocomplete": "off", "spellcheck": "false", "data-people-search": ""}
-            | (attrs or {})
-        )
-
-
-class PersonField(forms.CharField):
-    """A person named by username, as the API takes them; an unknown, inactive or service
-    account is an error next to the field. Cleans to a ``User`` (or None when left empty)."""
-
-    widget = PersonSearchInput
-    default_error_messages = {
-        "unknown": "No active person has the username “%(value)s”. Type part of their name and pick a suggestion.",
-    }
-
-    def __init__(self, **kwargs: Any) -> None:
-        kwargs.setdefault("max_length", 150)
-        super().__init__(**kwargs)
-        self.validators.append(validate_single_line)
-
-    def prepare_value(self, value: Any) -> Any:
-        return value.username if isinstance(value, User) else value
-
-    def clean(self, value: Any) -> User | None:
-        username = super().clean(value)
-        if not username:
-            return None
-        person = people().filter(username=username).first()
-        if person is None:
-            raise forms.ValidationError(self.error_messages["unknown"], code="unknown", params={"value": username})
-        return person
-
-
-def people_options(user: Any, *named: Any) -> list[User]:
-    """The first suggestions of a page's person fields: the user's colleagues, and the people
-    already named (current owners), without duplicates."""
-    seen: dict[int, User] = {p.pk: p for p in people_suggested(user, limit=25)}
-    for person in named:
-        if isinstance(person, User) and person.pk not in seen:
-            seen[person.pk] = person
-    return sorted(seen.values(), key=lambda p: p.username)
-
-
 def _no_secret(value: str, *, entropy: bool = True) -> str:
     problem = secret_problem(value or "", check_entropy=entropy)
     if problem:

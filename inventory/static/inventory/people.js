@@ -34,12 +34,13 @@
     }).catch(function () { /* keep the current suggestions */ });
   }
 
-  document.querySelectorAll("input[data-people-search]").forEach(function (input) {
-    input.addEventListener("input", function () {
-      var text = input.value.trim();
-      if (text.length < 2) { return; }
-      window.clearTimeout(timer);
-      timer = window.setTimeout(function () { search(text); }, 200);
-    });
+  // One listener for every box, also those a page adds later (another person to name).
+  document.addEventListener("input", function (event) {
+    var input = event.target;
+    if (!input.matches || !input.matches("input[data-people-search]")) { return; }
+    var text = input.value.trim();
+    if (text.length < 2) { return; }
+    window.clearTimeout(timer);
+    timer = window.setTimeout(function () { search(text); }, 200);
   });
 })();
