@@ -1,41 +1,40 @@
-"""Pages of campaigns: definitions (IAM admins), campaigns with launch progress and the default
-action's preview, the reviewer's page (items grouped by integration, decide one or many), and
-the report with its chart and CSV export. Views parse input, fetch through the selectors
-(unseen -> 404) and call services, which decide who may act."""
+"""Pages of campaigns: definitions (IAM admins; a sectioned form, the recurrence in words, a
+delete confirmed on a page), campaigns with launch progress, the default action's preview and
+closing early once everything is decided (confirmed on a page), and the report with its chart
+and CSV export. The reviewer's page is in ``views_review``. Views parse input, fetch through the
+selectors (unseen -> 404) and call services, which decide who may act."""
 
 from __future__ import annotations
 
-from collections import OrderedDict
+from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import Count, Q
 from django.http import Http404, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
-from django.urls import reverse
-from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from approvals.campaigns import permissions, selectors, services
-from approvals.campaigns.forms import DecideForm, DefinitionForm
+from approvals.campaigns.chart import Chart, build_chart, daily_buckets, hourly_buckets
+from approvals.campaigns.cron import cron_explain
+from approvals.campaigns.forms import DefinitionForm
 from approvals.campaigns.models import (
     UNDECIDED,
     Campaign,
     CampaignDefinition,
     CampaignStatus,
-    ItemDecision,
     ItemStatus,
-    ReviewItem,
 )
-from approvals.campaigns.recommend import recommend
 from governance.csv_export import csv_response
 from governance.exceptions import DomainError, NotAllowed, NotFound
+from governance.forms import people_options
 from governance.models import User
-from governance.urls_safety import safe_next
 from governance.web import AuthenticatedHttpRequest, attempt
 
 PAGE_SIZE = 50
@@ -58,6 +57,15 @@ def _definition_or_404(request: AuthenticatedHttpRequest, pk: int) -> CampaignDe
 # --- Campaigns -----------------------------------------------------------------------------------
 
 
+def state_label(campaign: Campaign, undecided: int) -> str:
+    """The campaign's state as its people read it: a running campaign with nothing left to
+    decide says so, and when it closes."""
+    if campaign.status == CampaignStatus.ACTIVE and not undecided:
+        closes = f"; closes on {campaign.deadline:%Y-%m-%d}" if campaign.deadline else ""
+        return f"All decided{closes}"
+    return campaign.get_status_display()
+
+
 @login_required
 @require_GET
 def campaign_list(request: AuthenticatedHttpRequest) -> HttpResponse:
@@ -67,12 +75,15 @@ def campaign_list(request: AuthenticatedHttpRequest) -> HttpResponse:
         .order_by("-created_at", "-id")
     )
     page = Paginator(qs, PAGE_SIZE).get_page(request.GET.get("page"))
+    campaigns = list(page.object_list)
+    for campaign in campaigns:
+        campaign.state_label = state_label(campaign, campaign.open_items)  # type: ignore[attr-defined]
     return render(
         request,
         "campaigns/campaign_list.html",
         {
             "page": page,
-            "campaigns": list(page.object_list),
+            "campaigns": campaigns,
             "my_open": selectors.my_open_items(request.user).count(),
             "can_manage": permissions.can_manage_definitions(request.user),
             "sees_definitions": selectors.sees_every_campaign(request.user),
@@ -100,16 +111,22 @@ def _progress(campaign: Campaign) -> dict[str, Any]:
 def campaign_detail(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     campaign = _campaign_or_404(request, pk)
     counts = selectors.item_counts(campaign)
-    preview = selectors.default_action_preview(campaign) if campaign.status == CampaignStatus.ACTIVE else None
+    undecided = sum(counts.get(status, 0) for status in UNDECIDED)
+    running = campaign.status == CampaignStatus.ACTIVE
+    preview = selectors.default_action_preview(campaign) if running and undecided else None
+    may_act = permissions.can_launch(request.user, campaign)
     return render(
         request,
         "campaigns/campaign_detail.html",
         {
             "campaign": campaign,
+            "state_label": state_label(campaign, undecided),
             "progress": _progress(campaign),
             "counts": [(label, counts.get(value, 0)) for value, label in ItemStatus.choices],
             "preview": preview,
-            "can_launch": campaign.status == CampaignStatus.DRAFT and permissions.can_launch(request.user, campaign),
+            "can_launch": campaign.status == CampaignStatus.DRAFT and may_act,
+            "can_cancel": campaign.status == CampaignStatus.DRAFT and may_act,
+            "can_close": running and not undecided and may_act,
             "sees_report": permissions.can_see_report(request.user, campaign),
             "my_open": selectors.my_open_items(request.user).filter(campaign=campaign).count(),
         },
@@ -135,6 +152,58 @@ def campaign_launch(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     return redirect("campaigns:campaign-detail", pk=campaign.pk)
 
 
+def _campaign_allowed_or_404(
+    request: AuthenticatedHttpRequest, pk: int, allowed: Callable[[Any, Campaign], bool]
+) -> Campaign:
+    """A campaign the user sees (404 otherwise) and for which ``allowed`` holds (403 otherwise)."""
+    campaign = _campaign_or_404(request, pk)
+    if not allowed(request.user, campaign):
+        raise PermissionDenied
+    return campaign
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def campaign_close(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
+    """Close a running campaign whose items are all decided, before its deadline: a page that
+    says what closing does, then the same close as the deadline's."""
+    campaign = _campaign_allowed_or_404(request, pk, permissions.can_launch)
+    if request.method == "POST":
+        attempt(
+            request,
+            lambda: services.campaign_close_early(actor=request.user, campaign=campaign),
+            success="Campaign closed: its report is final.",
+        )
+        return redirect("campaigns:campaign-detail", pk=campaign.pk)
+    counts = selectors.item_counts(campaign)
+    return render(
+        request,
+        "campaigns/campaign_close.html",
+        {
+            "campaign": campaign,
+            "undecided": sum(counts.get(status, 0) for status in UNDECIDED),
+            "revoked": counts.get(ItemStatus.REVOKED, 0),
+            "held": campaign.items.filter(status=ItemStatus.REVOKED, applied_at__isnull=True).count(),
+        },
+    )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def campaign_cancel(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
+    """Cancel a draft that was never launched, after a page that asks to confirm it."""
+    campaign = _campaign_allowed_or_404(request, pk, permissions.can_launch)
+    if request.method == "POST":
+        reason = request.POST.get("reason", "").strip()[:500]
+        attempt(
+            request,
+            lambda: services.campaign_cancel(actor=request.user, campaign=campaign, reason=reason),
+            success="Campaign cancelled.",
+        )
+        return redirect("campaigns:campaign-detail", pk=campaign.pk)
+    return render(request, "campaigns/campaign_cancel.html", {"campaign": campaign})
+
+
 # --- Definitions ---------------------------------------------------------------------------------
 
 
@@ -144,11 +213,14 @@ def definition_list(request: AuthenticatedHttpRequest) -> HttpResponse:
     if not selectors.sees_every_campaign(request.user):
         raise Http404
     qs = selectors.definitions_for(request.user).select_related("owner").annotate(runs=Count("campaigns"))
+    definitions = list(qs)
+    for definition in definitions:
+        definition.schedule_words = cron_explain(definition.recurrence).description  # type: ignore[attr-defined]
     return render(
         request,
         "campaigns/definition_list.html",
         {
-            "definitions": list(qs),
+            "definitions": definitions,
             "can_manage": permissions.can_manage_definitions(request.user),
         },
     )
@@ -169,6 +241,25 @@ def _save_definition(
     return True
 
 
+def _definition_page(
+    request: AuthenticatedHttpRequest, form: DefinitionForm, definition: CampaignDefinition | None
+) -> HttpResponse:
+    initial = form.initial
+    named = [initial.get("owner"), initial.get("fallback_user"), *initial.get("business_owners", [])]
+    return render(
+        request,
+        "campaigns/definition_form.html",
+        {
+            "form": form,
+            "definition": definition,
+            "can_manage": permissions.can_manage_definitions(request.user),
+            "people_options": people_options(request.user, *named),
+            "group_options": list(Group.objects.order_by("name").values_list("name", flat=True)),
+            "cron": cron_explain(form.recurrence_value()),
+        },
+    )
+
+
 @login_required
 @require_http_methods(["GET", "POST"])
 def definition_edit(request: AuthenticatedHttpRequest, pk: int | None = None) -> HttpResponse:
@@ -185,14 +276,38 @@ def definition_edit(request: AuthenticatedHttpRequest, pk: int | None = None) ->
         form = DefinitionForm(
             initial=DefinitionForm.initial_from(definition) if definition else {"owner": request.user}
         )
+    return _definition_page(request, form, definition)
+
+
+@login_required
+@require_GET
+def definition_cron(request: AuthenticatedHttpRequest) -> JsonResponse:
+    """A recurrence in words with its next runs, as the definition form types it."""
+    if not selectors.sees_every_campaign(request.user):
+        raise Http404
+    return JsonResponse(cron_explain(request.GET.get("expr", "")[:100]).as_json())
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def definition_delete(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
+    """Delete a definition that never ran, after a page that asks to confirm it."""
+    definition = _definition_or_404(request, pk)
+    if not permissions.can_manage_definitions(request.user):
+        raise PermissionDenied
+    if request.method == "POST":
+        deleted = attempt(
+            request,
+            lambda: services.definition_delete(actor=request.user, definition=definition),
+            success=f"Definition “{definition.name}” deleted.",
+        )
+        if deleted is None:
+            return redirect("campaigns:definition-edit", pk=definition.pk)
+        return redirect("campaigns:definition-list")
     return render(
         request,
-        "campaigns/definition_form.html",
-        {
-            "form": form,
-            "definition": definition,
-            "can_manage": permissions.can_manage_definitions(request.user),
-        },
+        "campaigns/definition_delete.html",
+        {"definition": definition, "runs": selectors.campaigns_for(request.user).filter(definition=definition).count()},
     )
 
 
@@ -216,142 +331,45 @@ def definition_start(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse
     return redirect("campaigns:campaign-detail", pk=campaign.pk)
 
 
-# --- Reviewing ----------------------------------------------------------------------------------
-
-
-def review_rows(items: list[ReviewItem]) -> list[dict[str, Any]]:
-    """Items grouped by integration, with what each grant allows, who approved it and when, how
-    much it was used lately, the credential's last rotation and a recommendation — in a fixed
-    number of queries."""
-    rotated = selectors.last_rotations({item.integration_id for item in items})
-    grants = selectors.grants_shown({grant_id for item in items for grant_id in item.covered_grant_ids()})
-    now = timezone.now()
-    groups: OrderedDict[int, dict[str, Any]] = OrderedDict()
-    for item in items:
-        integration = item.integration
-        covered = [grants[grant_id] for grant_id in item.covered_grant_ids() if grant_id in grants]
-        advice = recommend(
-            integration=integration,
-            scopes=[grant.scope for grant in covered],
-            last_rotated=rotated.get(item.integration_id),
-            now=now,
-            grants=covered,
-        )
-        group = groups.setdefault(
-            item.integration_id,
-            {"integration": integration, "last_rotated": rotated.get(item.integration_id), "items": []},
-        )
-        group["items"].append({"item": item, "grants": covered, "rec": advice})
-    return list(groups.values())
-
-
-@login_required
-@require_GET
-def review(request: AuthenticatedHttpRequest) -> HttpResponse:
-    """My undecided items (or, with ?state=decided, the ones I decided), grouped by integration."""
-    state = request.GET.get("state", "open")
-    if state == "decided":
-        qs = selectors.review_items_for(request.user).filter(decided_by=request.user)
-    else:
-        qs = selectors.my_open_items(request.user)
-    campaign_id = request.GET.get("campaign", "")
-    if campaign_id.isdigit():
-        qs = qs.filter(campaign_id=int(campaign_id))
-    qs = qs.select_related("campaign", "integration__business_owner", "reviewer", "reviewer_group").order_by(
-        "campaign__deadline", "integration__name", "integration_id", "pk"
-    )
-    page = Paginator(qs, PAGE_SIZE).get_page(request.GET.get("page"))
-    items = list(page.object_list)
-    return render(
-        request,
-        "campaigns/review.html",
-        {
-            "page": page,
-            "groups": review_rows(items),
-            "state": state,
-            "campaign_id": campaign_id,
-            "read_only": not permissions.can_write(request.user),
-            "decisions": ItemDecision.choices,
-        },
-    )
-
-
-@login_required
-@require_POST
-def review_decide(request: AuthenticatedHttpRequest) -> HttpResponse:
-    """Decide one item or every ticked item with one comment."""
-    form = DecideForm(request.POST)
-    back = safe_next(request, reverse("campaigns:review"))
-    if not form.is_valid():
-        messages.error(request, "Tick at least one item and choose a decision.")
-        return redirect(back)
-    wanted = form.cleaned_data["items"]
-    items = list(selectors.review_items_for(request.user).filter(pk__in=wanted))
-    if len(items) != len(set(wanted)):
-        raise Http404
-    result = services.review_items_decide_many(
-        actor=request.user, items=items, decision=form.cleaned_data["decision"], comment=form.cleaned_data["comment"]
-    )
-    if result.decided:
-        messages.success(request, f"{len(result.decided)} item(s) decided.")
-    for item_id, problem in result.failed.items():
-        messages.error(request, f"Item #{item_id}: {problem}")
-    return redirect(back)
-
-
 # --- Report ---------------------------------------------------------------------------------------
 
 
-def chart_svg(series: list[tuple[date, int]], total: int, width: int = 640, height: int = 220) -> dict[str, Any]:
-    """Points of an inline SVG line chart (rendered by the template; no script, no CDN)."""
-    pad = 36
+def progress_chart(campaign: Campaign, series: list[tuple[date, int]]) -> Chart | None:
+    """Decisions per hour when the campaign so far spans one day, per day otherwise (``series``:
+    the cumulative decided items per day); None before the launch."""
     if not series:
-        return {"points": "", "width": width, "height": height, "pad": pad, "ticks": []}
-    span = max(len(series) - 1, 1)
-    top = max(total, 1)
-    points = []
-    for index, (_day, value) in enumerate(series):
-        x = pad + (width - 2 * pad) * index / span
-        y = height - pad - (height - 2 * pad) * value / top
-        points.append(f"{x:.1f},{y:.1f}")
-    ticks = [{"y": height - pad - (height - 2 * pad) * share, "label": int(top * share)} for share in (0, 0.5, 1)]
-    return {
-        "points": " ".join(points),
-        "width": width,
-        "height": height,
-        "pad": pad,
-        "ticks": ticks,
-        "first": series[0][0],
-        "last": series[-1][0],
-        "last_value": series[-1][1],
-        "x_end": width - pad,
-        "y_base": height - pad,
-    }
-
-
-def _reported_campaign_or_404(request: AuthenticatedHttpRequest, pk: int) -> Campaign:
-    """A campaign the user sees (404 otherwise) and whose report they may read (403 otherwise)."""
-    campaign = _campaign_or_404(request, pk)
-    if not permissions.can_see_report(request.user, campaign):
-        raise PermissionDenied
-    return campaign
+        return None
+    if len(series) == 1:
+        day = series[0][0]
+        return build_chart(
+            hourly_buckets(day, selectors.decisions_per_hour(campaign, day)),
+            title=f"Items decided per hour on {day:%Y-%m-%d}",
+            x_title=f"Hour of {day:%d %b %Y} (UTC)",
+        )
+    return build_chart(
+        daily_buckets(series),
+        title=f"Items decided per day, {series[0][0]:%Y-%m-%d} to {series[-1][0]:%Y-%m-%d}",
+        x_title="Day (UTC)",
+    )
 
 
 @login_required
 @require_GET
 def campaign_report(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
-    campaign = _reported_campaign_or_404(request, pk)
+    campaign = _campaign_allowed_or_404(request, pk, permissions.can_see_report)
     summary = selectors.report_summary(campaign)
     by_status = selectors.item_counts(campaign)
     series = selectors.progress_series(campaign)
+    undecided = sum(by_status.get(status, 0) for status in UNDECIDED)
     return render(
         request,
         "campaigns/report.html",
         {
             "campaign": campaign,
             **summary,
+            "state_label": state_label(campaign, undecided),
             "by_status": [(label, by_status.get(value, 0)) for value, label in ItemStatus.choices],
-            "chart": chart_svg(series, summary["totals"]["total"]),
+            "chart": progress_chart(campaign, series),
             "series": series,
         },
     )
@@ -427,6 +445,6 @@ def _csv_row(campaign: Campaign, item: dict[str, Any]) -> list[Any]:
 def campaign_report_csv(request: AuthenticatedHttpRequest, pk: int) -> StreamingHttpResponse:
     """Every item with its decision, streamed (flat memory whatever the campaign's size); cells
     that a spreadsheet would read as formulas are neutralised."""
-    campaign = _reported_campaign_or_404(request, pk)
+    campaign = _campaign_allowed_or_404(request, pk, permissions.can_see_report)
     rows = (_csv_row(campaign, item) for item in selectors.report_items(campaign))
     return csv_response(f"campaign-{campaign.pk}-report.csv", CSV_HEADER, rows)

@@ -170,7 +170,7 @@ def test_admin_defines_a_campaign_through_the_page_and_errors_keep_the_input(
     assert client.get("/campaigns/definitions/new/").status_code == 200
     base = {
         "name": "From the page",
-        "owner": iam_admin.pk,
+        "owner": iam_admin.username,
         "reviewer_rule": "business_owner",
         "granularity": "grant",
         "second_stage": "none",

@@ -27,7 +27,7 @@ from approvals.campaigns.services.decisions import apply_revocations
 from approvals.campaigns.services.notifications import campaign_links, email_reviewers, recipients_with_items
 from governance.actors import Actor
 from governance.audit import EventSpec, audit_record, audit_record_many
-from governance.exceptions import NotAllowed
+from governance.exceptions import Conflict, IllegalTransition, NotAllowed
 from governance.models import User
 from governance.services import email_enqueue
 
@@ -285,8 +285,9 @@ def _apply_held_revocations(campaign: Campaign, actor: Actor, size: int) -> int:
         held += len(chunk)
 
 
-def _close(campaign: Campaign, actor: Actor, *, action: str, defaulted: int, held: int) -> None:
-    """active -> closed, audited with the items' final counts."""
+def _close(campaign: Campaign, actor: Actor, *, action: str, defaulted: int, held: int, early: bool) -> None:
+    """active -> closed, audited with the items' final counts (and whether a person closed it
+    before its deadline)."""
     with transaction.atomic():
         campaign_transition(
             campaign=campaign,
@@ -306,15 +307,18 @@ def _close(campaign: Campaign, actor: Actor, *, action: str, defaulted: int, hel
                 "defaulted": defaulted,
                 "default_action": action,
                 "applied_at_close": held,
+                **({"closed_early": True} if early else {}),
             },
         )
 
 
-def campaign_close(*, campaign: Campaign, size: int = DEADLINE_CHUNK) -> Campaign:
+def campaign_close(*, campaign: Campaign, size: int = DEADLINE_CHUNK, closed_by: Actor | None = None) -> Campaign:
     """At the deadline: apply the default action to every undecided item (in chunks; each item
     audited with the system as actor on behalf of the owner), apply revocations held for the
     close, then close the campaign (active -> closed). With the "escalate" default, the first
-    deadline that finds undecided items reassigns them and extends the deadline instead."""
+    deadline that finds undecided items reassigns them and extends the deadline instead.
+    ``closed_by`` is the person who closes it early (``campaign_close_early``); the sweep leaves
+    it out and the close is the system's."""
     campaign = Campaign.objects.select_related("definition", "owner").get(pk=campaign.pk)
     check_transition(
         campaign.status, CampaignStatus.CLOSED, "Only a running campaign can be closed (this one is {current})."
@@ -331,8 +335,36 @@ def campaign_close(*, campaign: Campaign, size: int = DEADLINE_CHUNK) -> Campaig
     defaulted = _default_revoke_or_keep(campaign, action, size)
     actor = system_actor(campaign)
     held = _apply_held_revocations(campaign, actor, size)
-    _close(campaign, actor, action=action, defaulted=defaulted, held=held)
+    _close(campaign, closed_by or actor, action=action, defaulted=defaulted, held=held, early=closed_by is not None)
     return campaign
+
+
+def campaign_close_early(*, actor: Actor | User, campaign: Campaign) -> Campaign:
+    """Close a running campaign whose items are all decided before its deadline (IAM admins and
+    the campaign's owner), through the same close as the deadline: revocations held for the
+    close are applied and the close is audited, with the person as actor. Idempotent: a
+    campaign already closed (by the sweep or a second click) is returned as it is. While an item
+    is undecided it refuses — the default action is the deadline's to apply, never a click's."""
+    resolved = Actor.coerce(actor)
+    if not permissions.can_launch(resolved.user, campaign):
+        raise NotAllowed("Only IAM admins and the campaign's owner can close it.")
+    campaign.refresh_from_db()
+    if campaign.status == CampaignStatus.CLOSED:
+        return campaign
+    check_transition(
+        campaign.status, CampaignStatus.CLOSED, "Only a running campaign can be closed (this one is {current})."
+    )
+    undecided = ReviewItem.objects.filter(campaign=campaign, status__in=UNDECIDED).count()
+    if undecided:
+        raise Conflict(f"{undecided} item(s) are still undecided: the campaign closes at its deadline.")
+    try:
+        return campaign_close(campaign=campaign, closed_by=resolved)
+    except IllegalTransition:
+        # Closed meanwhile by the sweep or another click: the outcome asked for holds.
+        campaign.refresh_from_db()
+        if campaign.status == CampaignStatus.CLOSED:
+            return campaign
+        raise
 
 
 def campaign_tick(*, campaign_id: int, now: datetime | None = None) -> dict[str, int]:

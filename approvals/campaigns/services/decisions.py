@@ -19,6 +19,7 @@ from approvals.campaigns.models import (
     ReviewItem,
     SecondStage,
 )
+from approvals.campaigns.recommend import advise_items
 from governance.actors import Actor
 from governance.audit import audit_record, snapshot
 from governance.exceptions import Conflict, DomainError, NotAllowed, ValidationFailed
@@ -60,6 +61,9 @@ def _decide_open(item: ReviewItem, user: User, decision: str, comment: str) -> s
     campaign = item.campaign
     if not permissions.can_decide(user, item):
         raise NotAllowed("Only the assigned reviewer decides this item.")
+    stand_in_refusal = permissions.stand_in_refusal(user, item)
+    if stand_in_refusal is not None:
+        raise NotAllowed(stand_in_refusal)
     if campaign.definition.forbid_self_review and item.integration.owner_ids() == {user.pk}:
         raise NotAllowed("You are this integration's only owner: someone else must review it.")
     keep_needs_confirmation = campaign.second_stage == SecondStage.CRITICAL_KEEPS and item.critical
@@ -86,11 +90,14 @@ def _confirm_keep(item: ReviewItem, user: User, decision: str, comment: str) -> 
     return "review_item.confirmed"
 
 
-def review_item_decide(*, actor: Actor | User, item: ReviewItem, decision: str, comment: str = "") -> ReviewItem:
+def review_item_decide(
+    *, actor: Actor | User, item: ReviewItem, decision: str, comment: str = "", accepted_recommendation: bool = False
+) -> ReviewItem:
     """A reviewer certifies (keeps) or revokes an item; revoking needs a reason. In the second
     stage the confirmation group confirms or overturns a keep. The integration's only owner never
     decides it alone when the definition forbids self-review. Locks the item; a decided item, or
-    one of a campaign that is not running, is a conflict."""
+    one of a campaign that is not running, is a conflict. ``accepted_recommendation`` records in
+    the audit that the reviewer took the page's recommendation rather than choosing."""
     resolved = Actor.coerce(actor)
     comment = _checked_comment(decision, comment)
     with transaction.atomic():
@@ -114,7 +121,12 @@ def review_item_decide(*, actor: Actor | User, item: ReviewItem, decision: str, 
             target=locked,
             owner=campaign.owner,
             before=before,
-            after={**snapshot(locked, _ITEM_AUDITED), "decision": decision, "campaign": campaign.pk},
+            after={
+                **snapshot(locked, _ITEM_AUDITED),
+                "decision": decision,
+                "campaign": campaign.pk,
+                **({"accepted_recommendation": True} if accepted_recommendation else {}),
+            },
             reason=comment,
         )
         if locked.status == ItemStatus.REVOKED and campaign.apply_mode == ApplyMode.IMMEDIATE:
@@ -140,4 +152,25 @@ def review_items_decide_many(
             result.decided.append(item.pk)
         except DomainError as exc:
             result.failed[item.pk] = exc.detail
+    return result
+
+
+def review_items_accept_recommendations(*, actor: Actor | User, items: Sequence[ReviewItem]) -> BulkResult:
+    """Decide each item as its recommendation says, worked out afresh here (never taken from the
+    page), the recommendation's reason as the comment: "Accepted recommendation: <reason>". Each
+    is its own decision (locked, audited with ``accepted_recommendation``); refusals are reported
+    per item."""
+    result = BulkResult(decided=[], failed={})
+    for advice in advise_items(items, now=timezone.now()):
+        try:
+            review_item_decide(
+                actor=actor,
+                item=advice.item,
+                decision=advice.rec.decision,
+                comment=f"Accepted recommendation: {advice.rec.reason}",
+                accepted_recommendation=True,
+            )
+            result.decided.append(advice.item.pk)
+        except DomainError as exc:
+            result.failed[advice.item.pk] = exc.detail
     return result

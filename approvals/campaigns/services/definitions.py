@@ -23,7 +23,7 @@ from approvals.campaigns.models import (
 )
 from governance.actors import Actor
 from governance.audit import audit_record, snapshot
-from governance.exceptions import NotAllowed, Unprocessable, ValidationFailed
+from governance.exceptions import Conflict, NotAllowed, Unprocessable, ValidationFailed
 from governance.models import User
 from governance.validators import single_line_errors
 from inventory.choices import IntegrationKind, RiskTier, Sensitivity
@@ -182,6 +182,31 @@ def definition_save(
         )
         definition_schedule_sync(saved)
     return saved
+
+
+def definition_delete(*, actor: Actor | User, definition: CampaignDefinition) -> CampaignDefinition:
+    """Delete a definition that never ran (IAM admins), with its schedule, audited; returns it as
+    it was. One with runs is kept for their record: deactivate it instead (a conflict)."""
+    resolved = Actor.coerce(actor)
+    if not permissions.can_manage_definitions(resolved.user):
+        raise NotAllowed("Only IAM admins keep campaign definitions.")
+    with transaction.atomic():
+        locked = CampaignDefinition.objects.select_for_update().filter(pk=definition.pk).first()
+        if locked is None:
+            return definition  # deleted meanwhile: the outcome asked for holds
+        if locked.campaigns.exists():
+            raise Conflict("This definition has campaigns on record: untick “Active” to stop its runs instead.")
+        audit_record(
+            actor=resolved,
+            action="campaign_definition.deleted",
+            target=locked,
+            owner=locked.owner,
+            before=snapshot(locked, SCALAR_FIELDS),
+        )
+        locked.is_active = False
+        definition_schedule_sync(locked)
+        locked.delete()
+    return locked
 
 
 def definition_schedule_sync(definition: CampaignDefinition) -> None:
