@@ -75,14 +75,14 @@ def test_the_queue_and_the_api_docs_work_under_the_policy_with_no_violation(
         # Swagger UI: the start-up script (served as a file) renders every operation.
         response = page.goto(f"{base}/api/v1/docs/")
         assert "script-src 'self'" in response.headers["content-security-policy"]
-        page.wait_for_selector(".opblock", timeout=20_000)
+        page.wait_for_selector(".opblock", timeout=60_000)
         assert page.locator(".opblock").count() > 10
         assert _violations(page, console) == []
 
         # ReDoc: renders the API's title and its operations' menu.
         response = page.goto(f"{base}/api/v1/redoc/")
         assert "script-src 'self'" in response.headers["content-security-policy"]
-        page.get_by_role("heading", name="AI Governance Portal API").first.wait_for(timeout=20_000)
+        page.get_by_role("heading", name="AI Governance Portal API").first.wait_for(timeout=60_000)
         assert page.locator("li[data-item-id]").count() > 10
         assert _violations(page, console, expected=REDOC_LOGO) == []
 
