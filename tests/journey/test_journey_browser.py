@@ -244,3 +244,57 @@ def test_a_suspension_tells_the_owner_and_an_auditor_walks_the_trail(browser: An
     # Read-only: the auditor is offered no action on it.
     assert audrey.get_by_role("button", name="Suspend now").count() == 0
     audrey.context.close()
+
+
+@pytest.fixture
+def demo_data(site: str) -> str:
+    """The demo's integrations and grants (alice's and bob's), on top of the people and catalog."""
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    call_command("seed_demo", stdout=StringIO())
+    return site
+
+
+def test_ivan_defines_and_launches_a_campaign_bob_recertifies_from_his_email_and_the_report(
+    browser: Any, demo_data: str, mailbox: Mailbox
+) -> None:
+    from approvals.campaigns.models import Campaign, ReviewItem
+    from approvals.campaigns.services.launch import campaign_launch_run
+
+    site = demo_data
+    ivan = _as(browser, site, "ivan")
+    ivan.goto(f"{site}/campaigns/definitions/new/")
+    ivan.get_by_label("Name", exact=True).fill("Support tools — quarterly")
+    ivan.get_by_label("Owner", exact=True).fill("ivan")
+    ivan.get_by_label("Reviewer", exact=True).select_option("business_owner")
+    ivan.get_by_label("Repeats (cron, UTC)").fill("0 9 * 1,4,7,10 1#1")
+    expect(ivan.locator("#cron-words")).to_contain_text("Monday")
+    ivan.get_by_role("button", name="Save").click()
+    expect(ivan.locator(".messages")).to_be_visible()
+    ivan.goto(f"{site}/campaigns/definitions/")
+    ivan.get_by_role("button", name="Launch a run now of Support tools — quarterly").click()
+    expect(ivan.locator(".messages")).to_contain_text("launched")
+    campaign = Campaign.objects.get(definition__name="Support tools — quarterly")
+    campaign_launch_run(campaign_id=campaign.pk)  # what the worker runs
+    assert ReviewItem.objects.filter(campaign=campaign, reviewer__username="bob").exists()
+
+    [assigned] = [m for m in _mail_to(mailbox, "bob") if "Support tools" in str(m["Subject"])]
+    link = re.search(rf"{re.escape(site)}/campaigns/review/\S*", _text(assigned))
+    assert link, _text(assigned)
+    bob = _as(browser, site, "bob")
+    bob.goto(link.group(0))
+    expect(bob.locator("input[type=radio]:checked")).to_have_count(0)
+    waiting = bob.locator("li.review-item").count()
+    assert waiting > 0
+    bob.get_by_role("button", name=re.compile("Accept the recommendations for all")).click()
+    expect(bob.locator(".messages")).to_contain_text("decided as recommended")
+    bob.context.close()
+    bobs = ReviewItem.objects.filter(campaign=campaign, reviewer__username="bob")
+    assert bobs.count() >= waiting and not bobs.filter(status="open").exists()
+
+    ivan.goto(f"{site}/campaigns/{campaign.pk}/report/")
+    expect(ivan.locator("svg.progress-chart rect.chart-bar").first).to_be_attached()
+    expect(ivan.locator("main")).to_contain_text("Support tools — quarterly")
+    ivan.context.close()
