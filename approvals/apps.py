@@ -9,7 +9,7 @@ class ApprovalsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from approvals import demo, panels, receivers, webhooks
+        from approvals import audit_targets, demo, panels, receivers, webhooks
         from governance import demo as demo_registry
         from governance import scheduling
         from inventory import signals
@@ -28,10 +28,16 @@ class ApprovalsConfig(AppConfig):
 
         webhooks.register()
         panels.register()
+        audit_targets.register()
         # Every five minutes: an elevation's grant lasts an hour and its step's SLA is minutes, so
         # ending grants and escalating steps cannot wait for an hourly pass. Both sweeps are one
         # indexed range read when nothing is due.
         scheduling.register("approvals-grants-expire", "approvals.tasks.grants_expire", "*/5 * * * *")
         scheduling.register("approvals-grants-warn", "approvals.tasks.grants_warn", "30 6 * * *")
         scheduling.register("approvals-sla-sweep", "approvals.tasks.sla_sweep", "*/5 * * * *")
+        # A scheduled delegation is covered within five minutes of its start; one that ends
+        # stops at once (the gates read its dates too), the sweep then removes its permissions.
+        scheduling.register("approvals-delegations-sync", "approvals.tasks.delegations_sync", "*/5 * * * *")
+        # The reviewers' daily digest, in the morning (UTC), before the working day.
+        scheduling.register("approvals-reviewer-digest", "approvals.tasks.reviewer_digest", "0 7 * * *")
         demo_registry.register("approvals", 20, demo.seed)

@@ -6,13 +6,14 @@ State changes go through ``approvals.services``; nothing here changes a status b
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.contrib.auth.models import Group
 from django.db import models
 from django.utils import timezone
+from guardian.models import UserObjectPermissionBase
 from simple_history.models import HistoricalRecords
 
 from inventory.choices import RiskTier
@@ -361,7 +362,11 @@ class RequestStep(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     reviewers = models.ManyToManyField(
-        settings.AUTH_USER_MODEL, through="StepAssignment", related_name="assigned_steps", blank=True
+        settings.AUTH_USER_MODEL,
+        through="StepAssignment",
+        through_fields=("step", "user"),
+        related_name="assigned_steps",
+        blank=True,
     )
 
     history = HistoricalRecords()
@@ -400,9 +405,19 @@ class StepAssignment(models.Model):
     due_at = models.DateTimeField(null=True, blank=True)
     via = models.CharField(max_length=60, blank=True, help_text="How they reached the step (group, owner, escalation).")
     assigned_at = models.DateTimeField(default=timezone.now)
+    # Set when an IAM admin moved the assignment to someone else: it closed undecided, and the
+    # new reviewer's assignment carries the same due time.
+    reassigned_at = models.DateTimeField(null=True, blank=True)
+    reassigned_to = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    closed_reason = models.CharField(max_length=300, blank=True, help_text="Why it closed undecided (a reassignment).")
 
     class Meta:
         ordering = ["step_id", "id"]
+        # Held on one assignment (a guardian object permission), never model-wide: the active
+        # delegate of the assigned reviewer decides it in their stead.
+        permissions = [("decide_stepassignment", "May decide this assignment for its reviewer")]
         # The queue reads "open for this user, oldest due first": a partial index in that order
         # lets the database stop after one page instead of sorting every open item.
         indexes = [
@@ -429,6 +444,11 @@ class Decision(models.Model):
     step = models.ForeignKey(RequestStep, on_delete=models.PROTECT, related_name="decisions")
     request = models.ForeignKey(AccessRequest, on_delete=models.PROTECT, related_name="decisions")
     reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="approval_decisions")
+    # The reviewer a delegate decided for (``reviewer`` is the delegate, who acted): separation
+    # of duties counts the decision against both.
+    on_behalf_of = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     decision = models.CharField(max_length=20, choices=DecisionKind.choices)
     comment = models.TextField(blank=True)
     approved_scopes = models.ManyToManyField(Scope, blank=True, related_name="+")
@@ -437,7 +457,112 @@ class Decision(models.Model):
 
     class Meta:
         ordering = ["created_at", "id"]
-        constraints = [models.UniqueConstraint(fields=["step", "reviewer"], name="decision_once_per_reviewer_step")]
+        constraints = [
+            models.UniqueConstraint(fields=["step", "reviewer"], name="decision_once_per_reviewer_step"),
+            # A delegation cannot be used to decide one step twice for the same person.
+            models.UniqueConstraint(
+                fields=["step", "on_behalf_of"],
+                condition=models.Q(on_behalf_of__isnull=False),
+                name="decision_once_per_delegator_step",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.reviewer} {self.decision} {self.step}"
+
+
+# The longest a delegation may run: an absence longer than a quarter is a change of duties, for
+# an IAM admin to make in the pools.
+MAX_DELEGATION_DAYS = 90
+
+
+class DelegationStatus(models.TextChoices):
+    SCHEDULED = "scheduled", "Scheduled"
+    ACTIVE = "active", "Active"
+    ENDED = "ended", "Ended"
+    REVOKED = "revoked", "Revoked"
+
+
+class Delegation(models.Model):
+    """A reviewer away for a period (``starts_at`` to ``ends_at``) hands their open approval
+    steps and/or review items to a named colleague of the same reviewer pool. While it runs, the
+    delegate holds a guardian object permission on each of the delegator's open assignments
+    and items (granted at its start and for items assigned during it, withdrawn at its end or
+    revocation); the pages and the API read those permissions. ``started_at``/``ended_at``
+    record when the permissions were granted and withdrawn, so the sweep runs each once.
+    Created, revoked and swept only by ``approvals.services.delegation`` (audited)."""
+
+    delegator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="delegations_given")
+    delegate = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="delegations_held")
+    starts_at = models.DateTimeField()
+    ends_at = models.DateTimeField()
+    covers_approvals = models.BooleanField(default=True, help_text="Approval steps assigned to the delegator.")
+    covers_reviews = models.BooleanField(default=True, help_text="Recertification items assigned to the delegator.")
+    reason = models.CharField(max_length=300, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    started_at = models.DateTimeField(null=True, blank=True, help_text="When its permissions were granted.")
+    ended_at = models.DateTimeField(null=True, blank=True, help_text="When its permissions were withdrawn.")
+
+    class Meta:
+        ordering = ["-starts_at", "-id"]
+        indexes = [
+            models.Index(fields=["delegator", "ends_at"], name="delegation_delegator_ends"),
+            models.Index(fields=["delegate", "ends_at"], name="delegation_delegate_ends"),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(ends_at__gt=models.F("starts_at")), name="delegation_ends_after"),
+            models.CheckConstraint(
+                condition=~models.Q(delegator=models.F("delegate")), name="delegation_not_to_oneself"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.delegator} → {self.delegate} ({self.starts_at:%Y-%m-%d} to {self.ends_at:%Y-%m-%d})"
+
+    def status_at(self, now: datetime) -> str:
+        if self.revoked_at is not None:
+            return DelegationStatus.REVOKED
+        if now < self.starts_at:
+            return DelegationStatus.SCHEDULED
+        return DelegationStatus.ACTIVE if now < self.ends_at else DelegationStatus.ENDED
+
+    @property
+    def status(self) -> str:
+        return self.status_at(timezone.now())
+
+    def get_status_display(self) -> str:
+        return str(DelegationStatus(self.status).label)
+
+    @property
+    def covers_label(self) -> str:
+        parts = [name for name, on in (("approvals", self.covers_approvals), ("reviews", self.covers_reviews)) if on]
+        return " and ".join(parts)
+
+
+class StepAssignmentUserObjectPermission(UserObjectPermissionBase):
+    """Guardian object permissions on step assignments, with a real foreign key (indexed, joined
+    in the queue's query) instead of guardian's generic text id: ``decide_stepassignment`` is
+    held by the delegator's active delegate."""
+
+    content_object = models.ForeignKey(StepAssignment, on_delete=models.CASCADE, related_name="user_permissions")
+
+    class Meta(UserObjectPermissionBase.Meta):
+        verbose_name = "step assignment permission of a person"
+
+
+class ReviewItemUserObjectPermission(UserObjectPermissionBase):
+    """Guardian object permissions on recertification review items (the delegate of an item's
+    reviewer holds ``campaigns.change_reviewitem`` on it: may decide it). Kept here, beside the
+    delegations that grant them, with a real foreign key to the item."""
+
+    content_object = models.ForeignKey(
+        "campaigns.ReviewItem", on_delete=models.CASCADE, related_name="user_permissions"
+    )
+
+    class Meta(UserObjectPermissionBase.Meta):
+        verbose_name = "review item permission of a person"

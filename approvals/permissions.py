@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from governance.roles import Role, has_role, is_auditor, is_iam_admin, is_read_only
+from inventory.permissions import is_delegate, is_owner
 
 
 def can_decide_any(user: Any) -> bool:
@@ -42,7 +43,9 @@ def can_cancel_change(user: Any, req: Any) -> bool:
 
 
 def can_open_renewal(user: Any, integration: Any) -> bool:
-    return not is_read_only(user) and user.pk in integration.owner_ids()
+    """Whoever may change the integration: its owners, co-owners and delegates (not IAM admins
+    acting alone: a renewal asks for access an owner answers for)."""
+    return not is_read_only(user) and (is_owner(user, integration) or is_delegate(user, integration))
 
 
 def sees_queue(user: Any) -> bool:
@@ -52,3 +55,19 @@ def sees_queue(user: Any) -> bool:
     from approvals.models import StepAssignment
 
     return bool(getattr(user, "is_authenticated", False)) and StepAssignment.objects.filter(user=user).exists()
+
+
+def can_reassign(user: Any) -> bool:
+    """IAM admins move an open approval step or review item to another eligible reviewer."""
+    return is_iam_admin(user) and not is_read_only(user)
+
+
+def can_delegate(user: Any) -> bool:
+    """Anyone who may decide may hand their items to a colleague for an absence (the service
+    checks the pool); IAM admins also set one up for someone else."""
+    return can_decide_any(user)
+
+
+def can_manage_delegation(user: Any, delegation: Any) -> bool:
+    """The person who delegated, and IAM admins, revoke a delegation; the delegate reads it."""
+    return can_decide_any(user) and (delegation.delegator_id == user.pk or is_iam_admin(user))

@@ -21,3 +21,14 @@ def grants_warn() -> int:
 def sla_sweep() -> dict[str, int]:
     with task_context(user=system_user()):
         return {"reminded": services.steps_remind_due(), "escalated": services.steps_escalate_overdue()}
+
+
+def reviewer_digest() -> int:
+    """Daily: one digest to each reviewer who chose it, listing what waits for them."""
+    with task_context(user=system_user()):
+        return services.reviewer_digests_send()
+
+
+def delegations_sync() -> dict[str, int]:
+    with task_context(user=system_user()):
+        return services.delegations_sync()

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
+from guardian.models import UserObjectPermissionBase
 from simple_history.models import HistoricalRecords
 
 from inventory.choices import (  # noqa: F401  (the vocabulary is read from here too)
@@ -183,7 +184,12 @@ class Integration(models.Model):
             # The IAM team's usual question: "what is active and high risk?"
             models.Index(fields=["status", "risk_tier"], name="integration_status_tier"),
         ]
-        permissions = [("suspend_integration", "Can suspend (kill switch) any integration")]
+        permissions = [
+            ("suspend_integration", "Can suspend (kill switch) any integration"),
+            # Held on one integration (a guardian object permission), never model-wide: its
+            # co-owners and delegates, named by an owner.
+            ("act_on_integration", "May act on this integration beside its owners"),
+        ]
 
     def __str__(self) -> str:
         return self.name
@@ -406,3 +412,15 @@ class WorkloadBinding(models.Model):
     @property
     def is_proven(self) -> bool:
         return self.first_verified_at is not None
+
+
+class IntegrationUserObjectPermission(UserObjectPermissionBase):
+    """A guardian object permission on one integration, with a real foreign key (indexed and
+    joined like any other, instead of guardian's generic text id): ``act_on_integration`` makes
+    a person a co-owner or delegate who sees, edits and renews that integration. Written only by
+    ``inventory.services.integration_delegate_add``/``_remove`` (audited)."""
+
+    content_object = models.ForeignKey(Integration, on_delete=models.CASCADE, related_name="user_permissions")
+
+    class Meta(UserObjectPermissionBase.Meta):
+        verbose_name = "integration permission of a person"

@@ -7,7 +7,7 @@ from typing import Any
 
 from governance.actors import Actor
 from governance.roles import Role, has_role, is_auditor, is_iam_admin, is_read_only, sees_everything
-from inventory.models import Grant, Integration
+from inventory.models import Grant, Integration, IntegrationUserObjectPermission
 
 
 def _human(actor: Any) -> Any:
@@ -22,14 +22,35 @@ def is_owner(user: Any, integration: Integration) -> bool:
     return bool(getattr(user, "pk", None)) and user.pk in integration.owner_ids()
 
 
+def is_delegate(user: Any, integration: Integration) -> bool:
+    """A co-owner or delegate: ``user`` holds the guardian object permission an owner granted
+    on this one integration (read from its rows, so a superuser is no delegate by default)."""
+    return (
+        bool(getattr(user, "pk", None))
+        and IntegrationUserObjectPermission.objects.filter(
+            user=user, content_object=integration, permission__codename="act_on_integration"
+        ).exists()
+    )
+
+
 def can_edit(actor: Any, integration: Integration) -> bool:
-    """Owners and IAM admins change an integration; reviewers and auditors only read it."""
+    """Owners, their co-owners and delegates, and IAM admins change an integration (edit,
+    renew, suspend, retire, propose a transfer); reviewers and auditors only read it."""
     if _is_system(actor):
         return True
     user = _human(actor)
     if is_read_only(user):
         return False
-    return is_iam_admin(user) or is_owner(user, integration)
+    return is_iam_admin(user) or is_owner(user, integration) or is_delegate(user, integration)
+
+
+def can_manage_delegates(actor: Any, integration: Integration) -> bool:
+    """Only the owners (and IAM admins) name or remove co-owners and delegates: a delegate
+    cannot pass the integration on."""
+    if _is_system(actor):
+        return True
+    user = _human(actor)
+    return not is_read_only(user) and (is_iam_admin(user) or is_owner(user, integration))
 
 
 # The kill switch, retirement and transfers: the same people who may edit it.

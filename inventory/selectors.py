@@ -15,13 +15,15 @@ from django.db.models import Case, CharField, Count, Exists, OuterRef, Prefetch,
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from governance.models import AuditEvent
+from governance.models import AuditEvent, User
 from governance.roles import sees_everything
+from inventory import risk
 from inventory.choices import GrantStatus, IdentityStatus, IntegrationStatus, OwnerRole, TransferStatus
 from inventory.models import (
     Grant,
     GrantUsageDay,
     Integration,
+    IntegrationUserObjectPermission,
     OwnershipTransfer,
     ResourceSystem,
     Scope,
@@ -38,18 +40,52 @@ def owned_by(user: Any, prefix: str = "", *, lookup: str = "") -> Q:
     return reduce(or_, (Q(**{f"{prefix}{role}{suffix}": user}) for role in OwnerRole.values))
 
 
+# The guardian object permission that makes a person a co-owner or delegate of one integration.
+ACT_ON_INTEGRATION = "act_on_integration"
+
+
+def delegated_integration_ids(user: Any) -> QuerySet[IntegrationUserObjectPermission, Any]:
+    """The ids (a subquery) of the integrations ``user`` acts on as a co-owner or delegate: the
+    guardian object permissions an owner granted them."""
+    return (
+        IntegrationUserObjectPermission.objects.filter(user=user, permission__codename=ACT_ON_INTEGRATION)
+        .order_by()
+        .values("content_object_id")
+    )
+
+
+def delegated_to(user: Any, prefix: str = "") -> Q:
+    """Integrations ``user`` co-owns as a delegate; ``prefix`` reaches them from another model."""
+    return Q(**{f"{prefix}pk__in": delegated_integration_ids(user)})
+
+
+def integration_delegates(integration: Integration) -> QuerySet[User]:
+    """The co-owners and delegates of ``integration`` (beside its owners), by name."""
+    held = IntegrationUserObjectPermission.objects.filter(
+        content_object=integration, permission__codename=ACT_ON_INTEGRATION
+    ).values("user_id")
+    return User.objects.filter(pk__in=held).order_by("username")
+
+
+def integration_actor_ids(integration: Integration) -> set[int]:
+    """Everyone who acts for ``integration``: its owners and its co-owners or delegates (one
+    query). Separation of duties keeps all of them out of deciding its requests."""
+    return integration.owner_ids() | set(integration_delegates(integration).values_list("pk", flat=True))
+
+
 def integrations_for(user: Any) -> QuerySet[Integration]:
-    """What ``user`` may see: owners see their own; reviewers, IAM admins and auditors see all;
+    """What ``user`` may see: owners see their own, co-owners and delegates the ones an owner
+    shared with them (guardian object permissions); reviewers, IAM admins and auditors see all;
     everyone else nothing (an unseen integration answers 404)."""
     if not getattr(user, "is_authenticated", False):
         return Integration.objects.none()
     if sees_everything(user):
         return Integration.objects.all()
-    # A UNION of three index lookups rather than one OR: with OR, SQLite walks the name index of
+    # A UNION of index lookups rather than one OR: with OR, SQLite walks the name index of
     # every integration to fill a page (450 ms at 100,000 rows); this reads only the user's own.
     mine = Integration.objects.order_by().values("pk")
     first, *others = (mine.filter(**{role: user}) for role in OwnerRole.values)
-    return Integration.objects.filter(pk__in=first.union(*others))
+    return Integration.objects.filter(pk__in=first.union(*others, delegated_integration_ids(user)))
 
 
 def integrations_listed(user: Any) -> QuerySet[Integration]:
@@ -438,3 +474,23 @@ def issuer_bindings(user: Any, issuer: TrustedIssuer) -> QuerySet[WorkloadBindin
         .select_related("integration", "integration__business_owner")
         .order_by("integration__name", "integration_id")
     )
+
+
+# --- The delegation chain -----------------------------------------------------------------------
+
+
+def delegation_chain(user: Any, integration: Integration) -> dict[str, Any]:
+    """The delegation chain around ``integration`` as ``user`` may see it: everything downstream
+    (named; ``visible_down`` holds the ids the user may open) and what calls it (only what the
+    user may see, and how many others)."""
+    downstream = risk.chain_reach([i.pk for i in integration.invokes.all()], exclude=integration.pk)
+    upstream_ids = risk.upstream_ids(integration.pk)
+    visible = integrations_for(user)
+    upstream = list(visible.filter(pk__in=upstream_ids).only("id", "name", "status", "risk_tier"))
+    visible_down = set(visible.filter(pk__in=[i.pk for i in downstream.integrations]).values_list("pk", flat=True))
+    return {
+        "downstream": downstream,
+        "visible_down": visible_down,
+        "upstream": upstream,
+        "upstream_hidden": len(upstream_ids) - len(upstream),
+    }

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from inventory import views
+from inventory import views, views_delegates
 
 app_name = "inventory"
 
@@ -14,6 +14,8 @@ urlpatterns = [
     path("<int:pk>/reactivate/", views.integration_reactivate, name="reactivate"),
     path("<int:pk>/retire/", views.integration_retire, name="retire"),
     path("<int:pk>/transfer/", views.integration_transfer, name="transfer-propose"),
+    path("<int:pk>/delegates/", views_delegates.delegate_add, name="delegate-add"),
+    path("<int:pk>/delegates/<int:user_id>/remove/", views_delegates.delegate_remove, name="delegate-remove"),
     path("<int:pk>/workload-binding/", views.integration_binding, name="workload-binding"),
     path("<int:pk>/workload-binding/remove/", views.integration_binding_remove, name="workload-binding-remove"),
     path("transfers/<int:pk>/", views.transfer_detail, name="transfer"),

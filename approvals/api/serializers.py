@@ -15,6 +15,13 @@ if TYPE_CHECKING:
 class AccessRequestDecisionSerializer(serializers.ModelSerializer[Decision]):
     reviewer = serializers.CharField(source="reviewer.username", read_only=True, help_text="Who decided.")
     reviewer_name = serializers.CharField(source="reviewer.label", read_only=True)
+    on_behalf_of = serializers.CharField(
+        source="on_behalf_of.username",
+        read_only=True,
+        allow_null=True,
+        default=None,
+        help_text="The reviewer a delegate decided for while they were away (null: the reviewer decided).",
+    )
     approved_scopes: serializers.SlugRelatedField[Scope] = serializers.SlugRelatedField(
         slug_field="code", many=True, read_only=True
     )
@@ -27,6 +34,7 @@ class AccessRequestDecisionSerializer(serializers.ModelSerializer[Decision]):
             "step",
             "reviewer",
             "reviewer_name",
+            "on_behalf_of",
             "decision",
             "comment",
             "approved_scopes",
@@ -64,7 +72,8 @@ class AccessRequestStepSerializer(serializers.ModelSerializer[RequestStep]):
 
     @extend_schema_field(serializers.ListField(child=serializers.CharField()))
     def get_reviewers(self, step: RequestStep) -> list[str]:
-        return [a.user.username for a in step.assignments.all()]
+        # An assignment an IAM admin moved to someone else is no longer theirs to decide.
+        return [a.user.username for a in step.assignments.all() if a.reassigned_at is None]
 
 
 class AccessRequestSerializer(serializers.ModelSerializer[AccessRequest]):

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from django.db.models import Count, Exists, Max, OuterRef, Q, QuerySet
-from django.db.models.functions import TruncDate
+from django.db.models.functions import ExtractHour, TruncDate
 from django.utils import timezone
 
 from approvals.campaigns.models import (
@@ -29,10 +29,16 @@ from approvals.campaigns.models import (
     ItemStatus,
     ReviewItem,
 )
+from approvals.models import ReviewItemUserObjectPermission
+from approvals.selectors import active_delegations
 from governance.roles import Role, has_role
 from inventory.choices import GrantStatus
 from inventory.models import Credential, Grant
 from inventory.selectors import with_usage
+
+# The guardian object permission a stand-in holds on each open item of the reviewer who is away
+# (a review item has no "decide" permission of its own: deciding is what changing it means).
+STAND_IN_PERMISSION = "change_reviewitem"
 
 # How many days a progress chart shows at most.
 SERIES_DAYS_LIMIT = 400
@@ -63,6 +69,17 @@ def assigned_to(user: Any, prefix: str = "") -> Q:
     )
 
 
+def stood_in_items(user: Any) -> QuerySet[ReviewItem]:
+    """Items ``user`` may decide for their reviewer, who is away: those on which ``user`` holds
+    the guardian permission (granted by the delegation), while that delegation runs (read here
+    too, so an ended one stops at once)."""
+    held = ReviewItemUserObjectPermission.objects.filter(user=user, permission__codename=STAND_IN_PERMISSION).values(
+        "content_object_id"
+    )
+    delegators = active_delegations().filter(delegate=user, covers_reviews=True).values("delegator_id")
+    return ReviewItem.objects.filter(pk__in=held, reviewer_id__in=delegators)
+
+
 def definitions_for(user: Any) -> QuerySet[CampaignDefinition]:
     if sees_every_campaign(user):
         return CampaignDefinition.objects.all()
@@ -76,7 +93,7 @@ def campaigns_for(user: Any) -> QuerySet[Campaign]:
     if sees_every_campaign(user):
         return qs
     mine = ReviewItem.objects.filter(assigned_to(user), campaign=OuterRef("pk"))
-    return qs.filter(Q(owner=user) | Exists(mine))
+    return qs.filter(Q(owner=user) | Exists(mine) | Q(pk__in=stood_in_items(user).values("campaign_id")))
 
 
 def campaigns_listed(user: Any) -> QuerySet[Campaign]:
@@ -89,7 +106,7 @@ def review_items_for(user: Any) -> QuerySet[ReviewItem]:
         return qs.none()
     if sees_every_campaign(user):
         return qs
-    return qs.filter(assigned_to(user) | Q(campaign__owner=user))
+    return qs.filter(assigned_to(user) | Q(campaign__owner=user) | Q(pk__in=stood_in_items(user).values("pk")))
 
 
 def review_items_listed(user: Any) -> QuerySet[ReviewItem]:
@@ -106,7 +123,8 @@ def my_open_items(user: Any) -> QuerySet[ReviewItem]:
     if not _authenticated(user):
         return ReviewItem.objects.none()
     groups = user.groups.values("pk")
-    first = Q(status=ItemStatus.OPEN) & (Q(reviewer=user) | Q(reviewer_group__in=groups))
+    stood_in = Q(pk__in=stood_in_items(user).values("pk"))
+    first = Q(status=ItemStatus.OPEN) & (Q(reviewer=user) | Q(reviewer_group__in=groups) | stood_in)
     confirm = Q(status=ItemStatus.AWAITING_CONFIRMATION) & Q(campaign__definition__second_stage_group__in=groups)
     if has_role(user, Role.IAM_ADMIN):
         confirm |= Q(status=ItemStatus.AWAITING_CONFIRMATION, campaign__definition__second_stage_group__isnull=True)
@@ -233,6 +251,21 @@ def progress_series(campaign: Campaign) -> list[tuple[date, int]]:
         series.append((day, total))
         day += timedelta(days=1)
     return series
+
+
+def decisions_per_hour(campaign: Campaign, day: date) -> dict[int, int]:
+    """How many of the campaign's items were decided in each hour (UTC) of ``day``; hours with
+    none are absent."""
+    start = datetime.combine(day, datetime.min.time(), tzinfo=UTC)
+    rows = (
+        ReviewItem.objects.filter(campaign=campaign, decided_at__gte=start, decided_at__lt=start + timedelta(days=1))
+        .order_by()
+        .annotate(hour=ExtractHour("decided_at", tzinfo=UTC))
+        .values("hour")
+        .annotate(n=Count("pk"))
+        .values_list("hour", "n")
+    )
+    return {hour: count for hour, count in rows}
 
 
 def _with_percent(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:

@@ -29,6 +29,7 @@ from approvals.models import (
     StepAssignment,
     StepStatus,
 )
+from approvals.services.notifications import outcome_notify
 from approvals.services.requests import (
     apply_change_outcome,
     audit_after,
@@ -38,7 +39,7 @@ from approvals.services.requests import (
     integration_of,
     lock_integration_of,
 )
-from approvals.services.routing import ESCALATION, activate_step, email_about, pool_user_ids_for
+from approvals.services.routing import ESCALATION, activate_step, pool_user_ids_for
 from governance.actors import Actor
 from governance.audit import audit_record
 from governance.exceptions import Conflict, NotAllowed, Unprocessable, ValidationFailed
@@ -93,26 +94,24 @@ def _lock_step(req: AccessRequest, step_id: int | None) -> RequestStep:
 
 
 def _lock_assignment(req: AccessRequest, step: RequestStep, user: User) -> StepAssignment:
-    """Lock ``user``'s assignment to ``step`` once separation of duties allows them to decide it."""
+    """Lock the assignment ``user`` decides ``step`` through — their own, or that of the reviewer
+    they stand in for — once separation of duties allows them (and that reviewer) to decide it."""
     refusal = selectors.step_may_decide(user, req, step)
-    if refusal is not None:
-        raise NotAllowed(refusal)
-    mine = StepAssignment.objects.select_for_update().get(step=step, user=user)
+    acting = selectors.deciding_assignment(user, step) if refusal is None else None
+    if acting is None:
+        raise NotAllowed(refusal or "This step is not assigned to you.")
+    mine = StepAssignment.objects.select_for_update(of=("self",)).select_related("user").get(pk=acting.pk)
     if Decision.objects.filter(step=step, reviewer=user).exists():
         raise Conflict("You already decided this step.")
+    if not mine.is_open:
+        # The reviewer decided it themselves while their stand-in was looking at it.
+        raise Conflict(f"{mine.user.label} already decided this step.")
     return mine
 
 
 def _remaining_scopes(req: AccessRequest) -> list[Scope]:
     """Scopes still in play: those requested, narrowed by every approval of this round so far."""
-    remaining = {scope.pk: scope for scope in req.requested_scopes.all()}
-    approvals = Decision.objects.filter(
-        request=req, step__round=req.round, decision=DecisionKind.APPROVE
-    ).prefetch_related("approved_scopes")
-    for approval in approvals:
-        keep = {scope.pk for scope in approval.approved_scopes.all()}
-        remaining = {pk: scope for pk, scope in remaining.items() if pk in keep}
-    return sorted(remaining.values(), key=lambda scope: scope.code)
+    return selectors.scopes_in_play(req)
 
 
 def _approved_scopes(req: AccessRequest, wanted: Sequence[Scope] | None) -> list[Scope]:
@@ -161,17 +160,6 @@ def _checked_expiry(req: AccessRequest, expires_at: datetime | None) -> datetime
     return expires_at
 
 
-def _notify_requester(req: AccessRequest, decision: Decision) -> None:
-    email_about(
-        req,
-        req.requester,
-        key=f"approval-decision-{decision.pk}",
-        subject=f"{decision.get_decision_display()}: {decision.step.name} of your request for {req.subject_name}",
-        template="approval_decision",
-        decision=decision,
-    )
-
-
 def _record(
     req: AccessRequest,
     step: RequestStep,
@@ -183,9 +171,18 @@ def _record(
     approved: list[Scope],
     expires_at: datetime | None,
 ) -> Decision:
-    """Store the decision, close the reviewer's assignment, audit it and tell the requester."""
+    """Store the decision, close the reviewer's assignment and audit it (the requester hears the
+    outcome once, when the round ends)."""
+    # A delegate decides in their own name, for the reviewer whose assignment it is.
+    on_behalf_of = mine.user if mine.user_id != actor.user.pk else None
     made = Decision.objects.create(
-        step=step, request=req, reviewer=actor.user, decision=decision, comment=comment, expires_at=expires_at
+        step=step,
+        request=req,
+        reviewer=actor.user,
+        on_behalf_of=on_behalf_of,
+        decision=decision,
+        comment=comment,
+        expires_at=expires_at,
     )
     made.approved_scopes.set(approved)
     mine.is_open = False
@@ -200,12 +197,12 @@ def _record(
             "round": step.round,
             "decision": decision,
             "reviewer": actor.user.username,
+            **({"on_behalf_of": on_behalf_of.username} if on_behalf_of is not None else {}),
             "approved_scopes": [scope.code for scope in approved],
             "expires_at": expires_at,
         },
         reason=comment,
     )
-    _notify_requester(req, made)
     return made
 
 
@@ -278,7 +275,8 @@ def _follow_up(
         _apply_outcome(req, actor=actor, status=outcome, reason=comment)
         return
     approvals = Decision.objects.filter(step=step, decision=DecisionKind.APPROVE).count()
-    needed = step.required_approvals or step.assignments.exclude(via=ESCALATION).count()
+    # An assignment an IAM admin moved to someone else no longer counts towards "all reviewers".
+    needed = step.required_approvals or step.assignments.exclude(via=ESCALATION).filter(reassigned_at=None).count()
     # The escalation target takes the step over: their approval completes it whatever the rule.
     if approvals >= max(1, needed) or mine.via == ESCALATION:
         _complete_step(step, StepStatus.APPROVED, actor.user)
@@ -304,8 +302,8 @@ def _advance(req: AccessRequest, *, actor: Actor) -> None:
 
 def _apply_outcome(req: AccessRequest, *, actor: Actor, status: str, reason: str) -> None:
     """Close the request (or, for changes requested, the round) with ``status``, apply the outcome
-    to the inventory (or, for a change request, through its handler) in this transaction, and
-    audit it."""
+    to the inventory (or, for a change request, through its handler) in this transaction, audit
+    it, and queue the one outcome email to the requester."""
     check_transition(req, status)
     close_round(req, status=StepStatus.CANCELLED)
     before = req.status
@@ -331,6 +329,7 @@ def _apply_outcome(req: AccessRequest, *, actor: Actor, status: str, reason: str
     if req.is_change:
         # After the request's own event, so the trail reads "approved", then what it changed.
         apply_change_outcome(req, status=status, actor=actor)
+    outcome_notify(req, status=status)
 
 
 def _apply_to_inventory(req: AccessRequest, *, actor: Actor, status: str, reason: str) -> dict[str, Any]:

@@ -8,10 +8,8 @@ the escalation skips them too."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
 
 from django.contrib.auth.models import Group
-from django.urls import reverse
 from django.utils import timezone
 
 from approvals import selectors
@@ -28,41 +26,34 @@ from approvals.models import (
     Workflow,
     WorkflowStep,
 )
+from approvals.services import standins
+from approvals.services.notifications import reviewer_notify
 from approvals.services.workflows import default_workflows_ensure
 from governance.actors import Actor
 from governance.audit import audit_record
 from governance.models import User
 from governance.roles import Pool, Role
-from governance.services import email_enqueue
+from inventory.selectors import integration_actor_ids
 
 # Who may be asked to decide, and how they came to be asked (shown on the request page).
 Candidates = list[tuple[User, str]]
 ESCALATION = "escalation"
 
 
-def email_about(req: AccessRequest, recipient: User, *, key: str, subject: str, template: str, **context: Any) -> None:
-    """Queue an email about ``req`` (once per ``key``) with the link to its page."""
-    email_enqueue(
-        key=key,
-        recipient=recipient,
-        subject=subject,
-        template=template,
-        context={"req": req, **context, "link": reverse("approvals:request-detail", args=[req.pk])},
-    )
-
-
 def excluded_reviewer_ids(req: AccessRequest, *, round_no: int, except_step: RequestStep | None = None) -> set[int]:
-    """Who may not decide a step of this round: the integration's owners (when there is an
-    integration), the requester, the people the request itself excludes (a policy version's
+    """Who may not decide a step of this round: the integration's owners and co-owners (when
+    there is an integration), the requester, the people the request itself excludes (a policy version's
     authors, even when they belong to the reviewer pool), and whoever already decided another
     step of the round."""
     ids = {req.requester_id} | {int(pk) for pk in req.excluded_reviewer_ids or ()}
     if req.integration is not None:
-        ids |= req.integration.owner_ids()
+        ids |= integration_actor_ids(req.integration)
     decided = Decision.objects.filter(request=req, step__round=round_no)
     if except_step is not None:
         decided = decided.exclude(step=except_step)
-    ids |= set(decided.values_list("reviewer_id", flat=True))
+    # A delegate's decision counts against them and against the reviewer they stood in for.
+    for reviewer_id, on_behalf_of_id in decided.values_list("reviewer_id", "on_behalf_of_id"):
+        ids |= {reviewer_id} | ({on_behalf_of_id} if on_behalf_of_id else set())
     return ids
 
 
@@ -105,17 +96,25 @@ def _assign(step: RequestStep, people: Iterable[tuple[User, str]]) -> list[User]
         new.append(StepAssignment(step=step, user=user, due_at=step.due_at, via=via))
         users.append(user)
     StepAssignment.objects.bulk_create(new)
+    # Someone away hands what reaches them now to their delegate at once (not at the next sweep).
+    standins.assignments_cover(step.pk, [user.pk for user in users])
     req = step.request
     for user in users:
-        email_about(
+        reviewer_notify(
             req,
             user,
             key=f"approval-step-{step.pk}-assigned-{user.pk}",
-            subject=f"Your decision is needed: {req.get_type_display()} for {req.subject_name}",
+            subject=f"Waiting for your review: {req.get_type_display()} for {req.subject_name}",
             template="approval_step_assigned",
             step=step,
         )
     return users
+
+
+def assign_people(step: RequestStep, people: Iterable[tuple[User, str]]) -> list[User]:
+    """Add people to an active step (each emailed once, their delegates covered): how an IAM
+    admin's reassignment brings in the new reviewer. Returns those newly assigned."""
+    return _assign(step, people)
 
 
 def activate_step(step: RequestStep, *, actor: Actor, pool_user_ids: Sequence[int] = ()) -> None:
@@ -151,11 +150,11 @@ def escalate_step(step: RequestStep, *, actor: Actor, reason: str) -> list[User]
     step.save(update_fields=["escalated_at"])
     added = _assign(step, targets)
     for user in added:
-        email_about(
+        reviewer_notify(
             req,
             user,
             key=f"approval-escalated-{step.pk}-{user.pk}",
-            subject=f"Escalated to you: {req.get_type_display()} for {req.subject_name}",
+            subject=f"Escalated to you, waiting for your review: {req.get_type_display()} for {req.subject_name}",
             template="approval_escalated",
             step=step,
             reason=reason,

@@ -5,6 +5,7 @@ few that other services drive (status moves, grants made or ended in bulk, resco
 orphaning) say in their docstring which caller checked. Callers import from here."""
 
 from inventory.services.catalog import SCOPE_FIELDS, SYSTEM_FIELDS, resource_system_save, scope_save
+from inventory.services.delegates import integration_delegate_add, integration_delegate_remove
 from inventory.services.grants import grant_create_many, grant_revoke, grants_end_many
 from inventory.services.identities import (
     CLAIM_VALUE_MAX_LENGTH,
@@ -58,6 +59,8 @@ __all__ = [
     "grant_usage_record",
     "grants_end_many",
     "discovery_url_of",
+    "integration_delegate_add",
+    "integration_delegate_remove",
     "integration_reactivate",
     "integration_register",
     "integration_retire",
