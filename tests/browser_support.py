@@ -62,26 +62,27 @@ CRAWL_SKIP = (
 CRAWL_SKIP_SUFFIXES = (".csv", ".json", ".jsonl", ".pdf", ".zip", "/export/", "/download/")
 
 
-def _pattern(path: str) -> str:
-    """The path with its numbers and ids collapsed: one visit per kind of page."""
-    return "/".join("N" if part.isdigit() or len(part) >= 20 else part for part in path.split("/"))
+def page_kind(path: str) -> str:
+    """The path with its numbers and ids collapsed: ``/inventory/3/`` and ``/inventory/7/`` are
+    one kind of page; a view switch in the query makes another."""
+    path, _, query = path.partition("?")
+    kind = "/".join("N" if part.isdigit() or len(part) >= 20 else part for part in path.split("/"))
+    return f"{kind}?{query}" if query else kind
 
 
-def crawl(page: Any, base: str, start: str = "/", limit: int = 40, skip: set[str] | None = None) -> Iterator[str]:
+def crawl(page: Any, base: str, start: str = "/", limit: int = 40) -> Iterator[str]:
     """Open, one after the other, the portal pages a signed-in person reaches by following links
-    from ``start``: one per kind of page (``/inventory/3/`` and ``/inventory/7/`` are one kind),
-    breadth first, at most ``limit``, none whose kind is in ``skip`` (which grows as it goes, so
-    that several people's walks share it). Yields each path while its page is open in ``page``."""
+    from ``start``: one per kind of page (``page_kind``), breadth first, at most ``limit``.
+    Yields each path while its page is open in ``page``."""
     from urllib.parse import urlsplit
 
-    seen = skip if skip is not None else set()
+    seen: set[str] = set()
     queue, opened, host = [start], 0, urlsplit(base).netloc
     while queue and opened < limit:
         path = queue.pop(0)
-        key = _pattern(path.split("?")[0]) + ("?" + path.split("?")[1] if "?" in path else "")
-        if key in seen:
+        if page_kind(path) in seen:
             continue
-        seen.add(key)
+        seen.add(page_kind(path))
         response = page.goto(base + path)
         if response is None or response.status != 200 or "text/html" not in response.headers.get("content-type", ""):
             continue
