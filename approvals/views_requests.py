@@ -81,6 +81,8 @@ def _decision_context(
     if current is None or req.status != RequestStatus.IN_REVIEW:
         return context
     context["waiting_for"] = _waiting_for(current)
+    if permissions.can_reassign(user):
+        context["reassignable"] = [assignment for assignment in current.assignments.all() if assignment.is_open]
     context["mine"] = _my_decision(user, current)
     if context["mine"] is not None or not permissions.can_decide_any(user):
         return context

@@ -189,3 +189,14 @@ def test_the_api_shows_and_takes_a_delegates_decision(make_integration, submit, 
         f"/api/v1/access-requests/{req.pk}/decisions/", {"decision": "approve"}, format="json"
     )
     assert refused.status_code == 404
+
+
+def test_the_request_page_offers_iam_admins_to_reassign_each_open_part(
+    make_integration, submit, reviewer, iam_admin, web_as
+):
+    req = submit(make_integration("Reassigned bot"))
+    assignment = StepAssignment.objects.get(step__request=req, user=reviewer)
+    url = reverse("approvals:request-detail", args=[req.pk])
+    link = reverse("approvals:assignment-reassign", args=[assignment.pk])
+    assert link in web_as(iam_admin).get(url).content.decode()
+    assert link not in web_as(reviewer).get(url).content.decode()
