@@ -122,6 +122,7 @@ def recently_deactivated(request: HttpRequest) -> dict[str, Any] | None:
     events = list(
         AuditEvent.objects.filter(action="user.deactivated", created_at__gte=since).order_by("-id")[:LIST_SIZE]
     )
+    attach_target_links(request.user, events, type_attr="target_type", id_attr="target_id", repr_attr="target_repr")
     return {"events": events}
 
 

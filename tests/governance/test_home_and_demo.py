@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from io import StringIO
 from typing import Any
@@ -122,7 +123,9 @@ def test_iam_admin_panels_show_users_without_roles_and_deactivations(
     client.force_login(ivan)
     html = client.get("/").content.decode()
     assert "New Joiner" in html
-    assert "<li>bob <span" in html and "Left the company" in html
+    # The person is named and linked (the admin page of the account), with the reason.
+    assert re.search(r"<li><span class=\"target\">.*Bob Baker.*</span> <span class=\"muted\">by ivan", html), html
+    assert "Left the company" in html
 
 
 def _queue_failed_email(user: User, key: str) -> OutboundEmail:
