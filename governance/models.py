@@ -215,6 +215,28 @@ class OutboundEmail(models.Model):
         return f"{self.subject} → {self.to_address} ({self.status})"
 
 
+class ReviewerEmails(models.TextChoices):
+    IMMEDIATE = "immediate", "One email for each item, as it arrives"
+    DAILY = "daily", "One daily digest of everything waiting"
+
+
+class NotificationPreference(models.Model):
+    """How a person hears about review work (steps assigned to them, reminders, escalations): one
+    email per item as it happens, or one daily digest listing everything waiting. Without a row a
+    person gets immediate emails. Outcome emails to requesters are always sent at once."""
+
+    user = models.OneToOneField(User, on_delete=models.CASCADE, related_name="notification_preference")
+    reviewer_emails = models.CharField(max_length=10, choices=ReviewerEmails.choices, default=ReviewerEmails.IMMEDIATE)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        # The daily sweep reads "who wants a digest" through this index.
+        indexes = [models.Index(fields=["reviewer_emails"], name="notification_pref_mode")]
+
+    def __str__(self) -> str:
+        return f"{self.user}: {self.reviewer_emails}"
+
+
 class AuditChainCheck(models.Model):
     """The result of one walk of the audit chain (``verify_audit`` or the hourly task), so the
     auditor's home page can show the trail's integrity without walking it on every page view.

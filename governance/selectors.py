@@ -7,7 +7,15 @@ from typing import Any
 from django.db.models import Q, QuerySet
 
 from governance.actors import SYSTEM_USERNAME
-from governance.models import AuditEvent, EmailStatus, OutboundEmail, User
+from governance.models import (
+    ApiToken,
+    AuditEvent,
+    EmailStatus,
+    NotificationPreference,
+    OutboundEmail,
+    ReviewerEmails,
+    User,
+)
 from governance.permissions import can_view_outbox
 from governance.roles import Role, has_role, is_read_only
 
@@ -68,3 +76,23 @@ def people_suggested(user: Any, *, query: str = "", limit: int = 10) -> QuerySet
             near |= Q(pk=user.manager_id) | Q(manager_id=user.manager_id)
         candidates = candidates.filter(near)
     return candidates[:limit]
+
+
+def reviewer_emails_of(user: User) -> str:
+    """How ``user`` hears about review work: ``immediate`` (also without a saved choice) or ``daily``."""
+    chosen = NotificationPreference.objects.filter(user=user).values_list("reviewer_emails", flat=True).first()
+    return chosen or ReviewerEmails.IMMEDIATE
+
+
+def daily_digest_readers() -> QuerySet[User]:
+    """The active people who chose one daily digest of their review work, by id."""
+    readers = User.objects.filter(is_active=True, notification_preference__reviewer_emails=ReviewerEmails.DAILY)
+    return readers.order_by("id")
+
+
+def api_tokens_of(user: Any) -> QuerySet[ApiToken]:
+    """A person's own API tokens: the only ones their pages show or revoke (another person's
+    token answers 404)."""
+    if not getattr(user, "is_authenticated", False):
+        return ApiToken.objects.none()
+    return ApiToken.objects.filter(user=user)

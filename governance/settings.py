@@ -43,7 +43,8 @@ if PRODUCTION and not ALLOWED_HOSTS:
     raise ImproperlyConfigured("DJANGO_ENV=production needs ALLOWED_HOSTS (comma-separated host names).")
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
-# The public address used in links inside emails and webhooks.
+# The public address used in links inside emails and webhooks. ``make run ADDR=...`` (runportal)
+# passes its address to the web server and the worker when SITE_URL is not set.
 SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
 # Demo mode lists the demo accounts on the login page; never in production.
 DEMO_MODE = env.bool("DEMO_MODE", default=not PRODUCTION)
@@ -98,6 +99,8 @@ MIDDLEWARE = [
     "social_django.middleware.SocialAuthExceptionMiddleware",
     "governance.middleware.AuditorReadOnlyMiddleware",
     "governance.middleware.DomainErrorMiddleware",
+    # The portal's 404 page also with DEBUG on (after CommonMiddleware's trailing-slash redirect).
+    "governance.middleware.PortalNotFoundMiddleware",
     # Last, as axes asks: turns a sign-in that just locked (or is locked) into the lockout page.
     "axes.middleware.AxesMiddleware",
 ]
@@ -187,6 +190,8 @@ if EMAIL_CONFIG.get("EMAIL_BACKEND", "").endswith("filebased.EmailBackend"):
     # filemail://var/mail is relative to the project folder, filemail:///srv/mail absolute.
     _mail_path = _EMAIL_URL.split("://", 1)[1]
     EMAIL_FILE_PATH = str(BASE_DIR / _mail_path) if _mail_path else str(MAIL_DIR)
+    # One readable .eml file per email (Django's writes a connection's messages into one file).
+    EMAIL_BACKEND = "governance.mail.EmailBackend"
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="AI Governance Portal <governance@localhost>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 EMAIL_TIMEOUT = 10

@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from governance import views
+from governance import views, views_notifications, views_tokens
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -11,6 +11,9 @@ urlpatterns = [
     path("audit/", views.audit_list, name="audit-list"),
     path("outbox/", views.outbox_list, name="outbox"),
     path("outbox/<int:pk>/retry/", views.outbox_retry, name="outbox-retry"),
+    path("account/api-tokens/", views_tokens.api_token_create, name="api-token-create"),
+    path("account/api-tokens/<int:pk>/revoke/", views_tokens.api_token_revoke_own, name="api-token-revoke"),
+    path("account/notifications/", views_notifications.notification_settings, name="account-notifications"),
     path("inventory/", include("inventory.urls")),
     path("approvals/", include("approvals.urls")),
     path("campaigns/", include("approvals.campaigns.urls")),

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import email as email_lib
 import socket
+from email import policy
+from email.message import EmailMessage
 from typing import Any
 
 
@@ -21,13 +23,16 @@ class Mailbox:
         self.refuse = 0
         self.refused = 0
         self.received: list[email_lib.message.Message] = []
+        self.raw: list[bytes] = []
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         if self.refuse > 0:
             self.refuse -= 1
             self.refused += 1
             return "451 4.3.0 Mailbox busy, try later"
-        self.received.append(email_lib.message_from_bytes(envelope.original_content or envelope.content))
+        raw = envelope.original_content or envelope.content
+        self.raw.append(raw)
+        self.received.append(email_lib.message_from_bytes(raw))
         return "250 Message accepted"
 
     def message_ids(self) -> list[str]:
@@ -35,3 +40,12 @@ class Mailbox:
 
     def recipients(self) -> list[str]:
         return [str(m["To"]) for m in self.received]
+
+    def parsed(self) -> list[EmailMessage]:
+        """The messages as received, parsed with the modern email API (decoded headers,
+        ``get_body``), in arrival order."""
+        return [email_lib.message_from_bytes(raw, policy=policy.default) for raw in self.raw]
+
+    def to(self, address: str) -> list[EmailMessage]:
+        """The messages received for ``address``."""
+        return [message for message in self.parsed() if message["To"] == address]

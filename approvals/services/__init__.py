@@ -20,8 +20,15 @@ Callers import the functions from here; the modules of this package hold them by
 
 from approvals.services.changes import change_request_cancel, change_request_open
 from approvals.services.decisions import request_decide
+from approvals.services.delegation import (
+    assignment_reassign,
+    delegation_create,
+    delegation_revoke,
+    delegations_sync,
+)
 from approvals.services.elevation import elevation_open
 from approvals.services.expiry import grants_expire_due, grants_warn_expiring, renewal_request_open
+from approvals.services.notifications import reviewer_digests_send
 from approvals.services.requests import (
     request_open,
     request_restart_for_risk,
@@ -29,6 +36,7 @@ from approvals.services.requests import (
     request_withdraw,
     requests_cancel_for_integration,
 )
+from approvals.services.resubmission import request_resubmit_edited
 from approvals.services.sla import steps_escalate_overdue, steps_remind_due
 from approvals.services.workflows import (
     default_workflows_ensure,
@@ -38,6 +46,10 @@ from approvals.services.workflows import (
 )
 
 __all__ = [
+    "assignment_reassign",
+    "delegation_create",
+    "delegation_revoke",
+    "delegations_sync",
     "change_request_cancel",
     "change_request_open",
     "default_workflows_ensure",
@@ -50,8 +62,10 @@ __all__ = [
     "request_open",
     "request_restart_for_risk",
     "request_resubmit",
+    "request_resubmit_edited",
     "request_withdraw",
     "requests_cancel_for_integration",
+    "reviewer_digests_send",
     "steps_escalate_overdue",
     "steps_remind_due",
     "workflow_step_delete",

@@ -10,7 +10,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from approvals.models import RequestStep, StepStatus
-from approvals.services.routing import email_about, escalate_step
+from approvals.services.notifications import reviewer_notify
+from approvals.services.routing import escalate_step
 from governance.actors import Actor
 
 SWEEP_SIZE = 1000  # steps handled per sweep; the next sweep takes the rest
@@ -32,11 +33,11 @@ def _claim_reminder(step_id: int, now: datetime) -> bool:
 def _remind(step: RequestStep) -> None:
     req = step.request
     for assignment in step.assignments.filter(is_open=True).select_related("user"):
-        email_about(
+        reviewer_notify(
             req,
             assignment.user,
             key=f"approval-reminder-{step.pk}-{assignment.user_id}",
-            subject=f"Reminder: your decision is due on {req.subject_name}",
+            subject=f"Still waiting for your review: {req.subject_name} (due {step.due_at:%d %b %H:%M} UTC)",
             template="approval_reminder",
             step=step,
         )

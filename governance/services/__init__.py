@@ -1,10 +1,11 @@
-"""Writes of the kernel, by subject: people and roles, sign-in lockouts, API tokens and the email
-outbox. Callers import them from here.
+"""Writes of the kernel, by subject: people and roles, sign-in lockouts, API tokens, the email
+outbox and people's notification choices. Callers import them from here.
 
 Every function takes ``actor=``, checks that the actor may do it, and audits in the transaction
 of the change: no state changes anywhere else.
 """
 
+from governance.services.notifications import notification_preference_set
 from governance.services.outbox import email_deliver, email_enqueue, email_retry, outbox_due_ids
 from governance.services.people import (
     PROFILE_FIELDS,
@@ -16,11 +17,12 @@ from governance.services.people import (
     user_update_profile,
 )
 from governance.services.sign_in import lockout_owner, login_lockout_record
-from governance.services.tokens import api_token_issue, api_token_revoke, hash_token_key
+from governance.services.tokens import api_token_issue, api_token_issue_personal, api_token_revoke, hash_token_key
 
 __all__ = [
     "PROFILE_FIELDS",
     "api_token_issue",
+    "api_token_issue_personal",
     "api_token_revoke",
     "email_deliver",
     "email_enqueue",
@@ -28,6 +30,7 @@ __all__ = [
     "hash_token_key",
     "lockout_owner",
     "login_lockout_record",
+    "notification_preference_set",
     "outbox_due_ids",
     "user_create",
     "user_deactivate",

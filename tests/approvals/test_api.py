@@ -224,7 +224,7 @@ def test_full_medium_flow_through_the_api_with_tokens(
     assert [g["scope"] for g in grants] == ["hrdb:employees.read"]
     assert grants[0]["expires_at"].startswith(until[:10])
     assert Grant.objects.filter(integration=integration, status=GrantStatus.ACTIVE).count() == 1
-    assert OutboundEmail.objects.filter(recipient=owner, key__startswith="approval-decision-").count() == 2
+    assert OutboundEmail.objects.filter(recipient=owner, key__startswith="approval-outcome-").count() == 1
 
 
 def test_decision_with_the_same_idempotency_key_is_recorded_once(api_client, reviewer, make_integration, submit):

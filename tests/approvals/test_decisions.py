@@ -114,7 +114,7 @@ def test_rejection_rejects_the_integration_and_mails_the_requester(make_integrat
     req.refresh_from_db()
     assert req.status == RequestStatus.REJECTED and req.integration.status == IntegrationStatus.REJECTED
     assert not Grant.objects.exists()
-    mail = OutboundEmail.objects.get(recipient=owner, key__startswith="approval-decision-")
+    mail = OutboundEmail.objects.get(recipient=owner, key__startswith="approval-outcome-")
     assert "No business need" in mail.body_text and f"/approvals/requests/{req.pk}/" in mail.body_text
     assert mail.body_html
 
@@ -225,12 +225,13 @@ def test_a_second_open_request_of_the_same_type_is_a_conflict(make_integration, 
         services.request_open(actor=owner, integration=integration, type="registration", scopes=[catalog["mail"]])
 
 
-def test_requester_is_mailed_on_every_decision_and_reviewers_on_assignment(
+def test_requester_is_mailed_the_outcome_once_and_reviewers_on_assignment(
     make_integration, submit, reviewer, resource_owner, owner, catalog
 ):
     req = submit(make_integration(tier="medium"), scopes=[catalog["hr"]])
     assert OutboundEmail.objects.filter(recipient=reviewer, key__contains="assigned").count() == 1
     services.request_decide(actor=reviewer, request=req, decision="approve")
     assert OutboundEmail.objects.filter(recipient=resource_owner, key__contains="assigned").count() == 1
+    assert not OutboundEmail.objects.filter(recipient=owner).exists(), "no email about one step"
     services.request_decide(actor=resource_owner, request=req, decision="approve")
-    assert OutboundEmail.objects.filter(recipient=owner, key__startswith="approval-decision-").count() == 2
+    assert OutboundEmail.objects.filter(recipient=owner, key__startswith="approval-outcome-").count() == 1

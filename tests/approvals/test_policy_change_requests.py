@@ -172,7 +172,7 @@ def test_the_assigned_iam_admins_are_emailed_the_request_link_and_its_subject(
     mails = OutboundEmail.objects.filter(key__startswith=f"approval-step-{change.steps.get().pk}-assigned-")
     assert {mail.recipient.username for mail in mails if mail.recipient} == {"carol", "dave"}
     mail = mails.get(recipient=admins["carol"])
-    assert mail.subject == f"Your decision is needed: Policy change for {LABEL}"
+    assert mail.subject == f"Waiting for your review: Policy change for {LABEL}"
     assert f"/approvals/requests/{change.pk}/" in mail.body_text and URL in mail.body_text
     assert f'{URL}">{LABEL}</a>' in mail.body_html
     assert "Requested scopes" not in mail.body_text
@@ -185,9 +185,9 @@ def test_the_plain_text_emails_carry_the_subject_and_comment_as_written(
     req = _open(admins, subject_label=label, payload={"version_id": 9})
     services.request_decide(actor=admins["carol"], request=req, decision="reject", comment="Don't & won't.")
     assigned = OutboundEmail.objects.get(recipient=admins["carol"], key__startswith="approval-step-")
-    decided = OutboundEmail.objects.get(recipient=admins["alice"], key__startswith="approval-decision-")
+    decided = OutboundEmail.objects.get(recipient=admins["alice"], key__startswith="approval-outcome-")
     assert f"for {label} (High risk)" in assigned.body_text and f"What changes: {label}" in assigned.body_text
-    assert f"for {label}." in decided.body_text and "Comment: Don't & won't." in decided.body_text
+    assert f"for {label}." in decided.body_text and "Reason: Don't & won't." in decided.body_text
     assert "R&amp;D agents&#x27; limits" in assigned.body_html, "the HTML part stays escaped"
 
 
@@ -345,7 +345,9 @@ def test_reviewers_are_reminded_about_the_change_at_half_its_sla(change: AccessR
     with time_machine.travel(step.activated_at + step.sla / 2 + timedelta(minutes=1)):
         assert tasks.sla_sweep()["reminded"] == 1
     reminders = OutboundEmail.objects.filter(key__startswith=f"approval-reminder-{step.pk}-")
-    assert {mail.subject for mail in reminders} == {f"Reminder: your decision is due on {LABEL}"}
+    assert {mail.subject for mail in reminders} == {
+        f"Still waiting for your review: {LABEL} (due {step.due_at:%d %b %H:%M} UTC)"
+    }
 
 
 # --- Deciding ----------------------------------------------------------------------------------------
@@ -362,7 +364,7 @@ def test_a_second_iam_admin_approves_and_the_handler_hears_it_once_inside_the_de
     assert not StepAssignment.objects.filter(step__request=change, is_open=True).exists()
     event = AuditEvent.objects.get(action="access_request.approved", target_id=str(change.pk))
     assert event.owner_username == "alice" and (event.after or {}).get("granted") is None
-    mail = OutboundEmail.objects.get(recipient=admins["alice"], key__startswith="approval-decision-")
+    mail = OutboundEmail.objects.get(recipient=admins["alice"], key__startswith="approval-outcome-")
     assert LABEL in mail.subject
 
 
@@ -380,7 +382,7 @@ def test_a_handler_that_refuses_rolls_the_whole_decision_back(
     assert not AuditEvent.objects.filter(
         target_id=str(change.pk), action__in=["access_request.step_decided", "access_request.approved"]
     ).exists()
-    assert not OutboundEmail.objects.filter(key__startswith="approval-decision-").exists()
+    assert not OutboundEmail.objects.filter(key__startswith="approval-outcome-").exists()
     assert len(handler.calls) == 1
 
 

@@ -170,7 +170,7 @@ def test_a_task_goes_through_the_redis_broker_and_runs() -> None:
 
 def test_default_email_is_files_in_var_mail() -> None:
     values = _settings_in({}, "EMAIL_BACKEND", "EMAIL_FILE_PATH")
-    assert values["EMAIL_BACKEND"] == "django.core.mail.backends.filebased.EmailBackend"
+    assert values["EMAIL_BACKEND"] == "governance.mail.EmailBackend"  # one .eml file per email
     assert Path(values["EMAIL_FILE_PATH"]) == ROOT / "var" / "mail"
 
 
@@ -191,7 +191,7 @@ def test_email_url_selects_smtp() -> None:
 
 
 def test_file_mail_sink_writes_a_readable_message(tmp_path: Path) -> None:
-    connection = get_connection("django.core.mail.backends.filebased.EmailBackend", file_path=str(tmp_path))
+    connection = get_connection("governance.mail.EmailBackend", file_path=str(tmp_path))
     send_mail(
         "Your review is due",
         "Open http://127.0.0.1:8000/ to decide.",

@@ -12,6 +12,7 @@ for any reason (Linux PDEATHSIG), so nothing is left holding the port.
 from __future__ import annotations
 
 import ctypes
+import os
 import signal
 import subprocess
 import sys
@@ -32,6 +33,21 @@ def _child_setup() -> None:
             pass
 
 
+def site_url_for(addr: str) -> str:
+    """The address emails link to when the portal serves on ``addr`` (runserver's form: a port,
+    ``host:port`` or ``[v6]:port``); a bare port is served on 127.0.0.1, as runserver does."""
+    return f"http://{addr}" if ":" in addr else f"http://127.0.0.1:{addr}"
+
+
+def child_environment(addr: str) -> dict[str, str]:
+    """The environment of the web server and the worker: SITE_URL, unless set (in the
+    environment or ``.env``), is where this command serves, so email links open the running
+    portal and not the default port."""
+    environment = dict(os.environ)
+    environment.setdefault("SITE_URL", site_url_for(addr))
+    return environment
+
+
 class Command(BaseCommand):
     help = "Run the web server and the background worker together (development and demo)."
 
@@ -42,14 +58,17 @@ class Command(BaseCommand):
         manage = [sys.executable, "manage.py"]
         addr = str(options["addr"])
 
+        environment = child_environment(addr)
+
         def start(cmd: list[str]) -> subprocess.Popen[bytes]:
-            return subprocess.Popen(cmd, process_group=0, preexec_fn=_child_setup)  # noqa: PLW1509
+            return subprocess.Popen(cmd, env=environment, process_group=0, preexec_fn=_child_setup)  # noqa: PLW1509
 
         procs = {
             "web": start([*manage, "runserver", addr, "--noreload"]),
             "worker": start([*manage, "qcluster"]),
         }
         self.stdout.write(f"Portal on http://{addr}/ with its worker. Press Ctrl-C to stop both.")
+        self.stdout.write(f"Links in emails point to {environment['SITE_URL']}/.")
         stopping = False
 
         def stop(*_: object) -> None:
