@@ -8,10 +8,11 @@ class GovernanceConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from governance import accounts, panels, roles, scheduling
+        from governance import accounts, panels, roles, scheduling, targets
         from governance.api import schema  # noqa: F401  (registers OpenAPI extensions)
 
         post_migrate.connect(roles.roles_sync, dispatch_uid="governance.roles_sync")
+        targets.register_kernel_targets()
         post_migrate.connect(scheduling.schedules_sync, dispatch_uid="governance.schedules_sync")
         scheduling.register("outbox-flush", "governance.tasks.outbox_flush", "* * * * *")
         scheduling.register("audit-verify", "governance.tasks.audit_verify", "17 * * * *")

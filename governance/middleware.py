@@ -1,19 +1,23 @@
 """Request-scoped middleware: request id and client address for the audit trail, the auditor's
-read-only guarantee, and friendly pages for domain errors raised under web views."""
+read-only guarantee, friendly pages for domain errors raised under web views, and the portal's
+own "not found" page in every mode."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
 
-from django.http import HttpRequest, HttpResponse
+from django.conf import settings
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.urls import Resolver404, resolve
 
 from governance import context
 from governance.api.problems import problem_for_domain_error, problem_response
 from governance.context import client_ip
 from governance.exceptions import DomainError
 from governance.roles import is_read_only
+from governance.views import page_not_found
 
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS", "TRACE"}
 # Paths an auditor may POST to: signing in and out changes nothing governed.
@@ -72,7 +76,7 @@ def _refuse_read_only(request: HttpRequest) -> HttpResponse:
     detail = "Auditors have read-only access: this action would change something."
     if request.path.startswith("/api/"):
         return problem_response(status=403, title="Not allowed", detail=detail, type_slug="read-only")
-    return render(request, "governance/error.html", {"title": "Not allowed", "detail": detail}, status=403)
+    return render(request, "403.html", {"detail": detail}, status=403)
 
 
 class DomainErrorMiddleware:
@@ -89,9 +93,41 @@ class DomainErrorMiddleware:
             return None
         if request.path.startswith("/api/"):
             return problem_for_domain_error(exception)
+        template = _ERROR_TEMPLATES.get(exception.status, "governance/error.html")
         return render(
-            request,
-            "governance/error.html",
-            {"title": exception.title, "detail": exception.detail},
-            status=exception.status,
+            request, template, {"title": exception.title, "detail": exception.detail}, status=exception.status
         )
+
+
+# The portal's pages for a refusal and for what cannot be seen; other statuses share one page.
+_ERROR_TEMPLATES = {403: "403.html", 404: "404.html"}
+
+
+class PortalNotFoundMiddleware:
+    """The portal's own "not found" page in every mode. With DEBUG on, Django answers a missing
+    page, or one a role may not see, with its debug page listing every URL pattern of the
+    portal; a person trying the portal in development must see what production shows (a page
+    one cannot see looks like one that does not exist). Real server errors keep Django's debug
+    page in development: this touches only 404s.
+
+    Sits after ``CommonMiddleware``, which turns a 404 for a path without its trailing slash into
+    a redirect to the path with one."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        # Without DEBUG, Django itself answers an unknown path with the 404 handler; with it, the
+        # path is resolved here first (the debug page would be rendered before any middleware
+        # could step in).
+        if settings.DEBUG:
+            try:
+                resolve(request.path_info, getattr(request, "urlconf", None))
+            except Resolver404 as exc:
+                return page_not_found(request, exc)
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if isinstance(exception, Http404):
+            return page_not_found(request, exception)
+        return None

@@ -43,6 +43,14 @@ class Pool(TextChoices):
 
 # Every group that ``governance.services.user_set_roles`` manages.
 ASSIGNABLE_GROUPS = frozenset({r.value for r in Role} | {p.value for p in Pool})
+_GROUP_LABELS: dict[str, str] = {str(value): str(label) for value, label in [*Role.choices, *Pool.choices]}
+
+
+def group_label(name: str) -> str:
+    """A group as people read it: a role's or a pool's name in words ("IAM reviewers"), any
+    other group (one synced from the directory) by its own name."""
+    return _GROUP_LABELS.get(name, name)
+
 
 # What admins and auditors also read in the admin: the role groups and the background tasks.
 # (Not social_django: its rows hold the IdP's tokens.)

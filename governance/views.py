@@ -8,17 +8,20 @@ from typing import Any
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import LoginView
 from django.core.paginator import Paginator
+from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from governance import portal, roles
 from governance.api.problems import problem_response
-from governance.filters import AuditEventFilter
-from governance.models import EmailStatus
+from governance.filters import AuditTrailFilter
+from governance.history import action_label, audit_events_changes
+from governance.models import AuditEvent, EmailStatus, User
 from governance.permissions import can_retry_email, can_view_outbox
 from governance.selectors import audit_events_for, outbox_for
 from governance.services import email_retry
+from governance.targets import target_links
 from governance.web import attempt, signed_in
 
 log = logging.getLogger(__name__)
@@ -128,15 +131,54 @@ def outbox_retry(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_GET
 def audit_list(request: HttpRequest) -> HttpResponse:
-    filterset = AuditEventFilter(request.GET, queryset=audit_events_for(request.user).order_by("-id"))
-    page = Paginator(filterset.qs, 50).get_page(request.GET.get("page"))
+    """The audit trail the viewer may read, newest first: each event's object named and linked
+    when the viewer may open it, and what it changed as people read it."""
+    user = signed_in(request)
+    events = audit_events_for(user).select_related("actor", "owner").order_by("-id")
+    filterset = AuditTrailFilter(request.GET, queryset=events)
+    # A filter the form refuses lists nothing (its error says why) rather than everything.
+    listed = filterset.qs if filterset.is_valid() else events.none()
+    page = Paginator(listed, 50).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
     return render(
         request,
         "governance/audit_list.html",
-        {"filter": filterset, "page": page, "query": query.urlencode()},
+        {
+            "filter": filterset,
+            "page": page,
+            "rows": _audit_rows(user, list(page)),
+            "people": _people_named(events),
+            "query": query.urlencode(),
+        },
     )
+
+
+def _audit_rows(user: User, events: list[AuditEvent]) -> list[dict[str, Any]]:
+    """What a row of the audit trail shows, for a page of events in a fixed number of queries."""
+    links = target_links(user, [(event.target_type, event.target_id, event.target_repr) for event in events])
+    changes = audit_events_changes(events)
+    return [
+        {
+            "event": event,
+            "action": action_label(event.action),
+            "target": link,
+            "changes": changed,
+            "actor": event.actor.label if event.actor else event.actor_username,
+            "owner": event.owner.label if event.owner else event.owner_username,
+        }
+        for event, link, changed in zip(events, links, changes, strict=True)
+    ]
+
+
+# The suggestions offered while typing a name in a filter: enough to find anyone active.
+PEOPLE_SUGGESTED = 500
+
+
+def _people_named(events: QuerySet[AuditEvent]) -> list[str]:
+    """Usernames that acted in the trail the viewer reads (the "who acted" suggestions)."""
+    names = events.order_by("actor_username").exclude(actor_username="").values_list("actor_username", flat=True)
+    return list(names.distinct()[:PEOPLE_SUGGESTED])
 
 
 def page_not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
@@ -157,9 +199,7 @@ def server_error(request: HttpRequest) -> HttpResponse:
 def permission_denied(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     if request.path.startswith("/api/"):
         return problem_response(status=403, detail=str(exception) if exception else "Not allowed.")
-    return render(
-        request, "governance/error.html", {"title": "Not allowed", "detail": str(exception or "")}, status=403
-    )
+    return render(request, "403.html", {"detail": str(exception or "")}, status=403)
 
 
 def bad_request(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:

@@ -19,8 +19,10 @@ from django.views.decorators.http import require_GET, require_POST
 
 from governance.csv_export import csv_response
 from governance.exceptions import DomainError, NotAllowed, NotFound, ValidationFailed
+from governance.history import history_readable
 from governance.models import User
 from governance.selectors import people_suggested
+from governance.targets import attach_target_links
 from governance.web import AuthenticatedHttpRequest, attempt
 from inventory import extensions, issuer_keys, permissions, risk, selectors, services
 from inventory.choices import SUBMITTABLE_STATUSES, IntegrationStatus, TransferStatus
@@ -251,6 +253,8 @@ def _detail_page(
     can_edit = permissions.can_edit(user, integ)
     moves = services.INTEGRATION_TRANSITIONS[integ.status]
     grants = list(selectors.grants_of(integ))
+    # What justified each grant (its access request), named and linked for this viewer.
+    attach_target_links(user, grants, type_attr="source_type", id_attr="source_id", into="source_link")
     return render(
         request,
         "inventory/detail.html",
@@ -263,7 +267,7 @@ def _detail_page(
             "credentials": [
                 {"credential": cred, "rotation": risk.rotation_status(cred)} for cred in integ.credentials.all()
             ],
-            "timeline": selectors.integration_timeline(integ),
+            "timeline": history_readable(selectors.integration_timeline(integ), model=Integration),
             # What the apps above the inventory show about it (runtime activity, elevations, ...).
             "sections": extensions.integration_sections(request, integ),
             "transfers": list(integ.transfers.select_related("to_user", "from_user").order_by("-created_at")[:10]),
@@ -296,19 +300,7 @@ def _identity_context(integration: Integration, can_bind: bool, form: WorkloadBi
 
 
 def _chain_context(user: User, integration: Integration) -> dict[str, Any]:
-    """The delegation chain around ``integration``: everything downstream (named, linked where
-    the user may see it) and what calls it (only what the user may see, and how many others)."""
-    downstream = risk.chain_reach([i.pk for i in integration.invokes.all()], exclude=integration.pk)
-    upstream_ids = risk.upstream_ids(integration.pk)
-    visible = selectors.integrations_for(user)
-    upstream = list(visible.filter(pk__in=upstream_ids).only("id", "name", "status", "risk_tier"))
-    visible_down = set(visible.filter(pk__in=[i.pk for i in downstream.integrations]).values_list("pk", flat=True))
-    return {
-        "downstream": downstream,
-        "visible_down": visible_down,
-        "upstream": upstream,
-        "upstream_hidden": len(upstream_ids) - len(upstream),
-    }
+    return selectors.delegation_chain(user, integration)
 
 
 def _action(

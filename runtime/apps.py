@@ -24,9 +24,10 @@ class RuntimeConfig(AppConfig):
     def ready(self) -> None:
         from governance import demo as demo_registry
         from governance import scheduling
-        from runtime import checks, demo, panels  # noqa: F401  (checks registers the signing-key system checks)
+        from runtime import audit_targets, checks, demo, panels  # noqa: F401  (checks registers the signing-key system checks)
 
         panels.register()
+        audit_targets.register()
         demo_registry.register("runtime", 40, demo.seed)
         # Daily: rotates each algorithm's keys once the current one is RUNTIME_KEY_ROTATION_DAYS old,
         # and retires superseded keys whose tokens have all expired.

@@ -40,11 +40,21 @@ def integration_runtime(request: HttpRequest, integration: Integration) -> dict[
 
 def register() -> None:
     portal.register_nav(
-        portal.NavEntry(label="Runtime activity", url_name="runtime:activity", order=85, visible=sees_everything)
+        portal.NavEntry(
+            label="Runtime activity",
+            url_name="runtime:activity",
+            order=85,
+            visible=sees_everything,
+            group=portal.OVERSIGHT,
+        )
     )
     portal.register_nav(
         portal.NavEntry(
-            label="Runtime policy", url_name="runtime:policies", order=86, visible=permissions.can_read_policies
+            label="Runtime policy",
+            url_name="runtime:policies",
+            order=86,
+            visible=permissions.can_read_policies,
+            group=portal.OVERSIGHT,
         )
     )
     portal.register_panel(

@@ -13,7 +13,7 @@ class CampaignsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from approvals.campaigns import demo, panels, webhooks
+        from approvals.campaigns import audit_targets, demo, panels, webhooks
         from governance import demo as demo_registry
         from governance import scheduling
 
@@ -21,3 +21,4 @@ class CampaignsConfig(AppConfig):
         panels.register()
         demo_registry.register("campaigns", 30, demo.seed)
         webhooks.register()
+        audit_targets.register()

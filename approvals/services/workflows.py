@@ -92,6 +92,18 @@ def _validate_step(values: dict[str, Any], pool_users: Sequence[User]) -> None:
         raise ValidationFailed.on("only_for_tiers", f"Unknown risk tier(s): {', '.join(sorted(bad))}.")
 
 
+def _applicable(values: dict[str, Any], pool_users: Sequence[User]) -> tuple[dict[str, Any], Sequence[User]]:
+    """Only what applies to the step's choices is kept: a group for a group pool, named people
+    for a pool of named people, a quorum for a quorum rule. A value left from an earlier choice
+    (or typed in a field the page hid) is cleared, so the step never holds a pool it does not use."""
+    kept = dict(values)
+    if kept.get("pool_kind") != PoolKind.GROUP:
+        kept["pool_group"] = None
+    if kept.get("rule") != Rule.QUORUM:
+        kept["quorum"] = 1
+    return kept, (pool_users if kept.get("pool_kind") == PoolKind.USERS else ())
+
+
 def workflow_step_save(
     *,
     actor: Actor | User,
@@ -100,8 +112,10 @@ def workflow_step_save(
     values: dict[str, Any],
     pool_users: Sequence[User] = (),
 ) -> WorkflowStep:
-    """Create or change a workflow step (IAM admins). Running requests keep their copied steps."""
+    """Create or change a workflow step (IAM admins). Running requests keep their copied steps.
+    Fields that do not apply to the chosen pool and rule are cleared."""
     resolved = _require_workflow_admin(actor)
+    values, pool_users = _applicable(values, pool_users)
     _validate_step(values, pool_users)
     with transaction.atomic():
         before = None

@@ -13,8 +13,9 @@ class WebhooksConfig(AppConfig):
     def ready(self) -> None:
         from governance import scheduling
         from governance.audit import register_listener
-        from governance.webhooks import events, panels
+        from governance.webhooks import audit_targets, events, panels
 
         register_listener(events.on_audit_events)
         scheduling.register("webhooks-sweep", "governance.webhooks.tasks.deliveries_sweep", "* * * * *")
         panels.register()
+        audit_targets.register()

@@ -19,6 +19,11 @@ def failed_delivery_count(request: HttpRequest) -> int:
 def register() -> None:
     portal.register_nav(
         portal.NavEntry(
-            label="Webhooks", url_name="webhooks:list", order=94, visible=can_view_webhooks, count=failed_delivery_count
+            label="Webhooks",
+            url_name="webhooks:list",
+            order=94,
+            visible=can_view_webhooks,
+            count=failed_delivery_count,
+            group=portal.ADMINISTRATION,
         )
     )
