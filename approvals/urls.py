@@ -18,7 +18,11 @@ urlpatterns = [
     path("assignments/<int:pk>/reassign/", views_delegation.assignment_reassign, name="assignment-reassign"),
     path("workflows/", views_workflows.workflow_list, name="workflow-list"),
     path("workflows/<int:workflow_id>/steps/new/", views_workflows.workflow_step_edit, name="workflow-step-new"),
-    path("workflows/<int:workflow_id>/steps/<int:step_id>/", views_workflows.workflow_step_edit, name="workflow-step-edit"),
+    path(
+        "workflows/<int:workflow_id>/steps/<int:step_id>/",
+        views_workflows.workflow_step_edit,
+        name="workflow-step-edit",
+    ),
     path(
         "workflows/<int:workflow_id>/steps/<int:step_id>/delete/",
         views_workflows.workflow_step_delete,

@@ -41,6 +41,8 @@ TOKEN_ALGORITHM_CHOICES = ResourceSystem._meta.get_field("token_algorithm").choi
 
 # Free text: only the known secret formats are refused there (no entropy check).
 FREE_TEXT_FIELDS = frozenset({"purpose"})
+
+
 def _no_secret(value: str, *, entropy: bool = True) -> str:
     problem = secret_problem(value or "", check_entropy=entropy)
     if problem:

@@ -24,7 +24,12 @@ class RuntimeConfig(AppConfig):
     def ready(self) -> None:
         from governance import demo as demo_registry
         from governance import scheduling
-        from runtime import audit_targets, checks, demo, panels  # noqa: F401  (checks registers the signing-key system checks)
+        from runtime import (  # noqa: F401  (checks registers the signing-key system checks)
+            audit_targets,
+            checks,
+            demo,
+            panels,
+        )
 
         panels.register()
         audit_targets.register()
