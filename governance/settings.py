@@ -72,6 +72,7 @@ INSTALLED_APPS = [
     "governance",
     "governance.webhooks",
     "inventory",
+    "inventory.discovery",
     "approvals",
     "approvals.campaigns",
     "runtime",
@@ -175,6 +176,7 @@ Q_TASK_MODULES = (
     "governance.tasks",
     "governance.webhooks.tasks",
     "inventory.tasks",
+    "inventory.discovery.tasks",
     "approvals.tasks",
     "approvals.campaigns.tasks",
     "runtime.tasks",
@@ -493,6 +495,42 @@ RUNTIME_POLICY_CONTEXT_ATTRIBUTES = env.json(
 RUNTIME_DECISION_RETENTION_DAYS = env.int("RUNTIME_DECISION_RETENTION_DAYS", default=180)
 RUNTIME_REPLAY_DEFAULT_LIMIT = env.int("RUNTIME_REPLAY_DEFAULT_LIMIT", default=100_000)
 RUNTIME_REPLAY_MAX_LIMIT = 1_000_000
+
+# --- Discovery of OAuth grants (README "Discovery") ---------------------------------------------
+# Uploads: the largest file an IAM admin may upload, and the largest single JSON document (one
+# page of a provider's answer, or one JSON line) in it. Uploaded and pulled data waits in the
+# spool directory for the worker and is deleted once imported.
+DISCOVERY_UPLOAD_MAX_BYTES = env.int("DISCOVERY_UPLOAD_MAX_BYTES", default=512 * 1024 * 1024)
+DISCOVERY_DOCUMENT_MAX_BYTES = env.int("DISCOVERY_DOCUMENT_MAX_BYTES", default=16 * 1024 * 1024)
+DISCOVERY_SPOOL_DIR = env.path("DISCOVERY_SPOOL_DIR", default=VAR_DIR / "discovery")
+# The people who consented to a shadow app are asked once per import (one digest each); what
+# nobody answered for after this many days gets the default action ("revoke": a revocation
+# request; "escalate": the finding goes to IAM).
+DISCOVERY_RESPONSE_DAYS = env.int("DISCOVERY_RESPONSE_DAYS", default=14)
+DISCOVERY_DEFAULT_ACTION = env.str("DISCOVERY_DEFAULT_ACTION", default="revoke")
+# Pulls from the providers' APIs: when (cron, UTC), the longest one pull may take, and each
+# source's base URL, tenant and credentials (bearer tokens; the write token, where given, lets
+# the portal call the provider's revoke endpoint itself). A source without a read token is not
+# pulled. Every request goes through the outbound client (OUTBOUND_* above).
+DISCOVERY_PULL_CRON = env.str("DISCOVERY_PULL_CRON", default="30 2 * * *")
+DISCOVERY_PULL_BUDGET_SECONDS = env.int("DISCOVERY_PULL_BUDGET_SECONDS", default=900)
+DISCOVERY_PULL_RETRIES = env.int("DISCOVERY_PULL_RETRIES", default=4)
+_DISCOVERY_BASE_URLS = {
+    "google": "https://admin.googleapis.com",
+    "entra": "https://graph.microsoft.com",
+    "slack": "https://slack.com",
+    "github": "https://api.github.com",
+    "okta": "",
+}
+DISCOVERY_CONNECTORS: dict[str, dict[str, str]] = {
+    source: {
+        "base_url": env.str(f"DISCOVERY_{source.upper()}_BASE_URL", default=base_url).rstrip("/"),
+        "tenant": env.str(f"DISCOVERY_{source.upper()}_TENANT", default=""),
+        "token": env.str(f"DISCOVERY_{source.upper()}_TOKEN", default=""),
+        "write_token": env.str(f"DISCOVERY_{source.upper()}_WRITE_TOKEN", default=""),
+    }
+    for source, base_url in _DISCOVERY_BASE_URLS.items()
+}
 
 # --- Internationalisation, static -----------------------------------------------------------
 LANGUAGE_CODE = "en-us"

@@ -109,3 +109,14 @@ class IdentityStatus(models.TextChoices):
 
 # What an owner may submit for approval: a draft, or one the reviewers rejected.
 SUBMITTABLE_STATUSES = (IntegrationStatus.DRAFT, IntegrationStatus.REJECTED)
+
+
+class DiscoverySource(models.TextChoices):
+    """The identity providers and SaaS suites whose OAuth grants discovery imports. An
+    integration's external app ids name one of these with the provider's own app key."""
+
+    GOOGLE = "google", "Google Workspace"
+    ENTRA = "entra", "Microsoft Entra ID"
+    SLACK = "slack", "Slack Enterprise"
+    GITHUB = "github", "GitHub organisation"
+    OKTA = "okta", "Okta"

@@ -19,6 +19,7 @@ from inventory.choices import (  # noqa: F401  (the vocabulary is read from here
     Autonomy,
     CredentialType,
     DataClassification,
+    DiscoverySource,
     Environment,
     GrantStatus,
     IntegrationKind,
@@ -196,6 +197,26 @@ class Integration(models.Model):
 
     def owner_ids(self) -> set[int]:
         return {i for i in (self.business_owner_id, self.technical_owner_id, self.backup_owner_id) if i}
+
+
+class ExternalAppId(models.Model):
+    """The integration as an identity provider or SaaS suite knows it: the provider's app key
+    (Google OAuth client id, Entra application id, Slack app id, GitHub App id, Okta client id).
+    Discovery matches what it imports against these: one integration per (source, app key)."""
+
+    integration = models.ForeignKey(Integration, on_delete=models.CASCADE, related_name="external_app_ids")
+    source = models.CharField(max_length=20, choices=DiscoverySource.choices)
+    app_key = models.CharField(max_length=200, help_text="The provider's id of the app, exactly as it shows it.")
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["source", "app_key"]
+        constraints = [
+            models.UniqueConstraint(fields=["source", "app_key"], name="inventory_external_app_id_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_source_display()}: {self.app_key}"
 
 
 class Credential(models.Model):

@@ -55,6 +55,14 @@ EVENT_TYPES: tuple[str, ...] = (
     "campaign.closed",
     "review_item.assigned",
     "review_item.decided",
+    # Discovery of OAuth grants: an import finished, a finding opened or was decided, and a
+    # revocation to carry out at the provider (its data names the provider's revoke calls).
+    "discovery.imported",
+    "discovery.finding_opened",
+    "discovery.finding_claimed",
+    "discovery.finding_dismissed",
+    "discovery.revoke_requested",
+    "discovery.revoked",
     # A signed checkpoint of the audit chain (governance.anchoring): a subscriber is a witness.
     "audit.checkpoint",
 )
