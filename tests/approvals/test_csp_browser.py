@@ -12,7 +12,7 @@ import pytest
 
 from tests.browser_support import BROWSER_MARKS, chromium, sign_in
 
-pytestmark = BROWSER_MARKS
+pytestmark = [*BROWSER_MARKS, pytest.mark.db_agnostic]
 
 # Runs before every page's own scripts (Playwright injects it outside the page's policy) and
 # records each violation the browser reports. (Waits use locators, not wait_for_function: its

@@ -12,7 +12,7 @@ from playwright.sync_api import expect
 
 from tests.browser_support import BROWSER_MARKS, chromium, sign_in
 
-pytestmark = BROWSER_MARKS
+pytestmark = [*BROWSER_MARKS, pytest.mark.db_agnostic]
 
 BLOCKING = {"serious", "critical"}
 

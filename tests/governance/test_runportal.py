@@ -17,6 +17,9 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
+# Its child processes use their own SQLite file (or no database): one run per CI is enough.
+pytestmark = pytest.mark.db_agnostic
+
 ROOT = Path(settings.BASE_DIR)
 
 

@@ -14,7 +14,7 @@ from django.core.management import call_command
 
 from tests.browser_support import BROWSER_MARKS, chromium, crawl, sign_in
 
-pytestmark = BROWSER_MARKS
+pytestmark = [*BROWSER_MARKS, pytest.mark.db_agnostic]
 
 LAPTOP = {"width": 1280, "height": 900}
 PHONE = {"width": 390, "height": 844}

@@ -16,6 +16,9 @@ import pytest
 
 from runtime.policy.defaults import default_text
 
+# Its child processes use their own SQLite file (or no database): one run per CI is enough.
+pytestmark = pytest.mark.db_agnostic
+
 ROOT = Path(__file__).resolve().parents[3]
 
 
