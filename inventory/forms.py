@@ -26,6 +26,7 @@ from inventory.choices import (
     Autonomy,
     CredentialType,
     DataClassification,
+    DiscoverySource,
     Environment,
     IntegrationKind,
     IssuerKind,
@@ -35,7 +36,14 @@ from inventory.choices import (
 from inventory.credentials import secret_problem
 from inventory.models import Integration, ResourceSystem, Scope, TrustedIssuer, WorkloadBinding
 from inventory.selectors import owned_by
-from inventory.services import ISSUER_FIELDS, PLAIN_INPUT_FIELDS, keys_are_pasted
+from inventory.services import (
+    EXTERNAL_APP_IDS_MAX,
+    ISSUER_FIELDS,
+    PLAIN_INPUT_FIELDS,
+    external_app_id_problem,
+    external_app_ids_normalise,
+    keys_are_pasted,
+)
 
 TOKEN_ALGORITHM_CHOICES = ResourceSystem._meta.get_field("token_algorithm").choices or []
 
@@ -85,7 +93,7 @@ class IntegrationForm(AccessibleForm):
         ("what", "What it is", ["name", "kind", "purpose", "vendor", "environment", "ticket_ref", "tags"]),
         ("who", "Who owns it", ["business_owner", "technical_owner", "backup_owner"]),
         ("touches", "What it touches", ["data_classifications", "acts_for_users", "autonomy", "invokes"]),
-        ("auth", "How it authenticates", ["workload_identity"]),
+        ("auth", "How it authenticates", ["workload_identity", "external_app_ids"]),
     ]
 
     name = forms.CharField(
@@ -169,6 +177,15 @@ class IntegrationForm(AccessibleForm):
         validators=[validate_single_line],
         help_text="How it proves what it is without a shared secret: a SPIFFE ID (spiffe://…) or an OIDC issuer and subject. Leave empty if none.",
     )
+    external_app_ids = forms.CharField(
+        required=False,
+        max_length=EXTERNAL_APP_IDS_MAX * 240,
+        widget=forms.Textarea(attrs={"rows": 3, "spellcheck": "false"}),
+        label="External app ids",
+        help_text="How the identity providers name it, one per line as source: app key, e.g. "
+        "google: 1234.apps.googleusercontent.com. Sources: " + ", ".join(DiscoverySource.values) + ". "
+        "Discovery matches the OAuth grants it finds against these. Leave empty if none.",
+    )
 
     def __init__(self, *args: Any, user: Any, visible: Any, instance: Integration | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -227,6 +244,28 @@ class IntegrationForm(AccessibleForm):
         for tag in tags:
             _no_secret(tag)
         return tags
+
+    def clean_external_app_ids(self) -> list[tuple[str, str]]:
+        """Lines of ``source: app key`` (the source in any case); the service checks them again,
+        and whether another integration holds one."""
+        pairs: list[tuple[str, str]] = []
+        problems: list[str] = []
+        for number, line in enumerate(str(self.cleaned_data.get("external_app_ids") or "").splitlines(), start=1):
+            if not line.strip():
+                continue
+            source, sep, key = line.partition(":")
+            source, key = source.strip().lower(), key.strip()
+            problem = external_app_id_problem(source, key) if sep else "Write it as source: app key."
+            if problem:
+                problems.append(f"Line {number}: {problem}")
+            else:
+                pairs.append((source, key))
+        if problems:
+            raise forms.ValidationError(problems)
+        try:
+            return external_app_ids_normalise(pairs)
+        except ValidationFailed as exc:  # more than an integration may have
+            raise forms.ValidationError(exc.errors.get("external_app_ids") or [exc.detail]) from None
 
     def values(self) -> dict[str, Any]:
         data = dict(self.cleaned_data)
@@ -424,6 +463,9 @@ def integration_initial(integration: Integration | None) -> dict[str, Any]:
     initial["tags"] = ", ".join(integration.tags or [])
     initial["requested_scopes"] = list(integration.requested_scopes.all())
     initial["invokes"] = list(integration.invokes.all())
+    initial["external_app_ids"] = "\n".join(
+        f"{row.source}: {row.app_key}" for row in integration.external_app_ids.all()
+    )
     return initial
 
 

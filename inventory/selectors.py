@@ -12,13 +12,14 @@ from typing import Any
 
 from django.core.exceptions import ObjectDoesNotExist
 from django.db.models import Case, CharField, Count, Exists, OuterRef, Prefetch, Q, QuerySet, Subquery, Sum, Value, When
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Cast, Coalesce
 from django.utils import timezone
 
 from governance.models import AuditEvent, User
 from governance.roles import sees_everything
 from inventory import risk
 from inventory.choices import GrantStatus, IdentityStatus, IntegrationStatus, OwnerRole, TransferStatus
+from inventory.discovery.models import Finding
 from inventory.models import (
     Grant,
     GrantUsageDay,
@@ -168,6 +169,7 @@ def with_detail(qs: QuerySet[Integration]) -> QuerySet[Integration]:
         "credentials",
         Prefetch("invokes", queryset=Integration.objects.only("id", "name", "status", "risk_tier")),
         open_transfers_prefetch(),
+        "external_app_ids",
     )
 
 
@@ -352,9 +354,11 @@ def resource_systems() -> QuerySet[ResourceSystem]:
 
 def integration_timeline(integration: Integration) -> list[dict[str, Any]]:
     """Every recorded change of ``integration``, newest first: the simple-history rows as diffs
-    (who, when, which field from what to what) and the audit events about it (submissions,
-    suspensions, transfers, grants ended with it). A fixed number of queries, however long."""
-    entries = _history_entries(integration) + _audit_entries(integration)
+    (who, when, which field from what to what), the audit events about it (submissions,
+    suspensions, transfers, grants ended with it) and those of the discovery findings linked to
+    it (claimed for it, drift and stale findings about it). A fixed number of queries, however
+    long."""
+    entries = _history_entries(integration) + _audit_entries(integration) + _finding_entries(integration)
     entries.sort(key=lambda entry: entry["at"], reverse=True)
     return entries
 
@@ -434,6 +438,37 @@ def _audit_entries(integration: Integration) -> list[dict[str, Any]]:
             "action": event.action,
             "reason": event.reason,
             "changes": _event_changes(event.before or {}, event.after or {}),
+        }
+        for event in events.order_by("id")
+    ]
+
+
+# Audit events of discovery findings name them by this target type.
+FINDING_TARGET_TYPE = f"{Finding._meta.app_label}.{Finding._meta.model_name}"
+
+
+def linked_findings(integration: Integration) -> QuerySet[Finding]:
+    """The discovery findings about ``integration``: those naming it (claimed for it, a drift or
+    a stale external app id) and those of the discovered apps matched to it."""
+    return Finding.objects.filter(Q(integration=integration) | Q(app__integration=integration))
+
+
+def _finding_entries(integration: Integration) -> list[dict[str, Any]]:
+    """The audit events of the findings linked to ``integration`` (one query), each saying
+    which finding first."""
+    finding_ids = linked_findings(integration).order_by().annotate(target=Cast("pk", CharField())).values("target")
+    events = AuditEvent.objects.filter(target_type=FINDING_TARGET_TYPE, target_id__in=Subquery(finding_ids))
+    return [
+        {
+            "at": event.created_at,
+            "who": event.actor_username,
+            "source": "audit",
+            "action": event.action,
+            "reason": event.reason,
+            "changes": [
+                {"field": "finding", "old": None, "new": f"{event.target_repr} (#{event.target_id})", "initial": True},
+                *_event_changes(event.before or {}, event.after or {}),
+            ],
         }
         for event in events.order_by("id")
     ]

@@ -20,6 +20,7 @@ from inventory.choices import (
     Autonomy,
     CredentialType,
     DataClassification,
+    DiscoverySource,
     Environment,
     GrantStatus,
     IdentityStatus,
@@ -35,6 +36,7 @@ from inventory.models import Credential, Grant, Integration, OwnershipTransfer, 
 from inventory.selectors import binding_of, identity_status_of, integrations_for
 from inventory.services import (
     CLAIM_VALUE_MAX_LENGTH,
+    EXTERNAL_APP_IDS_MAX,
     INTEGRATION_INPUT_FIELDS,
     NUMBER_LIMITS,
     keys_are_pasted,
@@ -82,6 +84,22 @@ class CredentialSerializer(serializers.ModelSerializer[Credential]):
     class Meta:
         model = Credential
         fields = ["type", "identifier", "created_at", "expires_at", "last_rotated_at"]
+
+
+class ExternalAppIdSerializer(serializers.Serializer[Any]):
+    """How an identity provider or SaaS suite names the integration: discovery matches the
+    OAuth grants it imports against these."""
+
+    # The API names this field ``source``; the stubs type that name as Field's own attribute.
+    source = serializers.ChoiceField(  # type: ignore[assignment]
+        choices=DiscoverySource.choices, help_text="The provider."
+    )
+    app_key = serializers.CharField(
+        max_length=200,
+        validators=[validate_single_line],
+        help_text="The provider's id of the app, exactly as it shows it: Google OAuth client id, Entra "
+        "application id, Slack app id, GitHub App id, Okta client id.",
+    )
 
 
 class RiskFactorSerializer(serializers.Serializer[dict[str, Any]]):
@@ -184,6 +202,12 @@ class IntegrationSerializer(serializers.ModelSerializer[Integration]):
         many=True, read_only=True
     )
     tags = serializers.ListField(child=serializers.CharField())
+    external_app_ids = ExternalAppIdSerializer(
+        many=True,
+        read_only=True,
+        help_text="How the identity providers name it (source and app key), sorted; discovery matches "
+        "the OAuth grants it finds against these.",
+    )
     risk_factors = RiskFactorSerializer(many=True, read_only=True)
     pending_transfers = serializers.SerializerMethodField(
         help_text="Owner roles proposed to someone who has not answered yet (they change once accepted)."
@@ -299,6 +323,13 @@ class IntegrationWriteSerializer(StrictInputMixin, serializers.Serializer[dict[s
         child=serializers.CharField(max_length=50, validators=[validate_single_line]),
         required=False,
         max_length=settings.INTEGRATION_MAX_TAGS,
+    )
+    external_app_ids: serializers.ListSerializer[Any] = serializers.ListSerializer(
+        child=ExternalAppIdSerializer(),
+        required=False,
+        max_length=EXTERNAL_APP_IDS_MAX,
+        help_text="Replaces the recorded ones (send [] to remove them all). A source and app key "
+        "another integration holds is a 422.",
     )
 
 

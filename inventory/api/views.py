@@ -100,6 +100,8 @@ def _values(data: dict[str, Any]) -> dict[str, Any]:
     values = {k: v for k, v in data.items() if k != "submit"}
     if "credentials" in values:
         values["credentials"] = [dict(c) for c in values["credentials"]]
+    if "external_app_ids" in values:
+        values["external_app_ids"] = [(pair["source"], pair["app_key"]) for pair in values["external_app_ids"]]
     return values
 
 
@@ -143,7 +145,9 @@ class IntegrationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
         ids = self.filter_queryset(selectors.integrations_for(request.user)).values_list("pk", flat=True)
         page_ids = self.paginate_queryset(ids)
         assert page_ids is not None
-        listed = selectors.integrations_listed(request.user).prefetch_related(selectors.open_transfers_prefetch())
+        listed = selectors.integrations_listed(request.user).prefetch_related(
+            selectors.open_transfers_prefetch(), "external_app_ids"
+        )
         rows = selectors.rows_for_page(listed, list(page_ids))
         return self.get_paginated_response(IntegrationSerializer(rows, many=True, context={"request": request}).data)
 

@@ -6,6 +6,12 @@ orphaning) say in their docstring which caller checked. Callers import from here
 
 from inventory.services.catalog import SCOPE_FIELDS, SYSTEM_FIELDS, resource_system_save, scope_save
 from inventory.services.delegates import integration_delegate_add, integration_delegate_remove
+from inventory.services.external_ids import (
+    EXTERNAL_APP_IDS_MAX,
+    external_app_id_problem,
+    external_app_ids_normalise,
+    external_app_ids_set,
+)
 from inventory.services.grants import grant_create_many, grant_revoke, grants_end_many
 from inventory.services.identities import (
     CLAIM_VALUE_MAX_LENGTH,
@@ -46,6 +52,7 @@ from inventory.services.validation import INTEGRATION_INPUT_FIELDS, PLAIN_INPUT_
 
 __all__ = [
     "CLAIM_VALUE_MAX_LENGTH",
+    "EXTERNAL_APP_IDS_MAX",
     "INTEGRATION_INPUT_FIELDS",
     "INTEGRATION_TRANSITIONS",
     "ISSUER_FIELDS",
@@ -59,6 +66,9 @@ __all__ = [
     "grant_usage_record",
     "grants_end_many",
     "discovery_url_of",
+    "external_app_id_problem",
+    "external_app_ids_normalise",
+    "external_app_ids_set",
     "integration_delegate_add",
     "integration_delegate_remove",
     "integration_reactivate",

@@ -17,6 +17,7 @@ from governance.models import User
 from inventory import permissions, signals
 from inventory.choices import GrantStatus, IntegrationStatus
 from inventory.models import Credential, Grant, Integration, Scope
+from inventory.services.external_ids import external_app_ids_normalise, external_ids_write
 from inventory.services.grants import grants_end_many
 from inventory.services.lifecycle import integration_locked_for, integration_submit
 from inventory.services.ownership import owner_roles_propose, owner_roles_split
@@ -103,12 +104,14 @@ def integration_register(*, actor: Actor | User, values: Mapping[str, Any], subm
     submission leaves no draft behind. Rules: who may register (``permissions.can_register``);
     the input rules (``validation``); no grant is ever made here; a person named in an owner
     role who must consent is asked through an ownership transfer, and the registering user holds
-    the business owner role until then."""
+    the business owner role until then. Its ``external_app_ids`` (pairs of source and app key)
+    are recorded with it (``external_app_ids_set``'s rules and audit)."""
     resolved = Actor.coerce(actor)
     if not permissions.can_register(resolved):
         raise NotAllowed("You may not register integrations.")
     unknown_fields_refuse(values)
     integration_input_validate(values, instance=None)
+    external_ids = external_app_ids_normalise(values.get("external_app_ids") or [])
     values, consent = owner_roles_split(resolved, values, None)
     with transaction.atomic():
         integ = Integration(created_by=resolved.user if not resolved.is_system else None)
@@ -131,6 +134,8 @@ def integration_register(*, actor: Actor | User, values: Mapping[str, Any], subm
             owner=integ.business_owner,
             after=integration_snapshot(integ),
         )
+        if external_ids:
+            external_ids_write(resolved, integ, external_ids)
         owner_roles_propose(resolved, integ, consent, "when it was registered")
         if submit:
             integ = integration_submit(actor=resolved, integration=integ)
@@ -145,7 +150,8 @@ def integration_update(
     decided; on an active one added scopes are *requested* (``integration_scopes_added``), never
     granted, and removed scopes lose their grants at once. The risk is recomputed, here and
     upstream; a raised tier on a live integration asks for a re-review. Naming someone else in
-    an owner role proposes a transfer they accept; the role is unchanged until then."""
+    an owner role proposes a transfer they accept; the role is unchanged until then. Given
+    ``external_app_ids`` replace the recorded ones (``external_app_ids_set``'s rules and audit)."""
     resolved = Actor.coerce(actor)
     unknown_fields_refuse(values)
     with transaction.atomic():
@@ -161,6 +167,8 @@ def integration_update(
         _changes_write(resolved, locked, values)
         risk_apply(actor=resolved, integration=locked, user=resolved.user, reason=reason or "changed")
         _changes_audit(resolved, locked, before, reason)
+        if "external_app_ids" in values:
+            external_ids_write(resolved, locked, values["external_app_ids"] or [])
         _scope_changes_follow(resolved, locked, added, removed)
         upstream_risk_refresh(resolved, locked)
         owner_roles_propose(resolved, locked, consent, "in a change of the integration")

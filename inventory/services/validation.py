@@ -34,10 +34,11 @@ INTEGRATION_INPUT_FIELDS: tuple[str, ...] = (
     "invokes",
     "ticket_ref",
     "tags",
+    "external_app_ids",
 )
-# Input stored in rows of their own (scopes, credentials, the integrations it calls) rather than
-# in a column of the integration.
-RELATED_INPUT_FIELDS: tuple[str, ...] = ("requested_scopes", "credentials", "invokes")
+# Input stored in rows of their own (scopes, credentials, the integrations it calls, how the
+# identity providers name it) rather than in a column of the integration.
+RELATED_INPUT_FIELDS: tuple[str, ...] = ("requested_scopes", "credentials", "invokes", "external_app_ids")
 PLAIN_INPUT_FIELDS: tuple[str, ...] = tuple(f for f in INTEGRATION_INPUT_FIELDS if f not in RELATED_INPUT_FIELDS)
 # An owner role's value is the name of the integration field that holds it.
 OWNER_FIELDS: tuple[str, ...] = tuple(OwnerRole.values)
