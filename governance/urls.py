@@ -15,6 +15,7 @@ urlpatterns = [
     path("account/api-tokens/<int:pk>/revoke/", views_tokens.api_token_revoke_own, name="api-token-revoke"),
     path("account/notifications/", views_notifications.notification_settings, name="account-notifications"),
     path("inventory/", include("inventory.urls")),
+    path("discovery/", include("inventory.discovery.urls")),
     path("approvals/", include("approvals.urls")),
     path("campaigns/", include("approvals.campaigns.urls")),
     path("webhooks/", include("governance.webhooks.urls")),
