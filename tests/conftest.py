@@ -79,6 +79,8 @@ def _audit_dev_key_outside_the_project(tmp_path_factory: pytest.TempPathFactory)
 
     settings.AUDIT_DEV_SIGNING_KEY_FILE = tmp_path_factory.mktemp("audit-key") / "audit-signing-key.pem"
     settings.RUNTIME_DEMO_KEY_FILE = tmp_path_factory.mktemp("demo-key") / "demo-workload-issuer.pem"
+    # Discovery uploads (the API fuzzing run sends some) wait in a temporary folder too.
+    settings.DISCOVERY_SPOOL_DIR = tmp_path_factory.mktemp("discovery-spool")
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ urlpatterns = [
     path("docs/", SwaggerView.as_view(url_name="api-schema"), name="api-swagger"),
     path("redoc/", RedocView.as_view(url_name="api-schema"), name="api-docs"),
     path("", include("inventory.api.urls")),
+    path("", include("inventory.discovery.api.urls")),
     path("", include("approvals.api.urls")),
     path("", include("approvals.campaigns.api.urls")),
     path("", include("governance.webhooks.api.urls")),
