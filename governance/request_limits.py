@@ -1,7 +1,8 @@
 """Limits on what a request may carry, checked before any view (or other middleware) reads it:
 
 * a body larger than ``DATA_UPLOAD_MAX_MEMORY_SIZE`` (``REQUEST_BODY_MAX_BYTES``, README
-  "Limits") answers 413 — problem details under /api/, an error page elsewhere. Django alone
+  "Limits") — or, for a file upload (multipart/form-data) to a path of ``REQUEST_UPLOAD_PATHS``,
+  larger than that path's own limit — answers 413 — problem details under /api/, an error page elsewhere. Django alone
   answers such a body with a 400 (an HTML debug page in development) once something reads it;
   a body sent without a Content-Length is read as empty by Django, so the header is the size;
 * a NUL character in the path answers 404 and in the query string 400: PostgreSQL refuses NUL in
@@ -27,12 +28,20 @@ def _refuse(request: HttpRequest, status: int, title: str, detail: str, type_slu
     return render(request, "governance/error.html", {"title": title, "detail": detail}, status=status)
 
 
+def _body_limit(request: HttpRequest) -> int | None:
+    if request.META.get("CONTENT_TYPE", "").startswith("multipart/form-data"):
+        upload_limit = settings.REQUEST_UPLOAD_PATHS.get(request.path)
+        if upload_limit is not None:
+            return int(upload_limit)
+    return settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+
+
 class RequestLimitsMiddleware:
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        limit = _body_limit(request)
         try:
             length = int(request.META.get("CONTENT_LENGTH") or 0)
         except ValueError:

@@ -12,9 +12,11 @@ between the change and the record cannot let a retry create the object twice.
 from __future__ import annotations
 
 import hashlib
+import tempfile
 from collections.abc import Callable
 from datetime import timedelta
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
@@ -27,6 +29,7 @@ TTL = timedelta(hours=24)
 # A request that died half-way leaves an in-progress record; after this it no longer blocks.
 STALE_IN_PROGRESS = timedelta(minutes=5)
 MAX_KEY_LENGTH = 200
+_CHUNK = 64 * 1024
 # POSTs that ask a question about now rather than create something: answered afresh every time
 # (a remembered "allow" replayed after a suspension would be a stale allow).
 FRESH_ANSWER_PATHS = ("/api/v1/decisions/",)
@@ -43,6 +46,34 @@ def _caller(request: HttpRequest) -> str:
     if user is not None and user.is_authenticated:
         return f"u:{user.pk}"
     return ""
+
+
+def _body_hash(request: HttpRequest) -> str:
+    """The hash of the path and the body that a replay must repeat. A body larger than what is
+    read into memory (a file upload) is hashed as it is copied to a temporary file, which the view
+    then reads in its place: the upload is never held in memory."""
+    digest = hashlib.sha256(request.path.encode() + b"\n")
+    try:
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = 0
+    if length <= (settings.DATA_UPLOAD_MAX_MEMORY_SIZE or 0):
+        digest.update(request.body)
+        return digest.hexdigest()
+    spool = tempfile.SpooledTemporaryFile(max_size=settings.DATA_UPLOAD_MAX_MEMORY_SIZE or 0)
+    remaining = length
+    while remaining > 0:
+        chunk = request.read(min(_CHUNK, remaining))
+        if not chunk:
+            break
+        digest.update(chunk)
+        spool.write(chunk)
+        remaining -= len(chunk)
+    spool.seek(0)
+    # The view reads the copy as if nothing had read the request yet.
+    request._stream = spool  # type: ignore[assignment]
+    request._read_started = False  # type: ignore[attr-defined]
+    return digest.hexdigest()
 
 
 class IdempotencyMiddleware:
@@ -65,7 +96,7 @@ class IdempotencyMiddleware:
                 detail=f"{HEADER}: at most {MAX_KEY_LENGTH} printable ASCII characters.",
                 errors={HEADER: [f"At most {MAX_KEY_LENGTH} printable ASCII characters."]},
             )
-        body_hash = hashlib.sha256(request.path.encode() + b"\n" + request.body).hexdigest()
+        body_hash = _body_hash(request)
         record, replay = self._claim(caller, key, body_hash, request)
         if replay is not None:
             return replay
