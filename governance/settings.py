@@ -418,6 +418,11 @@ SPECTACULAR_SETTINGS = {
         "TrustedIssuerKindEnum": "inventory.choices.IssuerKind",
         # Roles and reviewer pools a campaign definition may name (governance.roles).
         "GroupNameEnum": "governance.api.schema.GROUP_NAMES",
+        "DiscoverySourceEnum": "inventory.choices.DiscoverySource",
+        "DiscoveryImportStatusEnum": "inventory.discovery.choices.ImportStatus",
+        "FindingTypeEnum": "inventory.discovery.choices.FindingKind",
+        "FindingStatusEnum": "inventory.discovery.choices.FindingStatus",
+        "RemediationStatusEnum": "inventory.discovery.choices.RemediationStatus",
     },
 }
 API_TOKEN_DEFAULT_DAYS = env.int("API_TOKEN_DEFAULT_DAYS", default=90)
@@ -426,6 +431,9 @@ API_TOKEN_DEFAULT_DAYS = env.int("API_TOKEN_DEFAULT_DAYS", default=90)
 # The largest request body accepted, pages and API alike: beyond it a 413 (problem details on
 # the API) before anything reads it (governance.request_limits).
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("REQUEST_BODY_MAX_BYTES", default=1024 * 1024)
+# Paths that take a file upload (multipart/form-data) larger than that, with their own limit:
+# {path: bytes}. The file goes to a temporary file as it arrives, never into memory.
+REQUEST_UPLOAD_PATHS: dict[str, int] = {}
 # The most tags, credentials and invoked integrations one integration may list (a 400 naming
 # the field beyond).
 INTEGRATION_MAX_TAGS = env.int("INTEGRATION_MAX_TAGS", default=20)
@@ -501,6 +509,10 @@ RUNTIME_REPLAY_MAX_LIMIT = 1_000_000
 # page of a provider's answer, or one JSON line) in it. Uploaded and pulled data waits in the
 # spool directory for the worker and is deleted once imported.
 DISCOVERY_UPLOAD_MAX_BYTES = env.int("DISCOVERY_UPLOAD_MAX_BYTES", default=512 * 1024 * 1024)
+# The two upload paths (the page and the API) take the file's size plus the form's few fields.
+REQUEST_UPLOAD_PATHS.update(
+    dict.fromkeys(("/discovery/imports/", "/api/v1/discovery/imports/"), DISCOVERY_UPLOAD_MAX_BYTES + 64 * 1024)
+)
 DISCOVERY_DOCUMENT_MAX_BYTES = env.int("DISCOVERY_DOCUMENT_MAX_BYTES", default=16 * 1024 * 1024)
 DISCOVERY_SPOOL_DIR = env.path("DISCOVERY_SPOOL_DIR", default=VAR_DIR / "discovery")
 # The people who consented to a shadow app are asked once per import (one digest each); what
@@ -515,6 +527,14 @@ DISCOVERY_DEFAULT_ACTION = env.str("DISCOVERY_DEFAULT_ACTION", default="revoke")
 DISCOVERY_PULL_CRON = env.str("DISCOVERY_PULL_CRON", default="30 2 * * *")
 DISCOVERY_PULL_BUDGET_SECONDS = env.int("DISCOVERY_PULL_BUDGET_SECONDS", default=900)
 DISCOVERY_PULL_RETRIES = env.int("DISCOVERY_PULL_RETRIES", default=4)
+# The IAM admin (username) scheduled pulls act for: the accountable owner of their imports and
+# findings. Empty, or not an active IAM admin: the oldest active IAM admin.
+DISCOVERY_PULL_OWNER = env.str("DISCOVERY_PULL_OWNER", default="")
+# Waits between tries of one request: after a 5xx or a timeout DISCOVERY_PULL_BACKOFF_SECONDS,
+# doubling each retry; after a 429 what its Retry-After asks. No wait is longer than
+# DISCOVERY_PULL_MAX_WAIT_SECONDS, and a wait that would end past the budget fails the pull.
+DISCOVERY_PULL_BACKOFF_SECONDS = env.float("DISCOVERY_PULL_BACKOFF_SECONDS", default=2.0)
+DISCOVERY_PULL_MAX_WAIT_SECONDS = env.float("DISCOVERY_PULL_MAX_WAIT_SECONDS", default=120.0)
 _DISCOVERY_BASE_URLS = {
     "google": "https://admin.googleapis.com",
     "entra": "https://graph.microsoft.com",
