@@ -147,4 +147,29 @@ class StrictInputMixin(_SerializerBase):
         errors = json_type_errors(self, data)
         if errors:
             raise serializers.ValidationError(errors, code="invalid")
+        missing = _nul_lookups(self, data)
+        if missing:
+            raise serializers.ValidationError(missing, code="does_not_exist")
         return super().to_internal_value(data)
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, list):
+        return any(_has_nul(item) for item in value)
+    return False
+
+
+def _nul_lookups(serializer: serializers.Serializer[Any], data: Any) -> dict[str, list[str]]:
+    """The related fields (usernames, scope codes, ids) whose value holds a NUL character: no
+    such object exists, and PostgreSQL refuses NUL in a query's text, so they are answered as
+    "does not exist" (a 422) before any lookup."""
+    if not isinstance(data, dict):
+        return {}
+    related = (serializers.RelatedField, serializers.ManyRelatedField)
+    return {
+        name: [f"No object named {data[name]!r} exists."]
+        for name, field in serializer.fields.items()
+        if isinstance(field, related) and not field.read_only and name in data and _has_nul(data[name])
+    }

@@ -107,3 +107,21 @@ def test_the_limits_are_settings_and_hold_on_every_path(
     page = web_as(owner).post(reverse("inventory:create"), form_data(owner.username, tags="a, b, c, d"))
     assert page.status_code == 400 and 'id="id_tags-error"' in page.content.decode()
     assert Integration.objects.count() == 3
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [("business_owner", "own\x00er"), ("requested_scopes", ["crm:read\x00"]), ("technical_owner", "\x00")],
+)
+def test_a_nul_character_in_a_name_the_api_looks_up_is_a_422_naming_the_field(
+    field: str, value: Any, owner: User, api_as: Any, catalog: Any
+) -> None:
+    # PostgreSQL refuses NUL in a query's text: without the check the lookup was a 500 there.
+    client = api_as(owner)
+    response = client.post("/api/v1/integrations/", {**BODY, field: value}, format="json")
+    assert response.status_code == 422 and response["Content-Type"] == PROBLEM
+    assert list(response.json()["errors"]) == [field]
+    created = client.post("/api/v1/integrations/", BODY, format="json")
+    assert created.status_code == 201
+    patched = client.patch(f"/api/v1/integrations/{created.json()['id']}/", {field: value}, format="json")
+    assert patched.status_code == 422 and list(patched.json()["errors"]) == [field]
