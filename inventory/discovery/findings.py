@@ -32,9 +32,10 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from governance.actors import Actor
@@ -58,6 +59,7 @@ _REVOCATION_STATES = (FindingStatus.REVOKE_REQUESTED, FindingStatus.REVOKED)
 _RISK_FIELDS = ("risk_score", "risk_tier", "risk_factors")
 _UPDATABLE = (
     "status",
+    "title",
     "integration",
     "app",
     "extra_scopes",
@@ -75,7 +77,7 @@ class _Judgement:
     """What one batch of apps decided: findings to create, rows to save, events to write."""
 
     imp: DiscoveryImport
-    now: Any
+    now: datetime
     unclosed: dict[tuple[str, str], Finding]
     last_closed: dict[tuple[str, str], Finding]
     asked_to_revoke: set[int]
@@ -285,6 +287,7 @@ def _follow(
     import saw moves its ``last_import``."""
     different = _copy_risk(app, finding) or reopened
     for name, value in (
+        ("title", app.name),
         ("extra_scopes", list(scopes)),
         ("people_affected", app.people_count),
         ("integration_id", app.integration_id),
@@ -446,13 +449,19 @@ def _stale(imp: DiscoveryImport, links: dict[str, int], actor: Actor, owner: Use
     """Stale findings of ``imp``'s tenant: closed when the key is listed again or no live
     integration claims it; opened by a complete import for each unlisted key of a live (not
     retired) integration. A key only another tenant of the source knows is that tenant's."""
+    unclosed = list(
+        Finding.objects.filter(source=imp.source, tenant=imp.tenant, kind=FindingKind.STALE, closed_at__isnull=True)
+    )
+    judgement = _Judgement(imp=imp, now=timezone.now(), unclosed={}, last_closed={}, asked_to_revoke=set())
+    asked = set(links) | {finding.app_key for finding in unclosed}
+    if not asked:
+        return judgement
     listed: set[str] = set()
     known_here: set[str] = set()
     known_elsewhere: set[str] = set()
-    for tenant, app_key, alt_key, present in DiscoveredApp.objects.filter(source=imp.source).values_list(
-        "tenant", "app_key", "alt_key", "present"
-    ):
-        keys = {app_key, alt_key} - {""}
+    apps_with_keys = DiscoveredApp.objects.filter(source=imp.source).filter(Q(app_key__in=asked) | Q(alt_key__in=asked))
+    for tenant, app_key, alt_key, present in apps_with_keys.values_list("tenant", "app_key", "alt_key", "present"):
+        keys = {app_key, alt_key} & asked
         if present:
             listed |= keys
         (known_here if tenant == imp.tenant else known_elsewhere).update(keys)
@@ -460,10 +469,6 @@ def _stale(imp: DiscoveryImport, links: dict[str, int], actor: Actor, owner: Use
         Integration.objects.filter(pk__in=set(links.values()))
         .exclude(status=IntegrationStatus.RETIRED)
         .values_list("pk", "name")
-    )
-    judgement = _Judgement(imp=imp, now=timezone.now(), unclosed={}, last_closed={}, asked_to_revoke=set())
-    unclosed = Finding.objects.filter(
-        source=imp.source, tenant=imp.tenant, kind=FindingKind.STALE, closed_at__isnull=True
     )
     for finding in unclosed:
         judgement.unclosed[(finding.app_key, FindingKind.STALE)] = finding

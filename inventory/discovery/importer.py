@@ -106,6 +106,10 @@ def _clean_file_name(file_name: str) -> str:
     return "".join(ch for ch in base if not has_control_characters(ch))[:_FILE_NAME_MAX]
 
 
+def _size(limit: int) -> str:
+    return f"{limit / 2**20:g} MiB" if limit >= 2**20 else f"{limit} bytes"
+
+
 def _spool(uploaded: IO[bytes]) -> tuple[Path, str, int]:
     """Copy the upload into the spool directory, hashing as it goes; refuses (keeping nothing) a
     file over ``DISCOVERY_UPLOAD_MAX_BYTES`` or an empty one."""
@@ -121,9 +125,7 @@ def _spool(uploaded: IO[bytes]) -> tuple[Path, str, int]:
             while block := uploaded.read(_SPOOL_BLOCK):
                 size += len(block)
                 if size > limit:
-                    raise ValidationFailed.on(
-                        "file", f"The file is larger than the {limit // (1024 * 1024)} MiB an import may hold."
-                    )
+                    raise ValidationFailed.on("file", f"The file is larger than the {_size(limit)} an import may hold.")
                 digest.update(block)
                 handle.write(block)
         if size == 0:

@@ -114,13 +114,26 @@ class DiscoveredConsent(models.Model):
     ``*`` for an admin consent for everyone); ``person`` is the portal user it matched, if any.
     ``grant_ids`` are the provider's ids to revoke (Graph grant ids, Okta grant ids; empty where
     the revoke call names the person and app instead). ``response`` tracks the question discovery
-    asked the person about a shadow app."""
+    asked the person about a shadow app.
 
-    app = models.ForeignKey(DiscoveredApp, on_delete=models.CASCADE, related_name="consents")
+    An import writes this table by the million (and re-writes ``last_seen`` and ``last_import``
+    of every row it lists), so it carries only the indexes its reads need: the unique (app,
+    person key) one serves an app's consents and the (person, response) one a person's. The
+    database checks the app of each row; ``person`` and ``last_import`` are kept by the ORM
+    (deleting a user or an import still empties them): a checked foreign key costs a lookup per
+    row written, which was half an import's time in the database."""
+
+    app = models.ForeignKey(DiscoveredApp, on_delete=models.CASCADE, related_name="consents", db_index=False)
     person_key = models.CharField(max_length=320)
     person_email = models.CharField(max_length=320, blank=True)
     person = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="discovered_consents"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="discovered_consents",
+        db_index=False,
+        db_constraint=False,
     )
     consent_type = models.CharField(max_length=10, choices=ConsentType.choices, default=ConsentType.USER)
     scopes = models.JSONField(default=list, blank=True)
@@ -128,7 +141,9 @@ class DiscoveredConsent(models.Model):
     present = models.BooleanField(default=True)
     first_seen = models.DateTimeField(default=timezone.now)
     last_seen = models.DateTimeField(default=timezone.now)
-    last_import = models.ForeignKey(DiscoveryImport, null=True, on_delete=models.SET_NULL, related_name="+")
+    last_import = models.ForeignKey(
+        DiscoveryImport, null=True, on_delete=models.SET_NULL, related_name="+", db_index=False, db_constraint=False
+    )
     response = models.CharField(max_length=12, choices=ConsentResponse.choices, default=ConsentResponse.NOT_ASKED)
     asked_at = models.DateTimeField(null=True, blank=True)
     respond_by = models.DateTimeField(null=True, blank=True)

@@ -259,3 +259,23 @@ def test_open_findings_follow_the_people_and_risk_of_their_app(iam_admin: User, 
     assert GMAIL_SEND in shadow.extra_scopes
     assert shadow.risk_score == DiscoveredApp.objects.get().risk_score
     assert imp.counts["findings"] == {}
+
+
+def test_an_app_id_another_tenant_lists_is_not_stale_here(
+    iam_admin: User, catalog: dict[str, Scope], app_owner: User
+) -> None:
+    registered(app_owner, name="Notes", requested=[catalog[DRIVE]], external_ids=[("google", "notes.apps")])
+    run(iam_admin, numbered(NOTES), tenant="b.example")
+    assert run(iam_admin, numbered([("mail.apps", "ann@example.com")]), tenant="a.example").counts["findings"] == {
+        "shadow": 1
+    }
+    assert not Finding.objects.filter(kind=FindingKind.STALE).exists()
+    gone_from_b = run(iam_admin, numbered([("mail.apps", "ann@example.com")]), tenant="b.example")
+    stale = _finding(FindingKind.STALE)
+    assert (stale.tenant, stale.app, stale.title) == (
+        "b.example",
+        DiscoveredApp.objects.get(tenant="b.example", app_key="notes.apps"),
+        "Notes",
+    )
+    # Its drift finding (nothing granted) is gone with it.
+    assert gone_from_b.counts["findings"] == {"gone": 1, "shadow": 1, "stale": 1}

@@ -21,6 +21,7 @@ from governance.models import AuditEvent, User
 from governance.roles import Role
 from inventory.discovery import importer, tasks, writing
 from inventory.discovery.choices import ConsentType, ImportMethod, ImportStatus
+from inventory.discovery.consent_table import ConsentTable
 from inventory.discovery.models import DiscoveredApp, DiscoveredConsent, DiscoveryImport, Finding
 from inventory.discovery.records import RecordError
 from tests.discovery.importing import (
@@ -501,3 +502,26 @@ def test_keys_and_scopes_with_quotes_backslashes_and_braces_import_again_unchang
     stored = DiscoveredConsent.objects.get(person_key=odd)
     assert stored.scopes == sorted(['scope"with\\quote', "{brace},comma"])
     assert DiscoveredConsent.objects.get(person_key="NULL").grant_ids == ['g"1', "g\\2"]
+
+
+def test_a_database_error_while_writing_fails_the_import_and_changes_nothing(
+    iam_admin: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run(iam_admin, numbered([("notes.apps", "ann@example.com", (DRIVE,))]))
+    before = discovery_rows()
+    monkeypatch.setattr(writing, "CHUNK", 1)
+
+    def broken(self: ConsentTable, rows: list[object]) -> None:
+        raise RuntimeError("the disk is full")
+
+    monkeypatch.setattr(ConsentTable, "insert", broken)
+    imp = queued_import(iam_admin)
+    with pytest.raises(RuntimeError):
+        importer.import_records(imp, numbered([("notes.apps", "bob@example.com"), ("notes.apps", "cat@example.com")]))
+    imp.refresh_from_db()
+    assert (imp.status, imp.error) == (
+        ImportStatus.FAILED,
+        "The import failed unexpectedly (RuntimeError); nothing was imported.",
+    )
+    assert discovery_rows() == before
+    assert not [thread for thread in threading.enumerate() if thread.name.startswith("discovery-import-")]
