@@ -8,7 +8,7 @@ from datetime import date, datetime, time
 from typing import Any
 
 from django import forms
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.forms.formsets import DELETION_FIELD_NAME
 from django.http import QueryDict
 from django.utils import timezone
@@ -274,18 +274,7 @@ class IntegrationForm(AccessibleForm):
         return data
 
     def scope_groups(self) -> list[dict[str, Any]]:
-        """The scope picker: active scopes grouped by system, with what is ticked (kept from the
-        submitted input when the form comes back with errors)."""
-        if self.is_bound:
-            assert isinstance(self.data, QueryDict)  # a bound page form holds the posted data
-            chosen = set(self.data.getlist(self.add_prefix("requested_scopes")))
-        else:
-            chosen = {str(getattr(s, "pk", s)) for s in self.initial.get("requested_scopes", [])}
-        groups: dict[str, dict[str, Any]] = {}
-        for scope in self.active_scopes.order_by("system__name", "name"):
-            group = groups.setdefault(scope.system.code, {"system": scope.system, "scopes": []})
-            group["scopes"].append({"scope": scope, "checked": str(scope.pk) in chosen})
-        return list(groups.values())
+        return scope_groups(self, self.active_scopes)
 
     def sections(self) -> list[dict[str, Any]]:
         return [{"key": key, "title": title, "fields": [self[n] for n in names]} for key, title, names in self.SECTIONS]
@@ -659,3 +648,19 @@ def issuer_initial(issuer: TrustedIssuer | None) -> dict[str, Any]:
     initial = {field: getattr(issuer, field) for field in ISSUER_FIELDS}
     initial["jwks"] = json.dumps(issuer.jwks, indent=2) if keys_are_pasted(issuer) and issuer.jwks else ""
     return initial
+
+
+def scope_groups(form: forms.BaseForm, active_scopes: QuerySet[Scope]) -> list[dict[str, Any]]:
+    """The scope picker of a form with a ``requested_scopes`` field: active scopes grouped by
+    system, with what is ticked (kept from the submitted input when the form comes back with
+    errors)."""
+    if form.is_bound:
+        assert isinstance(form.data, QueryDict)  # a bound page form holds the posted data
+        chosen = set(form.data.getlist(form.add_prefix("requested_scopes")))
+    else:
+        chosen = {str(getattr(scope, "pk", scope)) for scope in form.initial.get("requested_scopes", [])}
+    groups: dict[str, dict[str, Any]] = {}
+    for scope in active_scopes.order_by("system__name", "name"):
+        group = groups.setdefault(scope.system.code, {"system": scope.system, "scopes": []})
+        group["scopes"].append({"scope": scope, "checked": str(scope.pk) in chosen})
+    return list(groups.values())

@@ -7,7 +7,6 @@ from typing import Any
 
 from django import forms
 from django.conf import settings
-from django.http import QueryDict
 from django.template.defaultfilters import filesizeformat
 
 from governance.choices import Level
@@ -24,6 +23,7 @@ from inventory.discovery.selectors import (
     STATUS_CLOSED,
     FindingFilters,
 )
+from inventory.forms import scope_groups
 from inventory.models import Scope
 
 _ANY = [("", "Any")]
@@ -214,15 +214,4 @@ class ClaimForm(AccessibleForm):
         return data
 
     def scope_groups(self) -> list[dict[str, Any]]:
-        """The scope picker: active scopes grouped by system, with what is ticked (kept from the
-        submitted input when the form comes back with errors)."""
-        if self.is_bound:
-            assert isinstance(self.data, QueryDict)  # a bound page form holds the posted data
-            chosen = set(self.data.getlist(self.add_prefix("requested_scopes")))
-        else:
-            chosen = {str(getattr(scope, "pk", scope)) for scope in self.initial.get("requested_scopes", [])}
-        groups: dict[str, dict[str, Any]] = {}
-        for scope in self.active_scopes.order_by("system__name", "name"):
-            group = groups.setdefault(scope.system.code, {"system": scope.system, "scopes": []})
-            group["scopes"].append({"scope": scope, "checked": str(scope.pk) in chosen})
-        return list(groups.values())
+        return scope_groups(self, self.active_scopes)
