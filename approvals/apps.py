@@ -28,6 +28,10 @@ class ApprovalsConfig(AppConfig):
 
         webhooks.register()
         panels.register()
+        from approvals import controls, dashboard_panels
+
+        controls.register()
+        dashboard_panels.register()
         audit_targets.register()
         # Every five minutes: an elevation's grant lasts an hour and its step's SLA is minutes, so
         # ending grants and escalating steps cannot wait for an hourly pass. Both sweeps are one

@@ -21,7 +21,7 @@ from typing import Any
 from django.contrib.auth.models import Group, Permission
 from django.db.models import TextChoices
 
-GOVERNED_APPS = ("governance", "inventory", "discovery", "approvals", "campaigns", "webhooks", "runtime")
+GOVERNED_APPS = ("governance", "controls", "inventory", "discovery", "approvals", "campaigns", "webhooks", "runtime")
 
 
 class Role(TextChoices):

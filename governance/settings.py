@@ -71,6 +71,7 @@ INSTALLED_APPS = [
     "axes",
     "governance",
     "governance.webhooks",
+    "governance.controls",
     "inventory",
     "inventory.discovery",
     "approvals",
@@ -175,6 +176,8 @@ else:
 Q_TASK_MODULES = (
     "governance.tasks",
     "governance.webhooks.tasks",
+    "governance.controls.tasks",
+    "governance.observability.tasks",
     "inventory.tasks",
     "inventory.discovery.tasks",
     "approvals.tasks",

@@ -15,6 +15,10 @@ class InventoryConfig(AppConfig):
 
         user_deactivated.connect(on_user_deactivated, dispatch_uid="inventory.orphan_on_deactivation")
         panels.register()
+        from inventory import controls, dashboard_panels
+
+        controls.register()
+        dashboard_panels.register()
         from inventory import extensions, views_delegates
 
         extensions.register_integration_section(

@@ -32,6 +32,10 @@ class RuntimeConfig(AppConfig):
         )
 
         panels.register()
+        from runtime import controls, dashboard_panels
+
+        controls.register()
+        dashboard_panels.register()
         audit_targets.register()
         demo_registry.register("runtime", 40, demo.seed)
         # Daily: rotates each algorithm's keys once the current one is RUNTIME_KEY_ROTATION_DAYS old,

@@ -22,6 +22,7 @@ urlpatterns = [
     path("", include("approvals.campaigns.api.urls")),
     path("", include("governance.webhooks.api.urls")),
     path("", include("runtime.api.urls")),
+    path("", include("governance.controls.api.urls")),
     path("", include(router.urls)),
     # Anything else under /api/v1/ is a problem-details 404, also with DEBUG on.
     re_path(r"^.*$", api_not_found),

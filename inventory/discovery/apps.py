@@ -17,3 +17,7 @@ class DiscoveryConfig(AppConfig):
         from inventory.discovery import registry
 
         registry.register_all()
+        from inventory.discovery import controls, dashboard_panels
+
+        controls.register()
+        dashboard_panels.register()

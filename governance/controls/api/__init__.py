@@ -1,0 +1,1 @@
+"""The control catalog's API: /api/v1/controls/ and /api/v1/frameworks/."""

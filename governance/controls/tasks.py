@@ -1,0 +1,1 @@
+"""Background tasks of the control catalog: the daily metric snapshot."""

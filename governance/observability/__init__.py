@@ -1,0 +1,1 @@
+"""Observability for operators: Prometheus metrics at /metrics and the audit trail streamed to a SIEM."""

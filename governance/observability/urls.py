@@ -1,0 +1,5 @@
+"""Routes of the operators' endpoints."""
+
+from django.urls import URLPattern
+
+urlpatterns: list[URLPattern] = []
