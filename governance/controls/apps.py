@@ -11,7 +11,10 @@ class ControlsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from governance.controls import dashboard_panels, kernel_controls
+        from governance.controls import audit_targets, dashboard_panels, kernel_controls, nav, snapshots
 
         kernel_controls.register()
         dashboard_panels.register()
+        nav.register()
+        audit_targets.register()
+        snapshots.register()
