@@ -28,10 +28,11 @@ class ApprovalsConfig(AppConfig):
 
         webhooks.register()
         panels.register()
-        from approvals import controls, dashboard_panels
+        from approvals import controls, dashboard_panels, metrics
 
         controls.register()
         dashboard_panels.register()
+        metrics.register()
         audit_targets.register()
         # Every five minutes: an elevation's grant lasts an hour and its step's SLA is minutes, so
         # ending grants and escalating steps cannot wait for an hourly pass. Both sweeps are one

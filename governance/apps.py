@@ -8,7 +8,7 @@ class GovernanceConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from governance import accounts, panels, roles, scheduling, targets
+        from governance import accounts, observability, panels, roles, scheduling, targets
         from governance.api import schema  # noqa: F401  (registers OpenAPI extensions)
 
         post_migrate.connect(roles.roles_sync, dispatch_uid="governance.roles_sync")
@@ -24,3 +24,4 @@ class GovernanceConfig(AppConfig):
         scheduling.enforce_allow_list()
         accounts.connect()
         panels.register()
+        observability.register()

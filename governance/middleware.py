@@ -21,7 +21,16 @@ from governance.views import page_not_found
 
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS", "TRACE"}
 # Paths an auditor may POST to: signing in and out changes nothing governed.
-_AUDITOR_POST_ALLOWED = ("/accounts/login/", "/accounts/logout/", "/admin/logout/", "/login/", "/complete/")
+# Besides signing in and out, an auditor may POST for the evidence pack: it changes nothing but the
+# audit trail, which records the export.
+_AUDITOR_POST_ALLOWED = (
+    "/accounts/login/",
+    "/accounts/logout/",
+    "/admin/logout/",
+    "/login/",
+    "/complete/",
+    "/evidence/pack/",
+)
 
 
 # A client's X-Request-ID is kept only in the two shapes request ids take: a UUID (with hyphens)

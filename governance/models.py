@@ -320,3 +320,30 @@ class IdempotencyRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.caller} {self.key} ({self.status})"
+
+
+class AuditStreamSink(models.TextChoices):
+    FILE = "file", "File (JSON lines)"
+    SYSLOG = "syslog", "Syslog (RFC 5424)"
+
+
+class AuditStreamPosition(models.Model):
+    """How far the audit trail has been streamed to one SIEM sink: the last event the sink took
+    (``last_event_id``) and its hash, so that the next event's ``prev_hash`` can be checked against
+    it. ``governance.observability.stream`` advances it only after the sink accepted the events,
+    in the transaction that holds this row locked: two runs at once take turns and never write
+    the same event twice. Delivery bookkeeping like the outbox's claims, not itself audited (each
+    advance would be one more event to stream)."""
+
+    sink = models.CharField(max_length=10, choices=AuditStreamSink.choices, unique=True)
+    target = models.CharField(max_length=500, blank=True, help_text="The file or syslog address written to last.")
+    last_event_id = models.BigIntegerField(default=0, help_text="0 before the first event is streamed.")
+    last_hash = models.CharField(max_length=64, default="0" * 64)
+    events_written = models.PositiveBigIntegerField(default=0)
+    updated_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["sink"]
+
+    def __str__(self) -> str:
+        return f"{self.sink}: through #{self.last_event_id}"

@@ -80,6 +80,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First, so that its request latencies include every other middleware (governance.observability).
+    "governance.observability.middleware.RequestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Content-Security-Policy on every response (CONTENT_SECURITY_POLICY below).
     "csp.middleware.CSPMiddleware",
@@ -460,6 +462,36 @@ AUDIT_VERIFY_KEYS = env.list("AUDIT_VERIFY_KEYS", default=[])
 AUDIT_WITNESS_EMAIL = env.list("AUDIT_WITNESS_EMAIL", default=[])
 AUDIT_WITNESS_FILE = env.str("AUDIT_WITNESS_FILE", default="")
 AUDIT_WITNESS_SYSLOG = env.str("AUDIT_WITNESS_SYSLOG", default="")
+
+# --- Observability (README "Observability") -----------------------------------------------------
+# /metrics in the Prometheus text format. Off (404) unless a bearer token or allowed networks are
+# set; with both, a scrape needs both. METRICS_TOKEN: the scraper sends "Authorization: Bearer
+# <token>" (32 random characters or more). METRICS_ALLOWED_NETWORKS: CIDRs ("10.0.0.0/8,
+# 127.0.0.1/32") checked against the connection's own address (REMOTE_ADDR): behind a reverse
+# proxy that is the proxy, so use the token there (or block /metrics at the proxy). A refused
+# scrape is a 404, like the endpoint turned off.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+METRICS_ALLOWED_NETWORKS = env.list("METRICS_ALLOWED_NETWORKS", default=[])
+# Prometheus scraping the web process directly over plain HTTP on a private network: /metrics is
+# exempt from the HTTPS redirect (production). The token then crosses that network in clear.
+METRICS_PLAIN_HTTP = env.bool("METRICS_PLAIN_HTTP", default=False)
+if METRICS_PLAIN_HTTP:
+    SECURE_REDIRECT_EXEMPT = [r"^metrics$"]
+# Several web processes (gunicorn workers) each keep their own request latencies: with this set
+# (in the environment of every web process; an empty directory, emptied before each start) they
+# write them to files there and a scrape of any one reads them all (prometheus-client's
+# multiprocess mode).
+PROMETHEUS_MULTIPROC_DIR = env.str("PROMETHEUS_MULTIPROC_DIR", default="")
+# The audit trail streamed to a SIEM as JSON lines, every event once and in the chain's order
+# (every minute by the worker, or `manage.py audit_stream --follow`). Empty: that sink is off.
+# AUDIT_STREAM_FILE: a file (absolute, or relative to the project folder) rotated when the next
+# line would take it past AUDIT_STREAM_FILE_MAX_BYTES (0: never), keeping AUDIT_STREAM_FILE_BACKUPS
+# rotated files (at least 1) as FILE.1 (newest) ... FILE.N. AUDIT_STREAM_SYSLOG: a syslog
+# collector, "udp://host:514" or "tcp://host:601" (RFC 5424; octet-counted frames over TCP).
+AUDIT_STREAM_FILE = env.str("AUDIT_STREAM_FILE", default="")
+AUDIT_STREAM_FILE_MAX_BYTES = env.int("AUDIT_STREAM_FILE_MAX_BYTES", default=100 * 1024 * 1024)
+AUDIT_STREAM_FILE_BACKUPS = env.int("AUDIT_STREAM_FILE_BACKUPS", default=10)
+AUDIT_STREAM_SYSLOG = env.str("AUDIT_STREAM_SYSLOG", default="")
 
 # --- Runtime plane (README "Runtime") ------------------------------------------------------------
 # The portal as an authorization server for integrations: its own issuer name (the iss of the

@@ -32,10 +32,11 @@ class RuntimeConfig(AppConfig):
         )
 
         panels.register()
-        from runtime import controls, dashboard_panels
+        from runtime import controls, dashboard_panels, metrics
 
         controls.register()
         dashboard_panels.register()
+        metrics.register()
         audit_targets.register()
         demo_registry.register("runtime", 40, demo.seed)
         # Daily: rotates each algorithm's keys once the current one is RUNTIME_KEY_ROTATION_DAYS old,

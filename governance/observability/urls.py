@@ -1,5 +1,10 @@
 """Routes of the operators' endpoints."""
 
-from django.urls import URLPattern
+from django.urls import URLPattern, path
 
-urlpatterns: list[URLPattern] = []
+from governance.observability import views
+
+urlpatterns: list[URLPattern] = [
+    # No trailing slash: the path Prometheus scrapes by default.
+    path("metrics", views.metrics, name="metrics"),
+]

@@ -28,7 +28,16 @@ from governance.roles import Role
 pytestmark = pytest.mark.django_db
 
 # Signing in and out, and the SSO round trip, change nothing governed.
-NOT_GOVERNED = ("/accounts/login/", "/accounts/logout/", "/admin/logout/", "/login/", "/complete/", "/disconnect/")
+# /metrics is the scraper's (a token or a network, never a session): to a session it is not there.
+NOT_GOVERNED = (
+    "/accounts/login/",
+    "/accounts/logout/",
+    "/admin/logout/",
+    "/login/",
+    "/complete/",
+    "/disconnect/",
+    "/metrics",
+)
 UNSAFE = ("post", "put", "patch", "delete")
 _ROUTE_PARAM = re.compile(r"<(?:(?P<conv>\w+):)?(?P<name>\w+)>")
 _REGEX_PARAM = re.compile(r"\(\?P<(?P<name>\w+)>[^)]*\)")
