@@ -30,6 +30,7 @@ _AUDITOR_POST_ALLOWED = (
     "/login/",
     "/complete/",
     "/evidence/pack/",
+    "/api/v1/evidence-pack/",
 )
 
 

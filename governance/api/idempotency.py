@@ -31,8 +31,9 @@ STALE_IN_PROGRESS = timedelta(minutes=5)
 MAX_KEY_LENGTH = 200
 _CHUNK = 64 * 1024
 # POSTs that ask a question about now rather than create something: answered afresh every time
-# (a remembered "allow" replayed after a suspension would be a stale allow).
-FRESH_ANSWER_PATHS = ("/api/v1/decisions/",)
+# (a remembered "allow" replayed after a suspension would be a stale allow; an evidence pack is
+# measured when asked for, its export audited each time, and a ZIP is no response to remember).
+FRESH_ANSWER_PATHS = ("/api/v1/decisions/", "/api/v1/evidence-pack/")
 
 
 def _caller(request: HttpRequest) -> str:

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.db.models import Count
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -31,6 +32,7 @@ from governance.controls.forms import (
 )
 from governance.controls.models import ControlMapping, EvidenceThreshold, Framework
 from governance.exceptions import DomainError, NotAllowed, NotFound
+from governance.roles import is_read_only
 from governance.urls_safety import safe_next
 from governance.web import AuthenticatedHttpRequest
 
@@ -38,9 +40,13 @@ T = TypeVar("T")
 
 
 def _require_manager(request: AuthenticatedHttpRequest) -> None:
-    """The admin pages exist only for IAM admins: to anyone else they are not there."""
-    if not catalog.may_manage(request.user):
-        raise Http404
+    """The admin pages are IAM admins'. An auditor, who reads everything, sees that they exist and
+    may not use them (403); to anyone else they are not there (404)."""
+    if catalog.may_manage(request.user):
+        return
+    if is_read_only(request.user):
+        raise PermissionDenied
+    raise Http404
 
 
 def page_url(name: str, *args: str, anchor: str = "", fallback: str = "") -> str:
