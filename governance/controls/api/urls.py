@@ -1,5 +1,11 @@
-"""Routes of the control catalog API."""
+"""``/api/v1/controls/`` and ``/api/v1/frameworks/``: the control catalog, read only."""
 
-from django.urls import URLPattern
+from rest_framework.routers import SimpleRouter
 
-urlpatterns: list[URLPattern] = []
+from governance.controls.api.views import ControlViewSet, FrameworkViewSet
+
+router = SimpleRouter(trailing_slash=True)
+router.register("controls", ControlViewSet, basename="catalog-control")
+router.register("frameworks", FrameworkViewSet, basename="catalog-framework")
+
+urlpatterns = router.urls
