@@ -1,7 +1,226 @@
-"""This app's dashboard panels and daily metrics (governance.dashboard), registered from its ``AppConfig.ready``."""
+"""The inventory's dashboard panels and daily metrics (``governance.dashboard``), registered from
+``InventoryConfig.ready``: active integrations by risk tier, the owners holding the most risk, and
+the metrics behind the sprawl and standing-credentials trends (registered integrations, standing
+credentials). The dashboard shows organisation-wide figures to IAM admins, reviewers and
+auditors; each ``build`` runs a fixed number of queries (aggregates on indexed columns)."""
 
 from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta
+from typing import Any
+from urllib.parse import urlencode
+
+from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery, Sum
+from django.db.models.functions import Coalesce
+from django.http import HttpRequest
+from django.urls import reverse
+from django.utils import timezone
+
+from governance import dashboard
+from governance.charts import bar_list, column_chart, format_value
+from governance.models import User
+from inventory.choices import CredentialType, IntegrationStatus, RiskTier
+from inventory.models import Credential, Integration
+
+TOP_OWNERS = 10
+STANDING_HOLDERS = "inventory.standing_credential_holders"
+HIGH_TIERS = (RiskTier.HIGH, RiskTier.CRITICAL)
+# Credentials an integration holds until someone rotates or removes them; a workload identity
+# token is short-lived by nature and not one of them.
+STANDING_TYPES = tuple(value for value in CredentialType.values if value != CredentialType.WORKLOAD_IDENTITY_TOKEN)
+_PERSON_FIELDS = ("username", "display_name", "first_name", "last_name")
+
+
+def day_end(day: date) -> datetime:
+    """The first instant after ``day``, in the current time zone."""
+    return timezone.make_aware(datetime.combine(day + timedelta(days=1), time.min))
+
+
+def inventory_url(**filters: str) -> str:
+    """The inventory list filtered by ``filters`` (the list's own filter names)."""
+    return f"{reverse('inventory:list')}?{urlencode(filters)}"
+
+
+# --- Metrics ------------------------------------------------------------------------------------
+
+
+def registered_now(day: date) -> float:
+    """Integrations registered and in service (active) now. One query."""
+    return float(Integration.objects.filter(status=IntegrationStatus.ACTIVE).count())
+
+
+def registered_on(day: date) -> float:
+    """Integrations that were active at the end of ``day``: the status of each one's last
+    history row recorded by then; an integration created by then without a history row that old
+    (rows written in bulk) counts with its status now. One query."""
+    end = day_end(day)
+    status_then = Subquery(
+        Integration.history.filter(id=OuterRef("pk"), history_date__lt=end)
+        .order_by("-history_date", "-history_id")
+        .values("status")[:1]
+    )
+    return float(
+        Integration.objects.filter(created_at__lt=end)
+        .annotate(status_then=Coalesce(status_then, F("status")))
+        .filter(status_then=IntegrationStatus.ACTIVE)
+        .count()
+    )
+
+
+def standing_credentials(at: datetime) -> QuerySet[Credential]:
+    """Standing (long-lived) credentials recorded at ``at``: created by then, not expired then,
+    of an integration not retired (now). The retired integrations are a subquery (``NOT IN``),
+    not a join: the database hashes those few instead of every integration."""
+    retired = Integration.objects.filter(status=IntegrationStatus.RETIRED).values("pk")
+    return (
+        Credential.objects.filter(type__in=STANDING_TYPES, created_at__lt=at)
+        .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=at))
+        .exclude(integration__in=retired)
+    )
+
+
+def standing_now(day: date) -> float:
+    return float(standing_credentials(timezone.now()).count())
+
+
+def standing_on(day: date) -> float:
+    return float(standing_credentials(day_end(day)).count())
+
+
+def holders_now(day: date) -> float:
+    """Integrations (not retired) holding at least one standing credential now."""
+    return float(standing_credentials(timezone.now()).values("integration_id").distinct().count())
+
+
+def holders_on(day: date) -> float:
+    """Integrations (not retired) holding at least one standing credential at the end of ``day``."""
+    return float(standing_credentials(day_end(day)).values("integration_id").distinct().count())
+
+
+# --- Panels -------------------------------------------------------------------------------------
+
+
+def risk_tiers(request: HttpRequest) -> dict[str, Any] | None:
+    """Active integrations by risk tier, each tier linked to the inventory list filtered to it.
+    One query, answered from the (status, risk tier) index alone (``COUNT(*)``: a counted column
+    would make the database read every row)."""
+    counts = dict(
+        Integration.objects.filter(status=IntegrationStatus.ACTIVE)
+        .order_by()
+        .values_list("risk_tier")
+        .annotate(n=Count("*"))
+    )
+    tiers = [
+        {
+            "value": tier,
+            "label": str(label),
+            "count": counts.get(tier, 0),
+            "url": inventory_url(status=IntegrationStatus.ACTIVE, risk_tier=tier),
+        }
+        for tier, label in RiskTier.choices
+    ]
+    total = sum(tier["count"] for tier in tiers)
+    high = sum(tier["count"] for tier in tiers if tier["value"] in HIGH_TIERS)
+    chart = column_chart(
+        [tier["label"] for tier in tiers],
+        [("Active integrations", [tier["count"] for tier in tiers])],
+        title="Active integrations by risk tier",
+        category_label="Risk tier",
+        links=[tier["url"] for tier in tiers],
+        key="risk-tiers",
+        summary=f"{format_value(total)} active integration{'' if total == 1 else 's'}, "
+        f"{format_value(high)} of them high or critical risk.",
+    )
+    return {
+        "chart": chart,
+        "tiers": tiers,
+        "total": total,
+        "high": high,
+        "active_url": inventory_url(status=IntegrationStatus.ACTIVE),
+    }
+
+
+def owners_by_risk() -> list[dict[str, Any]]:
+    """The business owners of active integrations ranked by the summed risk score of those
+    integrations (ties: more high or critical ones first), at most ``TOP_OWNERS``, each with
+    ``owner`` (a ``User`` with the fields a label needs). Two queries: the ranking groups the
+    integrations by owner alone; the ten people are read after."""
+    rows: list[dict[str, Any]] = [
+        dict(row)
+        for row in Integration.objects.filter(status=IntegrationStatus.ACTIVE)
+        .order_by()
+        .values("business_owner")
+        .annotate(
+            risk=Sum("risk_score"),
+            integrations=Count("*"),
+            high=Count("risk_tier", filter=Q(risk_tier__in=HIGH_TIERS)),
+        )
+        .order_by("-risk", "-high", "business_owner")[:TOP_OWNERS]
+    ]
+    people = User.objects.only("pk", *_PERSON_FIELDS).in_bulk([row["business_owner"] for row in rows])
+    for row in rows:
+        row["owner"] = people[row["business_owner"]]
+        row["url"] = inventory_url(status=IntegrationStatus.ACTIVE, owner=row["owner"].username)
+    return rows
+
+
+def top_owners(request: HttpRequest) -> dict[str, Any] | None:
+    """The owners holding the most risk, each linked to the inventory list of their active
+    integrations. Two queries."""
+    rows = owners_by_risk()
+    chart = bar_list(
+        [(row["owner"].label, float(row["risk"])) for row in rows],
+        title="Risk held by owner (summed risk scores of active integrations)",
+        category_label="Business owner",
+        value_label="Risk held",
+        links=[row["url"] for row in rows],
+        key="top-owners",
+    )
+    return {"rows": rows, "chart": chart if rows else None, "top": TOP_OWNERS}
 
 
 def register() -> None:
     """Register them."""
+    dashboard.register_metric(
+        dashboard.Metric(
+            key="inventory.registered",
+            label="Registered integrations (active)",
+            compute=registered_now,
+            backfill=registered_on,
+        )
+    )
+    dashboard.register_metric(
+        dashboard.Metric(
+            key="inventory.standing_credentials",
+            label="Standing credentials recorded",
+            compute=standing_now,
+            backfill=standing_on,
+        )
+    )
+    dashboard.register_metric(
+        dashboard.Metric(
+            key=STANDING_HOLDERS,
+            label="Integrations holding standing credentials",
+            compute=holders_now,
+            backfill=holders_on,
+        )
+    )
+    dashboard.register_panel(
+        dashboard.DashboardPanel(
+            key="risk-tiers",
+            title="Risk tier distribution",
+            template="dashboard/panels/risk_tiers.html",
+            build=risk_tiers,
+            order=20,
+            home=True,
+        )
+    )
+    dashboard.register_panel(
+        dashboard.DashboardPanel(
+            key="top-owners",
+            title="Top owners by risk held",
+            template="dashboard/panels/top_owners.html",
+            build=top_owners,
+            order=60,
+        )
+    )
