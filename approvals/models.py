@@ -253,7 +253,15 @@ class AccessRequest(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        indexes = [models.Index(fields=["integration", "status"]), models.Index(fields=["requester", "status"])]
+        indexes = [
+            models.Index(fields=["integration", "status"]),
+            models.Index(fields=["requester", "status"]),
+            # The dashboard's throughput and time to decision read decided requests by when they
+            # closed; on PostgreSQL the included columns make that an index-only scan.
+            models.Index(
+                fields=["status", "closed_at"], include=["created_at", "type"], name="accessrequest_status_closed"
+            ),
+        ]
         constraints = [
             # A request is about an integration, except a policy change, which is about none.
             models.CheckConstraint(

@@ -184,6 +184,12 @@ class Integration(models.Model):
             models.Index(fields=["name", "id"], name="integration_name_id"),
             # The IAM team's usual question: "what is active and high risk?"
             models.Index(fields=["status", "risk_tier"], name="integration_status_tier"),
+            # Risk held per business owner (the dashboard's top owners), index-only on PostgreSQL.
+            models.Index(
+                fields=["status", "business_owner"],
+                include=["risk_score", "risk_tier"],
+                name="integration_status_owner_risk",
+            ),
         ]
         permissions = [
             ("suspend_integration", "Can suspend (kill switch) any integration"),
