@@ -21,6 +21,7 @@ from inventory.choices import (
     Sensitivity,
     TransferStatus,
 )
+from inventory.controls import GRANT_SUBSETS, INTEGRATION_SUBSETS, subset_choices
 from inventory.models import Grant, Integration, OwnershipTransfer, Scope, TrustedIssuer
 from inventory.selectors import holds_unused_scopes, identity_status_q, owned_by
 
@@ -78,6 +79,13 @@ class IntegrationFilter(django_filters.FilterSet):
         help_text="true: holds an active grant not used in the last 30 days (a grant never used counts once "
         "it is older than that); false: every active grant was used.",
     )
+    evidence = django_filters.ChoiceFilter(
+        choices=subset_choices(INTEGRATION_SUBSETS),
+        method="by_evidence",
+        label="Control evidence",
+        empty_label="Any",
+        help_text="Only the integrations behind one of the controls' evidence figures (those it counts).",
+    )
 
     class Meta:
         model = Integration
@@ -94,6 +102,7 @@ class IntegrationFilter(django_filters.FilterSet):
             "ticket_ref",
             "identity",
             "unused_scopes",
+            "evidence",
         ]
 
     def search(self, qs: QuerySet[Integration], name: str, value: str) -> QuerySet[Integration]:
@@ -121,6 +130,9 @@ class IntegrationFilter(django_filters.FilterSet):
     def by_classification(self, qs: QuerySet[Integration], name: str, value: Any) -> QuerySet[Integration]:
         return qs.filter(data_classifications__icontains=f'"{value}"')
 
+    def by_evidence(self, qs: QuerySet[Integration], name: str, value: str) -> QuerySet[Integration]:
+        return qs.filter(INTEGRATION_SUBSETS[value].condition())
+
 
 # Sorting offered on the page and the API (?ordering=).
 ORDERING_FIELDS = ["name", "status", "risk_score", "risk_tier", "kind", "created_at", "updated_at", "vendor"]
@@ -147,13 +159,21 @@ class GrantFilter(django_filters.FilterSet):
     scope = django_filters.CharFilter(field_name="scope__code", help_text="Scope code, system:name.")
     active = StrictBooleanFilter(method="filter_active", help_text="true: active grants; false: ended ones.")
     expires_before = DateTimeFilter(field_name="expires_at", lookup_expr="lt")
+    evidence = django_filters.ChoiceFilter(
+        choices=subset_choices(GRANT_SUBSETS),
+        method="by_evidence",
+        help_text="Only the grants behind one of the controls' evidence figures (those it counts).",
+    )
 
     class Meta:
         model = Grant
-        fields = ["integration", "scope", "active", "expires_before"]
+        fields = ["integration", "scope", "active", "expires_before", "evidence"]
 
     def filter_active(self, queryset: QuerySet[Grant], name: str, value: bool) -> QuerySet[Grant]:
         return queryset.filter(status=GrantStatus.ACTIVE) if value else queryset.exclude(status=GrantStatus.ACTIVE)
+
+    def by_evidence(self, queryset: QuerySet[Grant], name: str, value: str) -> QuerySet[Grant]:
+        return queryset.filter(GRANT_SUBSETS[value].condition())
 
 
 class OwnershipTransferFilter(django_filters.FilterSet):
