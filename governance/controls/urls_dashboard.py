@@ -1,5 +1,9 @@
-"""Routes of the control catalog (filled by its views)."""
+"""Route of the dashboard."""
 
-from django.urls import URLPattern
+from django.urls import URLPattern, path
 
-urlpatterns: list[URLPattern] = []
+from governance.controls import views_dashboard
+
+urlpatterns: list[URLPattern] = [
+    path("dashboard/", views_dashboard.dashboard_view, name="dashboard"),
+]
