@@ -17,6 +17,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from approvals import permissions, selectors, services
+from approvals.filters import RequestEvidenceFilter
 from approvals.models import (
     AccessRequest,
     DecisionKind,
@@ -248,6 +249,9 @@ def request_list(request: AuthenticatedHttpRequest) -> HttpResponse:
         qs = qs.filter(status=status)
     if request.GET.get("mine") == "1" or not sees_everything(request.user):
         qs = qs.filter(Q(requester=request.user) | owned_by(request.user, "integration__"))
+    # A control's evidence link names the requests behind its figure (?closed_since=, ?overdue=...).
+    evidence = RequestEvidenceFilter(request.GET, queryset=qs)
+    qs = evidence.qs if evidence.is_valid() else qs.none()
     page = Paginator(qs, PAGE_SIZE).get_page(request.GET.get("page"))
     return render(
         request,
@@ -256,6 +260,8 @@ def request_list(request: AuthenticatedHttpRequest) -> HttpResponse:
             "page": page,
             "statuses": RequestStatus.choices,
             "status": status,
+            "evidence": evidence.describe(),
+            "evidence_errors": evidence.errors,
             "query": _query_without_page(request),
         },
     )

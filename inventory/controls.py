@@ -11,6 +11,7 @@ endpoint), so a figure, its records and its link always agree.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -41,6 +42,7 @@ from governance.controls.registry import HIGHER, LOWER, Control, Figure, Thresho
 from governance.models import AuditEvent, User
 from inventory import risk
 from inventory.choices import GrantStatus, IntegrationStatus, RiskTier
+from inventory.dashboard_panels import standing_credentials
 from inventory.models import Credential, Grant, Integration
 
 # How the audit trail names integrations, and the events that flag and suspend them.
@@ -162,6 +164,11 @@ def _orphaned_long() -> Q:
     return _in_service_orphan() & ~Q(Exists(_orphan_events().filter(created_at__gte=cutoff))) & flagged_before
 
 
+def _holds_standing_credentials() -> Q:
+    """A long-lived credential (the dashboard's standing credentials) is recorded on it now."""
+    return Q(Exists(standing_credentials(timezone.now()).filter(integration=OuterRef("pk"))))
+
+
 INTEGRATION_SUBSETS: dict[str, Subset] = {
     subset.key: subset
     for subset in (
@@ -173,6 +180,7 @@ INTEGRATION_SUBSETS: dict[str, Subset] = {
         Subset("high_risk_unproven", "High or critical risk, identity not proven", _high_risk_unproven),
         Subset("holds_grants", "Holds an active grant", _holds_grants),
         Subset("orphaned_long", f"Orphaned for more than {ORPHAN_DAYS} days (not retired)", _orphaned_long),
+        Subset("standing_credentials", "Holds a long-lived credential", _holds_standing_credentials),
     )
 }
 
@@ -199,7 +207,8 @@ def subset_choices(subsets: Mapping[str, Subset]) -> list[tuple[str, str]]:
 
 
 def _share(part: int, whole: int) -> float:
-    return round(100 * part / whole, 1)
+    """Cut (never rounded up) to one decimal: 9,999 of 10,000 never reads 100 and meets 100 %."""
+    return math.floor(1000 * part / whole) / 10
 
 
 def _list_url(**query: str) -> str:
