@@ -325,6 +325,8 @@ def test_no_page_template_carries_inline_script_or_style() -> None:
     for path in sorted(TEMPLATES.rglob("*.html")):
         if path.parts[len(TEMPLATES.parts)] == "emails":
             continue  # emails are not web pages: no CSP there, and mail clients want inline styles
+        if path.relative_to(TEMPLATES) == Path("controls/pack/report.html"):
+            continue  # a file in the evidence pack, opened from disk: it must carry its own style
         text = re.sub(r"\{% comment %\}.*?\{% endcomment %\}", "", path.read_text(), flags=re.S)
         if INLINE_SCRIPT.search(text) or INLINE_HANDLER.search(text):
             offenders.append(str(path.relative_to(TEMPLATES)))
