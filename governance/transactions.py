@@ -37,7 +37,17 @@ from django.http import HttpRequest, HttpResponse
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 # Sign-in and single sign-on: failed attempts are recorded on purpose (throttling, audit).
 # The token endpoint: a refused exchange is recorded (the runtime log) though it answers 400.
-EXEMPT_PATH_PREFIXES = ("/accounts/login/", "/admin/login/", "/login/", "/complete/", "/oauth/")
+# The evidence pack: it only reads while it builds (minutes at scale: no write lock held that long)
+# and its one write, the export's audit event, has a transaction of its own.
+EXEMPT_PATH_PREFIXES = (
+    "/accounts/login/",
+    "/admin/login/",
+    "/login/",
+    "/complete/",
+    "/oauth/",
+    "/evidence/pack/",
+    "/api/v1/evidence-pack/",
+)
 
 
 class AtomicWriteRequestMiddleware:

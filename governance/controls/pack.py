@@ -9,9 +9,12 @@ figure's records are read once (one query, streamed), spooled to a temporary fil
 and copied from there into the archive as JSON and as CSV. Building the pack runs a fixed number
 of queries: each control's evidence, one per figure's records, and the stamp's few reads.
 
-Handing a pack over is audited (``controls.evidence_exported``) in the transaction that read the
-data, with the manifest's and the archive's SHA-256: the trail proves which pack was given out.
-A failure while building raises before the event is written, so it records nothing.
+Handing a pack over is audited (``controls.evidence_exported``) with the manifest's and the
+archive's SHA-256: the trail proves which pack was given out. The pack is built outside any
+transaction and only the event is written in one: on SQLite ``atomic()`` begins IMMEDIATE, i.e.
+takes the database's single write lock, which a pack of many records would otherwise hold for its
+whole build, stalling every other writer. A failure while building raises before the event is
+written, so it records nothing.
 """
 
 from __future__ import annotations
@@ -36,7 +39,6 @@ from django.db import transaction
 from django.template.loader import render_to_string
 from django.utils import timezone
 
-from governance import roles
 from governance.audit import audit_record
 from governance.controls import catalog, registry, selectors
 from governance.controls.registry import HIGHER, Control, ControlResult, Figure, Status
@@ -77,8 +79,9 @@ ITEM_COLUMNS = ("framework", "framework_name", "code", "title", "group", "contro
 
 def can_export(user: Any) -> bool:
     """Who may download the pack: whoever reads the controls' evidence (IAM admins, reviewers,
-    auditors). Auditors are who the pack is for; the download changes nothing but the trail."""
-    return bool(getattr(user, "is_superuser", False) or roles.sees_everything(user))
+    auditors): the catalog's own reading rule, kept in one place. Auditors are who the pack is
+    for; the download changes nothing but the trail."""
+    return catalog.may_see(user)
 
 
 @cache
@@ -633,8 +636,8 @@ def _file_sha256(handle: IO[bytes]) -> str:
 
 
 def evidence_pack_export(*, actor: User, framework: str = "", base_url: str = "") -> ExportedPack:
-    """Build the evidence pack (of every control, or of those mapped to ``framework``) and record
-    the export, in one transaction: ``controls.evidence_exported`` names the figures, the audit
+    """Build the evidence pack (of every control, or of those mapped to ``framework``), then
+    record the export in a transaction of its own: ``controls.evidence_exported`` names the figures, the audit
     checkpoint in the stamp and the SHA-256 of the manifest and of the archive.
 
     Refuses with ``NotFound`` whoever may not read the evidence, and with ``Unprocessable`` a
@@ -645,11 +648,13 @@ def evidence_pack_export(*, actor: User, framework: str = "", base_url: str = ""
         raise Unprocessable.on("framework", f"No framework “{framework}”.")
     out = tempfile.TemporaryFile()
     try:
+        # Reads only, outside any transaction of ours (see the module's docstring); the stamp
+        # names the trail's head as of the start, so what the pack reports is dated anyway.
+        stamp = make_stamp(user=actor, framework=framework)
+        summary = write_pack(out, stamp=stamp, base_url=base_url)
+        sha256 = _file_sha256(out)
+        filename = pack_filename(stamp)
         with transaction.atomic():
-            stamp = make_stamp(user=actor, framework=framework)
-            summary = write_pack(out, stamp=stamp, base_url=base_url)
-            sha256 = _file_sha256(out)
-            filename = pack_filename(stamp)
             event = audit_record(
                 actor=actor,
                 action=EXPORT_ACTION,

@@ -31,7 +31,7 @@ from governance.controls.forms import (
     item_value,
 )
 from governance.controls.models import ControlMapping, EvidenceThreshold, Framework
-from governance.exceptions import DomainError, NotAllowed, NotFound
+from governance.exceptions import DomainError, NotAllowed, NotFound, ValidationFailed
 from governance.roles import is_read_only
 from governance.urls_safety import safe_next
 from governance.web import AuthenticatedHttpRequest
@@ -74,7 +74,9 @@ def _attempt(form: Any, call: Callable[[], T]) -> tuple[bool, T | None]:
 def framework_create(request: AuthenticatedHttpRequest) -> HttpResponse:
     """The form that adds an organisation's own framework, and the ones it has."""
     _require_manager(request)
-    form = FrameworkForm(request.POST or None)
+    # Bound on every POST (an empty one too: ``request.POST or None`` would leave it unbound and
+    # answer 400 with no error shown).
+    form = FrameworkForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         done, framework = _attempt(form, lambda: services.framework_create(actor=request.user, **form.cleaned_data))
         if done and framework is not None:
@@ -97,7 +99,7 @@ def framework_item_add(request: AuthenticatedHttpRequest, slug: str) -> HttpResp
     changes only in its data file: its address here is not found)."""
     _require_manager(request)
     framework = get_object_or_404(Framework, slug=slug)
-    form = FrameworkItemForm(request.POST or None)
+    form = FrameworkItemForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         done, item = _attempt(
             form, lambda: services.framework_item_add(actor=request.user, framework=framework, **form.cleaned_data)
@@ -126,6 +128,27 @@ def _mapping_initial(request: AuthenticatedHttpRequest) -> dict[str, str]:
     return initial
 
 
+# The service names the framework and the item apart; the form chooses both in one field.
+_MAPPING_FIELDS = {"framework_slug": "item", "item_code": "item"}
+
+
+def _mapping_add(
+    request: AuthenticatedHttpRequest, *, control_id: str, slug: str, code: str, note: str
+) -> ControlMapping:
+    """``services.mapping_add``, its refusals naming the form's fields (``item`` for the
+    service's ``framework_slug`` and ``item_code``) so each shows beside the field at fault."""
+    try:
+        return services.mapping_add(
+            actor=request.user, control_id=control_id, framework_slug=slug, item_code=code, note=note
+        )
+    except ValidationFailed as exc:
+        errors: dict[str, list[str]] = {}
+        for name, found in exc.errors.items():
+            errors.setdefault(_MAPPING_FIELDS.get(name, name), []).extend(found)
+        exc.errors = errors
+        raise
+
+
 @login_required
 @require_http_methods(["GET", "POST"])
 def mapping_add(request: AuthenticatedHttpRequest) -> HttpResponse:
@@ -142,13 +165,7 @@ def mapping_add(request: AuthenticatedHttpRequest) -> HttpResponse:
         data = form.cleaned_data
         done, mapping = _attempt(
             form,
-            lambda: services.mapping_add(
-                actor=request.user,
-                control_id=data["control_id"],
-                framework_slug=slug,
-                item_code=code,
-                note=data["note"],
-            ),
+            lambda: _mapping_add(request, control_id=data["control_id"], slug=slug, code=code, note=data["note"]),
         )
         if done and mapping is not None:
             messages.success(request, f"{mapping.control_id} now answers {code}.")
@@ -176,16 +193,20 @@ def mapping_remove(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     _require_manager(request)
     mapping = get_object_or_404(ControlMapping, pk=pk)
     form = MappingRemoveForm(request.POST)
-    reason = form.cleaned_data["reason"] if form.is_valid() else ""
+    default = page_url("control-detail", mapping.control_id, fallback=reverse("mapping-add"))
+    if not form.is_valid():
+        # A reason that cannot be kept refuses the removal: the trail never loses the reason given.
+        problems = "; ".join(str(message) for found in form.errors.values() for message in found)
+        messages.error(request, f"The mapping was kept: {problems}")
+        return redirect(safe_next(request, default))
     try:
-        services.mapping_remove(actor=request.user, mapping=mapping, reason=reason)
+        services.mapping_remove(actor=request.user, mapping=mapping, reason=form.cleaned_data["reason"])
     except (NotAllowed, NotFound):
         raise
     except DomainError as exc:
         messages.error(request, exc.detail)
     else:
         messages.success(request, f"{mapping.control_id} no longer answers {mapping.item_code}.")
-    default = page_url("control-detail", mapping.control_id, fallback=reverse("mapping-add"))
     return redirect(safe_next(request, default))
 
 

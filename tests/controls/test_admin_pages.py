@@ -327,3 +327,44 @@ def test_the_audit_trail_names_and_links_the_catalogs_rows(
     assert links[0].text == "Bank IT standard" and links[1].text == "Bank IT standard: SEC-01 Inventory"
     hidden = target_links(outsider, refs)
     assert all(link.url == "" and link.text == "recorded" for link in hidden)
+
+
+# --- Refusals the review found ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("url", [CREATE_URL, _items_url("bank-std")])
+def test_an_empty_post_is_refused_with_the_required_fields_named(
+    url: str, web_as: Callable[[User], Any], iam_admin: User, bank: Framework
+) -> None:
+    before = (Framework.objects.count(), FrameworkItem.objects.count(), AuditEvent.objects.count())
+    response = web_as(iam_admin).post(url, {})
+    assert response.status_code == 400
+    form = response.context["form"]
+    assert form.is_bound and form.errors, "an empty POST must show what is missing"
+    assert "This field is required." in response.content.decode()
+    assert (Framework.objects.count(), FrameworkItem.objects.count(), AuditEvent.objects.count()) == before
+
+
+@pytest.mark.usefixtures("catalog_control")
+def test_a_mapping_already_made_is_refused_beside_the_item_field(
+    web_as: Callable[[User], Any], iam_admin: User
+) -> None:
+    services.mapping_add(actor=iam_admin, control_id=TEST_CONTROL_ID, framework_slug="csa-maestro", item_code="L3")
+    response = web_as(iam_admin).post(MAPPING_URL, {"control_id": TEST_CONTROL_ID, "item": "csa-maestro:L3"})
+    assert response.status_code == 400
+    form = response.context["form"]
+    assert any("already mapped" in message for message in form.errors["item"])
+    assert not form.non_field_errors()
+    assert 'aria-invalid="true"' in response.content.decode()
+
+
+@pytest.mark.usefixtures("catalog_control")
+def test_a_removal_whose_reason_cannot_be_kept_removes_nothing(web_as: Callable[[User], Any], iam_admin: User) -> None:
+    mapping = services.mapping_add(
+        actor=iam_admin, control_id=TEST_CONTROL_ID, framework_slug="csa-maestro", item_code="L3"
+    )
+    response = web_as(iam_admin).post(_remove_url(mapping), {"reason": "x" * 1001}, follow=True)
+    assert response.status_code == 200
+    assert ControlMapping.objects.filter(pk=mapping.pk).exists()
+    assert not AuditEvent.objects.filter(action="controls.mapping_removed").exists()
+    assert "The mapping was kept" in response.content.decode()

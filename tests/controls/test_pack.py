@@ -479,3 +479,30 @@ def test_api_wrong_type_is_a_400_naming_the_field(api_as, iam_admin, test_contro
 
 def test_api_get_is_not_allowed(api_as, iam_admin, test_controls):
     assert api_as(iam_admin).get(API_URL).status_code == 405
+
+
+# --- Locks ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_building_the_pack_holds_no_transaction_only_the_export_event_does(iam_admin, test_controls, monkeypatch):
+    """On SQLite a transaction begins IMMEDIATE: the database's one write lock. Building a pack of
+    many records must not hold it (every other writer would wait, then fail); only the event's
+    write takes it, briefly. Called as a task or command would, without a request's transaction."""
+    seen: list[bool] = []
+
+    def probing_evidence() -> list[Figure]:
+        def records() -> Iterator[dict[str, Any]]:
+            seen.append(connection.in_atomic_block)
+            yield {"row": 1}
+
+        return [Figure(key="test-probe.rows", label="Probe", value=1, threshold=Threshold(met=1), records=records)]
+
+    monkeypatch.setitem(
+        registry._CONTROLS, "test-probe", Control("test-probe", "Probe", "Probes.", "tests", probing_evidence, 3)
+    )
+    exported = pack.evidence_pack_export(actor=iam_admin)
+    exported.file.close()
+    assert seen == [False]
+    event = AuditEvent.objects.get(action=pack.EXPORT_ACTION)
+    assert event.pk == exported.event.pk and event.target_id == exported.summary.manifest_sha256
