@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -51,23 +51,36 @@ def _fmt_time(value: datetime) -> str:
     return value.astimezone(UTC).isoformat(timespec="microseconds")
 
 
+# The fields an event's hash covers. A copy of the trail elsewhere (the SIEM stream) carries
+# exactly these, as ``hash_payload`` writes them, so that anyone can recompute the hash.
+HASHED_FIELDS = (
+    "created_at",
+    "actor_username",
+    "actor_kind",
+    "owner_username",
+    "action",
+    "target_type",
+    "target_id",
+    "target_repr",
+    "before",
+    "after",
+    "reason",
+    "request_id",
+    "client_ip",
+    "prev_hash",
+)
+
+
+def hash_payload(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """What an event's hash is computed over, from its ``HASHED_FIELDS`` (an event's attributes
+    or a ``values()`` row): the time in UTC to the microsecond."""
+    payload = {name: fields[name] for name in HASHED_FIELDS}
+    payload["created_at"] = _fmt_time(payload["created_at"])
+    return payload
+
+
 def compute_hash(event: AuditEvent) -> str:
-    payload = {
-        "created_at": _fmt_time(event.created_at),
-        "actor_username": event.actor_username,
-        "actor_kind": event.actor_kind,
-        "owner_username": event.owner_username,
-        "action": event.action,
-        "target_type": event.target_type,
-        "target_id": event.target_id,
-        "target_repr": event.target_repr,
-        "before": event.before,
-        "after": event.after,
-        "reason": event.reason,
-        "request_id": event.request_id,
-        "client_ip": event.client_ip,
-        "prev_hash": event.prev_hash,
-    }
+    payload = hash_payload({name: getattr(event, name) for name in HASHED_FIELDS})
     canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 

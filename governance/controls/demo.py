@@ -15,6 +15,7 @@ import logging
 import random
 from datetime import date, timedelta
 
+from django.db import transaction
 from django.utils import timezone
 
 from governance import dashboard
@@ -56,19 +57,24 @@ def _is_percent(metric: dashboard.Metric) -> bool:
 
 def metric_history(metric: dashboard.Metric, today: date, days: list[date]) -> dict[date, float]:
     """Today's value and each past week's, or only what could be measured."""
+    found: dict[date, float] = {}
     try:
-        today_value = metric.compute(today)
+        # A savepoint of its own: seed_demo runs the seeder in one transaction, which a failing
+        # query would otherwise abort for every later metric (PostgreSQL).
+        with transaction.atomic():
+            today_value = metric.compute(today)
+            if today_value is None:
+                return {}
+            found[today] = float(today_value)
+            if metric.backfill is not None:
+                for day in days:
+                    value = metric.backfill(day)
+                    if value is not None:
+                        found[day] = float(value)
     except Exception:
         log.exception("Demo history: metric %s could not be measured", metric.key)
         return {}
-    if today_value is None:
-        return {}
-    found: dict[date, float] = {today: float(today_value)}
     if metric.backfill is not None:
-        for day in days:
-            value = metric.backfill(day)
-            if value is not None:
-                found[day] = float(value)
         return found
     found.update(
         zip(days, plausible_history(metric.key, float(today_value), days, percent=_is_percent(metric)), strict=True)

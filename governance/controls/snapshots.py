@@ -101,7 +101,10 @@ def metrics_snapshot(day: date | None = None) -> SnapshotResult:
     failed: list[str] = []
     for metric in dashboard.metrics():
         try:
-            value = metric.compute(day)
+            # A savepoint of its own: a failing query must not abort a caller's transaction
+            # (PostgreSQL refuses every later statement of an aborted one).
+            with transaction.atomic():
+                value = metric.compute(day)
         except Exception:
             # One broken metric must not cost the others their day: log it, write the rest,
             # and fail the task loudly below.

@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import UTC
 from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
 
+from governance.audit import HASHED_FIELDS, hash_payload
 from governance.models import AuditEvent, AuditStreamPosition
 from governance.observability import config
 from governance.observability.sinks import FileSink, Sink, StreamLine, SyslogSink
@@ -39,24 +39,7 @@ CHUNK_SIZE = 500
 RUN_LIMIT = 100_000
 
 # The fields of a line: those the event's hash covers, its id and its hash.
-LINE_FIELDS = (
-    "id",
-    "created_at",
-    "actor_username",
-    "actor_kind",
-    "owner_username",
-    "action",
-    "target_type",
-    "target_id",
-    "target_repr",
-    "before",
-    "after",
-    "reason",
-    "request_id",
-    "client_ip",
-    "prev_hash",
-    "hash",
-)
+LINE_FIELDS = ("id", *HASHED_FIELDS, "hash")
 
 
 class StreamFailed(Exception):
@@ -166,6 +149,10 @@ def _recover(sink: Sink, position: AuditStreamPosition) -> int | None:
         )
     if written.event_id == position.last_event_id:
         return None
+    # The interrupted run's events are in the sink: count them as written (one query, only here).
+    position.events_written += AuditEvent.objects.filter(
+        id__gt=position.last_event_id, id__lte=written.event_id
+    ).count()
     position.last_event_id, position.last_hash = written.event_id, written.event_hash
     return written.event_id
 
@@ -200,7 +187,5 @@ def _save_position(position: AuditStreamPosition, sink: Sink, rows: list[dict[st
 
 def stream_line(row: dict[str, Any]) -> StreamLine:
     """The line of one event (``row``: its ``LINE_FIELDS``); the time written as the hash reads it."""
-    created_at = row["created_at"].astimezone(UTC).isoformat(timespec="microseconds")
-    return StreamLine(
-        event_id=row["id"], event_hash=row["hash"], created_at=created_at, fields={**row, "created_at": created_at}
-    )
+    fields = {"id": row["id"], **hash_payload(row), "hash": row["hash"]}
+    return StreamLine(event_id=row["id"], event_hash=row["hash"], created_at=fields["created_at"], fields=fields)

@@ -9,6 +9,7 @@ from typing import cast
 
 import pytest
 import time_machine
+from django.db import connection, transaction
 from django.utils import timezone
 from django_q.tasks import async_task
 
@@ -43,6 +44,14 @@ def nothing_to_measure(day: date) -> float:
 
 def broken(day: date) -> float:
     raise RuntimeError("the database of this metric is gone")
+
+
+def broken_query(day: date) -> float:
+    """A metric whose SQL fails: on PostgreSQL that aborts the enclosing transaction, unless the
+    measurement ran in a savepoint of its own."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT COUNT(*) FROM no_such_table_of_this_metric")
+    return 1.0
 
 
 @pytest.fixture
@@ -100,6 +109,16 @@ def test_a_failing_metric_keeps_its_earlier_value_and_the_others_are_written(
         with pytest.raises(snapshots.MetricSnapshotFailed, match="b.flaky"):
             snapshots.metrics_snapshot()
     assert stored() == {("a.healthy", date(2025, 7, 9)): 4, ("b.flaky", date(2025, 7, 9)): 40}
+
+
+def test_a_metric_whose_query_fails_costs_the_others_nothing_inside_a_transaction(
+    only_metrics: Callable[..., None],
+) -> None:
+    only_metrics(dashboard.Metric("a.broken", "Broken", broken_query), dashboard.Metric("b.fine", "Fine", Gauge(3)))
+    with time_machine.travel(WEDNESDAY, tick=False), transaction.atomic():
+        with pytest.raises(snapshots.MetricSnapshotFailed, match="a.broken"):
+            snapshots.metrics_snapshot()
+        assert stored() == {("b.fine", date(2025, 7, 9)): 3}
 
 
 def test_nothing_to_measure_leaves_a_gap(only_metrics: Callable[..., None]) -> None:
@@ -203,6 +222,26 @@ def test_demo_twice_changes_nothing_and_never_overwrites_a_real_snapshot(
 def test_demo_skips_a_metric_that_cannot_be_measured(only_metrics: Callable[..., None]) -> None:
     only_metrics(dashboard.Metric("a.broken", "Broken", broken), dashboard.Metric("b.fine", "Fine", Gauge(3)))
     with time_machine.travel(WEDNESDAY, tick=False):
+        demo.seed()
+    assert {key for key, _day in stored()} == {"b.fine"}
+
+
+def test_demo_skips_a_metric_whose_query_fails_inside_the_seeders_transaction(
+    only_metrics: Callable[..., None],
+) -> None:
+    only_metrics(dashboard.Metric("a.broken", "Broken", broken_query), dashboard.Metric("b.fine", "Fine", Gauge(3)))
+    # As seed_demo runs every seeder: inside one transaction.
+    with time_machine.travel(WEDNESDAY, tick=False), transaction.atomic():
+        demo.seed()
+    assert {key for key, _day in stored()} == {"b.fine"}
+
+
+def test_demo_skips_a_metric_whose_backfill_fails(only_metrics: Callable[..., None]) -> None:
+    only_metrics(
+        dashboard.Metric("a.broken", "Broken", Gauge(5), backfill=broken_query),
+        dashboard.Metric("b.fine", "Fine", Gauge(3)),
+    )
+    with time_machine.travel(WEDNESDAY, tick=False), transaction.atomic():
         demo.seed()
     assert {key for key, _day in stored()} == {"b.fine"}
 
