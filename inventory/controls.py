@@ -11,7 +11,6 @@ endpoint), so a figure, its records and its link always agree.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -38,6 +37,7 @@ from django.db.models.functions import Cast, Coalesce, Concat
 from django.urls import reverse
 from django.utils import timezone
 
+from governance.controls.kernel_controls import share
 from governance.controls.registry import HIGHER, LOWER, Control, Figure, Threshold, register_control
 from governance.models import AuditEvent, User
 from inventory import risk
@@ -206,11 +206,6 @@ def subset_choices(subsets: Mapping[str, Subset]) -> list[tuple[str, str]]:
 # --- Shared helpers -------------------------------------------------------------------------------
 
 
-def _share(part: int, whole: int) -> float:
-    """Cut (never rounded up) to one decimal: 9,999 of 10,000 never reads 100 and meets 100 %."""
-    return math.floor(1000 * part / whole) / 10
-
-
 def _list_url(**query: str) -> str:
     return f"{reverse('inventory:list')}?{urlencode(query)}"
 
@@ -284,24 +279,24 @@ class _Share:
     sentence: str  # "{met} of {total} active integrations ..."
 
 
-def _active_share(share: _Share, total: int, missing: int) -> Figure:
-    subset = INTEGRATION_SUBSETS[share.gap]
+def _active_share(spec: _Share, total: int, missing: int) -> Figure:
+    subset = INTEGRATION_SUBSETS[spec.gap]
     if total == 0:
         return Figure(
-            key=share.key,
-            label=share.label,
+            key=spec.key,
+            label=spec.label,
             value=None,
-            threshold=share.threshold,
+            threshold=spec.threshold,
             detail="No integration is active: nothing to measure.",
         )
     return Figure(
-        key=share.key,
-        label=share.label,
-        value=_share(total - missing, total),
-        threshold=share.threshold,
+        key=spec.key,
+        label=spec.label,
+        value=share(total - missing, total),
+        threshold=spec.threshold,
         unit="%",
         better=HIGHER,
-        detail=share.sentence.format(met=total - missing, total=total)
+        detail=spec.sentence.format(met=total - missing, total=total)
         + (f" The list shows the {missing} that do not." if missing else ""),
         records_url=_list_url(status=IntegrationStatus.ACTIVE, evidence=subset.key),
         records=integration_records(_active().filter(subset.condition())),
@@ -398,10 +393,10 @@ def time_bound_grants_evidence() -> list[Figure]:
         overdue=Count("pk", filter=overdue.condition()),
     )
     total = counts["total"]
-    share = Figure(
+    dated = Figure(
         key="time-bound-grants.end_date_share",
         label="Active grants with an end date",
-        value=_share(total - counts["open_ended"], total) if total else None,
+        value=share(total - counts["open_ended"], total),
         threshold=Threshold(met=95, partly=80),
         detail=(
             f"{total - counts['open_ended']} of {total} active grants end on a set date."
@@ -424,7 +419,7 @@ def time_bound_grants_evidence() -> list[Figure]:
         records_url=_grants_url(overdue.key),
         records=_grant_records(active.filter(overdue.condition())),
     )
-    return [share, late]
+    return [dated, late]
 
 
 # --- Orphan handling ------------------------------------------------------------------------------
@@ -458,7 +453,7 @@ def orphan_handling_evidence() -> list[Figure]:
         Figure(
             key="orphan-handling.orphaned_share",
             label="Integrations in service that are orphaned",
-            value=_share(orphaned, total) if total else None,
+            value=share(orphaned, total, better=LOWER),
             threshold=Threshold(met=1, partly=5),
             unit="%",
             better=LOWER,
@@ -532,7 +527,7 @@ def kill_switch_evidence() -> list[Figure]:
         Figure(
             key="kill-switch.suspended_without_access",
             label="Suspended integrations holding no active grant",
-            value=_share(total - holding_count, total) if total else None,
+            value=share(total - holding_count, total),
             threshold=Threshold(met=100),
             detail=f"{total - holding_count} of {total} suspended integrations hold no active grant (and the token "
             "endpoint and introspection refuse every suspended integration)."

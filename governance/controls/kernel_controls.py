@@ -31,12 +31,14 @@ def window_start(days: int) -> datetime:
     return (timezone.now() - timedelta(days=days)).replace(microsecond=0)
 
 
-def share(part: int, whole: int) -> float | None:
-    """``part`` of ``whole`` in percent, cut (never rounded up) to one decimal: 999 of 1,000 reads
-    99.9 and 9,999 of 10,000 never reads 100. None when there is nothing to count."""
+def share(part: int, whole: int, *, better: str = HIGHER) -> float | None:
+    """``part`` of ``whole`` in percent to one decimal, never rounded towards the good side: when
+    higher is better it is cut (9,999 of 10,000 never reads 100), when lower is better it is
+    rounded up (1 of 10,000 reads 0.1, never 0). None when there is nothing to count."""
     if not whole:
         return None
-    return math.floor(1000 * part / whole) / 10
+    tenths = 1000 * part / whole
+    return (math.floor(tenths) if better == HIGHER else math.ceil(tenths)) / 10
 
 
 def list_link(url_name: str, *args: Any, **params: Any) -> str:

@@ -163,6 +163,21 @@ def test_share_of_integrations_in_service_that_are_orphaned(orphans: dict[str, I
     assert record_names(figure) == {"Alpha bot", "Bravo bot", "Delta bot"}
 
 
+def test_orphaned_share_is_rounded_up_never_towards_its_lower_is_better_threshold(
+    orphans: dict[str, Integration], people: dict[str, User], make_integration: Maker
+) -> None:
+    """3 of 7 is 42.857 %: a lower-is-better share reads 42.9, never 42.8 — cut down, it would
+    read better than the detail's count (and 1 of 10,000 would read 0 and meet a 0 % threshold)."""
+    for name in ("Golf bot", "Hotel bot", "India bot"):
+        make_integration(people["eve"], name=name)
+    with time_machine.travel(T0 + timedelta(days=35), tick=False):
+        figure = figures("orphan-handling", {"orphan-handling.orphaned_share": Threshold(met=42.85)})[
+            "orphan-handling.orphaned_share"
+        ]
+    assert figure.detail.startswith("3 of 7 integrations in service (not retired) are orphaned.")
+    assert figure.value == 42.9 and figure.status == Status.NOT_MET
+
+
 def test_an_orphan_flag_without_its_event_counts_from_the_registration(
     people: dict[str, User], make_integration: Maker
 ) -> None:

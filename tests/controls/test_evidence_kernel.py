@@ -342,3 +342,12 @@ def test_webhook_evidence_costs_two_queries_whatever_the_outbox(
     assert registered is not None
     with django_assert_num_queries(2):
         registered.evidence()
+
+
+def test_a_share_never_rounds_towards_the_good_side() -> None:
+    # Higher is better: cut, so 9,999 of 10,000 never meets a 100 % threshold.
+    assert share(9_999, 10_000) == 99.9 and share(1, 3) == 33.3
+    # Lower is better: rounded up, so 1 of 10,000 never reads 0 and meets a 0 % threshold.
+    assert share(1, 10_000, better="lower") == 0.1 and share(1, 3, better="lower") == 33.4
+    assert share(0, 10, better="lower") == 0.0 and share(10, 10, better="lower") == 100.0
+    assert share(1, 0, better="lower") is None
