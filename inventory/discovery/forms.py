@@ -24,9 +24,13 @@ from inventory.discovery.selectors import (
     FindingFilters,
 )
 from inventory.forms import scope_groups
-from inventory.models import Scope
+from inventory.models import Integration, Scope
 
 _ANY = [("", "Any")]
+# The registration's text fields are as long as the integration keeps them (the registration
+# service does not check lengths: a longer name would fail in the database, not beside the field).
+_NAME_MAX = Integration._meta.get_field("name").max_length
+_VENDOR_MAX = Integration._meta.get_field("vendor").max_length
 # How long a reason or comment may be: a few sentences, as the other pages take them.
 REASON_MAX_LENGTH = 2000
 
@@ -175,9 +179,9 @@ class ClaimForm(AccessibleForm):
     behalf (``owner``); a person claims for themselves (no owner field)."""
 
     owner = PersonField(label="Owner", help_text="The person who answers for it: business and technical owner.")
-    name = forms.CharField(label="Name", max_length=200, validators=[validate_single_line])
+    name = forms.CharField(label="Name", max_length=_NAME_MAX, validators=[validate_single_line])
     kind = forms.ChoiceField(label="Kind", choices=IntegrationKind.choices)
-    vendor = forms.CharField(label="Vendor", required=False, max_length=200, validators=[validate_single_line])
+    vendor = forms.CharField(label="Vendor", required=False, max_length=_VENDOR_MAX, validators=[validate_single_line])
     purpose = forms.CharField(
         label="What it is used for",
         max_length=4000,

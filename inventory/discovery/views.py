@@ -584,29 +584,39 @@ def scope_mapping_delete(request: AuthenticatedHttpRequest, pk: int) -> HttpResp
 ANSWERED = (ConsentResponse.CLAIMED, ConsentResponse.NOT_NEEDED, ConsentResponse.DEFAULTED)
 
 
+def _mine_page(
+    request: AuthenticatedHttpRequest, *, bound: NotNeededForm | None = None, status: int = 200
+) -> HttpResponse:
+    """The person's apps, a page at a time; ``bound``: a refused "Not needed" to show again as
+    it was sent, its error beside the comment."""
+    page = Paginator(selectors.consents_of(request.user), PAGE_SIZE).get_page(request.GET.get("page"))
+    rows = []
+    for consent in page.object_list:
+        status_of = getattr(consent, "shadow_finding_status", None)
+        waiting = status_of in ACTIVE_FINDING_STATUSES and consent.response not in ANSWERED
+        prefix = f"c{consent.pk}"
+        form = bound if bound is not None and bound.prefix == prefix else NotNeededForm(prefix=prefix)
+        rows.append({"consent": consent, "waiting": waiting, "form": form})
+    return render(request, "discovery/mine.html", {"page": page, "rows": rows, "query": ""}, status=status)
+
+
 @login_required
 @require_GET
 def mine(request: AuthenticatedHttpRequest) -> HttpResponse:
     """The apps the signed-in person connected with their work account; for each one nobody
     registered: Claim ("I use this for work") or Not needed."""
-    page = Paginator(selectors.consents_of(request.user), PAGE_SIZE).get_page(request.GET.get("page"))
-    rows = []
-    for consent in page.object_list:
-        status = getattr(consent, "shadow_finding_status", None)
-        waiting = status in ACTIVE_FINDING_STATUSES and consent.response not in ANSWERED
-        rows.append({"consent": consent, "waiting": waiting, "form": NotNeededForm(prefix=f"c{consent.pk}")})
-    return render(request, "discovery/mine.html", {"page": page, "rows": rows, "query": ""})
+    return _mine_page(request)
 
 
 @login_required
 @require_POST
 def consent_not_needed(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
-    """The person's "Not needed": a request to revoke their consent at the provider."""
+    """The person's "Not needed": a request to revoke their consent at the provider. A refused
+    comment comes back on the page it was sent from, as typed."""
     consent = get_object_or_404(selectors.consents_of(request.user), pk=pk)
     form = NotNeededForm(request.POST, prefix=f"c{consent.pk}")
     if not form.is_valid():
-        messages.error(request, f"Nothing was recorded: {form.errors['comment'][0]}")
-        return redirect(reverse("discovery:mine"))
+        return _mine_page(request, bound=form, status=400)
     comment = form.cleaned_data["comment"]
     attempt(
         request,

@@ -382,6 +382,23 @@ def test_claim_form_refused_keeps_everything_typed(
     assert shadow.status == FindingStatus.OPEN
 
 
+def test_claim_form_refuses_a_name_or_vendor_longer_than_the_integration_keeps_beside_the_field(
+    iam_admin: User, owner: User, shadow: Finding, workflows: None, web_as: Callable[[User], Any]
+) -> None:
+    long_name, long_vendor = "N" * 151, "V" * 121
+    response = web_as(iam_admin).post(
+        reverse("discovery:finding-claim", args=[shadow.pk]),
+        _claim_data(owner=owner.username, name=long_name, vendor=long_vendor),
+    )
+    assert response.status_code == 400
+    html = response.content.decode()
+    assert 'id="id_name-error"' in html and 'id="id_vendor-error"' in html
+    assert f'value="{long_name}"' in html
+    assert not Integration.objects.exists()
+    shadow.refresh_from_db()
+    assert shadow.status == FindingStatus.OPEN
+
+
 def test_claim_form_starts_from_what_the_provider_shows(
     iam_admin: User, shadow: Finding, web_as: Callable[[User], Any]
 ) -> None:
@@ -445,6 +462,24 @@ def test_a_person_answers_not_needed_on_their_page(
     assert remediation.consent == consent and remediation.reason == "Tried it once."
     html = web_as(owner).get(reverse("discovery:mine")).content.decode()
     assert "Not needed" in html and reverse("discovery:consent-not-needed", args=[consent.pk]) not in html
+
+
+def test_a_refused_not_needed_comes_back_on_the_page_with_the_comment_as_typed(
+    owner: User, shadow: Finding, web_as: Callable[[User], Any]
+) -> None:
+    consent = DiscoveredConsent.objects.get(person=owner)
+    typed = "Tried it once. " * 150  # over the 2000 characters a comment may have
+    response = web_as(owner).post(
+        reverse("discovery:consent-not-needed", args=[consent.pk]), {f"c{consent.pk}-comment": typed}
+    )
+    assert response.status_code == 400
+    html = response.content.decode()
+    assert f'id="id_c{consent.pk}-comment-error"' in html
+    assert typed.strip() in html
+    assert "<details open><summary>Not needed" in html
+    consent.refresh_from_db()
+    assert consent.response == ConsentResponse.PENDING
+    assert not Remediation.objects.exists()
 
 
 def test_iam_admin_assigns_revokes_and_dismisses_from_the_finding_page(

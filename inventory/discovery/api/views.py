@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Any
 
 import django_filters
-from django import forms
 from django.db.models import QuerySet
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field, extend_schema_view
@@ -20,6 +19,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from governance.exceptions import Unprocessable
+from governance.filters import IdFilter
 from governance.validators import INT64_MAX
 from governance.web import signed_in
 from inventory.choices import RiskTier
@@ -50,14 +50,12 @@ ERRORS = {400: PROBLEM, 403: PROBLEM, 404: PROBLEM, 409: PROBLEM}
 
 
 @extend_schema_field({"type": "integer", "minimum": 0, "maximum": INT64_MAX})
-class CountFilter(django_filters.NumberFilter):
-    """A whole number from 0 (a decimal or a negative number is a 400 naming the parameter)."""
-
-    field_class = forms.IntegerField
+class CountFilter(IdFilter):
+    """A whole number from 0 (a decimal or a negative number is a 400 naming the parameter):
+    the id filter's parsing, from 0."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("min_value", 0)
-        kwargs.setdefault("max_value", INT64_MAX)
         super().__init__(*args, **kwargs)
 
 
