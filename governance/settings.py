@@ -470,7 +470,8 @@ AUDIT_WITNESS_SYSLOG = env.str("AUDIT_WITNESS_SYSLOG", default="")
 # 127.0.0.1/32") checked against the connection's own address (REMOTE_ADDR): behind a reverse
 # proxy that is the proxy, so use the token there (or block /metrics at the proxy). A refused
 # scrape is a 404, like the endpoint turned off.
-METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+# Surrounding whitespace (a secret file's trailing newline) is not part of the token.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="").strip()
 METRICS_ALLOWED_NETWORKS = env.list("METRICS_ALLOWED_NETWORKS", default=[])
 # Prometheus scraping the web process directly over plain HTTP on a private network: /metrics is
 # exempt from the HTTPS redirect (production). The token then crosses that network in clear.

@@ -213,3 +213,8 @@ def test_file_mail_sink_writes_a_readable_message(tmp_path: Path) -> None:
 def test_filemail_url_paths_are_relative_to_the_project_or_absolute(url: str, expected: Path) -> None:
     values = _settings_in({"EMAIL_URL": url}, "EMAIL_FILE_PATH")
     assert Path(values["EMAIL_FILE_PATH"]) == expected
+
+
+def test_a_metrics_token_read_from_a_secret_file_loses_its_trailing_newline() -> None:
+    token = "m" * 40
+    assert _settings_in({"METRICS_TOKEN": f"{token}\n"}, "METRICS_TOKEN") == {"METRICS_TOKEN": token}
