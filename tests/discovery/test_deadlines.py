@@ -77,6 +77,27 @@ def test_an_answer_given_in_time_is_kept(asked: Finding, owner: User, outsider: 
     assert owner_revocation.consent == DiscoveredConsent.objects.get(person=owner)
 
 
+def test_a_default_for_some_leaves_the_app_waiting_for_those_still_asked(
+    asked: Finding, owner: User, outsider: User
+) -> None:
+    # The owner was asked later (a later import): their deadline is not passed yet.
+    later = timezone.now() + timedelta(days=30)
+    DiscoveredConsent.objects.filter(person=owner).update(respond_by=later)
+    with _after_deadline():
+        assert services.deadlines_apply()["consents"] == 1
+    [remediation] = Remediation.objects.all()
+    assert [call["ids"]["userKey"] for call in remediation.provider_calls] == [outsider.email]
+    # As with a "Not needed": the app moves to revoke_requested only once nobody keeps it, so
+    # the owner may still answer, and their own deadline still applies.
+    asked.refresh_from_db()
+    assert asked.status == FindingStatus.OPEN
+    assert DiscoveredConsent.objects.get(person=owner).response == ConsentResponse.PENDING
+    with time_machine.travel(later + timedelta(days=1), tick=False):
+        assert services.deadlines_apply()["consents"] == 1
+    asked.refresh_from_db()
+    assert asked.status == FindingStatus.REVOKE_REQUESTED
+
+
 def test_a_claimed_app_has_no_deadline_left(asked: Finding, owner: User, outsider: User) -> None:
     Finding.objects.filter(pk=asked.pk).update(status=FindingStatus.CLAIMED, closed_at=timezone.now())
     with _after_deadline():

@@ -379,6 +379,23 @@ def test_a_refused_revocation_is_recorded_as_failed_and_the_finding_stays_reques
     assert _after(event)["remediation_status"] == "failed"
 
 
+def test_a_revocation_asked_again_after_a_failure_revokes_the_finding_once_it_is_done(
+    slack_provider: Any, slack_revocation: Callable[[], Remediation], iam_admin: User
+) -> None:
+    from tests.outbound_support import Reply
+
+    slack_provider.reply = Reply(200, {"Content-Type": "application/json"}, b'{"ok": false, "error": "not_allowed"}')
+    first = services.remediation_execute(slack_revocation().pk)
+    assert first.status == RemediationStatus.FAILED
+    # The admin fixes the token's rights and asks again: the new request covers the whole app.
+    slack_provider.reply = Reply(200, {"Content-Type": "application/json"}, b'{"ok": true}')
+    again = services.finding_revoke(actor=iam_admin, finding=first.finding, reason="Token fixed.")
+    assert services.remediation_execute(again.pk).status == RemediationStatus.DONE
+    finding = again.finding
+    finding.refresh_from_db()
+    assert finding.status == FindingStatus.REVOKED
+
+
 # --- Assign, sanction, dismiss ----------------------------------------------------------------
 
 

@@ -28,7 +28,7 @@ from inventory.discovery import revoke
 from inventory.discovery.choices import ConsentResponse, ConsentType, DefaultAction, FindingKind, FindingStatus
 from inventory.discovery.models import DiscoveredConsent, DiscoveryImport, Finding, ImportStatus
 from inventory.discovery.services.common import accountable_for, default_owner, finding_move, iam_admins
-from inventory.discovery.services.revocations import remediation_create, remediation_queue
+from inventory.discovery.services.revocations import nobody_keeps, remediation_create, remediation_queue
 
 # The page where a person answers for their apps.
 MINE_PATH = "/discovery/mine/"
@@ -235,12 +235,15 @@ def _deadline_batch(finding_ids: Sequence[int], now: datetime, action: DefaultAc
 
 
 def _default_revoke(finding: Finding, consents: list[DiscoveredConsent], owner: User | None) -> EventSpec:
-    """One revocation request for the app, naming the consents nobody answered for."""
+    """One revocation request for the app, naming the consents nobody answered for. As with a
+    "Not needed", the finding moves to ``revoke_requested`` only once nobody keeps the app: the
+    people still asked may answer, and their own deadlines apply (the caller has already marked
+    ``consents`` defaulted)."""
     present = [consent for consent in consents if consent.present]
     calls = [call for consent in present for call in revoke.revoke_calls(finding, consent)]
     people = [consent.person_key for consent in consents]
     before = finding.status
-    if before != FindingStatus.REVOKE_REQUESTED:
+    if before != FindingStatus.REVOKE_REQUESTED and finding.app_id is not None and nobody_keeps(finding.app_id):
         finding_move(finding, FindingStatus.REVOKE_REQUESTED)
     if not calls:
         return _defaulted_event(finding, people, owner, before)

@@ -116,7 +116,7 @@ def _active_shadow_locked(app_id: int) -> Finding:
     return finding
 
 
-def _nobody_keeps(app_id: int) -> bool:
+def nobody_keeps(app_id: int) -> bool:
     """True when every present consent to the app has been answered "not needed" or defaulted:
     nobody (and no admin consent) keeps it."""
     kept = DiscoveredConsent.objects.filter(app_id=app_id, present=True).exclude(
@@ -146,7 +146,7 @@ def consent_not_needed(*, actor: Actor | User, consent: DiscoveredConsent, comme
         locked.responded_at = timezone.now()
         locked.save(update_fields=["response", "responded_at"])
         before = finding.status
-        if before in _UNDECIDED and _nobody_keeps(locked.app_id):
+        if before in _UNDECIDED and nobody_keeps(locked.app_id):
             finding_move(finding, FindingStatus.REVOKE_REQUESTED)
         remediation, spec = remediation_create(
             finding,
@@ -274,4 +274,17 @@ def _outcome_record(remediation_id: int, *, claimed_at: datetime, done: bool, re
 
 
 def _all_done(finding: Finding) -> bool:
-    return not finding.remediations.exclude(status=RemediationStatus.DONE).exists()
+    """Whether every revocation asked for ``finding`` is done, but for those a later one covers
+    (each of its calls made again by the later one): a revocation that failed and was asked for
+    again must not keep the finding ``revoke_requested`` for ever."""
+    later: set[tuple[str, str]] = set()  # the calls of the revocations after the one looked at
+    for status, calls in finding.remediations.order_by("-pk").values_list("status", "provider_calls"):
+        keys = {_call_key(call) for call in calls or [] if isinstance(call, dict)}
+        if status != RemediationStatus.DONE and (not keys or not keys <= later):
+            return False
+        later |= keys
+    return True
+
+
+def _call_key(call: revoke.ProviderCall) -> tuple[str, str]:
+    return str(call.get("method", "")).upper(), str(call.get("url", ""))
