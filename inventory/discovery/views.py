@@ -23,7 +23,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from governance.exceptions import DomainError, NotAllowed, NotFound, ValidationFailed
 from governance.forms import AccessibleForm, people_options
 from governance.history import audit_changes, history_readable
-from governance.roles import is_iam_admin
+from governance.roles import is_iam_admin, is_read_only
 from governance.web import AuthenticatedHttpRequest, attempt
 from inventory.discovery import importer, scopes, selectors, services
 from inventory.discovery.chart import weekly_chart
@@ -192,13 +192,11 @@ def _action_forms(request: AuthenticatedHttpRequest, finding: Finding, bound: di
 
 
 def _claimable_by_person(request: AuthenticatedHttpRequest, finding: Finding) -> bool:
-    """A person who consented to a shadow app, or was assigned it, may claim it for themselves."""
-    user = request.user
+    """A person who consented to a shadow app, or was assigned it, may claim it for themselves
+    while it waits (the service's rule, so the page never offers what the service refuses)."""
     if finding.kind != FindingKind.SHADOW or finding.status not in ACTIVE_FINDING_STATUSES:
         return False
-    if finding.assigned_owner_id == user.pk:
-        return True
-    return DiscoveredConsent.objects.filter(app_id=finding.app_id, person=user, present=True).exists()
+    return services.finding_may_claim_for_self(request.user, finding)
 
 
 def _detail_page(
@@ -591,9 +589,11 @@ def _mine_page(
     it was sent, its error beside the comment."""
     page = Paginator(selectors.consents_of(request.user), PAGE_SIZE).get_page(request.GET.get("page"))
     rows = []
+    # An auditor reads their own apps too, and answers nothing (the services would refuse).
+    may_answer = not is_read_only(request.user)
     for consent in page.object_list:
         status_of = getattr(consent, "shadow_finding_status", None)
-        waiting = status_of in ACTIVE_FINDING_STATUSES and consent.response not in ANSWERED
+        waiting = may_answer and status_of in ACTIVE_FINDING_STATUSES and consent.response not in ANSWERED
         prefix = f"c{consent.pk}"
         form = bound if bound is not None and bound.prefix == prefix else NotNeededForm(prefix=prefix)
         rows.append({"consent": consent, "waiting": waiting, "form": form})

@@ -10,6 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from django.contrib.auth.models import Group
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection, transaction
 from django.test import override_settings
@@ -21,6 +22,7 @@ from approvals.services import default_workflows_ensure
 from governance import queue
 from governance.audit import audit_record
 from governance.models import AuditEvent, User
+from governance.roles import Role
 from inventory.choices import IntegrationStatus
 from inventory.discovery.choices import ConsentResponse, FindingKind, FindingStatus, ImportStatus
 from inventory.discovery.models import DiscoveredConsent, DiscoveryImport, Finding, Remediation, ScopeMapping
@@ -151,6 +153,20 @@ def test_the_person_who_consented_sees_their_app_their_consent_only_and_may_clai
     assert client.get(reverse("discovery:findings")).status_code == 404
     home = client.get("/").content.decode()
     assert "Apps you connected" in home and reverse("discovery:mine") in home
+
+
+def test_an_auditor_who_consented_is_not_offered_the_claim_the_service_would_refuse(
+    owner: User, shadow: Finding, web_as: Callable[[User], Any]
+) -> None:
+    owner.groups.set([Group.objects.get(name=Role.AUDITOR)])  # an auditor and nothing else
+    client = web_as(owner)
+    html = client.get(reverse("discovery:finding", args=[shadow.pk])).content.decode()
+    assert "MeetingNotes AI" in html and "Claim: I use this for work" not in html
+    assert (
+        reverse("discovery:finding-claim", args=[shadow.pk])
+        not in client.get(reverse("discovery:mine")).content.decode()
+    )
+    assert client.get(reverse("discovery:finding-claim", args=[shadow.pk])).status_code == 403
 
 
 def test_a_person_may_not_answer_for_someone_elses_consent(

@@ -10,6 +10,7 @@ from inventory.discovery.services.decisions import (
     finding_assign,
     finding_claim,
     finding_dismiss,
+    finding_may_claim_for_self,
     finding_open_review,
     finding_sanction,
 )
@@ -30,6 +31,7 @@ __all__ = [
     "finding_assign",
     "finding_claim",
     "finding_dismiss",
+    "finding_may_claim_for_self",
     "finding_open_review",
     "finding_revoke",
     "finding_sanction",

@@ -79,6 +79,17 @@ def claim_prefill(finding: Finding, owner: User) -> dict[str, Any]:
     }
 
 
+def finding_may_claim_for_self(user: User, finding: Finding) -> bool:
+    """Whether ``user`` may claim ``finding`` for themselves: they consented to the app (or were
+    assigned to answer for it) and may change things (an auditor never does). One query at most;
+    the pages ask it to offer the claim, the service to allow it."""
+    if is_read_only(user):
+        return False
+    if finding.assigned_owner_id == user.pk:
+        return True
+    return DiscoveredConsent.objects.filter(app_id=finding.app_id, person=user, present=True).exists()
+
+
 def _may_claim(actor: Actor, finding: Finding, owner: User) -> None:
     """IAM admins claim on anyone's behalf; a person claims for themselves an app they consented
     to (or that they were assigned to answer for). Nobody else."""
@@ -86,8 +97,7 @@ def _may_claim(actor: Actor, finding: Finding, owner: User) -> None:
         return
     if owner.pk != actor.user.pk:
         raise PermissionDenied("You may claim an app for yourself only.")
-    consented = DiscoveredConsent.objects.filter(app_id=finding.app_id, person=actor.user, present=True).exists()
-    if not (consented or finding.assigned_owner_id == actor.user.pk) or is_read_only(actor.user):
+    if not finding_may_claim_for_self(actor.user, finding):
         raise PermissionDenied("Only the people who consented to this app, and IAM admins, may claim it.")
 
 
