@@ -94,7 +94,9 @@ def test_reviewer_home_page_shows_the_home_panels_only(reviewer, portal_data, we
 def test_business_user_sees_no_dashboard_panel(outsider, portal_data, web_as):
     client = web_as(outsider)
     assert client.get("/dashboard/").status_code == 404
-    html = client.get("/").content.decode()
+    response = client.get("/")
+    assert response.status_code == 200
+    html = response.content.decode()
     for key in APP_PANELS:
         assert f"panel-{key}" not in html
     assert "Deal desk copilot" not in html

@@ -195,21 +195,28 @@ def test_the_met_share_metric_measures_the_coverage(fixed_controls) -> None:
 def test_home_panels_show_on_those_roles_home_pages(
     role_user: str, request: pytest.FixtureRequest, web_as, fixed_controls
 ) -> None:
-    html = web_as(request.getfixturevalue(role_user)).get(reverse("home")).content.decode()
+    response = web_as(request.getfixturevalue(role_user)).get(reverse("home"))
+    assert response.status_code == 200
+    html = response.content.decode()
     assert '<h2 id="panel-dashboard">At a glance</h2>' in html
-    for panel in dashboard.panels():
-        if panel.home:
-            assert f'id="home-panel-{panel.key}"' in html
+    home = [panel for panel in dashboard.panels() if panel.home]
+    assert home, "no panel is flagged for home pages"
+    for panel in home:
+        assert f'id="home-panel-{panel.key}"' in html
 
 
 def test_home_panels_stay_off_a_business_users_home_page(web_as, owner, fixed_controls) -> None:
-    html = web_as(owner).get(reverse("home")).content.decode()
+    response = web_as(owner).get(reverse("home"))
+    assert response.status_code == 200
+    html = response.content.decode()
     assert "panel-dashboard" not in html and "charts.css" not in html
 
 
 def test_only_panels_flagged_for_home_are_on_it(web_as, reviewer, only_panels, fixed_controls) -> None:
     only_panels(replace(coverage_panel(), home=False))
-    assert "panel-dashboard" not in web_as(reviewer).get(reverse("home")).content.decode()
+    response = web_as(reviewer).get(reverse("home"))
+    assert response.status_code == 200
+    assert "panel-dashboard" not in response.content.decode()
 
 
 # --- Fixed queries with every registered panel ---------------------------------------------------------

@@ -97,11 +97,13 @@ def test_figures_link_to_the_lists_of_exactly_their_records(
     with time_machine.travel(T0 + timedelta(days=45), tick=False):
         found = figures("shadow-discovery")
         for key in (WAITING, OLDEST):
-            assert names_listed(client, found[key].records_url, titles) == record_names(found[key], "title")
+            assert names_listed(client, found[key].records_url, titles) == record_names(found[key], "title") != set()
         page = client.get(found[OLDEST].records_url).content.decode()
         assert page.index(">Notes AI</a>") < page.index(">Poll bot</a>") < page.index(">Slides AI</a>")
         imports = client.get(found[IMPORTS].records_url).content.decode()
-    for tenant in record_names(found[IMPORTS], "tenant"):
+    tenants = record_names(found[IMPORTS], "tenant")
+    assert tenants, "the import-age figure has no records"
+    for tenant in tenants:
         assert f'<span class="muted">{tenant}</span>' in imports
 
 
@@ -117,7 +119,9 @@ def test_nothing_waiting_meets_the_control(db: Any) -> None:
 
 
 def test_before_any_import_discovery_is_not_applicable(db: Any) -> None:
-    for figure in figures("shadow-discovery").values():
+    found = figures("shadow-discovery")
+    assert set(found) == {WAITING, OLDEST, IMPORTS}
+    for figure in found.values():
         assert figure.value is None and figure.status == Status.NOT_APPLICABLE
         assert figure.detail == "No source has been imported yet: discovery has nothing to measure."
 

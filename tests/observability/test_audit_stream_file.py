@@ -142,6 +142,7 @@ def test_rotation_keeps_every_line_once_in_order_and_never_splits_one(
         assert kept == everything
     else:
         # The oldest rotated files are gone; what is kept is the newest events, whole and in order.
+        assert kept and kept[-1] == everything[-1]
         assert kept == everything[-len(kept) :]
         assert not stream_file.with_name("audit.jsonl.3").exists()
 

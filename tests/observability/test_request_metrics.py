@@ -53,15 +53,26 @@ def test_requests_are_counted_by_route_name_method_and_status_class(
     assert not [route for route in routes if "/" in route or "999999" in route]
 
 
-def test_the_scrape_does_not_count_itself(scrape: Any) -> None:
+LOGIN_PAGE = {"method": "GET", "route": "login", "status": "2xx"}
+
+
+def test_the_scrape_does_not_count_itself(scrape: Any, client: Any) -> None:
+    _families, before = scrape()
+    assert client.get("/accounts/login/").status_code == 200
     scrape()
     _families, samples = scrape()
+    # The middleware counts: the page asked for between the scrapes is there...
+    assert requests_counted(samples, **LOGIN_PAGE) - requests_counted(before, **LOGIN_PAGE) == 1
+    # ...and the scrapes are not.
     assert not [labels for name, labels in samples if name == COUNT and ("route", "metrics") in labels]
 
 
 def test_a_refused_scrape_is_not_counted_either(scrape: Any, client: Any) -> None:
-    client.get("/metrics", HTTP_AUTHORIZATION="Bearer wrong")
+    _families, before = scrape()
+    assert client.get("/accounts/login/").status_code == 200
+    assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer wrong").status_code == 404  # refused: hidden
     _families, samples = scrape()
+    assert requests_counted(samples, **LOGIN_PAGE) - requests_counted(before, **LOGIN_PAGE) == 1
     assert not [labels for name, labels in samples if name == COUNT and ("route", "metrics") in labels]
 
 
