@@ -8,7 +8,7 @@ PYTEST_ARGS ?=
 # Where `make run` serves (e.g. `make run ADDR=0.0.0.0:8080`).
 ADDR ?= 127.0.0.1:8000
 
-.PHONY: run test install browser lint migrate demo clean bench
+.PHONY: run test install browser interop lint migrate demo clean bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,7 +42,23 @@ browser:
 		fi; \
 	fi
 
-test: install browser
+# The interoperability tests' Node.js modules (an independent OpenID provider and verifiers), from
+# the lock file with `npm ci`, again only when the lock changes (the stamp lives inside node_modules,
+# which npm ci replaces). Without node and npm the interop tests are skipped, saying why.
+INTEROP := tests/interop
+INTEROP_STAMP := $(INTEROP)/node_modules/.npm-ci-stamp
+
+$(INTEROP_STAMP): $(INTEROP)/package-lock.json $(INTEROP)/package.json
+	@if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; then \
+		echo "Installing the interoperability tests' Node.js modules (npm ci in $(INTEROP))"; \
+		cd $(INTEROP) && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error && touch node_modules/.npm-ci-stamp; \
+	else \
+		echo "WARNING: node or npm is missing: the interoperability tests (tests/interop) will be skipped"; \
+	fi
+
+interop: $(INTEROP_STAMP)
+
+test: install browser interop
 	GOVERNANCE_TESTING=1 $(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
 
 # What .ci/run checks before the tests: style, types, and the architecture's import rules.

@@ -235,6 +235,10 @@ SOCIAL_AUTH_OIDC_KEY = env.str("OIDC_CLIENT_ID", default="")
 SOCIAL_AUTH_OIDC_SECRET = env.str("OIDC_CLIENT_SECRET", default="")
 SOCIAL_AUTH_OIDC_SCOPE = env.list("OIDC_SCOPES", default=["openid", "profile", "email", "groups"])
 SOCIAL_AUTH_OIDC_USERNAME_KEY = env.str("OIDC_USERNAME_CLAIM", default="preferred_username")
+# PKCE (S256) on the authorization code flow, so that a code intercepted on its way back cannot be
+# redeemed by anyone but the browser session that asked for it. Providers that require it refuse
+# requests without it; providers that do not know it ignore the parameters.
+SOCIAL_AUTH_OIDC_USE_PKCE = env.bool("OIDC_USE_PKCE", default=True)
 # The claim that carries the user's IdP groups, and how IdP groups map to portal roles:
 # "idp-group=role,idp-group=role" (roles: business_user, reviewer, iam_admin, auditor, and the
 # reviewer pools iam_reviewers, security_reviewers).
@@ -262,9 +266,11 @@ SOCIAL_AUTH_LOGIN_ERROR_URL = "/accounts/login/"
 SOCIAL_AUTH_RAISE_EXCEPTIONS = False
 SOCIAL_AUTH_JSONFIELD_ENABLED = True
 SOCIAL_AUTH_URL_NAMESPACE = "social"
-# social-core 7's default pipeline (incl. social_names), plus: refuse a deactivated portal account
-# before anything about it is updated, and sync roles from the IdP groups on every login.
+# social-core 7's default pipeline (incl. social_names), plus: refuse an ID token from another
+# issuer than OIDC_ISSUER, refuse a deactivated portal account before anything about it is updated,
+# and sync roles from the IdP groups on every login.
 SOCIAL_AUTH_PIPELINE = (
+    "governance.sso.refuse_foreign_issuer",
     "social_core.pipeline.social_auth.social_details",
     "social_core.pipeline.social_auth.social_names",
     "social_core.pipeline.social_auth.social_uid",

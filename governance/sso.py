@@ -37,6 +37,19 @@ class AccountUnknown(AuthPolicyError):
         return UNKNOWN_MESSAGE
 
 
+FOREIGN_ISSUER_MESSAGE = (
+    "Single sign-on answered for another issuer than the one this portal is configured with, so it "
+    "cannot sign you in. Ask the IAM team to check the portal's OIDC_ISSUER."
+)
+
+
+class ForeignIssuer(AuthPolicyError):
+    """Raised when the ID token's issuer is not the configured ``OIDC_ISSUER``."""
+
+    def __str__(self) -> str:
+        return FOREIGN_ISSUER_MESSAGE
+
+
 class AccountDeactivated(AuthPolicyError):
     """Raised by the pipeline for a deactivated portal account. social-core 7 replaces an
     exception's text with a generic reason looked up by code; the login page must say why."""
@@ -56,6 +69,20 @@ def _claim_groups(backend: Any, response: dict[str, Any]) -> list[str]:
     if isinstance(raw, list | tuple):
         return [str(g) for g in raw]
     return []
+
+
+def refuse_foreign_issuer(backend: Any, **_: Any) -> None:
+    """The ID token must come from the issuer the portal is configured with. The backend checks
+    ``iss`` against the ``issuer`` of the discovery document, and never that document's issuer
+    against the configured one, so a provider reached under another name (or a discovery document
+    naming someone else) would pass. The configured issuer is kept without its trailing slash (the
+    discovery URL is built from it), so one trailing slash on ``iss`` is the only difference
+    allowed. First in the pipeline: nothing is read from the response before this check."""
+    id_token = getattr(backend, "id_token", None) or {}
+    configured = str(settings.SOCIAL_AUTH_OIDC_OIDC_ENDPOINT).rstrip("/")
+    issuer = str(id_token.get("iss", ""))
+    if not configured or issuer not in (configured, f"{configured}/"):
+        raise ForeignIssuer(backend, code="authentication_disallowed", stage="pipeline")
 
 
 def refuse_inactive_user(backend: Any, user: Any = None, **_: Any) -> None:
