@@ -7,19 +7,18 @@ the ``review_item.assigned`` events and one ``campaign.launched`` event close th
 
 from __future__ import annotations
 
-from collections import defaultdict
 from datetime import timedelta
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import Count, F, QuerySet
+from django.db.models import BooleanField, Case, Count, F, Q, QuerySet, Value, When
 from django.utils import timezone
 
 from approvals.campaigns import permissions, selectors
 from approvals.campaigns.models import Campaign, CampaignDefinition, CampaignStatus, Granularity, ItemStatus, ReviewItem
 from approvals.campaigns.services.common import campaign_transition, system_actor
 from approvals.campaigns.services.notifications import email_reviewers, recipients_with_items
-from approvals.campaigns.services.reviewers import Assignment, ReviewerResolver
+from approvals.campaigns.services.reviewers import assignment_sql
 from governance import queue
 from governance.actors import Actor
 from governance.audit import audit_record, snapshot
@@ -30,8 +29,9 @@ from governance.webhooks.events import emit_many as webhook_emit_many
 from inventory.choices import RiskTier, Sensitivity
 from inventory.models import Grant
 
-# Grants turned into items per committed chunk.
-LAUNCH_CHUNK = 2000
+# Grants turned into items per committed chunk (one statement each; larger chunks make fewer
+# statements and keep the launch's memory flat, since no row passes through Python).
+LAUNCH_CHUNK = 10000
 
 _CAMPAIGN_AUDITED = ("name", "status", "deadline", "granularity", "default_action", "apply_mode", "second_stage")
 
@@ -123,11 +123,10 @@ def campaign_launch_run(*, campaign_id: int, chunk_size: int = LAUNCH_CHUNK) -> 
     selection = selectors.selection_for(campaign.definition, now=campaign.launched_at)
     if campaign.total_expected == 0 and campaign.cursor == 0:
         _record_expected(campaign, selection)
-    resolver = ReviewerResolver(campaign.definition, campaign.owner_id)
     if campaign.granularity == Granularity.GRANT:
-        _launch_per_grant(campaign, selection, resolver, chunk_size)
+        _launch_per_grant(campaign, selection, chunk_size)
     else:
-        _launch_per_integration(campaign, selection, resolver, chunk_size)
+        _launch_per_integration(campaign, selection, chunk_size)
     return _activate_and_announce(campaign)
 
 
@@ -141,17 +140,83 @@ def _record_expected(campaign: Campaign, selection: QuerySet[Grant]) -> None:
 
 
 # --- Items ---------------------------------------------------------------------------------------
+#
+# Each chunk is one ``INSERT ... SELECT``: the database reads the chunk's grants, assigns their
+# reviewers (the rule in SQL, ``reviewers.assignment_sql``) and writes the items, so no grant
+# passes through Python. A chunk is a range of the keyset (grant ids, or integration ids per
+# integration): the range's upper end is found first, then the range is inserted.
 
-_GRANT_FIELDS = (
-    "pk",
-    "integration_id",
-    "integration__business_owner_id",
-    "integration__technical_owner_id",
-    "integration__backup_owner_id",
-    "scope__system_id",
-    "scope__sensitivity",
-    "integration__risk_tier",
-)
+
+def _quote_table(model: type[Any]) -> str:
+    return connection.ops.quote_name(model._meta.db_table)
+
+
+def _grant_rows(selection: QuerySet[Grant]) -> tuple[str, list[Any]]:
+    """The selected grants as SQL with the columns ``reviewers.assignment_sql`` reads plus the
+    item's own: ``item_grant``, ``item_integration`` and ``item_critical``."""
+    critical = Q(scope__sensitivity=Sensitivity.CRITICAL) | Q(integration__risk_tier=RiskTier.CRITICAL)
+    rows = (
+        selection.order_by()
+        .annotate(
+            item_grant=F("pk"),
+            item_integration=F("integration_id"),
+            business_id=F("integration__business_owner_id"),
+            technical_id=F("integration__technical_owner_id"),
+            backup_id=F("integration__backup_owner_id"),
+            system_id=F("scope__system_id"),
+            item_critical=Case(When(critical, then=Value(True)), default=Value(False), output_field=BooleanField()),
+        )
+        .values_list(
+            "item_grant",
+            "item_integration",
+            "business_id",
+            "technical_id",
+            "backup_id",
+            "system_id",
+            "item_critical",
+        )
+    )
+    sql, params = rows.query.sql_with_params()
+    return sql, list(params)
+
+
+def _integration_rows(selection: QuerySet[Grant]) -> tuple[str, list[Any]]:
+    """One row per integration of the selected grants: its grant ids in id order, critical if any
+    of them is, and the owners and system of its first grant (window functions keep the order
+    that an aggregate over a group would not promise)."""
+    grants_sql, params = _grant_rows(selection)
+    as_json = "JSONB_AGG" if connection.vendor == "postgresql" else "JSON_GROUP_ARRAY"
+    sql = (
+        "SELECT item_integration, CAST(NULL AS BIGINT) AS item_grant, item_grant_ids, any_critical = 1 AS item_critical,"
+        " business_id, technical_id, backup_id, system_id FROM ("
+        " SELECT grant_row.*, ROW_NUMBER() OVER (PARTITION BY item_integration ORDER BY item_grant) AS grant_order,"
+        f" {as_json}(item_grant) OVER whole AS item_grant_ids,"
+        " MAX(CASE WHEN item_critical THEN 1 ELSE 0 END) OVER whole AS any_critical"
+        f" FROM ({grants_sql}) grant_row"
+        " WINDOW whole AS (PARTITION BY item_integration ORDER BY item_grant"
+        " ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)"
+        ") windowed WHERE grant_order = 1"
+    )
+    return sql, params
+
+
+def _insert_items_sql(campaign: Campaign, rows: tuple[str, list[Any]], *, per_grant: bool) -> tuple[str, list[Any]]:
+    """``INSERT ... SELECT ... ON CONFLICT DO NOTHING`` of the open items of ``rows``, each
+    assigned by the campaign's reviewer rule: a replayed chunk inserts nothing twice."""
+    rows_sql, rows_params = rows
+    assigned_sql, assigned_params = assignment_sql(campaign.definition, campaign.owner_id, rows_sql)
+    grant_ids = "%s" if per_grant else "assigned.item_grant_ids"
+    grant_ids_params = [_grant_ids_column([])] if per_grant else []
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(column) for column in _ITEM_COLUMNS)
+    sql = (
+        f"INSERT INTO {_quote_table(ReviewItem)} ({columns})"
+        f" SELECT %s, assigned.item_integration, assigned.item_grant, {grant_ids}, assigned.reviewer_id,"
+        " assigned.reviewer_group_id, assigned.assigned_reason, assigned.item_critical, %s, '', '', FALSE, FALSE"
+        f" FROM ({assigned_sql}) assigned WHERE TRUE ON CONFLICT DO NOTHING"
+    )
+    return sql, [campaign.pk, *grant_ids_params, ItemStatus.OPEN, *assigned_params, *rows_params]
+
 
 _ITEM_COLUMNS = (
     "campaign_id",
@@ -169,124 +234,61 @@ _ITEM_COLUMNS = (
     "flagged",
 )
 
-ItemRow = tuple[Any, ...]
-
-
-def _is_critical(sensitivity: str, tier: str) -> bool:
-    return sensitivity == Sensitivity.CRITICAL or tier == RiskTier.CRITICAL
-
 
 def _grant_ids_column(grant_ids: list[int]) -> Any:
     """``grant_ids`` as the database stores it (a JSON value)."""
     return ReviewItem._meta.get_field("grant_ids").get_db_prep_save(grant_ids, connection)
 
 
-def _item_row(
-    campaign: Campaign,
-    integration_id: int,
-    grant_id: int | None,
-    grant_ids_column: Any,
-    assignment: Assignment,
-    critical: bool,
-) -> ItemRow:
-    """A new open item as a row of ``_ITEM_COLUMNS``."""
-    return (
-        campaign.pk,
-        integration_id,
-        grant_id,
-        grant_ids_column,
-        assignment.reviewer_id,
-        assignment.group_id,
-        assignment.reason,
-        critical,
-        ItemStatus.OPEN,
-        "",
-        "",
-        False,
-        False,
-    )
+def _next_range(keys: QuerySet[Any, Any], size: int) -> tuple[int | None, int]:
+    """The last key and the number of keys of the next chunk: ``keys`` is a queryset of one
+    ordered column ``bound`` after the cursor."""
+    sql, params = keys[:size].query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT MAX(bounded.bound), COUNT(*) FROM ({sql}) bounded", params)
+        last, count = cursor.fetchone()
+    return last, count
 
 
-def _insert_items(rows: list[ItemRow]) -> None:
-    """``INSERT ... ON CONFLICT DO NOTHING`` with ``executemany``: the effect of
-    ``bulk_create(ignore_conflicts=True)`` without a model instance per row and a statement per
-    50 rows (SQLite's 999-parameter batches), which dominated a 100k launch. ``rows`` follow
-    ``_ITEM_COLUMNS``."""
-    if not rows:
-        return
-    quote = connection.ops.quote_name
-    columns = ", ".join(quote(column) for column in _ITEM_COLUMNS)
-    placeholders = ", ".join(["%s"] * len(_ITEM_COLUMNS))
-    sql = f"INSERT INTO {quote(ReviewItem._meta.db_table)} ({columns}) VALUES ({placeholders}) ON CONFLICT DO NOTHING"
-    if connection.vendor == "postgresql":
-        # Django's psycopg cursor binds on the client and parses every statement; a plain
-        # psycopg cursor prepares the INSERT once and pipelines the rows.
-        import psycopg
-
-        connection.ensure_connection()
-        with psycopg.Cursor(connection.connection) as raw:
-            raw.executemany(sql, rows)
-    else:
-        with connection.cursor() as cursor:
-            cursor.executemany(sql, rows)
-
-
-def _save_chunk(campaign: Campaign, rows: list[ItemRow], cursor: int, scanned: int) -> None:
+def _save_chunk(campaign: Campaign, insert: tuple[str, list[Any]], cursor: int, scanned: int) -> None:
     # The items and the cursor commit together: a resumed launch starts after the last chunk
     # that committed, and a replayed chunk is absorbed by the unique constraints.
+    sql, params = insert
     with transaction.atomic():
-        _insert_items(rows)
+        with connection.cursor() as db:
+            db.execute(sql, params)
         Campaign.objects.filter(pk=campaign.pk).update(cursor=cursor, processed=F("processed") + scanned)
 
 
-def _launch_per_grant(campaign: Campaign, selection: QuerySet[Grant], resolver: ReviewerResolver, chunk: int) -> None:
+def _launch_per_grant(campaign: Campaign, selection: QuerySet[Grant], chunk: int) -> None:
     cursor = campaign.cursor
-    no_grant_ids = _grant_ids_column([])
     while True:
-        rows = list(selection.filter(pk__gt=cursor).order_by("pk").values_list(*_GRANT_FIELDS)[:chunk])
-        if not rows:
+        keys = selection.filter(pk__gt=cursor).annotate(bound=F("pk")).order_by("bound").values_list("bound")
+        last, scanned = _next_range(keys, chunk)
+        if last is None:
             return
-        items = []
-        for pk, integration_id, business, technical, backup, system, sensitivity, tier in rows:
-            assignment = resolver.resolve(business=business, technical=technical, backup=backup, system=system)
-            items.append(
-                _item_row(campaign, integration_id, pk, no_grant_ids, assignment, _is_critical(sensitivity, tier))
-            )
-        cursor = rows[-1][0]
-        _save_chunk(campaign, items, cursor, len(rows))
+        rows = _grant_rows(selection.filter(pk__gt=cursor, pk__lte=last))
+        _save_chunk(campaign, _insert_items_sql(campaign, rows, per_grant=True), last, scanned)
+        cursor = last
 
 
-def _launch_per_integration(
-    campaign: Campaign, selection: QuerySet[Grant], resolver: ReviewerResolver, chunk: int
-) -> None:
+def _launch_per_integration(campaign: Campaign, selection: QuerySet[Grant], chunk: int) -> None:
     cursor = campaign.cursor
     per_chunk = max(chunk // 10, 1)  # integrations per chunk (each has a handful of grants)
     while True:
-        ids = list(
+        keys = (
             selection.filter(integration_id__gt=cursor)
-            .order_by("integration_id")
-            .values_list("integration_id", flat=True)
-            .distinct()[:per_chunk]
+            .annotate(bound=F("integration_id"))
+            .order_by("bound")
+            .values_list("bound")
+            .distinct()
         )
-        if not ids:
+        last, scanned = _next_range(keys, per_chunk)
+        if last is None:
             return
-        grouped: dict[int, list[tuple[Any, ...]]] = defaultdict(list)
-        for row in (
-            selection.filter(integration_id__in=ids).order_by("integration_id", "pk").values_list(*_GRANT_FIELDS)
-        ):
-            grouped[row[1]].append(row)
-        items = []
-        for integration_id in ids:
-            rows = grouped.get(integration_id, [])
-            if not rows:
-                continue
-            _pk, _integration, business, technical, backup, system, _sensitivity, _tier = rows[0]
-            assignment = resolver.resolve(business=business, technical=technical, backup=backup, system=system)
-            grant_ids = _grant_ids_column([row[0] for row in rows])
-            critical = any(_is_critical(row[6], row[7]) for row in rows)
-            items.append(_item_row(campaign, integration_id, None, grant_ids, assignment, critical))
-        cursor = ids[-1]
-        _save_chunk(campaign, items, cursor, len(ids))
+        rows = _integration_rows(selection.filter(integration_id__gt=cursor, integration_id__lte=last))
+        _save_chunk(campaign, _insert_items_sql(campaign, rows, per_grant=False), last, scanned)
+        cursor = last
 
 
 # --- The end of a launch ----------------------------------------------------------------------------
