@@ -146,7 +146,11 @@ class AuditEvent(AppendOnly):
 
     class Meta:
         ordering = ["-id"]
-        indexes = [models.Index(fields=["target_type", "target_id", "id"])]
+        indexes = [
+            models.Index(fields=["target_type", "target_id", "id"]),
+            # An object's events newest first, read a page at a time past a time and id.
+            models.Index(fields=["target_type", "target_id", "created_at", "id"], name="audit_target_time"),
+        ]
 
     def __str__(self) -> str:
         return f"#{self.pk} {self.actor_username or 'system'} {self.action} {self.target_type}:{self.target_id}"

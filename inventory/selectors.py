@@ -12,14 +12,13 @@ from typing import Any
 
 from django.core.exceptions import ObjectDoesNotExist
 from django.db.models import Case, CharField, Count, Exists, OuterRef, Prefetch, Q, QuerySet, Subquery, Sum, Value, When
-from django.db.models.functions import Cast, Coalesce
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from governance.models import AuditEvent, User
+from governance.models import User
 from governance.roles import sees_everything
-from inventory import risk
+from inventory import risk, timeline
 from inventory.choices import GrantStatus, IdentityStatus, IntegrationStatus, OwnerRole, TransferStatus
-from inventory.discovery.models import Finding
 from inventory.models import (
     Grant,
     GrantUsageDay,
@@ -352,138 +351,10 @@ def resource_systems() -> QuerySet[ResourceSystem]:
     return ResourceSystem.objects.order_by("name")
 
 
-def integration_timeline(integration: Integration) -> list[dict[str, Any]]:
-    """Every recorded change of ``integration``, newest first: the simple-history rows as diffs
-    (who, when, which field from what to what), the audit events about it (submissions,
-    suspensions, transfers, grants ended with it) and those of the discovery findings linked to
-    it (claimed for it, drift and stale findings about it). A fixed number of queries, however
-    long."""
-    entries = _history_entries(integration) + _audit_entries(integration) + _finding_entries(integration)
-    entries.sort(key=lambda entry: entry["at"], reverse=True)
-    return entries
-
-
-# Fields a history row's diff leaves out: the risk factors are explained on the page, and the
-# related sets are compared from their own history tables.
-_DIFF_EXCLUDED = ["risk_factors", "requested_scopes", "invokes"]
-_HISTORY_ACTIONS = {"+": "created", "~": "changed", "-": "deleted"}
-
-
-def _history_entries(integration: Integration) -> list[dict[str, Any]]:
-    history = integration.history
-    records = list(history.select_related("history_user").order_by("history_date", "history_id"))
-    sets_at = _related_sets_at(history.model, [record.history_id for record in records])
-    entries: list[dict[str, Any]] = []
-    previous = None
-    for record in records:
-        changes = _record_changes(record, previous, sets_at)
-        previous = record
-        if changes:
-            entries.append(
-                {
-                    "at": record.history_date,
-                    "who": record.history_user.username if record.history_user else "",
-                    "source": "history",
-                    "action": _HISTORY_ACTIONS[record.history_type],
-                    "reason": record.history_change_reason or "",
-                    "changes": changes,
-                }
-            )
-    return entries
-
-
-def _related_sets_at(historical: Any, record_ids: list[int]) -> dict[str, dict[int, list[Any]]]:
-    """The requested scopes (by code) and invoked integrations (by id) at each history record,
-    read in one query per relation for the whole timeline (``diff_against`` would run two per
-    relation per record)."""
-    scope_rows = historical._meta.get_field("historicalintegration_requested_scopes").related_model
-    invoke_rows = historical._meta.get_field("historicalintegration_invokes").related_model
-    scope_pairs = list(scope_rows.objects.filter(history_id__in=record_ids).values_list("history_id", "scope_id"))
-    codes = dict(Scope.objects.filter(pk__in={pk for _, pk in scope_pairs}).values_list("pk", "code"))
-    scopes_at: dict[int, list[Any]] = {pk: [] for pk in record_ids}
-    for history_id, scope_id in scope_pairs:
-        scopes_at[history_id].append(codes.get(scope_id, str(scope_id)))  # a scope since deleted: its id
-    invokes_at: dict[int, list[Any]] = {pk: [] for pk in record_ids}
-    for history_id, target in invoke_rows.objects.filter(history_id__in=record_ids).values_list(
-        "history_id", "to_integration_id"
-    ):
-        invokes_at[history_id].append(target)
-    return {"requested_scopes": scopes_at, "invokes": invokes_at}
-
-
-def _record_changes(record: Any, previous: Any, sets_at: dict[str, dict[int, list[Any]]]) -> list[dict[str, Any]]:
-    """What ``record`` changed since ``previous`` (the first record: the creation)."""
-    if previous is None:
-        return [{"field": "created", "old": None, "new": record.name}]
-    delta = record.diff_against(previous, excluded_fields=_DIFF_EXCLUDED)
-    changes = [
-        {"field": change.field, "old": change.old, "new": change.new}
-        for change in delta.changes
-        if change.old != change.new
-    ]
-    for field, at in sets_at.items():
-        old, new = sorted(at[previous.history_id]), sorted(at[record.history_id])
-        if old != new:
-            changes.append({"field": field, "old": old, "new": new})
-    return changes
-
-
-def _audit_entries(integration: Integration) -> list[dict[str, Any]]:
-    events = AuditEvent.objects.filter(target_type="inventory.integration", target_id=str(integration.pk))
-    return [
-        {
-            "at": event.created_at,
-            "who": event.actor_username,
-            "source": "audit",
-            "action": event.action,
-            "reason": event.reason,
-            "changes": _event_changes(event.before or {}, event.after or {}),
-        }
-        for event in events.order_by("id")
-    ]
-
-
-# Audit events of discovery findings name them by this target type.
-FINDING_TARGET_TYPE = f"{Finding._meta.app_label}.{Finding._meta.model_name}"
-
-
-def linked_findings(integration: Integration) -> QuerySet[Finding]:
-    """The discovery findings about ``integration``: those naming it (claimed for it, a drift or
-    a stale external app id) and those of the discovered apps matched to it."""
-    return Finding.objects.filter(Q(integration=integration) | Q(app__integration=integration))
-
-
-def _finding_entries(integration: Integration) -> list[dict[str, Any]]:
-    """The audit events of the findings linked to ``integration`` (one query), each saying
-    which finding first."""
-    finding_ids = linked_findings(integration).order_by().annotate(target=Cast("pk", CharField())).values("target")
-    events = AuditEvent.objects.filter(target_type=FINDING_TARGET_TYPE, target_id__in=Subquery(finding_ids))
-    return [
-        {
-            "at": event.created_at,
-            "who": event.actor_username,
-            "source": "audit",
-            "action": event.action,
-            "reason": event.reason,
-            "changes": [
-                {"field": "finding", "old": None, "new": f"{event.target_repr} (#{event.target_id})", "initial": True},
-                *_event_changes(event.before or {}, event.after or {}),
-            ],
-        }
-        for event in events.order_by("id")
-    ]
-
-
-def _event_changes(before: Any, after: Any) -> list[dict[str, Any]]:
-    """An audit event's before/after as field changes, leaving out fields empty on both sides."""
-    if not (isinstance(before, dict) and isinstance(after, dict)):
-        return []
-    keys = dict.fromkeys([*before.keys(), *after.keys()])
-    return [
-        {"field": key, "old": before.get(key), "new": after.get(key)}
-        for key in keys
-        if before.get(key) not in (None, "", []) or after.get(key) not in (None, "", [])
-    ]
+# The timeline lives in its own module (read a page at a time); these names stay importable here.
+integration_timeline = timeline.integration_timeline
+linked_findings = timeline.linked_findings
+FINDING_TARGET_TYPE = timeline.FINDING_TARGET_TYPE
 
 
 # --- Trusted workload issuers -------------------------------------------------------------------

@@ -21,12 +21,13 @@ from governance.csv_export import csv_response
 from governance.exceptions import DomainError, NotAllowed, NotFound, ValidationFailed
 from governance.history import history_readable
 from governance.models import User
+from governance.paging import EstimatedCountPaginator
 from governance.selectors import people_suggested
 from governance.targets import attach_target_links
 from governance.web import AuthenticatedHttpRequest, attempt
-from inventory import extensions, issuer_keys, permissions, risk, selectors, services
+from inventory import extensions, issuer_keys, permissions, risk, selectors, services, timeline
 from inventory.choices import SUBMITTABLE_STATUSES, IntegrationStatus, TransferStatus
-from inventory.filters import ORDERING_FIELDS, IntegrationFilter
+from inventory.filters import ORDERING_FIELDS, IntegrationFilter, ordered_for_search
 from inventory.forms import (
     CredentialFormSet,
     IntegrationForm,
@@ -55,16 +56,24 @@ def _ordering(request: AuthenticatedHttpRequest) -> str:
     return value if value.lstrip("-") in ORDERING_FIELDS else "name"
 
 
+def _order_terms(ordering: str) -> tuple[str, str]:
+    """The sort and its tie-break, in the same direction: each (field, id) index then serves it
+    forwards or backwards."""
+    return ordering, "-id" if ordering.startswith("-") else "id"
+
+
 @login_required
 def integration_list(request: AuthenticatedHttpRequest) -> HttpResponse | StreamingHttpResponse:
     base = selectors.integrations_for(request.user)
     filt = IntegrationFilter(request.GET, queryset=base)
     ordering = _ordering(request)
-    qs = filt.qs.order_by(ordering, "id")
+    qs = filt.qs.order_by(*_order_terms(ordering))
     listed = selectors.integrations_listed(request.user)
     if request.GET.get("format") == "csv":
         return _csv(selectors.active_grants_annotated(listed.filter(pk__in=qs.values("pk")).order_by(ordering, "id")))
-    page = Paginator(qs.values_list("pk", flat=True), PAGE_SIZE).get_page(request.GET.get("page"))
+    ids = ordered_for_search(qs.values_list("pk", flat=True), request.GET.get("q", ""))
+    # Counted up to a bound, estimated beyond it ("about 12,000"): see governance.paging.
+    page = EstimatedCountPaginator(ids, PAGE_SIZE).get_page(request.GET.get("page"))
     page.object_list = selectors.rows_for_page(listed, list(page.object_list))
     query = request.GET.copy()
     query.pop("page", None)
@@ -267,7 +276,7 @@ def _detail_page(
             "credentials": [
                 {"credential": cred, "rotation": risk.rotation_status(cred)} for cred in integ.credentials.all()
             ],
-            "timeline": history_readable(selectors.integration_timeline(integ), model=Integration),
+            **_timeline_context(request, integ),
             # What the apps above the inventory show about it (runtime activity, elevations, ...).
             "sections": extensions.integration_sections(request, integ),
             "transfers": list(integ.transfers.select_related("to_user", "from_user").order_by("-created_at")[:10]),
@@ -283,6 +292,25 @@ def _detail_page(
         },
         status=status,
     )
+
+
+# The detail page shows this many changes of the timeline, and links to the older and newer ones.
+TIMELINE_PAGE_SIZE = 50
+
+
+def _timeline_context(request: AuthenticatedHttpRequest, integration: Integration) -> dict[str, Any]:
+    """A page of the integration's timeline, cut on time at the ``changes`` cursor (one that
+    cannot be read shows the newest page), with the cursors of the older and newer pages."""
+    try:
+        cursor = timeline.Cursor.decode(request.GET["changes"]) if request.GET.get("changes") else None
+    except timeline.MalformedCursor:
+        cursor = None
+    page = timeline.timeline_page(integration, size=TIMELINE_PAGE_SIZE, cursor=cursor)
+    return {
+        "timeline": history_readable(page.entries, model=Integration),
+        "timeline_older": page.older.encode() if page.older else "",
+        "timeline_newer": page.newer.encode() if page.newer else "",
+    }
 
 
 def _identity_context(integration: Integration, can_bind: bool, form: WorkloadBindingForm | None) -> dict[str, Any]:

@@ -399,6 +399,14 @@ class HistoryEntrySerializer(serializers.Serializer[Any]):
     changes = ChangeSerializer(many=True)
 
 
+class HistoryPageSerializer(serializers.Serializer[Any]):
+    """A page of an integration's history, newest first, cut on time rather than counted."""
+
+    next = serializers.URLField(allow_null=True, help_text="The older changes (null: none are left).")
+    previous = serializers.URLField(allow_null=True, help_text="The newer changes (null: this is the newest page).")
+    results = HistoryEntrySerializer(many=True)
+
+
 class GrantSerializer(serializers.ModelSerializer[Grant]):
     integration_name = serializers.CharField(source="integration.name", read_only=True)
     scope = serializers.CharField(source="scope.code", read_only=True)

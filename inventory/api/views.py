@@ -3,23 +3,27 @@ endpoint: input serializer -> service (which checks who may) -> output serialize
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django.db.models import QuerySet
-from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer
+from rest_framework.utils.urls import replace_query_param
 
+from governance.api.pagination import Pagination
 from governance.exceptions import Unprocessable
 from governance.web import signed_in
-from inventory import issuer_keys, selectors, services
+from inventory import issuer_keys, selectors, services, timeline
 from inventory.api.serializers import (
     GrantRevokeInSerializer,
     GrantSerializer,
-    HistoryEntrySerializer,
+    HistoryPageSerializer,
     IntegrationCreateSerializer,
     IntegrationSerializer,
     IntegrationWriteSerializer,
@@ -42,11 +46,35 @@ from inventory.filters import (
     OwnershipTransferFilter,
     ScopeFilter,
     TrustedIssuerFilter,
+    ordered_for_search,
 )
 from inventory.models import Grant, Integration, OwnershipTransfer, Scope, TrustedIssuer
 
 _PROBLEM = OpenApiResponse(description="Problem details (application/problem+json).")
 _ERRORS = {400: _PROBLEM, 403: _PROBLEM, 404: _PROBLEM, 409: _PROBLEM}
+_HISTORY_NOTE = (
+    "Cut on time, not counted: `next` and `previous` carry an opaque `cursor` and stay exact while "
+    "changes are recorded. A page may hold fewer than `page_size` changes while older ones remain (a "
+    "save that changed nothing shown takes a place): follow `next` until it is null."
+)
+# A cursor is URL-safe base64 without padding (``inventory.timeline.Cursor``).
+_CURSOR_PATTERN = re.compile(r"[A-Za-z0-9_-]+")
+_CURSOR_MAX_LENGTH = 200
+_HISTORY_PARAMETERS = [
+    OpenApiParameter(
+        "cursor",
+        {"type": "string", "pattern": f"^{_CURSOR_PATTERN.pattern}$", "maxLength": _CURSOR_MAX_LENGTH},
+        OpenApiParameter.QUERY,
+        description="Where the page starts: the value from `next` or `previous`, opaque. One outside this "
+        "pattern is a 400; one inside it that the portal did not write, a 422.",
+    ),
+    OpenApiParameter(
+        "page_size",
+        {"type": "integer", "minimum": 1, "maximum": Pagination.max_page_size},
+        OpenApiParameter.QUERY,
+        description=f"Changes per page (default {Pagination.page_size}, at most {Pagination.max_page_size}).",
+    ),
+]
 _OWNERS_NOTE = (
     "Owners are usernames. Naming another person as business, technical or backup owner takes their "
     "consent: the role is proposed to them (an ownership transfer, with an email) and changes when they "
@@ -143,7 +171,7 @@ class IntegrationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
     def list(self, request: Request) -> Response:
         # Paged over a narrow query of ids, then only the page's rows loaded in full.
         ids = self.filter_queryset(selectors.integrations_for(request.user)).values_list("pk", flat=True)
-        page_ids = self.paginate_queryset(ids)
+        page_ids = self.paginate_queryset(ordered_for_search(ids, request.query_params.get("q", "")))
         assert page_ids is not None
         listed = selectors.integrations_listed(request.user).prefetch_related(
             selectors.open_transfers_prefetch(), "external_app_ids"
@@ -295,14 +323,43 @@ class IntegrationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
         return Response(WorkloadBindingSerializer(binding).data)
 
     @extend_schema(
-        summary="Every recorded change: who, when, what changed (newest first)",
-        responses={200: HistoryEntrySerializer(many=True), 404: _PROBLEM},
+        summary="Every recorded change: who, when, what changed (newest first), a page at a time",
+        description=_HISTORY_NOTE,
+        parameters=_HISTORY_PARAMETERS,
+        responses={200: HistoryPageSerializer, 400: _PROBLEM, 404: _PROBLEM, 422: _PROBLEM},
     )
     @action(detail=True, methods=["get"], filter_backends=[], pagination_class=None)
     def history(self, request: Request, pk: str | None = None) -> Response:
         integ = self.get_object()
-        entries = selectors.integration_timeline(integ)
-        return Response(HistoryEntrySerializer(entries, many=True).data)
+        size = Pagination().get_page_size(request)
+        page = timeline.timeline_page(integ, size=size, cursor=_history_cursor(request))
+        url = request.build_absolute_uri()
+        return Response(
+            HistoryPageSerializer(
+                {
+                    "next": replace_query_param(url, "cursor", page.older.encode()) if page.older else None,
+                    "previous": replace_query_param(url, "cursor", page.newer.encode()) if page.newer else None,
+                    "results": page.entries,
+                }
+            ).data
+        )
+
+
+def _history_cursor(request: Request) -> timeline.Cursor | None:
+    """The ``cursor`` parameter read, None when absent or empty. One outside the published
+    pattern is a 400 naming it; one inside it that the portal did not write, a 422 (input the
+    schema allows but that names nothing, as everywhere in this API)."""
+    token = request.query_params.get("cursor", "")
+    if token == "":
+        return None
+    if len(token) > _CURSOR_MAX_LENGTH or not _CURSOR_PATTERN.fullmatch(token):
+        raise ValidationError({"cursor": ["Not a cursor: follow the next and previous links."]})
+    try:
+        return timeline.Cursor.decode(token)
+    except timeline.MalformedCursor:
+        raise ValidationError(
+            {"cursor": ["Not a cursor of this list: follow the next and previous links."]}, code="unprocessable"
+        ) from None
 
 
 @extend_schema_view(

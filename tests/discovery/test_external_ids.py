@@ -422,7 +422,7 @@ def test_the_timeline_shows_the_findings_linked_to_the_integration(
     finding_event(iam_admin, claimed, "discovery.finding_claimed", reason="Used by sales")
     finding_event(iam_admin, app_linked, "discovery.finding_opened")
     finding_event(iam_admin, unrelated, "discovery.finding_dismissed")
-    history = api_as(owner).get(f"/api/v1/integrations/{integration.pk}/history/").json()
+    history = api_as(owner).get(f"/api/v1/integrations/{integration.pk}/history/").json()["results"]
     actions = [entry["action"] for entry in history]
     assert "discovery.finding_claimed" in actions and "discovery.finding_opened" in actions
     assert "discovery.finding_dismissed" not in actions

@@ -213,7 +213,7 @@ def test_history_endpoint_shows_who_changed_what(
         f"/api/v1/integrations/{integ.pk}/", {"purpose": "Summarises meetings and calls."}, format="json"
     )
     assert r.status_code == 200
-    history = api_as(owner).get(f"/api/v1/integrations/{integ.pk}/history/").json()
+    history = api_as(owner).get(f"/api/v1/integrations/{integ.pk}/history/").json()["results"]
     changed = [e for e in history if e["source"] == "history" and any(c["field"] == "purpose" for c in e["changes"])]
     assert changed, history
     entry = changed[0]
@@ -245,7 +245,7 @@ def test_history_shows_scope_and_chain_changes_in_a_fixed_number_of_queries(
         return response, len(queries.captured_queries)
 
     history, api_few = counted(api, f"{url}history/")
-    changes = [c for e in history.json() if e["source"] == "history" for c in e["changes"]]
+    changes = [c for e in history.json()["results"] if e["source"] == "history" for c in e["changes"]]
     assert {
         "field": "requested_scopes",
         "old": ["msgraph:User.Read"],
@@ -258,7 +258,7 @@ def test_history_shows_scope_and_chain_changes_in_a_fixed_number_of_queries(
     for n in range(10):
         assert api.patch(url, {"purpose": f"Summarises meeting {n}."}, format="json").status_code == 200
     history, api_many = counted(api, f"{url}history/")
-    assert len(history.json()) > 20
+    assert len(history.json()["results"]) > 20
     _, page_many = counted(web, f"/inventory/{integ.pk}/")
     assert (api_many, page_many) == (api_few, page_few)
 
