@@ -26,6 +26,7 @@ from approvals.models import (
     StepAssignment,
 )
 from governance.exceptions import Conflict, DomainError, NotAllowed, ValidationFailed
+from governance.paging import EstimatedCountPaginator
 from governance.roles import sees_everything
 from governance.urls_safety import safe_next
 from governance.web import AuthenticatedHttpRequest
@@ -158,7 +159,8 @@ def queue(request: AuthenticatedHttpRequest) -> HttpResponse:
     sort = sort if sort in selectors.QUEUE_SORTS else selectors.QUEUE_DEFAULT_SORT
     view = _queue_view(request)
     qs = selectors.queue_listed(request.user, type=rtype, tier=tier, overdue=overdue, sort=sort)
-    page = Paginator(qs, QUEUE_PAGE_SIZE).get_page(request.GET.get("page"))
+    # Counted up to a bound, estimated beyond it ("about 50,000"): see governance.paging.
+    page = EstimatedCountPaginator(qs, QUEUE_PAGE_SIZE).get_page(request.GET.get("page"))
     rows = _queue_rows(list(page.object_list))
     can_decide = permissions.can_decide_any(request.user)
     return render(

@@ -6,9 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 import django_filters
-from django.db.models import Q, QuerySet
+from django.db import connections
+from django.db.models import Q, QuerySet, Subquery, Value
+from django.db.models.functions import Concat
 
 from governance.filters import DateTimeFilter, IdFilter, StrictBooleanFilter, StrictBooleanWidget
+from governance.models import User
+from governance.paging import planner_rows
 from inventory.choices import (
     AccessLevel,
     DataClassification,
@@ -17,13 +21,14 @@ from inventory.choices import (
     IntegrationKind,
     IntegrationStatus,
     IssuerKind,
+    OwnerRole,
     RiskTier,
     Sensitivity,
     TransferStatus,
 )
 from inventory.controls import GRANT_SUBSETS, INTEGRATION_SUBSETS, subset_choices
 from inventory.models import Grant, Integration, OwnershipTransfer, Scope, TrustedIssuer
-from inventory.selectors import holds_unused_scopes, identity_status_q, owned_by
+from inventory.selectors import holds_unused_scopes, identity_status_q
 
 
 class OrphanedWidget(StrictBooleanWidget):
@@ -113,7 +118,12 @@ class IntegrationFilter(django_filters.FilterSet):
         return qs
 
     def by_owner(self, qs: QuerySet[Integration], name: str, value: str) -> QuerySet[Integration]:
-        return qs.filter(owned_by(value, lookup="username"))
+        # A UNION of the three owner columns' index lookups, for the person's id (found once): an
+        # OR over joined usernames read every integration (9 s at 500,000 on PostgreSQL).
+        person = User.objects.filter(username=value).values("pk")
+        mine = Integration.objects.order_by().values("pk")
+        first, *others = (mine.filter(**{f"{role}__in": person}) for role in OwnerRole.values)
+        return qs.filter(pk__in=first.union(*others))
 
     def by_scope(self, qs: QuerySet[Integration], name: str, value: str) -> QuerySet[Integration]:
         # A subquery, not a join: no duplicate rows, no DISTINCT over the whole list.
@@ -137,6 +147,24 @@ class IntegrationFilter(django_filters.FilterSet):
 # Sorting offered on the page and the API (?ordering=).
 ORDERING_FIELDS = ["name", "status", "risk_score", "risk_tier", "kind", "created_at", "updated_at", "vendor"]
 
+# A word search matching up to this many integrations is sorted by name after the trigram index
+# found its matches, rather than found by walking the name index: when the matches cluster in
+# name order (names starting with the word), that walk read 200,000 rows to fill one page.
+# Beyond it, walking is the cheaper bet (a broad word fills a page within a few rows).
+SEARCH_SORTED_UP_TO = 100_000
+
+
+def ordered_for_search(qs: QuerySet[Any], words: str) -> QuerySet[Any]:
+    """``qs`` (sorted by name, as the list's default) sorted so that PostgreSQL finds a word
+    search's matches first and sorts them, when the planner expects at most
+    ``SEARCH_SORTED_UP_TO``; anything else unchanged (SQLite has no index to find words with)."""
+    if not words.strip() or connections[qs.db].vendor != "postgresql":
+        return qs
+    if tuple(qs.query.order_by) != ("name", "id") or planner_rows(qs) > SEARCH_SORTED_UP_TO:
+        return qs
+    # The same order as the name index's, written so that it cannot be read from that index.
+    return qs.order_by(Concat("name", Value("")).asc(), "id")
+
 
 class ScopeFilter(django_filters.FilterSet):
     system = django_filters.CharFilter(field_name="system__code", help_text="Resource system code, e.g. msgraph.")
@@ -156,7 +184,7 @@ class ScopeFilter(django_filters.FilterSet):
 
 class GrantFilter(django_filters.FilterSet):
     integration = IdFilter(field_name="integration__id", help_text="Integration id.")
-    scope = django_filters.CharFilter(field_name="scope__code", help_text="Scope code, system:name.")
+    scope = django_filters.CharFilter(method="by_scope", help_text="Scope code, system:name.")
     active = StrictBooleanFilter(method="filter_active", help_text="true: active grants; false: ended ones.")
     expires_before = DateTimeFilter(field_name="expires_at", lookup_expr="lt")
     evidence = django_filters.ChoiceFilter(
@@ -168,6 +196,11 @@ class GrantFilter(django_filters.FilterSet):
     class Meta:
         model = Grant
         fields = ["integration", "scope", "active", "expires_before", "evidence"]
+
+    def by_scope(self, queryset: QuerySet[Grant], name: str, value: str) -> QuerySet[Grant]:
+        # The scope's id found first (one row): the grants then come in the list's order from
+        # the (scope, granted) index, where a join on the code walked every grant by date.
+        return queryset.filter(scope_id=Subquery(Scope.objects.filter(code=value).values("pk")[:1]))
 
     def filter_active(self, queryset: QuerySet[Grant], name: str, value: bool) -> QuerySet[Grant]:
         return queryset.filter(status=GrantStatus.ACTIVE) if value else queryset.exclude(status=GrantStatus.ACTIVE)

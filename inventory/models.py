@@ -182,8 +182,16 @@ class Integration(models.Model):
             models.Index(fields=["business_owner", "status"]),
             # The list's default order: a page of 25 reads the index instead of sorting every row.
             models.Index(fields=["name", "id"], name="integration_name_id"),
-            # The IAM team's usual question: "what is active and high risk?"
-            models.Index(fields=["status", "risk_tier"], name="integration_status_tier"),
+            # The IAM team's usual question: "what is active and high risk?", and of which kind:
+            # the list's three filters answered from the index alone.
+            models.Index(fields=["status", "risk_tier", "kind"], name="integration_status_tier_kind"),
+            # The list's other sorts (each with the id that breaks ties): a page reads the index
+            # instead of sorting half a million rows.
+            models.Index(fields=["risk_score", "id"], name="integration_risk_score_id"),
+            models.Index(fields=["status", "id"], name="integration_status_id"),
+            models.Index(fields=["kind", "id"], name="integration_kind_id"),
+            models.Index(fields=["vendor", "id"], name="integration_vendor_id"),
+            models.Index(fields=["updated_at", "id"], name="integration_updated_id"),
             # Risk held per business owner (the dashboard's top owners), index-only on PostgreSQL.
             models.Index(
                 fields=["status", "business_owner"],
@@ -281,6 +289,10 @@ class Grant(models.Model):
     class Meta:
         ordering = ["-granted_at", "id"]
         indexes = [
+            # The grant list's order: a page of 50 reads the index instead of sorting every grant.
+            models.Index(fields=["-granted_at", "id"], name="grant_granted_desc_id"),
+            # The grants of one scope in that order (the list's scope filter).
+            models.Index(fields=["scope", "-granted_at", "id"], name="grant_scope_granted_desc_id"),
             models.Index(fields=["integration", "status"]),
             models.Index(fields=["status", "expires_at"]),
             models.Index(fields=["source_type", "source_id"]),

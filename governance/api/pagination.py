@@ -5,6 +5,10 @@ default or the maximum, and answers a ``page`` that is not a number with a 404 a
 were merely past the end. Here a malformed value is a 400 naming the parameter, an empty one
 counts as absent (as for every query parameter: ``allowEmptyValue``), and only a well-formed page
 past the last one is a 404.
+
+Counts follow ``governance.paging``: exact up to ``PAGING_EXACT_COUNT_UP_TO`` matches, beyond
+that (on PostgreSQL) the planner's estimate, rounded, with ``count_is_estimate: true`` beside
+``count``; ``next`` is read from the rows, never from the estimate.
 """
 
 from __future__ import annotations
@@ -14,6 +18,9 @@ from typing import Any
 from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.request import Request
+from rest_framework.response import Response
+
+from governance.paging import EstimatedCountPaginator
 
 
 def _whole_number(request: Request, name: str, *, minimum: int, maximum: int | None = None) -> int | None:
@@ -32,6 +39,7 @@ def _whole_number(request: Request, name: str, *, minimum: int, maximum: int | N
 
 
 class Pagination(PageNumberPagination):
+    django_paginator_class = EstimatedCountPaginator
     page_size = 50
     page_size_query_param = "page_size"
     max_page_size = 200
@@ -45,6 +53,38 @@ class Pagination(PageNumberPagination):
     def get_page_number(self, request: Request, paginator: Any) -> Any:
         number = _whole_number(request, self.page_query_param, minimum=1, maximum=self.max_page)
         return 1 if number is None else number
+
+    def get_paginated_response(self, data: Any) -> Response:
+        assert self.page is not None  # set by paginate_queryset, which every list calls first
+        paginator = self.page.paginator
+        return Response(
+            {
+                "count": paginator.count,
+                "count_is_estimate": getattr(paginator, "count_is_estimate", False),
+                "next": self.get_next_link(),
+                "previous": self.get_previous_link(),
+                "results": data,
+            }
+        )
+
+    def get_paginated_response_schema(self, schema: dict[str, Any]) -> dict[str, Any]:
+        described = super().get_paginated_response_schema(schema)
+        properties = described["properties"]
+        properties["count"]["description"] = (
+            "How many results the list holds: exact up to 10,000 matches (by default); beyond that the "
+            "database's estimate, rounded to two significant figures, and count_is_estimate is true."
+        )
+        properties["count"]["minimum"] = 0
+        estimate = {
+            "type": "boolean",
+            "example": False,
+            "description": "true when count is an estimate (a broad list over a large table); follow next, "
+            "never count, to reach the end.",
+        }
+        # Beside count, in the order the answer has them.
+        described["properties"] = {"count": properties.pop("count"), "count_is_estimate": estimate, **properties}
+        described["required"] = [*described.get("required", []), "count_is_estimate"]
+        return described
 
     def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
         return [
