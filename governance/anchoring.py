@@ -38,7 +38,15 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import connection, transaction
 from django.utils import timezone
 
-from governance.audit import GENESIS_HASH, ChainBreak, _fmt_time, verify_chain
+from governance.audit import (
+    GENESIS_HASH,
+    VERIFY_CHUNK_SIZE,
+    ChainBreak,
+    _fmt_time,
+    recompute_hash,
+    verify_chain,
+    verify_chain_parallel,
+)
 from governance.models import AuditChainCheck, AuditCheckpoint, AuditEvent
 from governance.services import email_enqueue
 from governance.webhooks import events as webhook_events
@@ -489,6 +497,7 @@ class Verdict:
     checkpoint: Statement | None = None
     source: str = ""
     anchored: bool = False  # the problem is a mismatch with a checkpoint, not a chain break
+    since_checkpoint: bool = False  # only the events after the checkpoint's head were walked
 
     @property
     def intact(self) -> bool:
@@ -507,57 +516,127 @@ def read_witness_file(path: str) -> Statement | None:
     return Statement.from_json(json.loads(lines[-1]))
 
 
-def verify_trail(*, chunk_size: int = 2000, witness_file: str | None = None) -> Verdict:
-    """Walk the chain, then hold it against the newest checkpoint: the database's and, when a
-    witness file is configured (``AUDIT_WITNESS_FILE``, or ``witness_file``) and readable here,
-    the file's — a checkpoint deleted from the database is still in the file."""
-    checked, broken = verify_chain(chunk_size=chunk_size)
+def verify_trail(*, chunk_size: int = VERIFY_CHUNK_SIZE, witness_file: str | None = None, workers: int = 1) -> Verdict:
+    """Walk the chain (in ``workers`` processes when more than one), then hold it against the
+    newest checkpoint: the database's and, when a witness file is configured
+    (``AUDIT_WITNESS_FILE``, or ``witness_file``) and readable here, the file's — a checkpoint
+    deleted from the database is still in the file."""
+    if workers > 1:
+        checked, broken = verify_chain_parallel(workers=workers, chunk_size=chunk_size)
+    else:
+        checked, broken = verify_chain(chunk_size=chunk_size)
     if broken is not None:
         return Verdict(checked, broken)
+    found = newest_checkpoint(witness_file=witness_file)
+    if found.problem is not None:
+        return Verdict(checked, found.problem, found.statement, found.source, anchored=True)
+    if found.statement is None:
+        return Verdict(checked, None)
+    mismatch = anchor_problem(found.statement)
+    return Verdict(checked, mismatch, found.statement, found.source, anchored=mismatch is not None)
+
+
+def verify_since_checkpoint(*, chunk_size: int = VERIFY_CHUNK_SIZE, witness_file: str | None = None) -> Verdict:
+    """Verify only what was written since the newest signed checkpoint. The start point is
+    trusted because of what it is: a statement whose signature holds (so it was signed by the
+    key kept outside the database, over a trail the signer walked), whose head event is still
+    in place with the signed hash, whose content still hashes to it, and with as many events up
+    to it as were signed. From there the chain is walked to the end. Events before the head are
+    not re-hashed: an edit there that leaves the head's row alone is found by the full walk.
+    Without a usable checkpoint, the whole trail is walked."""
+    found = newest_checkpoint(witness_file=witness_file)
+    if found.problem is not None:
+        return Verdict(0, found.problem, found.statement, found.source, anchored=True)
+    statement = found.statement
+    if statement is None:
+        return verify_trail(chunk_size=chunk_size, witness_file=witness_file)
+    mismatch = anchor_problem(statement)
+    if mismatch is None and statement.last_event_id and recompute_hash(statement.last_event_id) != statement.head_hash:
+        mismatch = ChainBreak(
+            statement.last_event_id,
+            f"the content of #{statement.last_event_id}, the newest event checkpoint {statement.sequence} saw, "
+            "was altered after it was signed",
+        )
+    if mismatch is not None:
+        return Verdict(0, mismatch, statement, found.source, anchored=True)
+    checked, broken = verify_chain(
+        chunk_size=chunk_size, after_id=statement.last_event_id, after_hash=statement.head_hash
+    )
+    return Verdict(checked, broken, statement, found.source, since_checkpoint=True)
+
+
+@dataclass(frozen=True)
+class NewestCheckpoint:
+    """The newest checkpoint whose signature holds (``statement``, from ``source``), or the
+    ``problem`` that stops it being trusted."""
+
+    statement: Statement | None
+    source: str = ""
+    problem: ChainBreak | None = None
+
+
+def newest_checkpoint(*, witness_file: str | None = None) -> NewestCheckpoint:
+    """The newest checkpoint of the database and of the witness file (``AUDIT_WITNESS_FILE``, or
+    ``witness_file``) when readable here, each with its signature checked, the file's also
+    present and equal in the database."""
     row = AuditCheckpoint.objects.order_by("-sequence").first()
     statement = Statement.of(row) if row is not None else None
     path = settings.AUDIT_WITNESS_FILE if witness_file is None else witness_file
-    if statement is None and not (path and os.path.exists(path)):
-        return Verdict(checked, None)
+    readable = bool(path) and os.path.exists(path)
+    if statement is None and not readable:
+        return NewestCheckpoint(None)
     keys = verify_keys()
     source = "the database"
     if statement is not None:
         problem = statement.signature_problem(keys)
         if problem is not None:
-            return Verdict(checked, ChainBreak(None, problem), statement, source, anchored=True)
-    if path and os.path.exists(path):
+            return NewestCheckpoint(statement, source, ChainBreak(None, problem))
+    if readable:
         try:
             witnessed = read_witness_file(path)
         except (OSError, ValueError, KeyError, TypeError) as exc:
             problem = f"the newest line of witness file {path} is not a readable checkpoint ({exc})"
-            return Verdict(checked, ChainBreak(None, problem), statement, source, anchored=True)
+            return NewestCheckpoint(statement, source, ChainBreak(None, problem))
         if witnessed is not None:
-            problem = witnessed.signature_problem(keys)
+            problem = _witnessed_problem(witnessed, keys, path)
             if problem is not None:
-                return Verdict(checked, ChainBreak(None, f"{problem} (witness file {path})"), witnessed, path, True)
-            stored = AuditCheckpoint.objects.filter(sequence=witnessed.sequence).first()
-            if stored is None:
-                problem = (
-                    f"checkpoint {witnessed.sequence} is in witness file {path} but not in the database: "
-                    "checkpoints were deleted"
-                )
-                return Verdict(checked, ChainBreak(None, problem), witnessed, path, anchored=True)
-            if Statement.of(stored) != witnessed:
-                problem = (
-                    f"checkpoint {witnessed.sequence} in the database differs from the one witness file {path} holds"
-                )
-                return Verdict(checked, ChainBreak(None, problem), witnessed, path, anchored=True)
+                return NewestCheckpoint(witnessed, path, ChainBreak(None, problem))
             if statement is None or witnessed.sequence > statement.sequence:
                 statement, source = witnessed, path
-    if statement is None:
-        return Verdict(checked, None)
-    mismatch = anchor_problem(statement)
-    return Verdict(checked, mismatch, statement, source, anchored=mismatch is not None)
+    return NewestCheckpoint(statement, source)
 
 
-def verify_and_record(*, chunk_size: int = 2000, witness_file: str | None = None) -> Verdict:
-    """``verify_trail``, kept for the auditors' home page (``AuditChainCheck``)."""
-    verdict = verify_trail(chunk_size=chunk_size, witness_file=witness_file)
+def _witnessed_problem(witnessed: Statement, keys: dict[str, Ed25519PublicKey], path: str) -> str | None:
+    """Why a witness file's checkpoint cannot be trusted: its signature, or the database lost
+    or changed it."""
+    problem = witnessed.signature_problem(keys)
+    if problem is not None:
+        return f"{problem} (witness file {path})"
+    stored = AuditCheckpoint.objects.filter(sequence=witnessed.sequence).first()
+    if stored is None:
+        return f"checkpoint {witnessed.sequence} is in witness file {path} but not in the database: checkpoints were deleted"
+    if Statement.of(stored) != witnessed:
+        return f"checkpoint {witnessed.sequence} in the database differs from the one witness file {path} holds"
+    return None
+
+
+def verify_and_record(
+    *,
+    chunk_size: int = VERIFY_CHUNK_SIZE,
+    witness_file: str | None = None,
+    since_checkpoint: bool = False,
+    workers: int = 1,
+) -> Verdict:
+    """``verify_trail`` (or ``verify_since_checkpoint``), kept for the auditors' home page
+    (``AuditChainCheck``). An incremental check is kept only when it finds a problem: its count
+    covers the events since the checkpoint, and the page's "intact" speaks for the whole trail
+    (without a checkpoint the incremental check is a full walk, and kept as one)."""
+    if since_checkpoint:
+        verdict = verify_since_checkpoint(chunk_size=chunk_size, witness_file=witness_file)
+    else:
+        verdict = verify_trail(chunk_size=chunk_size, witness_file=witness_file, workers=workers)
+    if verdict.since_checkpoint and verdict.intact:
+        return verdict
     AuditChainCheck.objects.create(
         events_checked=verdict.checked,
         intact=verdict.intact,
