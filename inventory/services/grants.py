@@ -5,9 +5,13 @@ the kill switch, the expiry sweep and campaign revocations."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
+from django.db.models import Q
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from governance.actors import Actor
@@ -125,50 +129,152 @@ def grant_revoke(*, actor: Actor | User, grant: Grant, reason: str) -> Grant:
     return grant
 
 
-def grants_end_many(*, actor: Actor | User, grant_ids: Sequence[int], status: str, reason: str, action: str) -> int:
-    """End many active grants as ``status`` (revoked or expired) in one transaction with bulk
-    writes, each audited as ``action``; grants already ended are skipped. The callers (the kill
-    switch, retirement, the expiry sweep, campaign revocations) have checked who may.
-    Returns how many were ended."""
+def grants_end_many(
+    *,
+    actor: Actor | User,
+    grant_ids: Sequence[int],
+    status: str,
+    reason: str,
+    action: str,
+    owners: dict[int, User] | None = None,
+) -> int:
+    """End many active grants as ``status`` (revoked or expired) in one transaction with
+    set-based writes, each audited as ``action``; grants already ended are skipped. The callers
+    (the kill switch, retirement, the expiry sweep, campaign revocations) have checked who may.
+    ``owners`` (business owners by id) is a cache a caller ending grants in many calls may
+    share. Returns how many were ended."""
     if status not in (GrantStatus.REVOKED, GrantStatus.EXPIRED):
         raise ValidationFailed.on("status", "Grants end as revoked or expired.")
     resolved = Actor.coerce(actor)
+    owners = {} if owners is None else owners
     ended = 0
     with transaction.atomic():
-        now = timezone.now()
+        end = _GrantEnd(status=status, reason=reason, action=action, now=timezone.now())
         for start in range(0, len(grant_ids), END_CHUNK):
-            chunk = list(
-                Grant.objects.select_for_update()
-                .filter(pk__in=grant_ids[start : start + END_CHUNK], status=GrantStatus.ACTIVE)
-                .select_related("integration__business_owner", "scope")
-            )
-            if chunk:
-                _end_chunk(resolved, chunk, status=status, reason=reason, action=action, now=now)
-                ended += len(chunk)
+            ended += _end_chunk(resolved, grant_ids[start : start + END_CHUNK], end, owners)
     return ended
 
 
-def _end_chunk(actor: Actor, chunk: list[Grant], *, status: str, reason: str, action: str, now: datetime) -> None:
-    """One bulk UPDATE of locked active grants, then their audit events and history rows."""
-    Grant.objects.filter(pk__in=[grant.pk for grant in chunk], status=GrantStatus.ACTIVE).update(
-        status=status, ended_at=now, ended_by=actor.user, end_reason=reason
+@dataclass(frozen=True)
+class _GrantEnd:
+    """How a batch of grants ends: the status, the reason, the audit action and the time."""
+
+    status: str
+    reason: str
+    action: str
+    now: datetime
+
+
+# What the audit trail and the history need of a grant about to end, read without model instances.
+_END_COLUMNS = (
+    "pk",
+    "integration_id",
+    "source_type",
+    "source_id",
+    "expires_at",
+    "scope__code",
+    "integration__name",
+    "integration__business_owner_id",
+)
+
+
+def _ids_as_array() -> bool:
+    """Whether a list of ids is sent as one array parameter (PostgreSQL): a statement with a
+    thousand placeholders costs the driver more to prepare than the database to run."""
+    return connection.vendor == "postgresql"
+
+
+def pk_in(ids: Sequence[int]) -> Q:
+    """``pk IN ids``: one array parameter on PostgreSQL, the ids one by one elsewhere. Matched
+    on the primary key's index alone, whatever the planner's statistics say of other columns."""
+    if _ids_as_array():
+        return Q(pk__in=RawSQL("SELECT unnest(%s::bigint[])", (list(ids),)))
+    return Q(pk__in=ids)
+
+
+def _ids_sql(ids: Sequence[int]) -> tuple[str, list[Any]]:
+    """``pk_in`` for raw SQL: the condition after the id column, and its parameters."""
+    if _ids_as_array():
+        return "= ANY(%s::bigint[])", [list(ids)]
+    return f"IN ({', '.join(['%s'] * len(ids))})", list(ids)
+
+
+def _end_chunk(actor: Actor, ids: Sequence[int], end: _GrantEnd, owners: dict[int, User]) -> int:
+    """The active grants of ``ids``, locked, ended with one UPDATE; their history rows written
+    with one INSERT … SELECT and their audit events with one ``audit_record_many``, in the
+    grants' usual order (newest granted first). Returns how many ended."""
+    rows = list(
+        Grant.objects.select_for_update(of=("self",))
+        .filter(pk_in(ids), status=GrantStatus.ACTIVE)
+        .order_by("-granted_at", "id")
+        .values_list(*_END_COLUMNS)
     )
-    events = []
-    for grant in chunk:
-        before = _grant_after(grant)
-        grant.status, grant.ended_at, grant.ended_by, grant.end_reason = status, now, actor.user, reason
-        events.append(
-            EventSpec(
-                action=action,
-                target=grant,
-                owner=grant.integration.business_owner,
-                before=before,
-                after=_grant_after(grant),
-                reason=reason,
-            )
-        )
-    audit_record_many(actor=actor, events=events)
-    history_record_many(chunk, user=actor.user, reason=reason)
+    if not rows:
+        return 0
+    locked = [row[0] for row in rows]
+    Grant.objects.filter(pk_in(locked), status=GrantStatus.ACTIVE).update(
+        status=end.status, ended_at=end.now, ended_by=actor.user, end_reason=end.reason
+    )
+    missing = {row[7] for row in rows} - owners.keys()
+    if missing:
+        owners.update(User.objects.in_bulk(list(missing)))
+    audit_record_many(actor=actor, events=[_end_event(row, end, owners) for row in rows])
+    _history_insert(locked, user=actor.user, reason=end.reason)
+    return len(rows)
+
+
+def _end_event(row: tuple[Any, ...], end: _GrantEnd, owners: dict[int, User]) -> EventSpec:
+    """The audit event of one grant ending, from its ``_END_COLUMNS`` row: the same as
+    ``_grant_after`` gives for the grant before and after (its target named as ``Grant.__str__``
+    names it)."""
+    pk, integration_id, source_type, source_id, expires_at, scope_code, integration_name, owner_id = row
+    before = {
+        "integration": integration_id,
+        "scope": scope_code,
+        "status": GrantStatus.ACTIVE,
+        "source": f"{source_type}:{source_id}",
+        "expires_at": expires_at.isoformat() if expires_at else None,
+    }
+    return EventSpec(
+        action=end.action,
+        target_type=_GRANT_LABEL,
+        target_id=str(pk),
+        target_repr=f"{integration_name} → {scope_code}",
+        owner=owners[owner_id],
+        before=before,
+        after={**before, "status": end.status},
+        reason=end.reason,
+    )
+
+
+_GRANT_LABEL = f"{Grant._meta.app_label}.{Grant._meta.model_name}"
+
+
+def _history_insert(grant_ids: list[int], *, user: User, reason: str) -> None:
+    """One historical row per grant of ``grant_ids`` as it now stands (after its UPDATE), written
+    by one INSERT … SELECT with the fields django-simple-history writes on a save: every tracked
+    field, ``history_date``, ``history_user``, ``history_change_reason`` (cut to 100 characters,
+    NULL when empty) and ``history_type`` "~"; in the grants' usual order, newest granted first."""
+    history_model = Grant.history.model
+    quote = connection.ops.quote_name
+    tracked = [field.column for field in history_model._meta.concrete_fields if not field.name.startswith("history_")]
+    stamped = {
+        "history_date": connection.ops.adapt_datetimefield_value(timezone.now()),
+        "history_user": user.pk,
+        "history_change_reason": reason[:100] if reason else None,
+        "history_type": "~",
+    }
+    stamp_columns = [history_model._meta.get_field(name).column for name in stamped]
+    ids_match, ids_params = _ids_sql(grant_ids)
+    sql = (
+        f"INSERT INTO {quote(history_model._meta.db_table)} "
+        f"({', '.join(quote(column) for column in [*tracked, *stamp_columns])}) "
+        f"SELECT {', '.join(quote(column) for column in tracked)}, {', '.join(['%s'] * len(stamped))} "
+        f"FROM {quote(Grant._meta.db_table)} WHERE {quote('id')} {ids_match} "
+        f"ORDER BY {quote('granted_at')} DESC, {quote('id')}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*stamped.values(), *ids_params])
 
 
 def grants_revoke_all(*, actor: Actor, integration: Integration, reason: str) -> int:

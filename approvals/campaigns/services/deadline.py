@@ -5,11 +5,12 @@ owner; then the close. A draft that was never launched can be cancelled."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
-from django.db import transaction
-from django.db.models import F
+from django.db import models, transaction
+from django.db.models import Case, F, Value, When
 from django.utils import timezone
 
 from approvals.campaigns import permissions, selectors
@@ -23,13 +24,14 @@ from approvals.campaigns.models import (
     ReviewItem,
 )
 from approvals.campaigns.services.common import campaign_transition, check_transition, system_actor
-from approvals.campaigns.services.decisions import apply_revocations
+from approvals.campaigns.services.decisions import covered_grants, end_revoked_grants
 from approvals.campaigns.services.notifications import campaign_links, email_reviewers, recipients_with_items
 from governance.actors import Actor
 from governance.audit import EventSpec, audit_record, audit_record_many
 from governance.exceptions import Conflict, IllegalTransition, NotAllowed
 from governance.models import User
 from governance.services import email_enqueue
+from inventory.services.grants import pk_in
 
 # Items handled per transaction at the deadline.
 DEADLINE_CHUNK = 1000
@@ -139,83 +141,166 @@ def campaign_escalate_reviewers(*, campaign: Campaign, now: datetime | None = No
 
 
 # --- The default action at the deadline -----------------------------------------------------------
+#
+# Each chunk is written with set-based statements: one locked read of the items as plain rows,
+# one UPDATE for them, their audit events in one batch, and (for revocations) the grants ended
+# by ``grants_end_many`` with one UPDATE, one INSERT … SELECT of history rows and one batch of
+# events per slice of grants. The events, their order in the chain and their payloads are those
+# the per-row path wrote: items in their usual order (integration, then id), grants in theirs.
+
+# What the deadline reads of an item: no model instance per row.
+_ITEM_COLUMNS = ("pk", "integration_id", "grant_id", "grant_ids", "status", "reviewer_id", "reviewer_group_id")
+_ITEM_LABEL = f"{ReviewItem._meta.app_label}.{ReviewItem._meta.model_name}"
 
 
-def _undecided_chunks(campaign: Campaign, size: int) -> Iterator[list[int]]:
-    while True:
-        ids = list(
-            ReviewItem.objects.filter(campaign=campaign, status__in=UNDECIDED)
-            .order_by("pk")
-            .values_list("pk", flat=True)[:size]
-        )
-        if not ids:
-            return
-        yield ids
+def _item_repr(pk: int, integration_id: int, grant_id: int | None) -> str:
+    """An item named as ``ReviewItem.__str__`` names it, from its columns."""
+    return f"Review #{pk} {integration_id}/{grant_id}"
 
 
-def _default_chunk(campaign: Campaign, ids: list[int], action: str, actor: Actor, reason: str) -> int:
-    """Revoke, or keep and flag, the items of ``ids`` still undecided; each audited as
-    ``review_item.defaulted``, revocations applied at once. Returns how many it decided."""
+def _locked_undecided(campaign: Campaign, after_pk: int, size: int) -> list[tuple[Any, ...]]:
+    """The next ``size`` undecided items after ``after_pk`` (by id), locked, as ``_ITEM_COLUMNS``."""
+    return list(
+        ReviewItem.objects.select_for_update()
+        .filter(campaign=campaign, status__in=UNDECIDED, pk__gt=after_pk)
+        .order_by("pk")
+        .values_list(*_ITEM_COLUMNS)[:size]
+    )
+
+
+@dataclass(frozen=True)
+class _Default:
+    """The default action applied at a campaign's deadline, by whom and why."""
+
+    campaign: Campaign
+    action: str
+    actor: Actor
+    reason: str
+    # The owners of the grants revoked so far, by id (read once for the whole deadline).
+    owners: dict[int, User] = field(default_factory=dict)
+
+
+def _defaulted_event(default: _Default, row: tuple[Any, ...], new_status: str) -> EventSpec:
+    pk, integration_id, grant_id, grant_ids, status, reviewer_id, reviewer_group_id = row
+    return EventSpec(
+        action="review_item.defaulted",
+        target_type=_ITEM_LABEL,
+        target_id=str(pk),
+        target_repr=_item_repr(pk, integration_id, grant_id),
+        owner=default.campaign.owner,
+        before={"status": status, "reviewer": reviewer_id, "reviewer_group": reviewer_group_id},
+        after={
+            "status": new_status,
+            "default_action": default.action,
+            "campaign": default.campaign.pk,
+            "grants": covered_grants(grant_id, grant_ids),
+        },
+        reason=default.reason,
+    )
+
+
+def _default_chunk(default: _Default, after_pk: int, size: int) -> tuple[int, int]:
+    """Revoke, or keep and flag, the next ``size`` undecided items after ``after_pk``: one
+    UPDATE, each audited as ``review_item.defaulted``, revocations applied at once. Returns how
+    many it decided and the last id read."""
     with transaction.atomic():
-        chunk = list(ReviewItem.objects.select_for_update().filter(pk__in=ids, status__in=UNDECIDED))
-        if not chunk:
-            return 0
+        rows = _locked_undecided(default.campaign, after_pk, size)
+        if not rows:
+            return 0, after_pk
         now = timezone.now()
-        new_status = ItemStatus.REVOKED if action == DefaultAction.REVOKE else ItemStatus.KEPT_FLAGGED
-        ReviewItem.objects.filter(pk__in=[item.pk for item in chunk], status__in=UNDECIDED).update(
+        revoke = default.action == DefaultAction.REVOKE
+        new_status = ItemStatus.REVOKED if revoke else ItemStatus.KEPT_FLAGGED
+        # The rows are locked and undecided: matched by id alone.
+        ReviewItem.objects.filter(pk_in([row[0] for row in rows])).update(
             status=new_status,
             by_default=True,
             decided_at=now,
-            flagged=new_status == ItemStatus.KEPT_FLAGGED,
-            decision=ItemDecision.REVOKE if new_status == ItemStatus.REVOKED else ItemDecision.CERTIFY,
-            comment=reason,
+            flagged=not revoke,
+            decision=ItemDecision.REVOKE if revoke else ItemDecision.CERTIFY,
+            comment=default.reason,
+            **({"applied_at": now} if revoke else {}),
         )
-        events = []
-        for item in chunk:
-            before = {"status": item.status, "reviewer": item.reviewer_id, "reviewer_group": item.reviewer_group_id}
-            item.status, item.by_default, item.decided_at = new_status, True, now
-            after = {"status": new_status, "default_action": action, "campaign": campaign.pk}
-            events.append(
-                EventSpec(
-                    action="review_item.defaulted",
-                    target=item,
-                    owner=campaign.owner,
-                    before=before,
-                    after={**after, "grants": item.covered_grant_ids()},
-                    reason=reason,
-                )
-            )
-        audit_record_many(actor=actor, events=events)
-        if new_status == ItemStatus.REVOKED:
-            apply_revocations(actor, chunk, reason)
-        return len(chunk)
+        ordered = sorted(rows, key=lambda row: (row[1], row[0]))  # ReviewItem's ordering
+        audit_record_many(actor=default.actor, events=[_defaulted_event(default, row, new_status) for row in ordered])
+        if revoke:
+            covered = (covered_grants(row[2], row[3]) for row in ordered)
+            end_revoked_grants(default.actor, covered, default.reason, default.owners)
+        return len(rows), rows[-1][0]
 
 
 def _default_revoke_or_keep(campaign: Campaign, action: str, size: int) -> int:
-    actor = system_actor(campaign)
-    reason = f"Not decided by the deadline of {campaign.name}"
-    return sum(_default_chunk(campaign, ids, action, actor, reason) for ids in _undecided_chunks(campaign, size))
+    default = _Default(
+        campaign=campaign,
+        action=action,
+        actor=system_actor(campaign),
+        reason=f"Not decided by the deadline of {campaign.name}",
+    )
+    decided, last = 0, 0
+    while True:
+        count, last = _default_chunk(default, last, size)
+        if not count:
+            return decided
+        decided += count
 
 
-def _reassign_chunk(campaign: Campaign, chunk: list[ReviewItem], people: dict[int, User]) -> list[EventSpec]:
-    """Give each item of ``chunk`` to whoever takes over from its reviewer, open again."""
-    now = timezone.now()
+# How an escalated item is reassigned: the new reviewer or group, and the kind of target.
+Reassignment = tuple[int | None, int | None, str]
+
+
+def _reassignment(campaign: Campaign, reviewer: User | None) -> Reassignment:
+    """Whoever takes over from ``reviewer`` (``_escalation_target``), as the item's new columns."""
+    targets, kind = _escalation_target(campaign, reviewer)
+    if kind == "fallback group":
+        return None, campaign.definition.fallback_group_id, kind
+    return targets[0].pk, None, kind
+
+
+def _by_reviewer(values: dict[int | None, Any], output_field: models.Field[Any, Any]) -> Any:
+    """A value per item chosen by the item's reviewer before the UPDATE (None: no reviewer);
+    the value itself when it is the same for all (an all-NULL CASE has no type to assign)."""
+    if len(set(values.values())) == 1:
+        return next(iter(values.values()))
+    whens = [
+        When(reviewer__isnull=True, then=Value(value))
+        if reviewer is None
+        else When(reviewer=reviewer, then=Value(value))
+        for reviewer, value in values.items()
+    ]
+    return Case(*whens, output_field=output_field)
+
+
+def _reassign_chunk(
+    campaign: Campaign, rows: list[tuple[Any, ...]], people: dict[int, User], plan: dict[int | None, Reassignment]
+) -> list[EventSpec]:
+    """Give each item of ``rows`` to whoever takes over from its reviewer, open again: one UPDATE
+    whose values follow the reviewer. ``plan`` keeps each reviewer's reassignment across chunks."""
+    for reviewer_id in {row[5] for row in rows} - plan.keys():
+        plan[reviewer_id] = _reassignment(campaign, people.get(reviewer_id or 0))
+    chunk_plan = {reviewer_id: plan[reviewer_id] for reviewer_id in {row[5] for row in rows}}
+    ReviewItem.objects.filter(pk_in([row[0] for row in rows])).update(
+        reviewer=_by_reviewer({key: value[0] for key, value in chunk_plan.items()}, models.BigIntegerField()),
+        reviewer_group=_by_reviewer({key: value[1] for key, value in chunk_plan.items()}, models.BigIntegerField()),
+        assigned_reason=_by_reviewer(
+            {key: f"escalated at the deadline to the {value[2]}" for key, value in chunk_plan.items()},
+            models.CharField(),
+        ),
+        escalated_at=timezone.now(),
+        status=ItemStatus.OPEN,
+    )
     events = []
-    for item in chunk:
-        targets, kind = _escalation_target(campaign, people.get(item.reviewer_id or 0))
-        before = {"reviewer": item.reviewer_id, "reviewer_group": item.reviewer_group_id}
-        if kind == "fallback group":
-            item.reviewer, item.reviewer_group_id = None, campaign.definition.fallback_group_id
-        else:
-            item.reviewer, item.reviewer_group_id = targets[0], None
-        item.escalated_at = now
-        item.assigned_reason = f"escalated at the deadline to the {kind}"
-        item.status = ItemStatus.OPEN
-        after = {"reviewer": item.reviewer_id, "reviewer_group": item.reviewer_group_id, "target_kind": kind}
+    for pk, integration_id, grant_id, _ids, _status, reviewer_id, reviewer_group_id in rows:
+        new_reviewer, new_group, kind = plan[reviewer_id]
         events.append(
-            EventSpec(action="review_item.escalated", target=item, owner=campaign.owner, before=before, after=after)
+            EventSpec(
+                action="review_item.escalated",
+                target_type=_ITEM_LABEL,
+                target_id=str(pk),
+                target_repr=_item_repr(pk, integration_id, grant_id),
+                owner=campaign.owner,
+                before={"reviewer": reviewer_id, "reviewer_group": reviewer_group_id},
+                after={"reviewer": new_reviewer, "reviewer_group": new_group, "target_kind": kind},
+            )
         )
-    ReviewItem.objects.bulk_update(chunk, ["reviewer", "reviewer_group", "escalated_at", "assigned_reason", "status"])
     return events
 
 
@@ -247,20 +332,17 @@ def _default_escalate(campaign: Campaign, size: int) -> int:
     actor = system_actor(campaign)
     undecided_reviewers = ReviewItem.objects.filter(campaign=campaign, status__in=UNDECIDED).values("reviewer_id")
     people = {user.pk: user for user in User.objects.filter(pk__in=undecided_reviewers).select_related("manager")}
+    plan: dict[int | None, Reassignment] = {}
     done = 0
     last = 0
     with transaction.atomic():
         while True:
-            chunk = list(
-                ReviewItem.objects.select_for_update()
-                .filter(campaign=campaign, status__in=UNDECIDED, pk__gt=last)
-                .order_by("pk")[:size]
-            )
-            if not chunk:
+            rows = _locked_undecided(campaign, last, size)
+            if not rows:
                 break
-            audit_record_many(actor=actor, events=_reassign_chunk(campaign, chunk, people))
-            done += len(chunk)
-            last = chunk[-1].pk
+            audit_record_many(actor=actor, events=_reassign_chunk(campaign, rows, people, plan))
+            done += len(rows)
+            last = rows[-1][0]
         _extend_after_escalation(campaign, actor, done)
     return done
 
@@ -269,20 +351,25 @@ def _default_escalate(campaign: Campaign, size: int) -> int:
 
 
 def _apply_held_revocations(campaign: Campaign, actor: Actor, size: int) -> int:
-    """Reviewers' revocations kept for the close (apply mode "at close"), applied in chunks."""
+    """Reviewers' revocations kept for the close (apply mode "at close"), applied in chunks:
+    the grants ended in bulk, the items marked applied with one UPDATE."""
     reason = f"Recertification {campaign.name}: revoked by the reviewer, applied at the close"
     held = 0
+    owners: dict[int, User] = {}
     while True:
-        chunk = list(
-            ReviewItem.objects.filter(campaign=campaign, status=ItemStatus.REVOKED, applied_at__isnull=True).order_by(
-                "pk"
-            )[:size]
-        )
-        if not chunk:
-            return held
         with transaction.atomic():
-            apply_revocations(actor, chunk, reason)
-        held += len(chunk)
+            rows = list(
+                ReviewItem.objects.select_for_update()
+                .filter(campaign=campaign, status=ItemStatus.REVOKED, applied_at__isnull=True)
+                .order_by("pk")
+                .values_list("pk", "grant_id", "grant_ids")[:size]
+            )
+            if not rows:
+                return held
+            covered = (covered_grants(grant_id, grant_ids) for _pk, grant_id, grant_ids in rows)
+            end_revoked_grants(actor, covered, reason, owners)
+            ReviewItem.objects.filter(pk_in([row[0] for row in rows])).update(applied_at=timezone.now())
+        held += len(rows)
 
 
 def _close(campaign: Campaign, actor: Actor, *, action: str, defaulted: int, held: int, early: bool) -> None:

@@ -31,13 +31,34 @@ _ITEM_AUDITED = ("status", "decision", "reviewer", "reviewer_group", "flagged", 
 _DECISION_FIELDS = ["status", "decision", "decided_by", "decided_at", "comment", "confirmed_by", "confirmed_at"]
 
 
+def covered_grants(grant_id: int | None, grant_ids: Sequence[int]) -> list[int]:
+    """The grants an item covers, from its ``grant`` and ``grant_ids`` columns read as values
+    (``ReviewItem.covered_grant_ids`` for a row without its instance)."""
+    return [grant_id] if grant_id else list(grant_ids)
+
+
+def end_revoked_grants(
+    actor: Actor, covered: Iterable[Sequence[int]], reason: str, owners: dict[int, User] | None = None
+) -> int:
+    """End the grants of revoked items (each item's covered grant ids in ``covered``) with set-based
+    writes, each audited as ``grant.revoked``, in grant id order; grants already ended are
+    skipped by ``grants_end_many``. ``owners`` caches the grants' owners across calls. Returns
+    how many ended."""
+    grant_ids = sorted({grant_id for ids in covered for grant_id in ids})
+    return grants_end_many(
+        actor=actor,
+        grant_ids=grant_ids,
+        status=GrantStatus.REVOKED,
+        reason=reason,
+        action="grant.revoked",
+        owners=owners,
+    )
+
+
 def apply_revocations(actor: Actor, items: Sequence[ReviewItem], reason: str) -> int:
     """End the grants of revoked items at once (bulk, audited as ``grant.revoked``) and mark
     the items applied. Grants already ended are skipped by ``grants_end_many``."""
-    grant_ids = sorted({grant_id for item in items for grant_id in item.covered_grant_ids()})
-    ended = grants_end_many(
-        actor=actor, grant_ids=grant_ids, status=GrantStatus.REVOKED, reason=reason, action="grant.revoked"
-    )
+    ended = end_revoked_grants(actor, (item.covered_grant_ids() for item in items), reason)
     now = timezone.now()
     ReviewItem.objects.filter(pk__in=[item.pk for item in items]).update(applied_at=now)
     for item in items:
