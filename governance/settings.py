@@ -152,11 +152,15 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 REDIS_URL = env.str("REDIS_URL", default="")
 if REDIS_URL:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    # Deployments (or test runs) sharing one Redis database keep their cache entries apart by prefix.
+    CACHES["default"]["KEY_PREFIX"] = env.str("CACHE_KEY_PREFIX", default="")
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "governance"}}
 
 Q_CLUSTER: dict[str, object] = {
-    "name": "governance",
+    # The queue's name: every web process and worker of one deployment must share it; deployments
+    # (or test runs) sharing one Redis keep their queues apart with different names.
+    "name": env.str("Q_NAME", default="governance"),
     "workers": env.int("Q_WORKERS", default=2),
     "timeout": env.int("Q_TIMEOUT", default=300),
     # retry must exceed timeout, otherwise a slow task is handed out twice.
