@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from django.db.models import Case, Count, Min, Q, When
 from django.http import HttpRequest
@@ -33,8 +34,14 @@ RECENT = timedelta(days=14)
 EXPIRING_WITHIN = timedelta(days=30)
 
 
+# The number waiting in the user's queue, kept for the one request that counted it: the home
+# page's queue panel counts it, and the nav's queue entry shows the same number on that page.
+_QUEUE_COUNTS: WeakKeyDictionary[HttpRequest, int] = WeakKeyDictionary()
+
+
 def _queue_count(request: HttpRequest) -> int:
-    return selectors.queue_open_count(request.user)
+    counted = _QUEUE_COUNTS.get(request)
+    return selectors.queue_open_count(request.user) if counted is None else counted
 
 
 def review_queue(request: HttpRequest) -> dict[str, Any] | None:
@@ -49,6 +56,7 @@ def review_queue(request: HttpRequest) -> dict[str, Any] | None:
         overdue=Count("pk", filter=Q(due_at__lt=now)),
         due_soon=Count("pk", filter=Q(due_at__gte=now, due_at__lt=now + DUE_SOON)),
     )
+    _QUEUE_COUNTS[request] = counts["waiting"]
     if not counts["waiting"] and not permissions.sees_queue(user):
         return None
     items = list(queue.select_related("step__request__integration", "step__request__requester")[:NEXT_ITEMS])

@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import date, datetime, time, timedelta
 from typing import Any
 from urllib.parse import urlencode
+from weakref import WeakKeyDictionary
 
 from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery, Sum
 from django.db.models.functions import Coalesce
@@ -100,17 +101,38 @@ def holders_on(day: date) -> float:
 # --- Panels -------------------------------------------------------------------------------------
 
 
+# The active integrations per risk tier, kept for the one request that read them: the risk-tier
+# panel and the sprawl panel's "registered now" show the same figure on the dashboard, and
+# counting hundreds of thousands of index entries once is enough. Gone with the request.
+_ACTIVE_BY_TIER: WeakKeyDictionary[HttpRequest, dict[str | None, int]] = WeakKeyDictionary()
+
+
+def active_by_tier(request: HttpRequest) -> dict[str | None, int]:
+    """Active integrations per risk tier (an integration without a tier under None): one query
+    per request, answered from the (status, risk tier) index alone (``COUNT(*)``: a counted
+    column would make the database read every row)."""
+    counts = _ACTIVE_BY_TIER.get(request)
+    if counts is None:
+        counts = dict(
+            Integration.objects.filter(status=IntegrationStatus.ACTIVE)
+            .order_by()
+            .values_list("risk_tier")
+            .annotate(n=Count("*"))
+        )
+        _ACTIVE_BY_TIER[request] = counts
+    return counts
+
+
+def active_count(request: HttpRequest) -> int:
+    """Active integrations, whatever their tier (``registered_now`` for this request)."""
+    return sum(active_by_tier(request).values())
+
+
 def risk_tiers(request: HttpRequest) -> dict[str, Any] | None:
     """Active integrations by risk tier, each tier linked to the inventory list filtered to it.
-    One query, answered from the (status, risk tier) index alone (``COUNT(*)``: a counted column
-    would make the database read every row)."""
-    counts = dict(
-        Integration.objects.filter(status=IntegrationStatus.ACTIVE)
-        .order_by()
-        .values_list("risk_tier")
-        .annotate(n=Count("*"))
-    )
-    tiers = [
+    One query (``active_by_tier``)."""
+    counts = active_by_tier(request)
+    tiers: list[dict[str, Any]] = [
         {
             "value": tier,
             "label": str(label),

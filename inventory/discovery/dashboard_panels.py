@@ -17,7 +17,7 @@ from django.utils import timezone
 from governance import dashboard
 from governance.charts import line_chart
 from governance.controls.snapshots import weekly_series
-from inventory.dashboard_panels import day_end, inventory_url, registered_now
+from inventory.dashboard_panels import active_count, day_end, inventory_url
 from inventory.discovery.choices import FindingKind
 from inventory.discovery.models import Finding
 from inventory.models import IntegrationStatus
@@ -55,7 +55,8 @@ def sprawl(request: HttpRequest) -> dict[str, Any] | None:
     """Registered (active) integrations and unregistered apps, the last snapshot of each of the
     last ``WEEKS`` weeks (this week: today's figures), with links to both lists. Three queries."""
     series = weekly_series([REGISTERED, UNREGISTERED], WEEKS)
-    registered, unregistered = registered_now(timezone.localdate()), unregistered_now(timezone.localdate())
+    # The active count the risk-tier panel of the same page read already (``registered_now``).
+    registered, unregistered = float(active_count(request)), unregistered_now(timezone.localdate())
     # This week's point is what is true now, whether or not today's snapshot was taken yet.
     values = {
         key: [value for _start, value in series[key][:-1]] + [now]
