@@ -5,7 +5,8 @@ grants) reads every matching row, and costs more than the page itself. So a list
 ``PAGING_EXACT_COUNT_UP_TO`` matches (10,000 unless set): up to that, the count is exact; beyond
 it, on PostgreSQL, the list takes the planner's estimate of the filtered query (what
 ``EXPLAIN`` says it will return, from the table statistics that ANALYZE keeps) and says so:
-"about 12,000". SQLite keeps exact counts (it has no row estimates worth showing).
+"about 12,000". The planner is asked first: an estimate far above the bound is taken without
+the bounded count. SQLite keeps exact counts (it has no row estimates worth showing).
 
 Pages of an estimated list are cut the same way as any other (offset and page size), and
 whether a next page exists is read from the rows themselves (one more than a page is fetched),
@@ -31,6 +32,8 @@ from django.db.models import QuerySet
 DEFAULT_EXACT_COUNT_UP_TO = 10_000
 # A bound no list reaches: counting with it is counting exactly.
 MAX_EXACT = 2**62
+# An estimate this many times the bound is taken without counting (see ``count_of``).
+ESTIMATE_TRUSTED_ABOVE = 2
 
 
 def exact_count_up_to() -> int:
@@ -69,7 +72,8 @@ def planner_rows(queryset: QuerySet[Any]) -> int:
 def count_of(object_list: Any, *, exact_up_to: int | None = None) -> Counted:
     """The number of rows of ``object_list``: exact for lists, on SQLite and up to
     ``exact_up_to`` matches (one bounded count: ``count(*)`` over at most that many plus one);
-    beyond that, on PostgreSQL, the planner's estimate (never less than what was counted)."""
+    beyond that, on PostgreSQL, the planner's estimate (never less than what was counted), with
+    no count at all when the estimate exceeds ``ESTIMATE_TRUSTED_ABOVE`` times the bound."""
     if not isinstance(object_list, QuerySet):
         return Counted(len(object_list))
     if connections[object_list.db].vendor != "postgresql":
@@ -79,10 +83,17 @@ def count_of(object_list: Any, *, exact_up_to: int | None = None) -> Counted:
     if not unordered.query.combinator:
         # Only the ids: what a row shows (annotations, joined columns) is no part of a count.
         unordered = unordered.values("pk")
+    # The planner is asked first (it reads no row): far beyond the bound, the bounded count
+    # would read its 10,001 matches only to be replaced by the estimate anyway. Near or below
+    # the bound the count decides, since an estimate (of a word search above all) can be off by
+    # a factor of a few either way, and a small list is always counted exactly.
+    expected = planner_rows(unordered) if limit < MAX_EXACT else 0
+    if expected > limit * ESTIMATE_TRUSTED_ABOVE:
+        return Counted(rounded(expected), estimated=True)
     counted = unordered[: limit + 1].count()
     if counted <= limit:
         return Counted(counted)
-    return Counted(rounded(max(planner_rows(unordered), counted)), estimated=True)
+    return Counted(rounded(max(expected, counted)), estimated=True)
 
 
 class EstimatedPage(Page):

@@ -213,3 +213,45 @@ def test_the_schema_documents_the_estimate_flag(api_as: Callable[[User], Any], r
     assert page["properties"]["count_is_estimate"]["type"] == "boolean"
     assert "count_is_estimate" in page["required"]
     assert "estimate" in page["properties"]["count"]["description"]
+
+
+def _counts_issued(queries: CaptureQueriesContext) -> int:
+    return sum("COUNT(" in query["sql"].upper() for query in queries.captured_queries)
+
+
+def test_far_beyond_the_bound_the_estimate_is_taken_without_counting(
+    rows: list[Integration], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(paging, "planner_rows", lambda queryset: paging.ESTIMATE_TRUSTED_ABOVE * BOUND + 1)
+    with CaptureQueriesContext(connection) as queries:
+        counted = paging.count_of(Integration.objects.order_by("pk"), exact_up_to=BOUND)
+    if estimating():
+        assert counted == paging.Counted(paging.ESTIMATE_TRUSTED_ABOVE * BOUND + 1, estimated=True)
+        assert _counts_issued(queries) == 0
+    else:
+        assert counted == paging.Counted(ROWS) and _counts_issued(queries) == 1
+
+
+def test_an_estimate_near_the_bound_is_checked_by_the_bounded_count(
+    rows: list[Integration], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The planner expects twice the bound where three rows match: the count has the last word.
+    monkeypatch.setattr(paging, "planner_rows", lambda queryset: paging.ESTIMATE_TRUSTED_ABOVE * BOUND)
+    few = Integration.objects.filter(name__in=["Paged 00", "Paged 01", "Paged 02"])
+    with CaptureQueriesContext(connection) as queries:
+        counted = paging.count_of(few.order_by("pk"), exact_up_to=BOUND)
+    assert counted == paging.Counted(3) and _counts_issued(queries) == 1
+    # Beyond the bound all the same, it is the estimate, never below what was counted.
+    counted = paging.count_of(Integration.objects.order_by("pk"), exact_up_to=BOUND)
+    if estimating():
+        assert counted == paging.Counted(paging.ESTIMATE_TRUSTED_ABOVE * BOUND, estimated=True)
+    else:
+        assert counted == paging.Counted(ROWS)
+
+
+def test_an_exact_count_never_asks_the_planner(rows: list[Integration], monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(queryset: Any) -> int:
+        raise AssertionError("the planner was asked for an exact count")
+
+    monkeypatch.setattr(paging, "planner_rows", refuse)
+    assert paging.count_of(Integration.objects.all(), exact_up_to=paging.MAX_EXACT) == paging.Counted(ROWS)

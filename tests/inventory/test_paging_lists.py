@@ -50,3 +50,42 @@ def test_grants_of_one_scope_newest_first_in_fixed_queries(
     granted = [row["granted_at"] for row in body["results"]]
     assert granted == sorted(granted, reverse=True)
     assert api.get("/api/v1/grants/", {"scope": "nope:none"}).json()["results"] == []
+
+
+def _searched(api: Any, words: str) -> tuple[list[str], str]:
+    """The names the API lists for ``words`` and the SQL of the query that read its page."""
+    with CaptureQueriesContext(connection) as queries:
+        body = api.get("/api/v1/integrations/", {"q": words}).json()
+    page_sql = next(
+        query["sql"]
+        for query in queries.captured_queries
+        if "search_text" in query["sql"] and "ORDER BY" in query["sql"] and "EXPLAIN" not in query["sql"]
+    )
+    return [row["name"] for row in body["results"]], page_sql
+
+
+def test_a_word_search_lists_the_same_page_sorted_or_walked(
+    owner: Any, reviewer: Any, make_integration: Any, api_as: Any, monkeypatch: Any
+) -> None:
+    from inventory import filters
+
+    for name in ("Zeta invoice", "Alpha invoice", "Mid invoice", "Alpha mail"):
+        make_integration(owner, name=name)
+    api = api_as(reviewer)
+    expected = ["Alpha invoice", "Mid invoice", "Zeta invoice"]
+    # Few matches expected: found by the trigram index, then sorted (an expression the name
+    # index cannot give); many: the name index walked, in its own order.
+    monkeypatch.setattr(filters, "planner_rows", lambda queryset: filters.SEARCH_SORTED_UP_TO)
+    names, sorted_sql = _searched(api, "invoice")
+    assert names == expected
+    monkeypatch.setattr(filters, "planner_rows", lambda queryset: filters.SEARCH_SORTED_UP_TO + 1)
+    names, walked_sql = _searched(api, "invoice")
+    assert names == expected
+    if connection.vendor == "postgresql":
+        assert "COALESCE" in sorted_sql.split("ORDER BY")[1]
+        assert "COALESCE" not in walked_sql.split("ORDER BY")[1]
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT indexdef FROM pg_indexes WHERE indexname = 'integration_name_search'")
+            assert "INCLUDE (search_text)" in cursor.fetchone()[0]
+    else:
+        assert sorted_sql == walked_sql
