@@ -441,6 +441,9 @@ SPECTACULAR_SETTINGS = {
     },
 }
 API_TOKEN_DEFAULT_DAYS = env.int("API_TOKEN_DEFAULT_DAYS", default=90)
+# Lists count their matches exactly up to this many; beyond, on PostgreSQL, they give the
+# planner's estimate and say so ("about 12,000", count_is_estimate in the API).
+PAGING_EXACT_COUNT_UP_TO = env.int("PAGING_EXACT_COUNT_UP_TO", default=10_000)
 
 # --- Input limits (README "Limits") ------------------------------------------------------------
 # The largest request body accepted, pages and API alike: beyond it a 413 (problem details on
