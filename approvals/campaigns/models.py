@@ -246,10 +246,15 @@ class ReviewItem(models.Model):
 
     # Indexes are kept to what the queries use (a launch writes 100k rows; every index costs):
     # the composite indexes and unique constraints below lead with campaign, reviewer and
-    # integration, so those foreign keys need no index of their own.
+    # integration, so those foreign keys need no index of their own. No query reads items by
+    # grant alone (grants are ended, never deleted; within a campaign the unique constraint
+    # serves), so grant has none. Items assigned to a group are indexed by it; those assigned
+    # to a person (most of them) add no entry there.
     campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="items", db_index=False)
     integration = models.ForeignKey(Integration, on_delete=models.PROTECT, related_name="+", db_index=False)
-    grant = models.ForeignKey(Grant, null=True, blank=True, on_delete=models.PROTECT, related_name="review_items")
+    grant = models.ForeignKey(
+        Grant, null=True, blank=True, on_delete=models.PROTECT, related_name="review_items", db_index=False
+    )
     grant_ids = models.JSONField(default=list, blank=True)
     reviewer = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -259,7 +264,9 @@ class ReviewItem(models.Model):
         related_name="review_items",
         db_index=False,
     )
-    reviewer_group = models.ForeignKey(Group, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    reviewer_group = models.ForeignKey(
+        Group, null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
     assigned_reason = models.CharField(max_length=200, blank=True)
     critical = models.BooleanField(default=False)
 
@@ -285,6 +292,9 @@ class ReviewItem(models.Model):
             models.Index(fields=["campaign", "status"]),
             models.Index(fields=["reviewer", "status"]),
             models.Index(fields=["integration", "decided_at"]),
+            models.Index(
+                fields=["reviewer_group"], condition=models.Q(reviewer_group__isnull=False), name="review_item_by_group"
+            ),
         ]
         constraints = [
             models.UniqueConstraint(fields=["campaign", "grant"], name="review_item_one_per_grant"),

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from email.header import Header
 from typing import Any, cast
@@ -30,6 +31,18 @@ from governance.validators import header_safe
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class EmailSpec:
+    """One email to put in the outbox (the arguments of ``email_enqueue``)."""
+
+    key: str
+    recipient: User | None
+    subject: str
+    template: str
+    context: Mapping[str, Any]
+    to_address: str = ""
+
+
 def email_enqueue(
     *,
     key: str,
@@ -44,26 +57,82 @@ def email_enqueue(
     task that runs twice sends nothing twice. Returns None when the user has no address.
     The subject is made header-safe (one line, bounded): a name with a line break in it must
     not stop the email (Django refuses such a header with ``BadHeaderError``)."""
-    # ``to_address`` sends to a mailbox that is no portal account (the auditors' address, with
-    # ``recipient`` None).
-    address = to_address or (recipient.email if recipient is not None else "")
-    if not address:
-        log.warning("No email address for %s; notification %s not queued", recipient, key)
-        return None
-    ctx = {"recipient": recipient, "site_url": settings.SITE_URL, **context}
-    email, created = OutboundEmail.objects.get_or_create(
-        key=key,
-        defaults={
-            "recipient": recipient,
-            "to_address": address,
-            "subject": header_safe(subject, max_length=OutboundEmail._meta.get_field("subject").max_length or 255),
-            "body_text": _render_text(f"emails/{template}.txt", ctx),
-            "body_html": render_to_string(f"emails/{template}.html", ctx),
-        },
+    spec = EmailSpec(
+        key=key, recipient=recipient, subject=subject, template=template, context=context, to_address=to_address
     )
+    fields = _rendered_fields(spec)
+    if fields is None:
+        return None
+    email, created = OutboundEmail.objects.get_or_create(key=key, defaults=fields)
     if created:
         transaction.on_commit(lambda: _schedule_delivery(email.pk))
     return email
+
+
+def email_enqueue_many(specs: Iterable[EmailSpec]) -> list[int]:
+    """``email_enqueue`` for many emails at once, in the caller's transaction: the same rows,
+    written with one look-up of the keys already stored and one insert per batch, and one
+    after-commit hook that queues every delivery together (still one task per email, so a
+    failure retries alone). A key already stored, or given twice, is stored once. Returns the
+    ids of the emails this call stored, in the order of ``specs``."""
+    stored: list[int] = []
+    batch: list[EmailSpec] = []
+    for spec in specs:
+        batch.append(spec)
+        if len(batch) == ENQUEUE_BATCH:
+            stored.extend(_store_batch(batch))
+            batch = []
+    if batch:
+        stored.extend(_store_batch(batch))
+    if stored:
+        transaction.on_commit(lambda: _schedule_deliveries(stored))
+    return stored
+
+
+# Emails rendered, looked up and inserted together (bounds the memory of the bodies and the
+# number of parameters of one statement).
+ENQUEUE_BATCH = 500
+
+
+def _store_batch(specs: list[EmailSpec]) -> list[int]:
+    """Insert the emails of ``specs`` whose key is not stored yet; their ids."""
+    keys = [spec.key for spec in specs]
+    taken = set(OutboundEmail.objects.filter(key__in=keys).values_list("key", flat=True))
+    rows: dict[str, OutboundEmail] = {}
+    for spec in specs:
+        if spec.key in taken or spec.key in rows:
+            continue
+        fields = _rendered_fields(spec)
+        if fields is not None:
+            rows[spec.key] = OutboundEmail(key=spec.key, **fields)
+    if not rows:
+        return []
+    # A concurrent transaction that stored one of these keys first wins: its row is kept, this
+    # insert skips it, and its delivery is its own. An insert that skips conflicts returns no
+    # ids, so they are read back by key; a row is this call's when it carries the creation time
+    # this call gave it (to the microsecond).
+    OutboundEmail.objects.bulk_create(list(rows.values()), ignore_conflicts=True)
+    stored = OutboundEmail.objects.filter(key__in=list(rows)).values_list("key", "pk", "created_at")
+    ours = {key: pk for key, pk, created_at in stored if created_at == rows[key].created_at}
+    return [ours[key] for key in rows if key in ours]
+
+
+def _rendered_fields(spec: EmailSpec) -> dict[str, Any] | None:
+    """The stored fields of ``spec``'s email other than its key; None (logged) without an address."""
+    # ``to_address`` sends to a mailbox that is no portal account (the auditors' address, with
+    # ``recipient`` None).
+    address = spec.to_address or (spec.recipient.email if spec.recipient is not None else "")
+    if not address:
+        log.warning("No email address for %s; notification %s not queued", spec.recipient, spec.key)
+        return None
+    ctx = {"recipient": spec.recipient, "site_url": settings.SITE_URL, **spec.context}
+    return {
+        "recipient": spec.recipient,
+        "to_address": address,
+        "subject": header_safe(spec.subject, max_length=OutboundEmail._meta.get_field("subject").max_length or 255),
+        "body_text": _render_text(f"emails/{spec.template}.txt", ctx),
+        "body_html": render_to_string(f"emails/{spec.template}.html", ctx),
+    }
 
 
 class _OutboxMessage(EmailMultiAlternatives):
@@ -86,9 +155,73 @@ def _render_text(name: str, ctx: Mapping[str, Any]) -> str:
     return backend.engine.get_template(name).render(Context(dict(ctx), autoescape=False))
 
 
+_DELIVER_TASK = "governance.tasks.outbox_deliver"
+
+
 def _schedule_delivery(email_id: int) -> None:
     """Queue the sending of an email (the periodic flush sends it if it could not be queued)."""
-    queue.enqueue("governance.tasks.outbox_deliver", email_id, name=f"outbox-{email_id}")
+    queue.enqueue(_DELIVER_TASK, email_id, name=f"outbox-{email_id}")
+
+
+def _schedule_deliveries(email_ids: Sequence[int]) -> None:
+    """Queue the sending of each email, one task per email (a failure retries alone), pushed to
+    the broker together: one insert for the database broker, one pipeline for Redis (the
+    periodic flush sends what could not be queued)."""
+    if len(email_ids) == 1:
+        _schedule_delivery(email_ids[0])
+        return
+    # Imported here, as the queue module does: django-q2's task module loads its models.
+    from django_q.brokers import get_broker
+    from django_q.tasks import async_task
+
+    broker = get_broker()
+    collected = _CollectingBroker(broker.list_key)
+    try:
+        # ``async_task`` builds and signs each task as for a single one and hands it to
+        # ``collected``; in synchronous mode (tests) it runs each task instead.
+        for email_id in email_ids:
+            async_task(_DELIVER_TASK, email_id, task_name=f"outbox-{email_id}", broker=collected)
+        _push_all(broker, collected.packages)
+    except Exception:  # the periodic flush sends these emails; never fail the caller
+        log.exception("Could not queue the delivery of %s emails", len(email_ids))
+
+
+class _CollectingBroker:
+    """Takes the signed tasks ``async_task`` would push, so that they are pushed together."""
+
+    def __init__(self, list_key: str) -> None:
+        self.list_key = list_key
+        self.packages: list[str] = []
+
+    def enqueue(self, package: str) -> int:
+        self.packages.append(package)
+        return len(self.packages)
+
+
+def _push_all(broker: Any, packages: list[str]) -> None:
+    """Push ``packages`` onto ``broker``'s queue in one round trip where the broker allows it."""
+    from django_q.brokers.orm import ORM
+    from django_q.brokers.redis_broker import Redis
+    from django_q.conf import Conf
+    from django_q.models import OrmQ
+
+    if not packages:
+        return
+    if isinstance(broker, Redis):
+        pipeline = broker.connection.pipeline()
+        for package in packages:
+            pipeline.rpush(broker.list_key, package)
+        pipeline.execute()
+    elif isinstance(broker, ORM):
+        # The rows ``ORM.enqueue`` writes one by one (each its own commit), in one insert.
+        now = timezone.now()
+        OrmQ.objects.using(Conf.ORM).bulk_create(
+            [OrmQ(key=broker.list_key or Conf.CLUSTER_NAME, payload=package, lock=now) for package in packages],
+            batch_size=ENQUEUE_BATCH,
+        )
+    else:
+        for package in packages:
+            broker.enqueue(package)
 
 
 def email_deliver(*, email_id: int) -> str:

@@ -8,10 +8,12 @@ the ``review_item.assigned`` events and one ``campaign.launched`` event close th
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
+from django.conf import settings
+from django.contrib.auth.models import Group
 from django.db import connection, transaction
-from django.db.models import BooleanField, Case, Count, F, Q, QuerySet, Value, When
+from django.db.models import BooleanField, Case, Count, F, Field, Q, QuerySet, Value, When
 from django.utils import timezone
 
 from approvals.campaigns import permissions, selectors
@@ -26,6 +28,9 @@ from governance.exceptions import NotAllowed, Unprocessable, ValidationFailed
 from governance.models import User
 from governance.validators import SINGLE_LINE_MESSAGE, has_control_characters
 from governance.webhooks.events import emit_many as webhook_emit_many
+from governance.webhooks.events import send_after_commit
+from governance.webhooks.events import subscribers as webhook_subscribers
+from governance.webhooks.models import DeliveryStatus, WebhookDelivery
 from inventory.choices import RiskTier, Sensitivity
 from inventory.models import Grant
 
@@ -294,15 +299,95 @@ def _launch_per_integration(campaign: Campaign, selection: QuerySet[Grant], chun
 # --- The end of a launch ----------------------------------------------------------------------------
 
 
+ASSIGNED_EVENT = "review_item.assigned"
+
+
 def _emit_assigned(campaign: Campaign) -> int:
-    """``review_item.assigned`` for every item, once (the launch finishes once), streamed."""
+    """``review_item.assigned`` for every item, once (the launch finishes once). On PostgreSQL
+    the database writes the deliveries (one ``INSERT ... SELECT``: no item passes through
+    Python); elsewhere they are streamed. Returns how many deliveries were queued."""
+    if connection.vendor != "postgresql":
+        return _emit_assigned_streamed(campaign)
+    subscriptions = webhook_subscribers(ASSIGNED_EVENT)
+    if not subscriptions:
+        return 0
+    # Few deliveries are sent at once after commit, as ``emit_many`` does; many wait for the sweep.
+    send_now = campaign.items_total * len(subscriptions) <= SEND_AT_ONCE
+    sql, params = _assigned_deliveries_sql(campaign, subscriptions, returning=send_now)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        written: int = cursor.rowcount
+        if send_now:
+            send_after_commit([row[0] for row in cursor.fetchall()])
+    return written
+
+
+# The most deliveries a launch queues for sending at once (``emit_many`` sends a written batch
+# of up to 50 after commit).
+SEND_AT_ONCE = 50
+
+
+def _assigned_deliveries_sql(campaign: Campaign, subscriptions: list[int], *, returning: bool) -> tuple[str, list[Any]]:
+    """The rows ``emit_many`` writes for the items' events, as SQL: per item (in id order), one
+    delivery per subscription, with the same details, retry window and status."""
+    quote = connection.ops.quote_name
+    now = timezone.now()
+    columns = [str(cast("Field[Any, Any]", WebhookDelivery._meta.get_field(name)).column) for name in _DELIVERY_FIELDS]
+    sql = (
+        f"INSERT INTO {_quote_table(WebhookDelivery)} ({', '.join(quote(column) for column in columns)})"
+        " SELECT subscription.id, gen_random_uuid(), %s, %s, NULL, %s, CAST(item.id AS TEXT),"
+        " jsonb_build_object('campaign', item.campaign_id, 'reviewer', reviewer.username,"
+        " 'reviewer_group', reviewer_group.name, 'integration', item.integration_id),"
+        " %s, 0, %s, %s, '', %s"
+        f" FROM {_quote_table(ReviewItem)} item"
+        f" LEFT JOIN {_quote_table(User)} reviewer ON reviewer.id = item.reviewer_id"
+        f" LEFT JOIN {_quote_table(Group)} reviewer_group ON reviewer_group.id = item.reviewer_group_id"
+        " CROSS JOIN UNNEST(%s::bigint[]) WITH ORDINALITY AS subscription(id, position)"
+        " WHERE item.campaign_id = %s ORDER BY item.id, subscription.position"
+    )
+    if returning:
+        sql += " RETURNING id"
+    params = [
+        ASSIGNED_EVENT,
+        now,
+        ReviewItem._meta.label_lower,
+        DeliveryStatus.PENDING,
+        now,
+        now + timedelta(hours=settings.WEBHOOK_RETRY_HOURS),
+        now,
+        subscriptions,
+        campaign.pk,
+    ]
+    return sql, params
+
+
+_DELIVERY_FIELDS = (
+    "subscription",
+    "event_id",
+    "event_type",
+    "occurred_at",
+    "audit_event",
+    "target_type",
+    "target_id",
+    "details",
+    "status",
+    "attempts",
+    "next_attempt_at",
+    "give_up_at",
+    "last_error",
+    "created_at",
+)
+
+
+def _emit_assigned_streamed(campaign: Campaign) -> int:
+    """``review_item.assigned`` for every item, streamed through ``emit_many``."""
     rows = (
         ReviewItem.objects.filter(campaign=campaign)
         .order_by("pk")
         .values_list("pk", "reviewer__username", "reviewer_group__name", "integration_id")
     )
     return webhook_emit_many(
-        event_type="review_item.assigned",
+        event_type=ASSIGNED_EVENT,
         target_type=ReviewItem._meta.label_lower,
         targets=(
             (str(pk), {"campaign": campaign.pk, "reviewer": user, "reviewer_group": group, "integration": integration})

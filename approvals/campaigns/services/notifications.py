@@ -4,7 +4,7 @@ per occasion (assignment, each reminder point, escalation), never sent twice (un
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from django.db.models import Count
@@ -12,7 +12,7 @@ from django.urls import reverse
 
 from approvals.campaigns.models import Campaign, ItemStatus, ReviewItem
 from governance.models import OutboundEmail, User
-from governance.services import email_enqueue
+from governance.services.outbox import EmailSpec, email_enqueue_many
 
 # An email lists at most this many integrations, then says how many more there are.
 EMAIL_LIST_LIMIT = 25
@@ -68,24 +68,26 @@ def email_reviewers(
     keys = {user_id: f"campaign-{campaign.pk}-{key_part}-{user_id}" for user_id in recipients}
     already = set(OutboundEmail.objects.filter(key__in=list(keys.values())).values_list("key", flat=True))
     users = User.objects.in_bulk([user_id for user_id, key in keys.items() if key not in already])
-    queued = 0
-    for user_id, user in users.items():
-        lines = recipients[user_id]
-        total = sum(count for _name, count in lines)
-        context = {
-            "campaign": campaign,
-            "lines": lines[:EMAIL_LIST_LIMIT],
-            "more": max(len(lines) - EMAIL_LIST_LIMIT, 0),
-            "total": total,
-            **campaign_links(campaign),
-            **(extra or {}),
-        }
-        if email_enqueue(
-            key=keys[user_id],
-            recipient=user,
-            subject=subject.format(total=total, name=campaign.name),
-            template=template,
-            context=context,
-        ):
-            queued += 1
-    return queued
+    links = campaign_links(campaign)
+
+    def specs() -> Iterator[EmailSpec]:
+        for user_id, user in users.items():
+            lines = recipients[user_id]
+            total = sum(count for _name, count in lines)
+            context = {
+                "campaign": campaign,
+                "lines": lines[:EMAIL_LIST_LIMIT],
+                "more": max(len(lines) - EMAIL_LIST_LIMIT, 0),
+                "total": total,
+                **links,
+                **(extra or {}),
+            }
+            yield EmailSpec(
+                key=keys[user_id],
+                recipient=user,
+                subject=subject.format(total=total, name=campaign.name),
+                template=template,
+                context=context,
+            )
+
+    return len(email_enqueue_many(specs()))
