@@ -65,7 +65,11 @@ def rounded(value: int) -> int:
 def planner_rows(queryset: QuerySet[Any]) -> int:
     """How many rows PostgreSQL's planner expects ``queryset`` to return (no row is read). For a
     query without a filter this is the table's ``pg_class.reltuples``."""
-    plan = json.loads(queryset.order_by().explain(format="json"))
+    text = queryset.order_by().explain(format="json")
+    if not text:
+        # A filter the ORM knows matches nothing (``none()``, ``pk__in=[]``) is never sent.
+        return 0
+    plan = json.loads(text)
     return int(plan[0]["Plan"]["Plan Rows"])
 
 

@@ -62,6 +62,12 @@ def test_a_list_in_memory_is_counted_exactly() -> None:
     assert paging.count_of(list(range(50)), exact_up_to=BOUND) == paging.Counted(50)
 
 
+def test_a_list_that_can_match_nothing_counts_zero(rows: list[Integration]) -> None:
+    # A filter the ORM knows matches nothing sends no query, so there is no plan to read.
+    assert paging.count_of(Integration.objects.none(), exact_up_to=BOUND) == paging.Counted(0)
+    assert paging.count_of(Integration.objects.filter(pk__in=[]), exact_up_to=BOUND) == paging.Counted(0)
+
+
 def test_up_to_the_bound_the_count_is_exact(rows: list[Integration]) -> None:
     counted = paging.count_of(Integration.objects.order_by("pk"), exact_up_to=ROWS)
     assert counted == paging.Counted(ROWS)
