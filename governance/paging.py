@@ -32,8 +32,6 @@ from django.db.models import QuerySet
 DEFAULT_EXACT_COUNT_UP_TO = 10_000
 # A bound no list reaches: counting with it is counting exactly.
 MAX_EXACT = 2**62
-# An estimate this many times the bound is taken without counting (see ``count_of``).
-ESTIMATE_TRUSTED_ABOVE = 2
 
 
 def exact_count_up_to() -> int:
@@ -76,8 +74,7 @@ def planner_rows(queryset: QuerySet[Any]) -> int:
 def count_of(object_list: Any, *, exact_up_to: int | None = None) -> Counted:
     """The number of rows of ``object_list``: exact for lists, on SQLite and up to
     ``exact_up_to`` matches (one bounded count: ``count(*)`` over at most that many plus one);
-    beyond that, on PostgreSQL, the planner's estimate (never less than what was counted), with
-    no count at all when the estimate exceeds ``ESTIMATE_TRUSTED_ABOVE`` times the bound."""
+    beyond that, on PostgreSQL, the planner's estimate (never less than what was counted)."""
     if not isinstance(object_list, QuerySet):
         return Counted(len(object_list))
     if connections[object_list.db].vendor != "postgresql":
@@ -87,17 +84,13 @@ def count_of(object_list: Any, *, exact_up_to: int | None = None) -> Counted:
     if not unordered.query.combinator:
         # Only the ids: what a row shows (annotations, joined columns) is no part of a count.
         unordered = unordered.values("pk")
-    # The planner is asked first (it reads no row): far beyond the bound, the bounded count
-    # would read its 10,001 matches only to be replaced by the estimate anyway. Near or below
-    # the bound the count decides, since an estimate (of a word search above all) can be off by
-    # a factor of a few either way, and a small list is always counted exactly.
-    expected = planner_rows(unordered) if limit < MAX_EXACT else 0
-    if expected > limit * ESTIMATE_TRUSTED_ABOVE:
-        return Counted(rounded(expected), estimated=True)
+    # The bounded count always comes first. The planner's estimate of a list filtered by what
+    # its reader may see (an OR of subqueries) can be a share of the whole table, so it is only
+    # asked once the reader's own rows are known to exceed the bound, and never goes below them.
     counted = unordered[: limit + 1].count()
     if counted <= limit:
         return Counted(counted)
-    return Counted(rounded(max(expected, counted)), estimated=True)
+    return Counted(rounded(max(planner_rows(unordered), counted)), estimated=True)
 
 
 class EstimatedPage(Page):
