@@ -587,7 +587,8 @@ def _insert_rows(
                     event_hash,
                 )
             cursor.execute(_insert_statement(len(chunk)), params)
-            ids += [row[0] for row in cursor.fetchall()]
+            # SQLite returns the inserted rows in no promised order; ids grow with the rows.
+            ids += sorted(row[0] for row in cursor.fetchall())
     return ids
 
 
@@ -758,6 +759,9 @@ class _PostgresRowHasher:
     the stored types (text where the schema says NOT NULL) goes the general way."""
 
     CACHE_LIMIT = 100_000
+    # Only short texts repeat across a trail (statuses, small diffs); caching long ones would
+    # let memory grow with the trail instead of staying at one chunk.
+    CACHED_TEXT_LIMIT = 256
 
     def __init__(self) -> None:
         self.canonical_json: dict[str, str] = {}
@@ -768,7 +772,7 @@ class _PostgresRowHasher:
         known = self.canonical_json.get(text)
         if known is None:
             known = _encode_value(json.loads(text))
-            if len(self.canonical_json) < self.CACHE_LIMIT:
+            if len(text) <= self.CACHED_TEXT_LIMIT and len(self.canonical_json) < self.CACHE_LIMIT:
                 self.canonical_json[text] = known
         return known
 

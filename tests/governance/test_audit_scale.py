@@ -353,3 +353,13 @@ def test_a_walk_split_over_processes_finds_what_one_walk_finds(owner: User) -> N
     assert headless == verify_chain() == _legacy_verify_chain()
     assert headless[1] is not None and headless[1].event_id == events[7].pk
     assert "at the start of the trail" in headless[1].problem
+
+
+def test_the_verifiers_cache_keeps_only_short_json_texts() -> None:
+    # Long before/after texts rarely repeat: caching them would let memory grow with the trail.
+    hasher = audit._PostgresRowHasher()
+    short = '{"status": "active"}'
+    long = json.dumps({"note": "x" * (hasher.CACHED_TEXT_LIMIT + 1)})
+    assert hasher._json_text(short) == '{"status":"active"}'
+    assert hasher._json_text(long) == json.dumps(json.loads(long), sort_keys=True, separators=(",", ":"))
+    assert list(hasher.canonical_json) == [short]
