@@ -117,7 +117,11 @@ def test_redis_url_makes_redis_the_broker_and_the_cache() -> None:
     url = "redis://127.0.0.1:6379/1"
     values = _settings_in({"REDIS_URL": url}, "Q_CLUSTER", "CACHES")
     assert values["Q_CLUSTER"]["redis"] == url and "orm" not in values["Q_CLUSTER"]
-    assert values["CACHES"]["default"] == {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": url}
+    assert values["CACHES"]["default"] == {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": url,
+        "KEY_PREFIX": "",
+    }
     # retry must exceed timeout or a slow task is handed out twice
     assert values["Q_CLUSTER"]["retry"] > values["Q_CLUSTER"]["timeout"]
 
