@@ -150,12 +150,9 @@ ORDERING_FIELDS = ["name", "status", "risk_score", "risk_tier", "kind", "created
 # A word search matching up to this many integrations is sorted by name after the trigram index
 # found its matches, rather than found by walking the name index: when the matches cluster in
 # name order (names starting with the word), that walk reads most of the index to fill one page.
-# Beyond it, walking is the cheaper bet: the matches of a broad word lie on nearly every block
-# of the table, which the sort would read whole (170 ms at 500,000 integrations), while the walk
-# tests the words in the index carrying the search text (integration_name_search), never
-# visiting the table, and a broad word fills a page within a few rows unless its matches cluster
-# (50 ms for a word matching a tenth of 500,000, found after 200,000 others).
-SEARCH_SORTED_UP_TO = 10_000
+# Beyond it, walking is the cheaper bet (a broad word fills a page within a few rows). No index
+# carries the search text itself: it can be longer than a btree entry may be.
+SEARCH_SORTED_UP_TO = 100_000
 
 
 def ordered_for_search(qs: QuerySet[Any], words: str) -> QuerySet[Any]:

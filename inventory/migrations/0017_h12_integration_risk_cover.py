@@ -7,7 +7,7 @@ from django.db import migrations
 
 
 class Migration(migrations.Migration):
-    dependencies = [("inventory", "0016_h11_name_search_index")]
+    dependencies = [("inventory", "0015_h1_grant_scope_index")]
 
     operations = [
         migrations.RunSQL(
