@@ -5,8 +5,10 @@ grants) reads every matching row, and costs more than the page itself. So a list
 ``PAGING_EXACT_COUNT_UP_TO`` matches (10,000 unless set): up to that, the count is exact; beyond
 it, on PostgreSQL, the list takes the planner's estimate of the filtered query (what
 ``EXPLAIN`` says it will return, from the table statistics that ANALYZE keeps) and says so:
-"about 12,000". The planner is asked first: an estimate far above the bound is taken without
-the bounded count. SQLite keeps exact counts (it has no row estimates worth showing).
+"about 12,000". A list that is not narrowed to what its reader may see (an IAM admin's or an
+auditor's) asks the planner first, and an estimate far above the bound (``TRUSTED_ESTIMATE_FACTOR``
+times it) is taken without counting: a broad word search checks every row it counts in the table,
+which costs more than its page. SQLite keeps exact counts (it has no row estimates worth showing).
 
 Pages of an estimated list are cut the same way as any other (offset and page size), and
 whether a next page exists is read from the rows themselves (one more than a page is fetched),
@@ -32,6 +34,10 @@ from django.db.models import QuerySet
 DEFAULT_EXACT_COUNT_UP_TO = 10_000
 # A bound no list reaches: counting with it is counting exactly.
 MAX_EXACT = 2**62
+# How far above the bound the planner's estimate of a list not narrowed by its reader must be
+# to be taken without the bounded count (the planner's estimates of word searches are within a
+# few per cent at scale; a list estimated at five times the bound holds more than the bound).
+TRUSTED_ESTIMATE_FACTOR = 5
 
 
 def exact_count_up_to() -> int:
@@ -71,10 +77,12 @@ def planner_rows(queryset: QuerySet[Any]) -> int:
     return int(plan[0]["Plan"]["Plan Rows"])
 
 
-def count_of(object_list: Any, *, exact_up_to: int | None = None) -> Counted:
+def count_of(object_list: Any, *, exact_up_to: int | None = None, estimate_first: bool = False) -> Counted:
     """The number of rows of ``object_list``: exact for lists, on SQLite and up to
     ``exact_up_to`` matches (one bounded count: ``count(*)`` over at most that many plus one);
-    beyond that, on PostgreSQL, the planner's estimate (never less than what was counted)."""
+    beyond that, on PostgreSQL, the planner's estimate (never less than what was counted).
+    ``estimate_first``: the list is not narrowed to its reader, so an estimate far above the
+    bound is taken without counting."""
     if not isinstance(object_list, QuerySet):
         return Counted(len(object_list))
     if connections[object_list.db].vendor != "postgresql":
@@ -84,7 +92,11 @@ def count_of(object_list: Any, *, exact_up_to: int | None = None) -> Counted:
     if not unordered.query.combinator:
         # Only the ids: what a row shows (annotations, joined columns) is no part of a count.
         unordered = unordered.values("pk")
-    # The bounded count always comes first. The planner's estimate of a list filtered by what
+    if estimate_first:
+        estimate = planner_rows(unordered)
+        if estimate > TRUSTED_ESTIMATE_FACTOR * limit:
+            return Counted(rounded(estimate), estimated=True)
+    # Otherwise the bounded count comes first. The planner's estimate of a list filtered by what
     # its reader may see (an OR of subqueries) can be a share of the whole table, so it is only
     # asked once the reader's own rows are known to exceed the bound, and never goes below them.
     counted = unordered[: limit + 1].count()
@@ -112,10 +124,19 @@ class EstimatedCountPaginator(Paginator):
     ``count_label`` ("about 12,000") tell pages and the API which count they show."""
 
     exact_up_to: int | None = None
+    # The list is not narrowed to its reader: see ``count_of``.
+    estimate_first = False
+
+    def __init__(
+        self, object_list: Any, per_page: int, *args: Any, estimate_first: bool | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(object_list, per_page, *args, **kwargs)
+        if estimate_first is not None:
+            self.estimate_first = estimate_first
 
     @cached_property
     def counted(self) -> Counted:
-        return count_of(self.object_list, exact_up_to=self.exact_up_to)
+        return count_of(self.object_list, exact_up_to=self.exact_up_to, estimate_first=self.estimate_first)
 
     @cached_property
     def count(self) -> int:
@@ -161,3 +182,9 @@ class EstimatedCountPaginator(Paginator):
             for stale in ("count", "num_pages"):
                 self.__dict__.pop(stale, None)
             return super().get_page(number)
+
+
+class EstimateFirstPaginator(EstimatedCountPaginator):
+    """For a list not narrowed to its reader (an API list read by an IAM admin or auditor)."""
+
+    estimate_first = True

@@ -22,6 +22,7 @@ from governance.exceptions import DomainError, NotAllowed, NotFound, ValidationF
 from governance.history import history_readable
 from governance.models import User
 from governance.paging import EstimatedCountPaginator
+from governance.roles import sees_everything
 from governance.selectors import people_suggested
 from governance.targets import attach_target_links
 from governance.web import AuthenticatedHttpRequest, attempt
@@ -73,7 +74,9 @@ def integration_list(request: AuthenticatedHttpRequest) -> HttpResponse | Stream
         return _csv(selectors.active_grants_annotated(listed.filter(pk__in=qs.values("pk")).order_by(ordering, "id")))
     ids = ordered_for_search(qs.values_list("pk", flat=True), request.GET.get("q", ""))
     # Counted up to a bound, estimated beyond it ("about 12,000"): see governance.paging.
-    page = EstimatedCountPaginator(ids, PAGE_SIZE).get_page(request.GET.get("page"))
+    page = EstimatedCountPaginator(ids, PAGE_SIZE, estimate_first=sees_everything(request.user)).get_page(
+        request.GET.get("page")
+    )
     page.object_list = selectors.rows_for_page(listed, list(page.object_list))
     query = request.GET.copy()
     query.pop("page", None)

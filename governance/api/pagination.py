@@ -39,12 +39,13 @@ def _whole_number(request: Request, name: str, *, minimum: int, maximum: int | N
 
 
 class Pagination(PageNumberPagination):
-    django_paginator_class = EstimatedCountPaginator
     page_size = 50
     page_size_query_param = "page_size"
     max_page_size = 200
     # Largest page number the schema admits (the database's id range is far beyond any page).
     max_page = 2**31 - 1
+    # A list not narrowed to its reader sets EstimateFirstPaginator (see governance.paging.count_of).
+    django_paginator_class: type[EstimatedCountPaginator] = EstimatedCountPaginator
 
     def get_page_size(self, request: Request) -> int:
         size = _whole_number(request, self.page_size_query_param, minimum=1, maximum=self.max_page_size)

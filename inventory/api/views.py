@@ -18,6 +18,8 @@ from rest_framework.utils.urls import replace_query_param
 
 from governance.api.pagination import Pagination
 from governance.exceptions import Unprocessable
+from governance.paging import EstimateFirstPaginator
+from governance.roles import sees_everything
 from governance.web import signed_in
 from inventory import issuer_keys, selectors, services, timeline
 from inventory.api.serializers import (
@@ -171,6 +173,8 @@ class IntegrationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
     def list(self, request: Request) -> Response:
         # Paged over a narrow query of ids, then only the page's rows loaded in full.
         ids = self.filter_queryset(selectors.integrations_for(request.user)).values_list("pk", flat=True)
+        if isinstance(self.paginator, Pagination) and sees_everything(request.user):
+            self.paginator.django_paginator_class = EstimateFirstPaginator
         page_ids = self.paginate_queryset(ordered_for_search(ids, request.query_params.get("q", "")))
         assert page_ids is not None
         listed = selectors.integrations_listed(request.user).prefetch_related(

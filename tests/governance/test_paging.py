@@ -258,3 +258,49 @@ def test_an_exact_count_never_asks_the_planner(rows: list[Integration], monkeypa
 
     monkeypatch.setattr(paging, "planner_rows", refuse)
     assert paging.count_of(Integration.objects.all(), exact_up_to=paging.MAX_EXACT) == paging.Counted(ROWS)
+
+
+def test_a_list_not_narrowed_to_its_reader_takes_a_far_estimate_without_counting(
+    rows: list[Integration], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A broad word search checks every row it counts: beyond five times the bound the planner's
+    # figure is taken as it is.
+    monkeypatch.setattr(paging, "planner_rows", lambda queryset: 5 * BOUND + 1)
+    with CaptureQueriesContext(connection) as queries:
+        counted = paging.count_of(Integration.objects.order_by("pk"), exact_up_to=BOUND, estimate_first=True)
+    if estimating():
+        assert counted == paging.Counted(5 * BOUND + 1, estimated=True) and _counts_issued(queries) == 0
+    else:
+        assert counted == paging.Counted(ROWS) and _counts_issued(queries) == 1
+
+
+def test_an_estimate_near_the_bound_is_still_counted_first(
+    rows: list[Integration], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(paging, "planner_rows", lambda queryset: 5 * BOUND)
+    with CaptureQueriesContext(connection) as queries:
+        counted = paging.count_of(Integration.objects.order_by("pk"), exact_up_to=BOUND, estimate_first=True)
+    assert _counts_issued(queries) == 1
+    assert counted.estimated is estimating() and counted.value >= BOUND + 1
+
+
+def test_only_a_list_not_narrowed_to_its_reader_takes_the_estimate_first(
+    rows: list[Integration],
+    owner: User,
+    reviewer: User,
+    web_as: Callable[[User], Any],
+    api_as: Callable[[User], Any],
+    settings: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Within the bound the owner's dozen is counted, whatever the planner expects of the list
+    # narrowed to them; the reviewer's list (everything) takes a far estimate as it is.
+    settings.PAGING_EXACT_COUNT_UP_TO = 2 * ROWS
+    monkeypatch.setattr(paging, "planner_rows", lambda queryset: 1_000_000)
+    for user, expected in ((owner, ROWS), (reviewer, 1_000_000 if estimating() else ROWS)):
+        client = web_as(user)
+        client.get("/inventory/")
+        html, _queries = _list_page(client)
+        assert (f"about {expected:,} integrations" if expected != ROWS else f"{ROWS} integrations") in html
+        body = api_as(user).get("/api/v1/integrations/").json()
+        assert body["count"] == expected and body["count_is_estimate"] is (expected != ROWS)
