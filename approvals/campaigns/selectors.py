@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from django.db.models import Count, Exists, Max, OuterRef, Q, QuerySet
+from django.db.models import Count, Exists, F, Lookup, Max, OuterRef, Q, QuerySet
 from django.db.models.functions import ExtractHour, TruncDate
 from django.utils import timezone
 
@@ -53,31 +53,55 @@ def _authenticated(user: Any) -> bool:
     return bool(getattr(user, "is_authenticated", False))
 
 
-def assigned_to(user: Any, prefix: str = "") -> Q:
+class AnyOf(Lookup):
+    """``field`` is one of the ids a subquery returns. On PostgreSQL ``field = ANY(ARRAY(subquery))``:
+    the subquery runs once first and its ids are an index condition, so that several of these
+    OR-ed together become one bitmap scan of the matching items (an ``IN (subquery)`` inside an
+    OR is checked row by row: every item of every campaign read). Elsewhere ``IN (subquery)``."""
+
+    lookup_name = "any_of"
+    prepare_rhs = False
+
+    def as_sql(self, compiler: Any, connection: Any) -> tuple[str, tuple[Any, ...]]:
+        lhs, lhs_params = self.process_lhs(compiler, connection)
+        rhs, rhs_params = self.process_rhs(compiler, connection)
+        template = "%s = ANY(ARRAY%s)" if connection.vendor == "postgresql" else "%s IN %s"
+        return template % (lhs, rhs), (*lhs_params, *rhs_params)
+
+
+def any_of(field: str, ids: QuerySet[Any]) -> Q:
+    """Items whose ``field`` is one of ``ids`` (a one-column queryset), see ``AnyOf``."""
+    return Q(AnyOf(F(field), ids))
+
+
+def assigned_to(user: Any) -> Q:
     """Items assigned to ``user``: directly, through a group, or waiting for the confirmation
-    group they belong to (second stage)."""
+    group they belong to (second stage). Each condition is answered by an index of the items
+    (reviewer and status; the group's; campaign and status): the database reads only the user's
+    items, not every item of every campaign."""
     groups = user.groups.values("pk")
+    confirming = Campaign.objects.filter(definition__second_stage_group__in=groups).values("pk")
     return (
-        Q(**{f"{prefix}reviewer": user})
-        | Q(**{f"{prefix}reviewer_group__in": groups})
-        | Q(
-            **{
-                f"{prefix}status": ItemStatus.AWAITING_CONFIRMATION,
-                f"{prefix}campaign__definition__second_stage_group__in": groups,
-            }
-        )
+        Q(reviewer=user)
+        | any_of("reviewer_group", groups)
+        | (Q(status=ItemStatus.AWAITING_CONFIRMATION) & any_of("campaign", confirming))
     )
+
+
+def _stood_in_indexed(user: Any) -> Q:
+    """``stood_in_items(user)`` as conditions on the items' ids and reviewers (see ``AnyOf``)."""
+    held = ReviewItemUserObjectPermission.objects.filter(user=user, permission__codename=STAND_IN_PERMISSION).values(
+        "content_object_id"
+    )
+    delegators = active_delegations().filter(delegate=user, covers_reviews=True).values("delegator_id")
+    return any_of("pk", held) & any_of("reviewer", delegators)
 
 
 def stood_in_items(user: Any) -> QuerySet[ReviewItem]:
     """Items ``user`` may decide for their reviewer, who is away: those on which ``user`` holds
     the guardian permission (granted by the delegation), while that delegation runs (read here
     too, so an ended one stops at once)."""
-    held = ReviewItemUserObjectPermission.objects.filter(user=user, permission__codename=STAND_IN_PERMISSION).values(
-        "content_object_id"
-    )
-    delegators = active_delegations().filter(delegate=user, covers_reviews=True).values("delegator_id")
-    return ReviewItem.objects.filter(pk__in=held, reviewer_id__in=delegators)
+    return ReviewItem.objects.filter(_stood_in_indexed(user))
 
 
 def definitions_for(user: Any) -> QuerySet[CampaignDefinition]:
@@ -93,7 +117,7 @@ def campaigns_for(user: Any) -> QuerySet[Campaign]:
     if sees_every_campaign(user):
         return qs
     mine = ReviewItem.objects.filter(assigned_to(user), campaign=OuterRef("pk"))
-    return qs.filter(Q(owner=user) | Exists(mine) | Q(pk__in=stood_in_items(user).values("campaign_id")))
+    return qs.filter(Q(owner=user) | Exists(mine) | any_of("pk", stood_in_items(user).values("campaign_id")))
 
 
 def campaigns_listed(user: Any) -> QuerySet[Campaign]:
@@ -106,7 +130,8 @@ def review_items_for(user: Any) -> QuerySet[ReviewItem]:
         return qs.none()
     if sees_every_campaign(user):
         return qs
-    return qs.filter(assigned_to(user) | Q(campaign__owner=user) | Q(pk__in=stood_in_items(user).values("pk")))
+    owned = Campaign.objects.filter(owner=user).values("pk")
+    return qs.filter(assigned_to(user) | any_of("campaign", owned) | _stood_in_indexed(user))
 
 
 def review_items_listed(user: Any) -> QuerySet[ReviewItem]:
@@ -123,12 +148,15 @@ def my_open_items(user: Any) -> QuerySet[ReviewItem]:
     if not _authenticated(user):
         return ReviewItem.objects.none()
     groups = user.groups.values("pk")
-    stood_in = Q(pk__in=stood_in_items(user).values("pk"))
-    first = Q(status=ItemStatus.OPEN) & (Q(reviewer=user) | Q(reviewer_group__in=groups) | stood_in)
-    confirm = Q(status=ItemStatus.AWAITING_CONFIRMATION) & Q(campaign__definition__second_stage_group__in=groups)
+    first = Q(reviewer=user) | any_of("reviewer_group", groups) | _stood_in_indexed(user)
+    second = Q(definition__second_stage_group__in=groups)
     if has_role(user, Role.IAM_ADMIN):
-        confirm |= Q(status=ItemStatus.AWAITING_CONFIRMATION, campaign__definition__second_stage_group__isnull=True)
-    return ReviewItem.objects.filter(first | confirm, campaign__status=CampaignStatus.ACTIVE)
+        second |= Q(definition__second_stage_group__isnull=True)
+    confirming = Campaign.objects.filter(second, status=CampaignStatus.ACTIVE).values("pk")
+    confirm = Q(status=ItemStatus.AWAITING_CONFIRMATION) & any_of("campaign", confirming)
+    return ReviewItem.objects.filter(
+        (Q(status=ItemStatus.OPEN) & first) | confirm, campaign__status=CampaignStatus.ACTIVE
+    )
 
 
 # --- What a definition selects --------------------------------------------------------------------
