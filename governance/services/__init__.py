@@ -6,7 +6,14 @@ of the change: no state changes anywhere else.
 """
 
 from governance.services.notifications import notification_preference_set
-from governance.services.outbox import email_deliver, email_enqueue, email_retry, outbox_due_ids
+from governance.services.outbox import (
+    EmailSpec,
+    email_deliver,
+    email_enqueue,
+    email_enqueue_many,
+    email_retry,
+    outbox_due_ids,
+)
 from governance.services.people import (
     PROFILE_FIELDS,
     user_create,
@@ -21,11 +28,13 @@ from governance.services.tokens import api_token_issue, api_token_issue_personal
 
 __all__ = [
     "PROFILE_FIELDS",
+    "EmailSpec",
     "api_token_issue",
     "api_token_issue_personal",
     "api_token_revoke",
     "email_deliver",
     "email_enqueue",
+    "email_enqueue_many",
     "email_retry",
     "hash_token_key",
     "lockout_owner",

@@ -165,63 +165,8 @@ def _schedule_delivery(email_id: int) -> None:
 
 def _schedule_deliveries(email_ids: Sequence[int]) -> None:
     """Queue the sending of each email, one task per email (a failure retries alone), pushed to
-    the broker together: one insert for the database broker, one pipeline for Redis (the
-    periodic flush sends what could not be queued)."""
-    if len(email_ids) == 1:
-        _schedule_delivery(email_ids[0])
-        return
-    # Imported here, as the queue module does: django-q2's task module loads its models.
-    from django_q.brokers import get_broker
-    from django_q.tasks import async_task
-
-    broker = get_broker()
-    collected = _CollectingBroker(broker.list_key)
-    try:
-        # ``async_task`` builds and signs each task as for a single one and hands it to
-        # ``collected``; in synchronous mode (tests) it runs each task instead.
-        for email_id in email_ids:
-            async_task(_DELIVER_TASK, email_id, task_name=f"outbox-{email_id}", broker=collected)
-        _push_all(broker, collected.packages)
-    except Exception:  # the periodic flush sends these emails; never fail the caller
-        log.exception("Could not queue the delivery of %s emails", len(email_ids))
-
-
-class _CollectingBroker:
-    """Takes the signed tasks ``async_task`` would push, so that they are pushed together."""
-
-    def __init__(self, list_key: str) -> None:
-        self.list_key = list_key
-        self.packages: list[str] = []
-
-    def enqueue(self, package: str) -> int:
-        self.packages.append(package)
-        return len(self.packages)
-
-
-def _push_all(broker: Any, packages: list[str]) -> None:
-    """Push ``packages`` onto ``broker``'s queue in one round trip where the broker allows it."""
-    from django_q.brokers.orm import ORM
-    from django_q.brokers.redis_broker import Redis
-    from django_q.conf import Conf
-    from django_q.models import OrmQ
-
-    if not packages:
-        return
-    if isinstance(broker, Redis):
-        pipeline = broker.connection.pipeline()
-        for package in packages:
-            pipeline.rpush(broker.list_key, package)
-        pipeline.execute()
-    elif isinstance(broker, ORM):
-        # The rows ``ORM.enqueue`` writes one by one (each its own commit), in one insert.
-        now = timezone.now()
-        OrmQ.objects.using(Conf.ORM).bulk_create(
-            [OrmQ(key=broker.list_key or Conf.CLUSTER_NAME, payload=package, lock=now) for package in packages],
-            batch_size=ENQUEUE_BATCH,
-        )
-    else:
-        for package in packages:
-            broker.enqueue(package)
+    the broker together (the periodic flush sends what could not be queued)."""
+    queue.enqueue_many(_DELIVER_TASK, [(email_id,) for email_id in email_ids], name="outbox-{}")
 
 
 def email_deliver(*, email_id: int) -> str:

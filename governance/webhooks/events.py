@@ -307,5 +307,5 @@ def send_after_commit(delivery_ids: list[int]) -> None:
 
 
 def _queue_sends(delivery_ids: list[int]) -> None:
-    for delivery_id in delivery_ids:
-        queue.enqueue(SEND_TASK, delivery_id, name=f"webhook-{delivery_id}")
+    """One send task per delivery, pushed to the broker together."""
+    queue.enqueue_many(SEND_TASK, [(delivery_id,) for delivery_id in delivery_ids], name="webhook-{}")

@@ -1,7 +1,8 @@
 """Many emails put in the outbox at once (``email_enqueue_many``): the same rows as one
 ``email_enqueue`` each, a key stored once however often it is given, a fixed number of queries
 whatever the number of emails, one delivery task per email pushed to the broker together after
-commit, and nothing queued when the transaction rolls back."""
+commit, and nothing queued when the transaction rolls back. (How tasks are pushed together:
+``test_queue_fixes``.)"""
 
 from __future__ import annotations
 
@@ -13,13 +14,11 @@ import pytest
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
-from django_q.brokers.redis_broker import Redis
 from django_q.models import OrmQ
 from django_q.signing import SignedPackage
 
 from governance.models import EmailStatus, OutboundEmail, User
-from governance.services import email_enqueue, outbox
-from governance.services.outbox import EmailSpec, email_enqueue_many
+from governance.services import EmailSpec, email_enqueue, email_enqueue_many, outbox
 
 pytestmark = pytest.mark.django_db
 
@@ -156,50 +155,3 @@ def test_a_row_a_concurrent_transaction_stored_first_is_kept_and_not_counted(
     assert len(ids) == len(people) - 1
     theirs = OutboundEmail.objects.get(key=specs[1].key)
     assert theirs.subject == "theirs" and theirs.pk not in ids
-
-
-def test_deliveries_go_to_redis_in_one_pipeline(monkeypatch: pytest.MonkeyPatch) -> None:
-    class Pipeline:
-        def __init__(self) -> None:
-            self.pushed: list[tuple[str, str]] = []
-            self.executed = 0
-
-        def rpush(self, key: str, value: str) -> None:
-            self.pushed.append((key, value))
-
-        def execute(self) -> None:
-            self.executed += 1
-
-    class Connection:
-        def __init__(self) -> None:
-            self.pipelines: list[Pipeline] = []
-
-        def pipeline(self) -> Pipeline:
-            self.pipelines.append(Pipeline())
-            return self.pipelines[-1]
-
-        def rpush(self, key: str, value: str) -> None:
-            raise AssertionError("one push per round trip")
-
-    broker = Redis.__new__(Redis)
-    broker.list_key, broker.connection = "django_q:test:q", Connection()
-    monkeypatch.setattr("django_q.brokers.get_broker", lambda *args: broker)
-    outbox._schedule_deliveries([7, 8, 9])
-    (pipeline,) = broker.connection.pipelines
-    assert pipeline.executed == 1
-    assert [(key, SignedPackage.loads(value)["args"]) for key, value in pipeline.pushed] == [
-        ("django_q:test:q", (7,)),
-        ("django_q:test:q", (8,)),
-        ("django_q:test:q", (9,)),
-    ]
-
-
-def test_a_broker_that_fails_does_not_fail_the_caller(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-) -> None:
-    def refuse(*args: Any, **kwargs: Any) -> None:
-        raise ConnectionError("broker down")
-
-    monkeypatch.setattr(outbox, "_push_all", refuse)
-    outbox._schedule_deliveries([1, 2])
-    assert "Could not queue the delivery of 2 emails" in caplog.text
