@@ -167,9 +167,10 @@ def retry_after_seconds(request: HttpRequest, credentials: dict[str, Any] | None
     until = handler.locked_until(request, credentials) if isinstance(handler, PortalLockoutHandler) else None
     if until is None:
         return settings.LOGIN_LOCKOUT_SECONDS
-    now = getattr(request, "axes_attempt_time", None) or timezone.now()
-    # Rounded: the stored failure time is a few microseconds after the request's own time.
-    return max(1, round((until - now).total_seconds()))
+    # From now, rounded up: the failure was stored during this request, after its start (a
+    # loaded server can take more than a second between the two), so the time left is counted
+    # from the moment of the answer, and never reported shorter than it is.
+    return max(1, math.ceil((until - timezone.now()).total_seconds()))
 
 
 def lockout_response(
