@@ -8,7 +8,7 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.paginator import Page, Paginator
+from django.core.paginator import Page
 from django.db.models import Q
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -265,7 +265,8 @@ def request_list(request: AuthenticatedHttpRequest) -> HttpResponse:
     # A control's evidence link names the requests behind its figure (?closed_since=, ?overdue=...).
     evidence = RequestEvidenceFilter(request.GET, queryset=qs)
     qs = evidence.qs if evidence.is_valid() else qs.none()
-    page = Paginator(qs, PAGE_SIZE).get_page(request.GET.get("page"))
+    # Counted up to a bound, estimated beyond it ("about 70,000"): see governance.paging.
+    page = EstimatedCountPaginator(qs, PAGE_SIZE).get_page(request.GET.get("page"))
     return render(
         request,
         "approvals/request_list.html",
