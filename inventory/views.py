@@ -71,7 +71,9 @@ def integration_list(request: AuthenticatedHttpRequest) -> HttpResponse | Stream
     qs = filt.qs.order_by(*_order_terms(ordering))
     listed = selectors.integrations_listed(request.user)
     if request.GET.get("format") == "csv":
-        return _csv(selectors.active_grants_annotated(listed.filter(pk__in=qs.values("pk")).order_by(ordering, "id")))
+        return _csv(
+            selectors.active_grants_annotated(listed.filter(pk__in=qs.values("pk")).order_by(*_order_terms(ordering)))
+        )
     ids = ordered_for_search(qs.values_list("pk", flat=True), request.GET.get("q", ""))
     # Counted up to a bound, estimated beyond it ("about 12,000"): see governance.paging.
     page = EstimatedCountPaginator(ids, PAGE_SIZE, estimate_first=sees_everything(request.user)).get_page(

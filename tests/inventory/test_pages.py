@@ -247,3 +247,19 @@ def test_orphan_work_list_and_transfer_pages_are_hidden_from_others(
     assert "Accept" in page
     home = web_as(heir).get("/").content.decode()
     assert "Waiting for your answer" in home
+
+
+def test_the_csv_export_lists_rows_in_the_pages_order_ties_included(
+    owner: Any, make_integration: Any, web_as: Any
+) -> None:
+    # Equal sort values are broken by id in the sort's own direction, on the page and in the file.
+    made = [make_integration(owner, name=f"Tie {n}") for n in range(4)]
+    client = web_as(owner)
+    for ordering in ("status", "-status"):
+        html = client.get(reverse("inventory:list"), {"ordering": ordering}).content.decode()
+        on_page = sorted(made, key=lambda integration: html.index(f"Tie {made.index(integration)}"))
+        response = client.get(reverse("inventory:list"), {"ordering": ordering, "format": "csv"})
+        lines = b"".join(response.streaming_content).decode().splitlines()[1:]
+        in_file = [int(line.split(",")[0]) for line in lines]
+        assert in_file == [integration.pk for integration in on_page]
+        assert in_file == sorted(in_file, reverse=ordering.startswith("-"))
