@@ -12,12 +12,14 @@ as services do), ``first`` (before it: the lock is then held across the change t
 the writer's side of a design that chains committed events in a separate step, to measure what
 that design could gain. ``unchained`` leaves a broken chain behind: use a throwaway database.
 
-Bulk: ``audit_record_many`` of ``BENCH_BULK`` events in chunks of 1,000 in one transaction (how
-a campaign deadline writes), events/s, median of ``BENCH_RUNS``.
+Bulk: ``audit_record_many`` of ``BENCH_BULK`` events in calls of ``BENCH_CHUNK`` events (1,000;
+several sizes separated by commas) in one transaction (how a campaign deadline writes), commit
+included: events/s, median of ``BENCH_RUNS``, with the CPU time of this process and of its
+database server process (on a loaded machine wall time is an upper bound; CPU time is not).
 
 It migrates the database of ``DATABASE_URL`` and adds users ``bench_append_*``; run it on a
-database of its own. Environment: BENCH_THREADS (20), BENCH_TX (50), BENCH_SHAPE (last),
-BENCH_BULK (100000), BENCH_RUNS (3).
+database of its own. Environment: BENCH_THREADS (20; 0 skips the concurrent writers), BENCH_TX (50), BENCH_SHAPE
+(last), BENCH_BULK (100000), BENCH_CHUNK (1000), BENCH_RUNS (3).
 """
 
 from __future__ import annotations
@@ -110,12 +112,16 @@ def concurrent(users: list[Any], transactions: int, shape: str) -> None:
     )
 
 
-def bulk(user: Any, count: int, runs: int) -> None:
+def bulk(user: Any, count: int, runs: int, chunk: int) -> None:
+    """``audit_record_many`` of ``count`` events in calls of ``chunk``, in one transaction (commit
+    included): median wall time, and the CPU time of this process and of its database server
+    process (independent of the load that other work puts on the machine)."""
     from django.db import transaction
 
+    from benchmarks.audit_verify import Timing, _timed
     from governance import audit
 
-    timings: list[float] = []
+    timings: list[Timing] = []
     for _ in range(runs):
         specs = [
             audit.EventSpec(
@@ -130,15 +136,22 @@ def bulk(user: Any, count: int, runs: int) -> None:
             )
             for index in range(count)
         ]
-        started = time.perf_counter()
-        with transaction.atomic():
-            for start in range(0, count, 1000):
-                audit.audit_record_many(actor=user, events=specs[start : start + 1000])
-        timings.append(time.perf_counter() - started)
-    median = statistics.median(timings)
+
+        def write(specs: list[Any] = specs) -> None:
+            with transaction.atomic():
+                for start in range(0, count, chunk):
+                    audit.audit_record_many(actor=user, events=specs[start : start + chunk])
+
+        timing, _ = _timed(write)
+        timings.append(timing)
+        print(f"  bulk run: {count} events in calls of {chunk}: {timing} ({_uptime()})")
+    median = statistics.median(t.wall for t in timings)
+    client = statistics.median(t.client_cpu for t in timings)
+    server = statistics.median(t.server_cpu for t in timings)
     print(
-        f"bulk audit_record_many: {count} events, median {median:.2f} s over {runs} runs = "
-        f"{count / median:,.0f} events/s ({_uptime()})"
+        f"bulk audit_record_many, calls of {chunk}: {count} events, median {median:.2f} s over {runs} runs = "
+        f"{count / median:,.0f} events/s; median CPU {client:.2f} s here + {server:.2f} s in the database = "
+        f"{count / (client + server):,.0f} events per CPU second ({_uptime()})"
     )
 
 
@@ -155,10 +168,13 @@ def main() -> None:
     threads = int(os.environ.get("BENCH_THREADS", "20"))
     users = [
         User.objects.get_or_create(username=f"bench_append_{n}", defaults={"email": f"bench_append_{n}@example.com"})[0]
-        for n in range(threads)
+        for n in range(max(1, threads))
     ]
     shape = os.environ.get("BENCH_SHAPE", "last")
-    concurrent(users, int(os.environ.get("BENCH_TX", "50")), shape)
+    if threads:
+        concurrent(users, int(os.environ.get("BENCH_TX", "50")), shape)
     if shape == "unchained":
         return
-    bulk(users[0], int(os.environ.get("BENCH_BULK", "100000")), int(os.environ.get("BENCH_RUNS", "3")))
+    chunks = [int(size) for size in os.environ.get("BENCH_CHUNK", "1000").split(",")]
+    for chunk in chunks:
+        bulk(users[0], int(os.environ.get("BENCH_BULK", "100000")), int(os.environ.get("BENCH_RUNS", "3")), chunk)

@@ -8,10 +8,10 @@ It migrates the database of ``DATABASE_URL`` and tops its trail up to ``BENCH_EV
 once, written directly (COPY on PostgreSQL) with a correct chain computed here; run it on a
 database of its own. Each run then signs a checkpoint (development key), appends ``BENCH_NEW``
 events through ``audit_record_many``, times the incremental verification, then the full one
-(medians of ``BENCH_RUNS``; wall time and the CPU time of this process and of its database server
-process) and reports the peak resident memory.
+(medians of ``BENCH_RUNS``; wall time and the CPU time of this process with its worker processes
+and of the database's server processes) and reports the peak resident memory.
 Environment: BENCH_EVENTS (1000000), BENCH_RUNS (3), BENCH_NEW (1000), BENCH_WORKERS (1: the full
-walk in one process; 2: ``verify_audit --workers 2``; CPU time is then the parent's only).
+walk in one process; N: ``verify_audit --workers N``).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import resource
 import statistics
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -36,7 +37,7 @@ def _uptime() -> str:
 
 def _seed_rows(user: Any, count: int, prev_hash: str, start: datetime) -> Iterator[tuple[Any, ...]]:
     """``count`` realistic events after ``prev_hash``, as rows of ``SEED_COLUMNS``."""
-    from governance.audit import _CanonicalParts, _fmt_time
+    from governance.audit import _CanonicalParts, _fmt_time, to_json
 
     for index in range(count):
         created = start + timedelta(milliseconds=index)
@@ -48,8 +49,8 @@ def _seed_rows(user: Any, count: int, prev_hash: str, start: datetime) -> Iterat
             "target_type": "inventory.grant",
             "target_id": str(index),
             "target_repr": f"Grant {index} — scope read:reports on Système {index % 37}",
-            "before": {"status": "active", "ended_at": None},
-            "after": {"status": "revoked", "ended_at": _fmt_time(created), "reason": "campaign default"},
+            "before": to_json({"status": "active", "ended_at": None}),
+            "after": to_json({"status": "revoked", "ended_at": _fmt_time(created), "reason": "campaign default"}),
             "reason": "Not reviewed before the deadline" if index % 3 else "",
             "request_id": f"{index:032x}",
             "client_ip": "10.0.0.7" if index % 2 else None,
@@ -121,22 +122,69 @@ def seed(target: int) -> Any:
     return user
 
 
-def _backend_cpu() -> float:
-    """CPU seconds the database server process of this connection has used so far, when it runs
-    on this machine (PostgreSQL; 0 otherwise): on a loaded machine, wall time says little."""
-    from django.db import connection
-
-    if connection.vendor != "postgresql":
-        return 0.0
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_backend_pid()")
-        pid = cursor.fetchone()[0]
+def _process_cpu(pid: int) -> float | None:
+    """CPU seconds process ``pid`` of this machine has used, None when it is gone."""
     try:
         with open(f"/proc/{pid}/stat") as handle:
             fields = handle.read().rsplit(")", 1)[1].split()
     except OSError:
-        return 0.0
+        return None
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class _DatabaseCpu:
+    """CPU seconds used by the server processes of this database while it runs (PostgreSQL on this
+    machine; 0 otherwise): those there at the start and those that connect meanwhile (the
+    workers of ``verify_audit --workers``), sampled every ``INTERVAL`` seconds from its own
+    connection, which it leaves out. A process that ends counts up to its last sample."""
+
+    INTERVAL = 0.02
+
+    def __init__(self) -> None:
+        self.first: dict[int, float] = {}
+        self.last: dict[int, float] = {}
+        self.stop = threading.Event()
+        self.thread: threading.Thread | None = None
+
+    def _sample(self, cursor: Any) -> None:
+        cursor.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        for (pid,) in cursor.fetchall():
+            cpu = _process_cpu(pid)
+            if cpu is not None:
+                self.first.setdefault(pid, cpu if self.thread is None else 0.0)
+                self.last[pid] = cpu
+
+    def __enter__(self) -> _DatabaseCpu:
+        from django.db import connection
+
+        if connection.vendor != "postgresql":
+            return self
+        import psycopg
+
+        self.monitor = psycopg.connect(**connection.get_connection_params(), autocommit=True)
+        self._sample(self.monitor.cursor())
+
+        def poll() -> None:
+            while not self.stop.wait(self.INTERVAL):
+                self._sample(self.monitor.cursor())
+
+        self.thread = threading.Thread(target=poll, daemon=True)
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.thread is None:
+            return
+        self.stop.set()
+        self.thread.join()
+        self._sample(self.monitor.cursor())
+        self.monitor.close()
+
+    @property
+    def seconds(self) -> float:
+        return sum(self.last[pid] - self.first[pid] for pid in self.last)
 
 
 @dataclass
@@ -149,13 +197,20 @@ class Timing:
         return f"{self.wall:.2f} s wall, CPU {self.client_cpu:.2f} s here + {self.server_cpu:.2f} s in the database"
 
 
+def _own_cpu() -> float:
+    """CPU seconds of this process and of its children that have ended (``--workers``)."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
+
+
 def _timed(fn: Any) -> tuple[Timing, Any]:
-    server = _backend_cpu()
-    client = time.process_time()
-    started = time.perf_counter()
-    result = fn()
-    wall = time.perf_counter() - started
-    return Timing(wall, time.process_time() - client, _backend_cpu() - server), result
+    with _DatabaseCpu() as server:
+        client = _own_cpu()
+        started = time.perf_counter()
+        result = fn()
+        wall = time.perf_counter() - started
+        client = _own_cpu() - client
+    return Timing(wall, client, server.seconds), result
 
 
 def _peak_rss_mib() -> float:

@@ -241,15 +241,18 @@ def test_listeners_receive_saved_events_with_their_users_loaded(owner: User, rev
     assert len(queries) == 0
 
 
-def test_audit_record_many_inserts_in_multi_row_statements(owner: User) -> None:
+def test_audit_record_many_inserts_in_multi_row_statements_or_one_copy(owner: User) -> None:
     specs = [
         EventSpec(action="t.bulk", target_type="x", target_id=str(i), owner=owner, after={"i": i}) for i in range(250)
     ]
     with CaptureQueriesContext(connection) as queries, transaction.atomic():
         audit_record_many(actor=owner, events=specs, batch_size=100)
     inserts = [q for q in queries.captured_queries if q["sql"].startswith("INSERT")]
-    per_statement = min(100, (connection.features.max_query_params or 65_535) // len(audit._INSERT_COLUMNS))
-    assert len(inserts) == -(-250 // per_statement)
+    if connection.vendor == "postgresql":
+        assert inserts == []  # one COPY, which the query log does not show
+    else:
+        per_statement = min(100, (connection.features.max_query_params or 65_535) // len(audit._INSERT_COLUMNS))
+        assert len(inserts) == -(-250 // per_statement)
     assert AuditEvent.objects.count() == 250
     assert verify_chain() == (250, None)
 

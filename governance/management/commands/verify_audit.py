@@ -1,7 +1,22 @@
+import os
+
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import connection
 
 from governance.anchoring import Verdict, verify_and_record
 from governance.audit import registered_verifiers
+
+# Workers beyond this gain little: the database's side of the walk and the machine's other work
+# share the same cores.
+MAX_DEFAULT_WORKERS = 4
+
+
+def default_workers() -> int:
+    """Processes for a full walk: one per core up to ``MAX_DEFAULT_WORKERS`` on PostgreSQL (each
+    with its own connection); one on SQLite."""
+    if connection.vendor != "postgresql":
+        return 1
+    return max(1, min(os.cpu_count() or 1, MAX_DEFAULT_WORKERS))
 
 
 class Command(BaseCommand):
@@ -30,17 +45,22 @@ class Command(BaseCommand):
         parser.add_argument(
             "--workers",
             type=int,
-            default=1,
-            help="Walk the whole trail in this many processes over id ranges (PostgreSQL; about one per core).",
+            default=None,
+            help=(
+                "Walk the whole trail in this many processes over id ranges (PostgreSQL; default: one per core, "
+                f"at most {MAX_DEFAULT_WORKERS}; 1 walks it in this process). SQLite always walks it in one."
+            ),
         )
 
     def handle(self, *args: object, **options: object) -> None:
         witness_file = options["witness_file"]
         workers = options["workers"]
+        if workers is not None and (not isinstance(workers, int) or workers < 1):
+            raise CommandError("--workers must be 1 or more.")
         verdict = verify_and_record(
             witness_file=str(witness_file) if witness_file is not None else None,
             since_checkpoint=bool(options["since_checkpoint"]),
-            workers=workers if isinstance(workers, int) else 1,
+            workers=workers if isinstance(workers, int) else default_workers(),
         )
         broken, checkpoint = verdict.broken, verdict.checkpoint
         if broken is not None and verdict.anchored and checkpoint is not None:
