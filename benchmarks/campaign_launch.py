@@ -219,16 +219,28 @@ def _reset_peak_rss() -> bool:
         return False
 
 
-def _peak_rss_mib() -> float:
-    """The RSS high-water mark since ``_reset_peak_rss`` (the process's lifetime one elsewhere)."""
+def _status_mib(field: str) -> float | None:
+    """A memory figure of this process from /proc (Linux); None elsewhere."""
     try:
         with open("/proc/self/status") as status:
             for line in status:
-                if line.startswith("VmHWM:"):
+                if line.startswith(f"{field}:"):
                     return int(line.split()[1]) / 1024
     except OSError:
         pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return None
+
+
+def _peak_rss_mib() -> float:
+    """The RSS high-water mark since ``_reset_peak_rss`` (the process's lifetime one elsewhere)."""
+    peak = _status_mib("VmHWM")
+    return peak if peak is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _start_rss() -> str:
+    """The RSS a run starts from: the peak includes it (a previous run's cleanup can leave it higher)."""
+    rss = _status_mib("VmRSS")
+    return "" if rss is None else f" (RSS at its start {rss:.0f} MiB)"
 
 
 def _cpu_seconds() -> tuple[float, float | None]:
@@ -308,6 +320,7 @@ def main(argv: list[str] | None = None) -> None:
         campaign = services.campaign_create(actor=actor, definition=definition)
         services.campaign_launch_request(actor=actor, campaign=campaign, enqueue=False)
         exact_peak = _reset_peak_rss()
+        start_rss = _start_rss()
         cpu_before[:] = _cpu_seconds()
         started = time.perf_counter()
         services.campaign_launch_run(campaign_id=campaign.pk)
@@ -319,7 +332,7 @@ def main(argv: list[str] | None = None) -> None:
         print(
             f"run {run + 1}: {items} items in {elapsed:.2f} s (items {elapsed - phases['announce']:.2f} s, "
             f"emails/events/audit {phases['announce']:.2f} s); items {phases['items_cpu']}; whole launch {cpu}; peak RSS "
-            f"{'of the launch' if exact_peak else 'of the process'} {peak:.0f} MiB; {_load()}"
+            f"{'of the launch' if exact_peak else 'of the process'} {peak:.0f} MiB{start_rss}; {_load()}"
         )
         assert items == total, (items, total)
         # Keep the database the same size for the next run.
