@@ -13,7 +13,7 @@ from django.urls import reverse
 
 from approvals.campaigns.models import Campaign, ItemStatus, ReviewItem
 from governance.models import OutboundEmail, User
-from governance.services.outbox import EmailSpec, email_enqueue_many
+from governance.services import EmailSpec, email_enqueue_many
 from inventory.models import Integration
 
 # An email lists at most this many integrations, then says how many more there are.
