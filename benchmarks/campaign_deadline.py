@@ -2,7 +2,9 @@
 with the default action "revoke" (the sweep's work at the deadline: every open item defaulted and
 audited, every grant revoked, its history row written and audited, in set-based chunks), split
 into the time spent writing audit events (``audit_record_many``, with the webhook outbox its
-listeners write) and the rest (items, grants, history), and its peak memory.
+listeners write) and the rest (items, grants, history), the CPU time of this Python process and
+of the PostgreSQL backend serving it (read from ``/proc``: the server must run on this machine),
+and its peak memory.
 
     DATABASE_URL=sqlite:////tmp/bench_campaigns.sqlite3 python -m benchmarks campaign_deadline
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/<db> python -m benchmarks campaign_deadline
@@ -35,6 +37,29 @@ class _Split:
 
     audit: float = 0.0
     statements: int = 0
+
+
+def _backend_pid() -> int | None:
+    """The database server process serving this connection, when it runs on this machine
+    (PostgreSQL): its CPU time is read from ``/proc``."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        pid = int(cursor.fetchone()[0])
+    return pid if os.path.exists(f"/proc/{pid}/stat") else None
+
+
+def _cpu_seconds(pid: int | None) -> float:
+    """User and system CPU seconds used so far by process ``pid`` (this process when None): CPU
+    time does not grow with the machine's load as wall time does."""
+    if pid is None:
+        return time.process_time()
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 @contextmanager
@@ -84,6 +109,10 @@ def _analyze_items() -> None:
             cursor.execute(f"ANALYZE {connection.ops.quote_name(ReviewItem._meta.db_table)}")
 
 
+def _seconds(value: float | None) -> str:
+    return "not measured" if value is None else f"{value:.2f} s"
+
+
 def _load() -> str:
     one, five, fifteen = os.getloadavg()
     return f"{one:.2f} {five:.2f} {fifteen:.2f}"
@@ -97,6 +126,8 @@ class _Run:
     defaulted: int
     revoked: int
     load: str
+    python_cpu: float
+    database_cpu: float | None
 
 
 def main() -> None:
@@ -131,10 +162,14 @@ def main() -> None:
         split = _Split()
         if measure_memory:
             tracemalloc.start()
+        backend = _backend_pid()
+        cpu_before = (_cpu_seconds(None), _cpu_seconds(backend) if backend else 0.0)
         with _measured(split):
             started = time.perf_counter()
             services.campaign_close(campaign=campaign, size=chunk)
             elapsed = time.perf_counter() - started
+        python_cpu = _cpu_seconds(None) - cpu_before[0]
+        database_cpu = _cpu_seconds(backend) - cpu_before[1] if backend else None
         peak = 0
         if measure_memory:
             _current, peak = tracemalloc.get_traced_memory()
@@ -144,7 +179,7 @@ def main() -> None:
         # Back to where it started for the next run.
         ReviewItem.objects.filter(campaign=campaign).delete()
         grants.update(**reset)
-        return _Run(elapsed, split, peak, defaulted, revoked, load)
+        return _Run(elapsed, split, peak, defaulted, revoked, load, python_cpu, database_cpu)
 
     results = []
     for number in range(runs):
@@ -154,17 +189,22 @@ def main() -> None:
         print(
             f"run {number + 1}: {run.defaulted} items defaulted, {run.revoked} grants revoked in {run.elapsed:.2f} s "
             f"(audit events {run.split.audit:.2f} s, items/grants/history {rest:.2f} s; "
-            f"{run.split.statements} statements; load average before {run.load}; "
+            f"{run.split.statements} statements; CPU: Python {run.python_cpu:.2f} s, database backend "
+            f"{_seconds(run.database_cpu)}; load average before {run.load}; "
             f"max RSS so far {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB)"
         )
         assert run.defaulted == run.revoked == total, (run.defaulted, run.revoked, total)
     times = [run.elapsed for run in results]
     audit_times = [run.split.audit for run in results]
     rest_times = [run.elapsed - run.split.audit for run in results]
+    python_cpus = [run.python_cpu for run in results]
+    database_cpus = [run.database_cpu for run in results if run.database_cpu is not None]
     print(f"database: {connection.vendor}; open items at the deadline: {total}; chunk {chunk}; load now {_load()}")
     print(
         f"close median {statistics.median(times):.2f} s over {runs} runs (min {min(times):.2f}, max {max(times):.2f}); "
-        f"audit events median {statistics.median(audit_times):.2f} s; items/grants/history median {statistics.median(rest_times):.2f} s"
+        f"audit events median {statistics.median(audit_times):.2f} s; items/grants/history median {statistics.median(rest_times):.2f} s; "
+        f"CPU median: Python {statistics.median(python_cpus):.2f} s, database backend "
+        f"{_seconds(statistics.median(database_cpus) if database_cpus else None)}"
     )
     if os.environ.get("BENCH_TRACE", "1") == "1":
         traced = one_run(measure_memory=True)

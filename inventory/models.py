@@ -262,8 +262,11 @@ class Grant(models.Model):
     ``source_type``/``source_id`` name what justified it, e.g.
     ``approvals.accessrequest`` and the request's id — inventory does not import approvals."""
 
-    integration = models.ForeignKey(Integration, on_delete=models.PROTECT, related_name="grants")
-    scope = models.ForeignKey(Scope, on_delete=models.PROTECT, related_name="grants")
+    # Every index is written again when a grant ends (its status is indexed: no HOT update), so
+    # there are none the composite indexes below already serve: (integration, status) and
+    # (scope, granted_at, id) lead with these foreign keys.
+    integration = models.ForeignKey(Integration, on_delete=models.PROTECT, related_name="grants", db_index=False)
+    scope = models.ForeignKey(Scope, on_delete=models.PROTECT, related_name="grants", db_index=False)
     status = models.CharField(max_length=10, choices=GrantStatus.choices, default=GrantStatus.ACTIVE)
     source_type = models.CharField(max_length=60)
     source_id = models.CharField(max_length=64)
@@ -284,7 +287,15 @@ class Grant(models.Model):
         help_text="The closest expiry warning given so far (days before expiry): each is given once.",
     )
 
-    history = HistoricalRecords(excluded_fields=["expiry_warned_days", "last_used_at"])
+    # The history is read by grant (its id) and time, never by integration, scope or who ended a
+    # grant: no index on those (each would be written for every grant ended). Its author is kept
+    # as the other references of a history row are, without a database constraint (checked per
+    # row at each commit); deleting a user still clears it (on_delete runs in Django).
+    history = HistoricalRecords(
+        excluded_fields=["expiry_warned_days", "last_used_at"],
+        no_db_index=["integration", "scope", "ended_by"],
+        user_db_constraint=False,
+    )
 
     class Meta:
         ordering = ["-granted_at", "id"]

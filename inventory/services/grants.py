@@ -23,7 +23,7 @@ from inventory import permissions
 from inventory.choices import GrantStatus
 from inventory.models import Grant, Integration, Scope
 
-# Grants ended per bulk statement (and per audit batch).
+# Grants ended per bulk statement (and per audit batch), unless the caller says otherwise.
 END_CHUNK = 1000
 
 
@@ -137,12 +137,14 @@ def grants_end_many(
     reason: str,
     action: str,
     owners: dict[int, User] | None = None,
+    chunk: int = END_CHUNK,
 ) -> int:
     """End many active grants as ``status`` (revoked or expired) in one transaction with
     set-based writes, each audited as ``action``; grants already ended are skipped. The callers
     (the kill switch, retirement, the expiry sweep, campaign revocations) have checked who may.
     ``owners`` (business owners by id) is a cache a caller ending grants in many calls may
-    share. Returns how many were ended."""
+    share. ``chunk`` grants (by id) are ended per statement and audit batch, their events in the
+    grants' usual order within it. Returns how many were ended."""
     if status not in (GrantStatus.REVOKED, GrantStatus.EXPIRED):
         raise ValidationFailed.on("status", "Grants end as revoked or expired.")
     resolved = Actor.coerce(actor)
@@ -150,8 +152,8 @@ def grants_end_many(
     ended = 0
     with transaction.atomic():
         end = _GrantEnd(status=status, reason=reason, action=action, now=timezone.now())
-        for start in range(0, len(grant_ids), END_CHUNK):
-            ended += _end_chunk(resolved, grant_ids[start : start + END_CHUNK], end, owners)
+        for start in range(0, len(grant_ids), chunk):
+            ended += _end_chunk(resolved, grant_ids[start : start + chunk], end, owners)
     return ended
 
 
@@ -203,24 +205,54 @@ def _end_chunk(actor: Actor, ids: Sequence[int], end: _GrantEnd, owners: dict[in
     """The active grants of ``ids``, locked, ended with one UPDATE; their history rows written
     with one INSERT … SELECT and their audit events with one ``audit_record_many``, in the
     grants' usual order (newest granted first). Returns how many ended."""
+    rows = _ended_rows_postgresql(actor, ids, end) if _ids_as_array() else _ended_rows(actor, ids, end)
+    if not rows:
+        return 0
+    missing = {row[7] for row in rows} - owners.keys()
+    if missing:
+        owners.update(User.objects.in_bulk(list(missing)))
+    audit_record_many(actor=actor, events=[_end_event(row, end, owners) for row in rows])
+    _history_insert([row[0] for row in rows], user=actor.user, reason=end.reason)
+    return len(rows)
+
+
+def _ended_rows(actor: Actor, ids: Sequence[int], end: _GrantEnd) -> list[tuple[Any, ...]]:
+    """End the active grants of ``ids``: locked and read as ``_END_COLUMNS`` in the grants'
+    usual order, then ended with one UPDATE."""
     rows = list(
         Grant.objects.select_for_update(of=("self",))
         .filter(pk_in(ids), status=GrantStatus.ACTIVE)
         .order_by("-granted_at", "id")
         .values_list(*_END_COLUMNS)
     )
-    if not rows:
-        return 0
-    locked = [row[0] for row in rows]
-    Grant.objects.filter(pk_in(locked), status=GrantStatus.ACTIVE).update(
-        status=end.status, ended_at=end.now, ended_by=actor.user, end_reason=end.reason
+    if rows:
+        Grant.objects.filter(pk_in([row[0] for row in rows]), status=GrantStatus.ACTIVE).update(
+            status=end.status, ended_at=end.now, ended_by=actor.user, end_reason=end.reason
+        )
+    return rows
+
+
+def _ended_rows_postgresql(actor: Actor, ids: Sequence[int], end: _GrantEnd) -> list[tuple[Any, ...]]:
+    """``_ended_rows`` in one statement: an UPDATE that locks and ends the active grants of
+    ``ids`` and returns their ``_END_COLUMNS`` (columns it does not change), sorted here into
+    the grants' usual order. Each row is written once, where a locking read first would write
+    every row's lock and then its new version."""
+    quote = connection.ops.quote_name
+    grant, scope, integration = (model._meta.db_table for model in (Grant, Scope, Integration))
+    sql = (
+        f"UPDATE {quote(grant)} AS g SET status = %s, ended_at = %s, ended_by_id = %s, end_reason = %s "
+        f"FROM {quote(scope)} AS s, {quote(integration)} AS i "
+        "WHERE g.id = ANY(%s::bigint[]) AND g.status = %s AND s.id = g.scope_id AND i.id = g.integration_id "
+        "RETURNING g.id, g.integration_id, g.source_type, g.source_id, g.expires_at, s.code, i.name, "
+        "i.business_owner_id, g.granted_at"
     )
-    missing = {row[7] for row in rows} - owners.keys()
-    if missing:
-        owners.update(User.objects.in_bulk(list(missing)))
-    audit_record_many(actor=actor, events=[_end_event(row, end, owners) for row in rows])
-    _history_insert(locked, user=actor.user, reason=end.reason)
-    return len(rows)
+    user_id = actor.user.pk if actor.user is not None else None
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [end.status, end.now, user_id, end.reason, list(ids), GrantStatus.ACTIVE])
+        returned = cursor.fetchall()
+    returned.sort(key=lambda row: row[0])
+    returned.sort(key=lambda row: row[8], reverse=True)  # stable: newest granted first, then by id
+    return [tuple(row[:8]) for row in returned]
 
 
 def _end_event(row: tuple[Any, ...], end: _GrantEnd, owners: dict[int, User]) -> EventSpec:

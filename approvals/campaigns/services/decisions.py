@@ -38,11 +38,16 @@ def covered_grants(grant_id: int | None, grant_ids: Sequence[int]) -> list[int]:
 
 
 def end_revoked_grants(
-    actor: Actor, covered: Iterable[Sequence[int]], reason: str, owners: dict[int, User] | None = None
+    actor: Actor,
+    covered: Iterable[Sequence[int]],
+    reason: str,
+    owners: dict[int, User] | None = None,
+    chunk: int | None = None,
 ) -> int:
     """End the grants of revoked items (each item's covered grant ids in ``covered``) with set-based
     writes, each audited as ``grant.revoked``, in grant id order; grants already ended are
-    skipped by ``grants_end_many``. ``owners`` caches the grants' owners across calls. Returns
+    skipped by ``grants_end_many``. ``owners`` caches the grants' owners across calls; ``chunk``
+    is how many grants are ended per statement (``grants_end_many``'s own when None). Returns
     how many ended."""
     grant_ids = sorted({grant_id for ids in covered for grant_id in ids})
     return grants_end_many(
@@ -52,6 +57,7 @@ def end_revoked_grants(
         reason=reason,
         action="grant.revoked",
         owners=owners,
+        **({} if chunk is None else {"chunk": chunk}),
     )
 
 
