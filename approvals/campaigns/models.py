@@ -290,7 +290,9 @@ class ReviewItem(models.Model):
         ordering = ["integration_id", "id"]
         indexes = [
             models.Index(fields=["campaign", "status"]),
-            models.Index(fields=["reviewer", "status"]),
+            # The campaign last: a reviewer's open items per campaign (their panels, the header's
+            # count on every page) are read from this index alone.
+            models.Index(fields=["reviewer", "status", "campaign"], name="review_item_reviewer_open"),
             models.Index(fields=["integration", "decided_at"]),
             models.Index(
                 fields=["reviewer_group"], condition=models.Q(reviewer_group__isnull=False), name="review_item_by_group"
