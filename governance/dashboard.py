@@ -8,6 +8,11 @@ reviewers and auditors, and (``home``) on their home pages.
 A metric is one number per day (``compute(day)``, for today), kept by the daily snapshot task in
 ``MetricSnapshot`` so that trends exist from an installation's first day. ``backfill(day)``, when
 given, measures a past day from the rows' own dates (the demo uses it to seed history).
+
+A stored figure is a panel's figure too costly to compute on every view: ``measure()`` returns a
+JSON value, kept (with when it was measured) by the hourly coverage task of the control catalog;
+the panel reads the stored value through ``governance.controls.figures`` and measures live when
+none is recent.
 """
 
 from __future__ import annotations
@@ -38,8 +43,15 @@ class Metric:
     backfill: Callable[[date], float] | None = None
 
 
+@dataclass(frozen=True)
+class StoredFigure:
+    key: str
+    measure: Callable[[], Any]
+
+
 _PANELS: dict[str, DashboardPanel] = {}
 _METRICS: dict[str, Metric] = {}
+_FIGURES: dict[str, StoredFigure] = {}
 
 
 def register_panel(panel: DashboardPanel) -> None:
@@ -56,3 +68,11 @@ def register_metric(metric: Metric) -> None:
 
 def metrics() -> list[Metric]:
     return sorted(_METRICS.values(), key=lambda m: m.key)
+
+
+def register_figure(figure: StoredFigure) -> None:
+    _FIGURES[figure.key] = figure
+
+
+def figures() -> list[StoredFigure]:
+    return sorted(_FIGURES.values(), key=lambda f: f.key)

@@ -2,7 +2,10 @@
 ``InventoryConfig.ready``: active integrations by risk tier, the owners holding the most risk, and
 the metrics behind the sprawl and standing-credentials trends (registered integrations, standing
 credentials). The dashboard shows organisation-wide figures to IAM admins, reviewers and
-auditors; each ``build`` runs a fixed number of queries (aggregates on indexed columns)."""
+auditors; each ``build`` runs a fixed number of queries (aggregates on indexed columns). The
+counts per tier and the owners' ranking read a quarter of a million index entries at scale, so
+the hourly task stores them (``governance.controls.figures``) and the panels say as of when; they
+measure live when nothing recent is stored."""
 
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ from django.utils import timezone
 
 from governance import dashboard
 from governance.charts import bar_list, column_chart, format_value
+from governance.controls import figures
 from governance.models import User
 from inventory.choices import CredentialType, IntegrationStatus, RiskTier
 from inventory.models import Credential, Integration
@@ -101,25 +105,49 @@ def holders_on(day: date) -> float:
 # --- Panels -------------------------------------------------------------------------------------
 
 
-# The active integrations per risk tier, kept for the one request that read them: the risk-tier
-# panel and the sprawl panel's "registered now" show the same figure on the dashboard, and
-# counting hundreds of thousands of index entries once is enough. Gone with the request.
+# The figures behind the risk-tier and top-owners panels, stored hourly (``governance.controls.
+# figures``): counting a quarter of a million index entries on every view is too slow.
+TIERS_FIGURE = "inventory.active_by_tier"
+OWNERS_FIGURE = "inventory.owners_by_risk"
+
+# The active integrations per risk tier measured live, kept for the one request that read them
+# (when nothing recent is stored): the risk-tier panel and the sprawl panel's "registered now"
+# show the same figure. Gone with the request.
 _ACTIVE_BY_TIER: WeakKeyDictionary[HttpRequest, dict[str | None, int]] = WeakKeyDictionary()
 
 
-def active_by_tier(request: HttpRequest) -> dict[str | None, int]:
-    """Active integrations per risk tier (an integration without a tier under None): one query
-    per request, answered from the (status, risk tier) index alone (``COUNT(*)``: a counted
+def count_by_tier() -> dict[str | None, int]:
+    """Active integrations per risk tier (an integration without a tier under None), measured
+    now: one query answered from the (status, risk tier) index alone (``COUNT(*)``: a counted
     column would make the database read every row)."""
+    return dict(
+        Integration.objects.filter(status=IntegrationStatus.ACTIVE)
+        .order_by()
+        .values_list("risk_tier")
+        .annotate(n=Count("*"))
+    )
+
+
+def measure_by_tier() -> list[list[Any]]:
+    """``count_by_tier`` as the stored figure keeps it: [tier, count] pairs (JSON)."""
+    return [[tier, count] for tier, count in count_by_tier().items()]
+
+
+def tiers_as_of(request: HttpRequest) -> datetime | None:
+    """When the request's counts per tier were measured (None: now)."""
+    found = figures.stored(request, TIERS_FIGURE)
+    return found.taken_at if found else None
+
+
+def active_by_tier(request: HttpRequest) -> dict[str | None, int]:
+    """Active integrations per risk tier: the stored figure when recent (one query for every
+    stored figure), else measured now (``count_by_tier``), once per request."""
+    found = figures.stored(request, TIERS_FIGURE)
+    if found is not None:
+        return {tier: int(count) for tier, count in found.value}
     counts = _ACTIVE_BY_TIER.get(request)
     if counts is None:
-        counts = dict(
-            Integration.objects.filter(status=IntegrationStatus.ACTIVE)
-            .order_by()
-            .values_list("risk_tier")
-            .annotate(n=Count("*"))
-        )
-        _ACTIVE_BY_TIER[request] = counts
+        counts = _ACTIVE_BY_TIER[request] = count_by_tier()
     return counts
 
 
@@ -129,8 +157,8 @@ def active_count(request: HttpRequest) -> int:
 
 
 def risk_tiers(request: HttpRequest) -> dict[str, Any] | None:
-    """Active integrations by risk tier, each tier linked to the inventory list filtered to it.
-    One query (``active_by_tier``)."""
+    """Active integrations by risk tier, each tier linked to the inventory list filtered to it,
+    and when they were counted (``as_of``, empty: now). One query when stored, two otherwise."""
     counts = active_by_tier(request)
     tiers: list[dict[str, Any]] = [
         {
@@ -159,16 +187,22 @@ def risk_tiers(request: HttpRequest) -> dict[str, Any] | None:
         "total": total,
         "high": high,
         "active_url": inventory_url(status=IntegrationStatus.ACTIVE),
+        "as_of": figures.as_of(tiers_as_of(request)),
     }
 
 
-def owners_by_risk() -> list[dict[str, Any]]:
+def owner_ranking() -> list[dict[str, Any]]:
     """The business owners of active integrations ranked by the summed risk score of those
     integrations (ties: more high or critical ones first), at most ``TOP_OWNERS``, each with
-    ``owner`` (a ``User`` with the fields a label needs). Two queries: the ranking groups the
-    integrations by owner alone; the ten people are read after."""
-    rows: list[dict[str, Any]] = [
-        dict(row)
+    ``business_owner`` (the person's id), ``risk``, ``integrations`` and ``high``. One query
+    grouping the integrations by owner alone; JSON, as the stored figure keeps it."""
+    return [
+        {
+            "business_owner": row["business_owner"],
+            "risk": int(row["risk"]),
+            "integrations": row["integrations"],
+            "high": row["high"],
+        }
         for row in Integration.objects.filter(status=IntegrationStatus.ACTIVE)
         .order_by()
         .values("business_owner")
@@ -179,17 +213,36 @@ def owners_by_risk() -> list[dict[str, Any]]:
         )
         .order_by("-risk", "-high", "business_owner")[:TOP_OWNERS]
     ]
-    people = User.objects.only("pk", *_PERSON_FIELDS).in_bulk([row["business_owner"] for row in rows])
-    for row in rows:
-        row["owner"] = people[row["business_owner"]]
-        row["url"] = inventory_url(status=IntegrationStatus.ACTIVE, owner=row["owner"].username)
+
+
+def with_people(ranking: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The ranking's rows, each with ``owner`` (a ``User`` with the fields a label needs, read
+    now in one query) and ``url``; a person no longer there is left out."""
+    people = User.objects.only("pk", *_PERSON_FIELDS).in_bulk([row["business_owner"] for row in ranking])
+    rows = []
+    for row in ranking:
+        owner = people.get(row["business_owner"])
+        if owner is not None:
+            rows.append(
+                {**row, "owner": owner, "url": inventory_url(status=IntegrationStatus.ACTIVE, owner=owner.username)}
+            )
     return rows
+
+
+def owners_by_risk() -> list[dict[str, Any]]:
+    """``owner_ranking`` measured now, with the people. Two queries."""
+    return with_people(owner_ranking())
 
 
 def top_owners(request: HttpRequest) -> dict[str, Any] | None:
     """The owners holding the most risk, each linked to the inventory list of their active
-    integrations. Two queries."""
-    rows = owners_by_risk()
+    integrations, and when they were ranked (``as_of``, empty: now). Two queries: the stored
+    ranking (or, when nothing recent is stored, the ranking measured now) and the people."""
+    found = figures.stored(request, OWNERS_FIGURE)
+    if found is not None:
+        rows, as_of = with_people(found.value), figures.as_of(found.taken_at)
+    else:
+        rows, as_of = owners_by_risk(), ""
     chart = bar_list(
         [(row["owner"].label, float(row["risk"])) for row in rows],
         title="Risk held by owner (summed risk scores of active integrations)",
@@ -198,11 +251,13 @@ def top_owners(request: HttpRequest) -> dict[str, Any] | None:
         links=[row["url"] for row in rows],
         key="top-owners",
     )
-    return {"rows": rows, "chart": chart if rows else None, "top": TOP_OWNERS}
+    return {"rows": rows, "chart": chart if rows else None, "top": TOP_OWNERS, "as_of": as_of}
 
 
 def register() -> None:
     """Register them."""
+    dashboard.register_figure(dashboard.StoredFigure(key=TIERS_FIGURE, measure=measure_by_tier))
+    dashboard.register_figure(dashboard.StoredFigure(key=OWNERS_FIGURE, measure=owner_ranking))
     dashboard.register_metric(
         dashboard.Metric(
             key="inventory.registered",

@@ -23,7 +23,7 @@ from django.utils import timezone
 from governance import dashboard
 from governance import demo as demo_registry
 from governance.charts import line_chart, stacked_bars
-from governance.controls import catalog, overview
+from governance.controls import catalog, figures, overview
 from governance.controls.catalog import FrameworkInfo
 from governance.controls.models import MetricSnapshot
 from governance.controls.registry import Status
@@ -157,8 +157,10 @@ def met_share_today(day: date) -> float:
 
 
 def coverage_demo() -> None:
-    """The demo stores today's coverage as the hourly task would, so its dashboard reads it at once."""
+    """The demo stores today's coverage and the dashboard figures as the hourly task would, so its
+    dashboard reads them at once."""
     coverage_snapshot()
+    figures.refresh()
 
 
 def register() -> None:

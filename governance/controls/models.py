@@ -95,3 +95,18 @@ class MetricSnapshot(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key} {self.day}: {self.value}"
+
+
+class StoredFigure(models.Model):
+    """The latest value of one dashboard figure too costly to compute on every view (registered
+    with ``governance.dashboard.register_figure``), measured by the hourly task."""
+
+    key = models.CharField(max_length=80, unique=True)
+    value = models.JSONField()
+    taken_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["key"]
+
+    def __str__(self) -> str:
+        return f"{self.key} at {self.taken_at:%Y-%m-%d %H:%M}"

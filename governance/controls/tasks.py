@@ -1,11 +1,11 @@
 """Background tasks of the control catalog: the daily metric snapshot and the hourly framework
-coverage snapshot."""
+coverage snapshot, which also refreshes the stored dashboard figures."""
 
 from __future__ import annotations
 
 from datetime import date
 
-from governance.controls import dashboard_panels, snapshots
+from governance.controls import dashboard_panels, figures, snapshots
 
 
 def metrics_snapshot(day: str = "") -> int:
@@ -17,5 +17,6 @@ def metrics_snapshot(day: str = "") -> int:
 
 def coverage_snapshot() -> int:
     """Measure every framework's coverage now and upsert today's coverage snapshots (the
-    dashboard shows the latest); returns how many rows were written."""
-    return dashboard_panels.coverage_snapshot()
+    dashboard shows the latest), then measure and store every registered dashboard figure
+    (``figures.refresh``); returns how many rows were written."""
+    return dashboard_panels.coverage_snapshot() + figures.refresh()
