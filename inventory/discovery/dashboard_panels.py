@@ -16,8 +16,9 @@ from django.utils import timezone
 
 from governance import dashboard
 from governance.charts import line_chart
+from governance.controls import figures
 from governance.controls.snapshots import weekly_series
-from inventory.dashboard_panels import active_count, day_end, inventory_url
+from inventory.dashboard_panels import active_count, day_end, inventory_url, tiers_as_of
 from inventory.discovery.choices import FindingKind
 from inventory.discovery.models import Finding
 from inventory.models import IntegrationStatus
@@ -55,7 +56,8 @@ def sprawl(request: HttpRequest) -> dict[str, Any] | None:
     """Registered (active) integrations and unregistered apps, the last snapshot of each of the
     last ``WEEKS`` weeks (this week: today's figures), with links to both lists. Three queries."""
     series = weekly_series([REGISTERED, UNREGISTERED], WEEKS)
-    # The active count the risk-tier panel of the same page read already (``registered_now``).
+    # The active count the risk-tier panel of the same page read already (``registered_now``):
+    # stored by the hourly task when recent, so the panel says as of when.
     registered, unregistered = float(active_count(request)), unregistered_now(timezone.localdate())
     # This week's point is what is true now, whether or not today's snapshot was taken yet.
     values = {
@@ -73,6 +75,7 @@ def sprawl(request: HttpRequest) -> dict[str, Any] | None:
     return {
         "chart": chart,
         "registered": int(registered),
+        "registered_as_of": figures.as_of(tiers_as_of(request)),
         "unregistered": int(unregistered),
         "registered_url": inventory_url(status=IntegrationStatus.ACTIVE),
         "unregistered_url": findings_url(),

@@ -143,8 +143,11 @@ def test_the_dashboard_reads_both_stored_figures_in_one_query_and_says_as_of_whe
     stored_reads = [query for query in captured.captured_queries if StoredFigure._meta.db_table in query["sql"]]
     assert len(stored_reads) == 1
     assert page.count("As of 14:00 (counted every hour).") == 2
+    # The sprawl panel's registered count is the stored one too, and says so.
+    assert "registered integrations as of 14:00, counted every hour" in page
     StoredFigure.objects.all().delete()
-    assert "As of" not in client.get("/dashboard/").content.decode()
+    live = client.get("/dashboard/").content.decode()
+    assert "As of" not in live and "registered integrations as of" not in live
 
 
 def test_as_of_names_the_day_when_it_is_not_today():
