@@ -408,7 +408,9 @@ class RequestStep(models.Model):
 
 class StepAssignment(models.Model):
     """A person who may decide an active step (names, not just a group). ``is_open`` and
-    ``due_at`` are copied from the step so the reviewer queue is one indexed range scan."""
+    ``due_at`` are copied from the step, and ``risk_rank`` and ``risk_score`` from the request's
+    integration, so the reviewer queue is one indexed range scan in each of its orders and tier
+    filters. ``approvals.services.queue_keys`` keeps the copies right."""
 
     step = models.ForeignKey(RequestStep, on_delete=models.CASCADE, related_name="assignments")
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="step_assignments")
@@ -423,6 +425,10 @@ class StepAssignment(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     closed_reason = models.CharField(max_length=300, blank=True, help_text="Why it closed undecided (a reassignment).")
+    # The rank of the integration's risk tier (``RISK_TIER_ORDER``; a change request's own tier
+    # stands in, -1 for none) and its risk score (0 without an integration).
+    risk_rank = models.SmallIntegerField(default=-1)
+    risk_score = models.PositiveIntegerField(default=0)
 
     class Meta:
         ordering = ["step_id", "id"]
@@ -434,6 +440,17 @@ class StepAssignment(models.Model):
         indexes = [
             models.Index(
                 fields=["user", "due_at", "id"], condition=models.Q(is_open=True), name="assignment_open_queue"
+            ),
+            # Sorted by risk (highest tier, then score, then oldest due) and filtered by tier.
+            models.Index(
+                fields=["user", "-risk_rank", "-risk_score", "due_at", "id"],
+                condition=models.Q(is_open=True),
+                name="assignment_open_by_risk",
+            ),
+            models.Index(
+                fields=["user", "risk_rank", "due_at", "id"],
+                condition=models.Q(is_open=True),
+                name="assignment_open_by_tier",
             ),
         ]
         constraints = [models.UniqueConstraint(fields=["step", "user"], name="assignment_once_per_step")]

@@ -6,10 +6,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.dispatch import receiver
+
 from approvals import selectors, services
 from approvals.models import AccessRequest, RequestStatus, RequestType
 from governance.actors import Actor
 from governance.models import User
+from inventory import signals
 from inventory.choices import RISK_TIER_ORDER, IntegrationStatus
 from inventory.models import Integration, Scope
 
@@ -106,3 +109,10 @@ def on_integration_disabled(
     services.requests_cancel_for_integration(
         actor=actor, integration=integration, reason=reason or f"The integration became {status}."
     )
+
+
+# Connected here (this module is imported by ``AppConfig.ready``): the queue's copies of the
+# integration's tier and score change in the transaction that rescored it.
+@receiver(signals.integration_rescored, dispatch_uid="approvals.rescored")
+def on_integration_rescored(sender: Any, *, integration: Integration, **_: Any) -> None:
+    services.assignments_rescore(integration)

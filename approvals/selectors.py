@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Case, CharField, F, IntegerField, Prefetch, Q, QuerySet, Value, When
+from django.db.models import CharField, F, Prefetch, Q, QuerySet
 from django.db.models.functions import Cast, Coalesce, Lower
 from django.utils import timezone
 
@@ -380,45 +380,28 @@ def queue_for(user: Any, *, type: str = "", tier: str = "", overdue: bool = Fals
     if type:
         qs = qs.filter(step__request__type=type)
     if tier:
-        # A change request has no integration: its own tier stands in.
-        qs = qs.filter(
-            Q(step__request__integration__risk_tier=tier)
-            | Q(step__request__integration__isnull=True, step__request__risk_tier=tier)
-        )
+        # The tier's rank is copied onto each assignment (a change request's own tier stands in
+        # for the integration's): one range of the queue's tier index.
+        qs = qs.filter(risk_rank=RISK_TIER_ORDER.get(tier, -2))
     if overdue:
         qs = qs.filter(due_at__lt=timezone.now())
     return qs.order_by("due_at", "id")
 
 
-# How a risk tier ranks when the queue is sorted by risk (a change request's own tier stands in
-# for the integration's, as in the tier filter).
-_TIER_RANK = Case(
-    *(
-        When(
-            Q(step__request__integration__risk_tier=tier)
-            | Q(step__request__integration__isnull=True, step__request__risk_tier=tier),
-            then=Value(rank),
-        )
-        for tier, rank in RISK_TIER_ORDER.items()
-    ),
-    default=Value(-1),
-    output_field=IntegerField(),
-)
-
-
 def _queue_sort_keys() -> dict[str, list[Any]]:
     """The orders the queue may be sorted in, by the ``?sort=`` key a page passes: anything else
     falls back to the default. Each ends on the assignment's id, so equal keys keep one order
-    from page to page. The default is the order of the queue's partial index (one range scan)."""
+    from page to page. The due-date sort and the risk sort are the orders of the queue's partial
+    indexes (one range scan that stops at the page); the risk sort reads the tier's rank and the
+    score copied onto the assignment (``approvals.services.queue_keys``)."""
     due = F("due_at")
     requested = F("step__request__created_at")
     name = Lower(Coalesce("step__request__integration__name", "step__request__subject_label"))
-    score = Coalesce("step__request__integration__risk_score", Value(0))
     return {
         "due": ["due_at", "id"],
         "-due": ["-due_at", "-id"],
-        "risk": [_TIER_RANK.desc(), score.desc(), due.asc(nulls_last=True), "id"],
-        "-risk": [_TIER_RANK.asc(), score.asc(), due.asc(nulls_last=True), "id"],
+        "risk": ["-risk_rank", "-risk_score", due.asc(nulls_last=True), "id"],
+        "-risk": ["risk_rank", "risk_score", due.asc(nulls_last=True), "id"],
         "requested": [requested.asc(), "id"],
         "-requested": [requested.desc(), "-id"],
         "name": [name.asc(), "id"],
@@ -432,10 +415,10 @@ QUEUE_DEFAULT_SORT = "due"
 
 # Sorts on a column of the request or its integration: every item of the queue is joined to be
 # ordered (tens of thousands for a busy reviewer), so the order is found over narrow rows (ids
-# and sort keys; the integration's tier and score come from an index) and only one page of items
-# is then read in full (``queue_ordered_ids`` and ``queue_items``). The due-date sort walks the
-# queue's own index and stops at the page: it stays one query.
-QUEUE_JOINED_SORTS = frozenset({"risk", "-risk", "name", "-name", "requested", "-requested"})
+# and sort keys) and only one page of items is then read in full (``queue_ordered_ids`` and
+# ``queue_items``). The due-date and risk sorts read only the assignment's own columns: they
+# stay one query.
+QUEUE_JOINED_SORTS = frozenset({"name", "-name", "requested", "-requested"})
 
 
 def _with_item_details(qs: QuerySet[StepAssignment]) -> QuerySet[StepAssignment]:

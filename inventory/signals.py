@@ -29,3 +29,7 @@ integration_disabled = Signal()
 # kwargs: integration, actor, old_identity (str), new_identity (str) — each one line, e.g.
 # "spiffe://example.org/ns/ai/sa/agent from spiffe://example.org", or "no workload binding"
 integration_identity_changed = Signal()
+
+# An integration's risk score or tier changed (after it is saved, whether the tier rose or
+# fell): what copies them (the reviewer queue's keys) is rewritten. kwargs: integration
+integration_rescored = Signal()

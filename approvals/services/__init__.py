@@ -29,6 +29,7 @@ from approvals.services.delegation import (
 from approvals.services.elevation import elevation_open
 from approvals.services.expiry import grants_expire_due, grants_warn_expiring, renewal_request_open
 from approvals.services.notifications import reviewer_digests_send
+from approvals.services.queue_keys import assignments_rescore, queue_keys_fill
 from approvals.services.requests import (
     request_open,
     request_restart_for_risk,
@@ -46,6 +47,8 @@ from approvals.services.workflows import (
 )
 
 __all__ = [
+    "assignments_rescore",
+    "queue_keys_fill",
     "assignment_reassign",
     "delegation_create",
     "delegation_revoke",

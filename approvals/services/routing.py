@@ -28,6 +28,7 @@ from approvals.models import (
 )
 from approvals.services import standins
 from approvals.services.notifications import reviewer_notify
+from approvals.services.queue_keys import queue_keys_of
 from approvals.services.workflows import default_workflows_ensure
 from governance.actors import Actor
 from governance.audit import audit_record
@@ -87,13 +88,18 @@ def _escalation_candidates(step: RequestStep) -> Candidates:
 def _assign(step: RequestStep, people: Iterable[tuple[User, str]]) -> list[User]:
     """Add people to an active step and email each of them once."""
     existing = set(step.assignments.values_list("user_id", flat=True))
+    risk_rank, risk_score = queue_keys_of(step.request)
     new: list[StepAssignment] = []
     users: list[User] = []
     for user, via in people:
         if user.pk in existing:
             continue
         existing.add(user.pk)
-        new.append(StepAssignment(step=step, user=user, due_at=step.due_at, via=via))
+        new.append(
+            StepAssignment(
+                step=step, user=user, due_at=step.due_at, via=via, risk_rank=risk_rank, risk_score=risk_score
+            )
+        )
         users.append(user)
     StepAssignment.objects.bulk_create(new)
     # Someone away hands what reaches them now to their delegate at once (not at the next sweep).

@@ -35,8 +35,8 @@ def risk_apply(*, actor: Actor, integration: Integration, user: User | None, rea
     """Recompute and save the score and search text of ``integration`` (in the caller's
     transaction); return (old tier, new tier). A raised tier on a live integration is audited
     (``integration.risk_raised``) and sends ``integration_risk_raised`` (approvals opens a
-    re-review)."""
-    old_tier = integration.risk_tier
+    re-review); a changed score or tier sends ``integration_rescored``."""
+    old_tier, old_score = integration.risk_tier, integration.risk_score
     integration.search_text = search_text_of(integration)
     result = risk.assess(risk.input_from(integration))
     integration.risk_score, integration.risk_tier, integration.risk_factors = result.score, result.tier, result.factors
@@ -44,6 +44,8 @@ def risk_apply(*, actor: Actor, integration: Integration, user: User | None, rea
     integration._history_user = user
     integration._change_reason = reason[:100] if reason else None
     integration.save()
+    if (result.tier, result.score) != (old_tier, old_score):
+        signals.integration_rescored.send(sender=Integration, integration=integration)
     if RISK_TIER_ORDER[result.tier] > RISK_TIER_ORDER[old_tier] and integration.status in LIVE_STATUSES:
         audit_record(
             actor=actor,
