@@ -15,6 +15,7 @@ from approvals.models import (
     StepAssignment,
     StepStatus,
 )
+from approvals.services import queue_keys_fill
 from governance.models import User
 from inventory.choices import IntegrationStatus, RiskTier
 from inventory.models import Integration, Scope
@@ -77,3 +78,5 @@ def pending_requests_bulk(*, n: int, owner: User, reviewer: User, scopes: list[S
         StepAssignment.objects.bulk_create(
             [StepAssignment(step=step, user=reviewer, due_at=step.due_at, via="named reviewer") for step in steps]
         )
+        # The queue's copies of each request's tier and score, as the services set them.
+        queue_keys_fill(StepAssignment.objects.filter(step__in=steps))

@@ -401,6 +401,7 @@ def seed_requests(scope_ids: list[int]) -> bool:
     from django.utils import timezone
 
     from approvals.models import AccessRequest, RequestStep, StepAssignment
+    from approvals.services import queue_keys_fill
 
     if AccessRequest.objects.filter(ticket_ref__startswith="SCALE-").exists():
         return False
@@ -438,11 +439,14 @@ def seed_requests(scope_ids: list[int]) -> bool:
         [now],
     )
     _execute(
-        f"INSERT INTO {StepAssignment._meta.db_table} (step_id, user_id, is_open, due_at, via, assigned_at, closed_reason) "
-        f"SELECT st.id, %s, st.status = 'active', st.due_at, 'named reviewer', st.activated_at, '' FROM {steps} st "
-        f"JOIN approvals_accessrequest r ON r.id = st.request_id WHERE r.ticket_ref LIKE 'SCALE-%%'",
+        f"INSERT INTO {StepAssignment._meta.db_table} "
+        "(step_id, user_id, is_open, due_at, via, assigned_at, closed_reason, risk_rank, risk_score) "
+        f"SELECT st.id, %s, st.status = 'active', st.due_at, 'named reviewer', st.activated_at, '', -1, 0 "
+        f"FROM {steps} st JOIN approvals_accessrequest r ON r.id = st.request_id WHERE r.ticket_ref LIKE 'SCALE-%%'",
         [reviewer],
     )
+    # The queue's copies of each request's tier and score, as the services set them.
+    queue_keys_fill(StepAssignment.objects.filter(is_open=True, step__request__ticket_ref__startswith="SCALE-"))
     _log(f"{PENDING} pending and {DECIDED} decided requests", started)
     return True
 
