@@ -22,6 +22,7 @@ class ApprovalsConfig(AppConfig):
             receivers.on_integration_risk_raised, dispatch_uid="approvals.risk_raised"
         )
         signals.integration_disabled.connect(receivers.on_integration_disabled, dispatch_uid="approvals.disabled")
+        signals.integration_rescored.connect(receivers.on_integration_rescored, dispatch_uid="approvals.rescored")
         signals.integration_identity_changed.connect(
             receivers.on_integration_identity_changed, dispatch_uid="approvals.identity_changed"
         )

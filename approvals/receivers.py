@@ -6,13 +6,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.dispatch import receiver
-
 from approvals import selectors, services
 from approvals.models import AccessRequest, RequestStatus, RequestType
 from governance.actors import Actor
 from governance.models import User
-from inventory import signals
 from inventory.choices import RISK_TIER_ORDER, IntegrationStatus
 from inventory.models import Integration, Scope
 
@@ -111,8 +108,7 @@ def on_integration_disabled(
     )
 
 
-# Connected here (this module is imported by ``AppConfig.ready``): the queue's copies of the
-# integration's tier and score change in the transaction that rescored it.
-@receiver(signals.integration_rescored, dispatch_uid="approvals.rescored")
 def on_integration_rescored(sender: Any, *, integration: Integration, **_: Any) -> None:
+    """The queue's copies of the integration's tier and score change in the transaction that
+    rescored it."""
     services.assignments_rescore(integration)
