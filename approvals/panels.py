@@ -41,7 +41,9 @@ _QUEUE_COUNTS: WeakKeyDictionary[HttpRequest, int] = WeakKeyDictionary()
 
 def _queue_count(request: HttpRequest) -> int:
     counted = _QUEUE_COUNTS.get(request)
-    return selectors.queue_open_count(request.user) if counted is None else counted
+    if counted is not None:
+        return counted
+    return selectors.queue_open_count(request.user, up_to=portal.BADGE_COUNT_UP_TO)
 
 
 def review_queue(request: HttpRequest) -> dict[str, Any] | None:

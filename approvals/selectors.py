@@ -469,8 +469,11 @@ def held_scope_codes(integration_ids: Iterable[int]) -> dict[int, set[str]]:
     return held
 
 
-def queue_open_count(user: Any) -> int:
-    return assignments_for(user).count()
+def queue_open_count(user: Any, *, up_to: int | None = None) -> int:
+    """How many steps wait for ``user``; with ``up_to``, counted only up to one past it (the
+    nav badge says "999+" beyond)."""
+    waiting = assignments_for(user)
+    return waiting.count() if up_to is None else waiting[: up_to + 1].count()
 
 
 def overdue_count(user: Any, now: datetime | None = None) -> int:

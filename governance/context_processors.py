@@ -58,6 +58,10 @@ def _nav_bar(links: list[dict[str, Any]]) -> list[dict[str, Any]]:
             continue
         item["active"] = any(link["active"] for link in item["links"])
         item["count"] = sum(link["count"] or 0 for link in item["links"])
+    for item in items:
+        for shown in (item, *item.get("links", ())):
+            if shown["count"]:
+                shown["badge"], shown["badge_label"] = portal_registry.badge(shown["count"])
     return items
 
 

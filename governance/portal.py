@@ -21,6 +21,16 @@ from django.http import HttpRequest
 ADMINISTRATION = "Administration"
 OVERSIGHT = "Oversight"
 NAV_GROUPS = (ADMINISTRATION, OVERSIGHT)
+# A nav badge shows counts up to this; beyond it "999+". A count may stop counting one past it
+# (a bounded count reads at most that many rows, however long the list).
+BADGE_COUNT_UP_TO = 999
+
+
+def badge(count: int) -> tuple[str, str]:
+    """A nav count as its badge shows it and as a screen reader says it."""
+    if count > BADGE_COUNT_UP_TO:
+        return f"{BADGE_COUNT_UP_TO}+", f"more than {BADGE_COUNT_UP_TO} waiting"
+    return str(count), f"{count} waiting"
 
 
 @dataclass(frozen=True)

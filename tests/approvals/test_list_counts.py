@@ -15,7 +15,7 @@ from django.test.utils import CaptureQueriesContext
 
 from approvals.models import StepAssignment
 from benchmarks._approvals_data import pending_requests_bulk
-from governance import paging
+from governance import paging, portal
 from governance.models import User
 from inventory.models import Scope
 
@@ -151,3 +151,20 @@ def test_each_queue_item_carries_the_decision_form_of_its_step(
     html = web_as(reviewer).get("/approvals/queue/?view=table").content.decode()
     step_ids = StepAssignment.objects.filter(user=reviewer).values_list("step_id", flat=True)
     assert all(f'id="d{pk}-comment"' in html and f'action="/approvals/steps/{pk}/decide/"' in html for pk in step_ids)
+
+
+def test_the_nav_badge_counts_up_to_its_cap_and_says_more_beyond(
+    pending: Callable[[int], None], reviewer: User, web_as: Callable[[User], Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = web_as(reviewer)
+    pending(3)
+    monkeypatch.setattr(portal, "BADGE_COUNT_UP_TO", 3)
+    html = client.get("/inventory/").content.decode()
+    assert 'aria-label="3 waiting">3</span>' in html
+    pending(1)
+    with CaptureQueriesContext(connection) as queries:
+        html = client.get("/inventory/").content.decode()
+    assert 'aria-label="more than 3 waiting">3+</span>' in html
+    # The badge's count reads at most one row past the cap: a LIMIT in the counting query.
+    counts = [query["sql"] for query in queries.captured_queries if "approvals_stepassignment" in query["sql"]]
+    assert counts and all("LIMIT 4" in sql for sql in counts if "COUNT(" in sql.upper())

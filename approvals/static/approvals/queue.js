@@ -47,7 +47,10 @@
       if (link.getAttribute("href") && link.getAttribute("href").indexOf("/approvals/queue/") === 0) {
         var badge = link.querySelector(".badge");
         if (!badge) { return; }
-        if (count > 0) {
+        if (count > 999) {
+          badge.textContent = "999+";
+          badge.setAttribute("aria-label", "more than 999 waiting");
+        } else if (count > 0) {
           badge.textContent = String(count);
           badge.setAttribute("aria-label", count + " waiting");
         } else {
