@@ -24,6 +24,7 @@ from django.utils import timezone
 from approvals import permissions, selectors
 from approvals.models import MAX_DELEGATION_DAYS, Delegation, StepAssignment, StepStatus
 from approvals.services import standins
+from approvals.services.requests import lock_integration_by_id
 from approvals.services.routing import ESCALATION, assign_people
 from governance.actors import Actor
 from governance.audit import audit_record
@@ -247,6 +248,11 @@ def assignment_reassign(
             "reason", f"Say why the step is reassigned, in at most {REASON_MAX} characters (the audit keeps it)."
         )
     with transaction.atomic():
+        lock_integration_by_id(
+            StepAssignment.objects.filter(pk=assignment.pk)
+            .values_list("step__request__integration_id", flat=True)
+            .first()
+        )
         locked = (
             StepAssignment.objects.select_for_update(of=("self",))
             .select_related("user", "step__request__integration", "step__pool_group")

@@ -71,6 +71,14 @@ def lock_integration_of(req: AccessRequest) -> Integration | None:
     return Integration.objects.select_for_update().get(pk=req.integration_id)
 
 
+def lock_integration_by_id(integration_id: int | None) -> None:
+    """Lock integration ``integration_id`` (nothing for None: a change request), first of the
+    rows a request writer locks: a rescore then either commits before an assignment copies the
+    integration's tier and score, or waits for it."""
+    if integration_id is not None:
+        list(Integration.objects.select_for_update().filter(pk=integration_id).values_list("pk", flat=True))
+
+
 def _lock_request(request: AccessRequest) -> AccessRequest:
     """Lock the request's integration (if any), then the request, with the integration attached.
     Two statements, not one join: PostgreSQL locks no row on the nullable side of an outer join,

@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from approvals.models import RequestStep, StepStatus
 from approvals.services.notifications import reviewer_notify
+from approvals.services.requests import lock_integration_by_id
 from approvals.services.routing import escalate_step
 from governance.actors import Actor
 
@@ -62,6 +63,9 @@ def steps_escalate_overdue(*, now: datetime | None = None) -> int:
     count = 0
     for step_id in _due_step_ids(due_at__lte=now, escalated_at__isnull=True):
         with transaction.atomic():
+            lock_integration_by_id(
+                RequestStep.objects.filter(pk=step_id).values_list("request__integration_id", flat=True).first()
+            )
             step = (
                 RequestStep.objects.select_for_update(of=("self",))
                 .filter(pk=step_id, status=StepStatus.ACTIVE, escalated_at__isnull=True)
