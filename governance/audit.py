@@ -569,7 +569,8 @@ def _insert_postgresql(
     table = connection.ops.quote_name(AuditEvent._meta.db_table)
     statement = f"COPY {table} ({', '.join(_COPY_COLUMNS)}) FROM STDIN"
     step = max(1, batch_size)
-    with connection.cursor() as cursor, cursor.cursor.copy(statement) as copy:
+    # The driver's own COPY, inside Django's error translation (a failed write raises django.db errors).
+    with connection.cursor() as cursor, connection.wrap_database_errors, cursor.cursor.copy(statement) as copy:
         for start in range(0, len(prepared), step):
             end = start + step
             copy.write(

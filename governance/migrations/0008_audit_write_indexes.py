@@ -5,6 +5,40 @@ from django.conf import settings
 from django.db import migrations, models
 
 
+TABLE = "governance_auditevent"
+
+
+def _hash_indexes(schema_editor):
+    """The names of the hash's unique constraint and of its LIKE index (PostgreSQL)."""
+    with schema_editor.connection.cursor() as cursor:
+        found = schema_editor.connection.introspection.get_constraints(cursor, TABLE)
+    unique = [name for name, info in found.items() if info["columns"] == ["hash"] and info["unique"]]
+    like = [name for name, info in found.items() if info["columns"] == ["hash"] and name.endswith("_like")]
+    return unique, like
+
+
+def keep_hash_index(apps, schema_editor):
+    """PostgreSQL: rename the hash's unique constraint (its index with it) to the name the model
+    gives it, and drop the LIKE index beside it. Elsewhere the column keeps its UNIQUE as it is
+    (SQLite rebuilds a table from the model's state whenever it alters it)."""
+    if schema_editor.connection.vendor != "postgresql":
+        return
+    unique, like = _hash_indexes(schema_editor)
+    for name in unique:
+        if name != "audit_hash_unique":
+            schema_editor.execute(f'ALTER TABLE {TABLE} RENAME CONSTRAINT "{name}" TO audit_hash_unique')
+    for name in like:
+        schema_editor.execute(f'DROP INDEX "{name}"')
+
+
+def restore_hash_index(apps, schema_editor):
+    if schema_editor.connection.vendor != "postgresql":
+        return
+    schema_editor.execute(f"ALTER TABLE {TABLE} RENAME CONSTRAINT audit_hash_unique TO {TABLE}_hash_key")
+    like = schema_editor._create_index_name(TABLE, ["hash"], suffix="_like")
+    schema_editor.execute(f'CREATE INDEX "{like}" ON {TABLE} (hash varchar_pattern_ops)')
+
+
 class Migration(migrations.Migration):
 
     dependencies = [
@@ -28,11 +62,6 @@ class Migration(migrations.Migration):
         ),
         migrations.AlterField(
             model_name='auditevent',
-            name='hash',
-            field=models.CharField(max_length=64),
-        ),
-        migrations.AlterField(
-            model_name='auditevent',
             name='owner',
             field=models.ForeignKey(blank=True, db_constraint=False, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='audit_events_as_owner', to=settings.AUTH_USER_MODEL),
         ),
@@ -50,8 +79,20 @@ class Migration(migrations.Migration):
             model_name='auditevent',
             index=models.Index(fields=['action'], name='audit_action', opclasses=['varchar_pattern_ops']),
         ),
-        migrations.AddConstraint(
-            model_name='auditevent',
-            constraint=models.UniqueConstraint(fields=('hash',), name='audit_hash_unique'),
+        # The hash's unique index is kept and renamed, not rebuilt (rebuilding it would lock the
+        # whole trail while every event is indexed again); only its LIKE index goes.
+        migrations.SeparateDatabaseAndState(
+            state_operations=[
+                migrations.AlterField(
+                    model_name='auditevent',
+                    name='hash',
+                    field=models.CharField(max_length=64),
+                ),
+                migrations.AddConstraint(
+                    model_name='auditevent',
+                    constraint=models.UniqueConstraint(fields=('hash',), name='audit_hash_unique'),
+                ),
+            ],
+            database_operations=[migrations.RunPython(keep_hash_index, restore_hash_index)],
         ),
     ]

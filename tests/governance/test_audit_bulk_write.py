@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from django.core.management import call_command
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 
 from governance import audit
 from governance.audit import EventSpec, audit_record_many, compute_hash, to_json, verify_chain
@@ -120,6 +120,15 @@ def test_to_json_normalises_floats_as_jsonb_does(value: Any, expected: Any) -> N
 def test_non_finite_floats_are_refused_before_anything_is_written(owner: User, value: Any) -> None:
     with pytest.raises(ValueError, match="not JSON compliant"), transaction.atomic():
         audit_record_many(actor=owner, events=[EventSpec(action="t.bad", target_type="t", target_id="1", after=value)])
+    assert not AuditEvent.objects.exists()
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="SQLite does not enforce a column's length")
+def test_a_write_the_database_refuses_raises_djangos_error_and_writes_nothing(owner: User) -> None:
+    # COPY runs on the driver's cursor: its errors still come out as django.db errors.
+    too_long = EventSpec(action="t.long", target_type="t", target_id="x" * 80)
+    with pytest.raises(DatabaseError), transaction.atomic():
+        audit_record_many(actor=owner, events=[too_long])
     assert not AuditEvent.objects.exists()
 
 
