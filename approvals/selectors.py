@@ -391,9 +391,10 @@ def queue_for(user: Any, *, type: str = "", tier: str = "", overdue: bool = Fals
 def _queue_sort_keys() -> dict[str, list[Any]]:
     """The orders the queue may be sorted in, by the ``?sort=`` key a page passes: anything else
     falls back to the default. Each ends on the assignment's id, so equal keys keep one order
-    from page to page. The due-date sort and the risk sort are the orders of the queue's partial
-    indexes (one range scan that stops at the page); the risk sort reads the tier's rank and the
-    score copied onto the assignment (``approvals.services.queue_keys``)."""
+    from page to page. ``due``, ``-due`` and ``risk`` are orders of the queue's partial indexes (one
+    range scan that stops at the page); ``-risk`` reads the risk index backwards and sorts each
+    rank-and-score group by due date. The risk sorts read the tier's rank and the score copied onto
+    the assignment (``approvals.services.queue_keys``)."""
     due = F("due_at")
     requested = F("step__request__created_at")
     name = Lower(Coalesce("step__request__integration__name", "step__request__subject_label"))

@@ -28,7 +28,6 @@ which is where axes' backend and signals sit, so both are covered.
 
 from __future__ import annotations
 
-import ipaddress
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -90,12 +89,8 @@ def failure_window(request: HttpRequest | None = None) -> timedelta:
 
 def client_address(request: HttpRequest) -> str | None:
     """AXES_CLIENT_IP_CALLABLE: the address the audit trail records (X-Forwarded-For only when
-    TRUST_X_FORWARDED_FOR), and only if it is an IP address (the column is one)."""
-    address = client_ip(request)
-    try:
-        return str(ipaddress.ip_address(address)) if address else None
-    except ValueError:
-        return request.META.get("REMOTE_ADDR") or None
+    TRUST_X_FORWARDED_FOR), normalised as the audit trail records it; None when it is no address."""
+    return client_ip(request)
 
 
 def is_single_sign_on(request: HttpRequest, credentials: dict[str, Any] | None) -> bool:
