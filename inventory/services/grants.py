@@ -233,22 +233,24 @@ def _ended_rows(actor: Actor, ids: Sequence[int], end: _GrantEnd) -> list[tuple[
 
 
 def _ended_rows_postgresql(actor: Actor, ids: Sequence[int], end: _GrantEnd) -> list[tuple[Any, ...]]:
-    """``_ended_rows`` in one statement: an UPDATE that locks and ends the active grants of
-    ``ids`` and returns their ``_END_COLUMNS`` (columns it does not change), sorted here into
-    the grants' usual order. Each row is written once, where a locking read first would write
-    every row's lock and then its new version."""
+    """``_ended_rows`` in one statement: the active grants of ``ids`` locked in the grants' usual
+    order (newest granted first, then id: every caller locks grants in the same order, so two
+    writers ending overlapping grants cannot deadlock), then ended by an UPDATE that returns their
+    ``_END_COLUMNS`` (columns it does not change), sorted here into that order."""
     quote = connection.ops.quote_name
     grant, scope, integration = (model._meta.db_table for model in (Grant, Scope, Integration))
     sql = (
+        f"WITH locked AS (SELECT id FROM {quote(grant)} WHERE id = ANY(%s::bigint[]) AND status = %s "
+        "ORDER BY granted_at DESC, id FOR UPDATE) "
         f"UPDATE {quote(grant)} AS g SET status = %s, ended_at = %s, ended_by_id = %s, end_reason = %s "
-        f"FROM {quote(scope)} AS s, {quote(integration)} AS i "
-        "WHERE g.id = ANY(%s::bigint[]) AND g.status = %s AND s.id = g.scope_id AND i.id = g.integration_id "
+        f"FROM locked, {quote(scope)} AS s, {quote(integration)} AS i "
+        "WHERE g.id = locked.id AND s.id = g.scope_id AND i.id = g.integration_id "
         "RETURNING g.id, g.integration_id, g.source_type, g.source_id, g.expires_at, s.code, i.name, "
         "i.business_owner_id, g.granted_at"
     )
     user_id = actor.user.pk if actor.user is not None else None
     with connection.cursor() as cursor:
-        cursor.execute(sql, [end.status, end.now, user_id, end.reason, list(ids), GrantStatus.ACTIVE])
+        cursor.execute(sql, [list(ids), GrantStatus.ACTIVE, end.status, end.now, user_id, end.reason])
         returned = cursor.fetchall()
     returned.sort(key=lambda row: row[0])
     returned.sort(key=lambda row: row[8], reverse=True)  # stable: newest granted first, then by id
