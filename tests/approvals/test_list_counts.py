@@ -166,5 +166,9 @@ def test_the_nav_badge_counts_up_to_its_cap_and_says_more_beyond(
         html = client.get("/inventory/").content.decode()
     assert 'aria-label="more than 3 waiting">3+</span>' in html
     # The badge's count reads at most one row past the cap: a LIMIT in the counting query.
-    counts = [query["sql"] for query in queries.captured_queries if "approvals_stepassignment" in query["sql"]]
-    assert counts and all("LIMIT 4" in sql for sql in counts if "COUNT(" in sql.upper())
+    counts = [
+        query["sql"]
+        for query in queries.captured_queries
+        if "approvals_stepassignment" in query["sql"] and "COUNT(" in query["sql"].upper()
+    ]
+    assert counts and all("LIMIT 4" in sql for sql in counts)
