@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, overload
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, connections, models
@@ -130,15 +130,16 @@ class _CanonicalParts(NamedTuple):
 
     @classmethod
     def of(cls, values: Mapping[str, Any]) -> _CanonicalParts:
-        """The parts of ``values`` (the hashed fields but the time and the previous hash). The
-        members are written out in ``_CANONICAL_ORDER`` (twice as fast as a loop over it, for
-        every event of a bulk write); the text fields are strings (the schema's NOT NULL)."""
+        """The parts of ``values`` (the hashed fields but the time and the previous hash, with
+        before and after as their canonical JSON in ``before_json``/``after_json``). The members
+        are written out in ``_CANONICAL_ORDER`` (twice as fast as a loop over it, for every event
+        of a bulk write); the text fields are strings (the schema's NOT NULL)."""
         text, value = _encode_text, _json
         return cls(
             head=(
                 f'{{"action":{text(values["action"])},"actor_kind":{text(values["actor_kind"])},'
-                f'"actor_username":{text(values["actor_username"])},"after":{value(values["after"])},'
-                f'"before":{value(values["before"])},"client_ip":{value(values["client_ip"])},"created_at":'
+                f'"actor_username":{text(values["actor_username"])},"after":{values["after_json"]},'
+                f'"before":{values["before_json"]},"client_ip":{value(values["client_ip"])},"created_at":'
             ),
             middle=f',"owner_username":{text(values["owner_username"])},"prev_hash":',
             tail=(
@@ -154,7 +155,9 @@ class _CanonicalParts(NamedTuple):
 
 
 # The parts hold every hashed field but the two, in canonical order: each field named as its value.
-_PROBE = _CanonicalParts.of({name: name for name in HASHED_FIELDS})
+_PROBE = _CanonicalParts.of(
+    {**{name: name for name in HASHED_FIELDS}, "before_json": '"before"', "after_json": '"after"'}
+)
 _PROBE_PAYLOAD = json.loads(f'{_PROBE.head}"created_at"{_PROBE.middle}"prev_hash"{_PROBE.tail}')
 assert list(_PROBE_PAYLOAD.items()) == [(name, name) for name in _CANONICAL_ORDER]
 
@@ -198,10 +201,10 @@ class EventSpec:
 
 # Called with the events just written, inside the same transaction (webhooks subscribe here so
 # that every audited change can become an outbound event atomically). Register in AppConfig.ready.
-_LISTENERS: list[Callable[[list[AuditEvent]], None]] = []
+_LISTENERS: list[Callable[[Sequence[AuditEvent]], None]] = []
 
 
-def register_listener(listener: Callable[[list[AuditEvent]], None]) -> None:
+def register_listener(listener: Callable[[Sequence[AuditEvent]], None]) -> None:
     if listener not in _LISTENERS:
         _LISTENERS.append(listener)
 
@@ -260,12 +263,14 @@ def _owner_of(actor: Actor, spec: EventSpec) -> User:
 class _Prepared(NamedTuple):
     """One event made ready before the chain is locked: the column values it is written with
     (before/after as their decoded value and as the JSON text stored), the canonical parts of
-    its hash, and the users it names."""
+    its hash, the users it names, and on PostgreSQL its own columns as a piece of its COPY line
+    (``_copy_middle``; empty elsewhere)."""
 
     columns: dict[str, Any]
     parts: _CanonicalParts
     actor: User
     owner: User
+    copy_middle: str
 
 
 # A before/after value is stored as JSON and hashed as it reads back. PostgreSQL's jsonb keeps
@@ -332,11 +337,49 @@ def _to_json_text(value: Any) -> tuple[Any, str | None]:
         return decoded, _dumps_for_storage(decoded)
 
 
-def _prepare(actor: Actor, spec: EventSpec, ctx: context.RequestContext) -> _Prepared:
+# Most payloads the services write are flat: a dict with text keys whose values are text, whole
+# numbers, booleans, nulls or lists of these. Such a dict reads back from its canonical text as an
+# equal value, so that text is what is stored (jsonb keeps no spelling; SQLite's text is read
+# back with ``json.loads``), encoded once instead of stored, decoded and encoded again; the
+# event's decoded copy is read from it only when the event is made a model instance.
+_SCALARS = (str, int, type(None))  # bool is an int; float is neither
+
+
+def _flat_canonical(value: Any) -> str | None:
+    """The canonical text of a flat dict (see above); None for any other value."""
+    if value.__class__ is not dict:
+        return None
+    for key, item in value.items():
+        if not isinstance(key, str):
+            return None
+        if not isinstance(item, _SCALARS) and not (
+            item.__class__ is list and all(isinstance(element, _SCALARS) for element in item)
+        ):
+            return None
+    return _encode_payload(value)
+
+
+# A before/after whose decoded copy is read from its stored text when first needed (``_instance``).
+_FROM_TEXT = object()
+
+
+def _json_forms(value: Any) -> tuple[Any, str | None, str]:
+    """``value`` as an event holds it: its decoded copy (``_FROM_TEXT`` for a flat dict), the JSON
+    text stored, and its canonical JSON inside the hash."""
+    if value is None:
+        return None, None, "null"
+    flat = _flat_canonical(value)
+    if flat is not None:
+        return _FROM_TEXT, flat, flat
+    decoded, text = _to_json_text(value)
+    return decoded, text, _json(decoded)
+
+
+def _prepare(actor: Actor, spec: EventSpec, ctx: context.RequestContext, copy: bool) -> _Prepared:
     owner = _owner_of(actor, spec)
     target_type, target_id, target_repr = _target_fields(spec)
-    before, before_text = _to_json_text(spec.before)
-    after, after_text = _to_json_text(spec.after)
+    before, before_text, before_json = _json_forms(spec.before)
+    after, after_text, after_json = _json_forms(spec.after)
     columns = {
         "actor_username": actor.user.username,
         "actor_kind": actor.kind,
@@ -352,8 +395,16 @@ def _prepare(actor: Actor, spec: EventSpec, ctx: context.RequestContext) -> _Pre
         "client_ip": ctx.client_ip,
         "before_text": before_text,
         "after_text": after_text,
+        "before_json": before_json,
+        "after_json": after_json,
     }
-    return _Prepared(columns=columns, parts=_CanonicalParts.of(columns), actor=actor.user, owner=owner)
+    return _Prepared(
+        columns=columns,
+        parts=_CanonicalParts.of(columns),
+        actor=actor.user,
+        owner=owner,
+        copy_middle=_copy_middle(owner, columns) if copy else "",
+    )
 
 
 def audit_record(
@@ -391,25 +442,95 @@ def audit_record_many(*, actor: Actor | User, events: Iterable[EventSpec], batch
     PostgreSQL, multi-row inserts on SQLite. Everything that does not depend on the chain (owners,
     targets, JSON, most of the canonical payload) is done before the chain is locked; under the
     lock only the time, the hashes and the writes remain."""
-    resolved = Actor.coerce(actor)
     if not connection.in_atomic_block:
         raise RuntimeError("audit_record must run inside the transaction of the change it records")
+    return list(audit_append(audit_prepare(actor=actor, events=events), batch_size=batch_size))
+
+
+@dataclass(frozen=True)
+class AuditBatch:
+    """Events made ready to append (``audit_prepare``): all but what depends on the chain."""
+
+    actor: Actor
+    ctx: context.RequestContext
+    prepared: list[_Prepared]
+
+
+def audit_prepare(*, actor: Actor | User, events: Iterable[EventSpec]) -> AuditBatch:
+    """The first half of ``audit_record_many``, which touches no table and takes no lock: each
+    event's owner, target, JSON and canonical payload but the time and the previous hash, and on
+    PostgreSQL most of its row. A writer that must append after another transaction commits
+    (the deadline's chunks, in order) prepares its events before it waits."""
+    resolved = Actor.coerce(actor)
     ctx = context.current()
+    copy = connection.vendor == "postgresql"
     with _without_cycle_collection():
-        prepared = [_prepare(resolved, spec, ctx) for spec in events]
+        return AuditBatch(resolved, ctx, [_prepare(resolved, spec, ctx, copy) for spec in events])
+
+
+def audit_append(batch: AuditBatch, *, batch_size: int = 1000) -> Sequence[AuditEvent]:
+    """The second half of ``audit_record_many``, inside the transaction of the change: lock the
+    chain, link and write the events, tell the listeners. Returns the events written, in chain
+    order, made model instances only when first read (listeners that have nothing to do with
+    them, as when no webhook is subscribed, cost nothing per event)."""
+    if not connection.in_atomic_block:
+        raise RuntimeError("audit_record must run inside the transaction of the change it records")
+    with _without_cycle_collection():
         _lock_chain()
-        prev = _last_hash()
         now = timezone.now()
-        created_at = _fmt_time(now)
-        links: list[tuple[str, str]] = []
-        for item in prepared:
-            event_hash = item.parts.hash(created_at, prev)
-            links.append((prev, event_hash))
-            prev = event_hash
-        built = _insert(prepared, links, now, ctx, batch_size)
+        if connection.vendor == "postgresql":
+            links, ids = _copy_events(batch, _last_hash(), now, batch_size)
+        else:
+            links = _links(batch.prepared, _last_hash(), _fmt_time(now))
+            ids = _insert_rows(batch.prepared, links, now, batch.ctx, batch_size)
+    appended = _Appended(batch.prepared, links, ids, now, connection.alias)
     for listener in _LISTENERS:
-        listener(built)
-    return built
+        listener(appended)
+    return appended
+
+
+def _links(prepared: Sequence[_Prepared], prev: str, created_at: str) -> list[tuple[str, str]]:
+    """Each event's ``(prev_hash, hash)``, chained from ``prev``."""
+    links = []
+    for item in prepared:
+        event_hash = item.parts.hash(created_at, prev)
+        links.append((prev, event_hash))
+        prev = event_hash
+    return links
+
+
+class _Appended(Sequence[AuditEvent]):
+    """Events just written, as saved model instances (``_instance``) built on first read."""
+
+    def __init__(
+        self, prepared: list[_Prepared], links: list[tuple[str, str]], ids: list[int], now: datetime, alias: str
+    ) -> None:
+        self._parts = (prepared, links, ids, now, alias)
+        self._events: list[AuditEvent] | None = None
+
+    def _built(self) -> list[AuditEvent]:
+        if self._events is None:
+            prepared, links, ids, now, alias = self._parts
+            self._events = [
+                _instance(item, link, event_id, now, alias)
+                for item, link, event_id in zip(prepared, links, ids, strict=True)
+            ]
+        return self._events
+
+    def __len__(self) -> int:
+        return len(self._parts[2])
+
+    @overload
+    def __getitem__(self, index: int) -> AuditEvent: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[AuditEvent]: ...
+
+    def __getitem__(self, index: int | slice) -> AuditEvent | list[AuditEvent]:
+        return self._built()[index]
+
+    def __iter__(self) -> Iterator[AuditEvent]:
+        return iter(self._built())
 
 
 @contextmanager
@@ -458,35 +579,19 @@ def _insert_statement(rows: int) -> str:
     return f"INSERT INTO {ops.quote_name(AuditEvent._meta.db_table)} ({columns}) VALUES {values} RETURNING {ops.quote_name('id')}"
 
 
-def _insert(
-    prepared: list[_Prepared],
-    links: list[tuple[str, str]],
-    now: datetime,
-    ctx: context.RequestContext,
-    batch_size: int,
-) -> list[AuditEvent]:
-    """Write the events (each with its ``(prev_hash, hash)`` link) and return them as saved
-    model instances, in chain order."""
-    if connection.vendor == "postgresql":
-        ids = _insert_postgresql(prepared, links, now, ctx, batch_size)
-    else:
-        ids = _insert_rows(prepared, links, now, ctx, batch_size)
-    alias = connection.alias
-    return [
-        _instance(item, link, event_id, now, alias) for item, link, event_id in zip(prepared, links, ids, strict=True)
-    ]
-
-
 def _allocate_ids(count: int) -> list[int]:
-    """``count`` new ids from the table's sequence, ascending. Writers hold the chain lock, so
-    these follow every id already written: ids stay in chain order."""
+    """``count`` new consecutive ids, ascending, reserved in one step: the table's sequence is
+    moved past them at once. Writers hold the chain lock, so the ids follow every id written
+    and stay in chain order; a writer going around the lock would draw one of them and fail on
+    the primary key, never interleave."""
     table = AuditEvent._meta.db_table
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
-            [table, count],
+            "SELECT setval(pg_get_serial_sequence(%s, 'id'), nextval(pg_get_serial_sequence(%s, 'id')) + %s - 1)",
+            [table, table, count],
         )
-        return sorted(row[0] for row in cursor.fetchall())
+        last = int(cursor.fetchone()[0])
+    return list(range(last - count + 1, last + 1))
 
 
 # PostgreSQL: the rows travel with COPY … FROM STDIN in its text format, ids allocated first (so
@@ -526,12 +631,11 @@ def _copy_text(value: str | None) -> str:
     return value
 
 
-def _copy_middle(item: _Prepared) -> str:
+def _copy_middle(owner: User, col: Mapping[str, Any]) -> str:
     """An event's own columns from ``owner_id`` to ``reason`` as a piece of a COPY line."""
-    col = item.columns
     return "\t".join(
         (
-            str(item.owner.pk),
+            str(owner.pk),
             _copy_text(col["owner_username"]),
             _copy_text(col["action"]),
             _copy_text(col["target_type"]),
@@ -544,16 +648,15 @@ def _copy_middle(item: _Prepared) -> str:
     )
 
 
-def _insert_postgresql(
-    prepared: list[_Prepared],
-    links: list[tuple[str, str]],
-    now: datetime,
-    ctx: context.RequestContext,
-    batch_size: int,
-) -> list[int]:
-    """Write the events with one COPY, ``batch_size`` rows per piece sent; their ids."""
+def _copy_events(
+    batch: AuditBatch, prev: str, now: datetime, batch_size: int
+) -> tuple[list[tuple[str, str]], list[int]]:
+    """Link the events from ``prev`` and write them with one COPY (PostgreSQL), ``batch_size``
+    rows per piece: each piece is linked and sent while the server stores the one before it.
+    Returns the links and the ids, in chain order."""
+    prepared = batch.prepared
     if not prepared:
-        return []
+        return [], []
     ids = _allocate_ids(len(prepared))
     first = prepared[0]  # one call, one actor: the shared columns are every event's
     shared = "\t".join(
@@ -562,26 +665,30 @@ def _insert_postgresql(
             str(first.actor.pk),
             _copy_text(first.columns["actor_username"]),
             _copy_text(first.columns["actor_kind"]),
-            _copy_text(ctx.request_id),
-            _copy_text(ctx.client_ip or None),
+            _copy_text(batch.ctx.request_id),
+            _copy_text(batch.ctx.client_ip or None),
         )
     )
+    created_at = _fmt_time(now)
     table = connection.ops.quote_name(AuditEvent._meta.db_table)
     statement = f"COPY {table} ({', '.join(_COPY_COLUMNS)}) FROM STDIN"
     step = max(1, batch_size)
+    links: list[tuple[str, str]] = []
     # The driver's own COPY, inside Django's error translation (a failed write raises django.db errors).
     with connection.cursor() as cursor, connection.wrap_database_errors, cursor.cursor.copy(statement) as copy:
         for start in range(0, len(prepared), step):
-            end = start + step
+            piece = _links(prepared[start : start + step], prev, created_at)
+            prev = piece[-1][1]
+            links += piece
             copy.write(
                 "".join(
-                    f"{event_id}\t{shared}\t{_copy_middle(item)}\t{prev_hash}\t{event_hash}\n"
+                    f"{event_id}\t{shared}\t{item.copy_middle}\t{prev_hash}\t{event_hash}\n"
                     for event_id, item, (prev_hash, event_hash) in zip(
-                        ids[start:end], prepared[start:end], links[start:end], strict=True
+                        ids[start : start + step], prepared[start : start + step], piece, strict=True
                     )
                 )
             )
-    return ids
+    return links, ids
 
 
 def _insert_rows(
@@ -647,8 +754,8 @@ def _instance(item: _Prepared, link: tuple[str, str], event_id: int, now: dateti
         "target_type": col["target_type"],
         "target_id": col["target_id"],
         "target_repr": col["target_repr"],
-        "before": col["before"],
-        "after": col["after"],
+        "before": json.loads(col["before_text"]) if col["before"] is _FROM_TEXT else col["before"],
+        "after": json.loads(col["after_text"]) if col["after"] is _FROM_TEXT else col["after"],
         "reason": col["reason"],
         "request_id": col["request_id"],
         "client_ip": col["client_ip"],

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -178,7 +178,7 @@ def _details(event: AuditEvent) -> dict[str, Any]:
     }
 
 
-def on_audit_events(events: list[AuditEvent]) -> None:
+def on_audit_events(events: Sequence[AuditEvent]) -> None:
     """Audit listener: one outbox row per (matching subscription, event), in the same transaction."""
     if not events:
         return

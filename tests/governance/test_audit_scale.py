@@ -13,7 +13,7 @@ import decimal
 import hashlib
 import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -224,7 +224,7 @@ def test_audit_record_many_writes_what_the_old_per_event_build_wrote(owner: User
 
 
 def test_listeners_receive_saved_events_with_their_users_loaded(owner: User, reviewer: User) -> None:
-    received: list[list[AuditEvent]] = []
+    received: list[Sequence[AuditEvent]] = []
     audit.register_listener(received.append)
     try:
         events = _write(
@@ -232,7 +232,7 @@ def test_listeners_receive_saved_events_with_their_users_loaded(owner: User, rev
         )
     finally:
         audit._LISTENERS.remove(received.append)
-    assert received == [events]
+    assert [list(batch) for batch in received] == [events]
     assert [type(event) for event in events] == [AuditEvent, AuditEvent]
     assert [event.pk for event in events] == list(AuditEvent.objects.order_by("id").values_list("id", flat=True))
     with CaptureQueriesContext(connection) as queries:
