@@ -176,6 +176,10 @@ if REDIS_URL:
 else:
     Q_CLUSTER["orm"] = "default"
     Q_CLUSTER["poll"] = 1
+# Connections a campaign's deadline uses on PostgreSQL (its task's own aside): one writes a
+# chunk's items and grants while another appends the chunk before it to the audit trail. Two
+# keep a database core and the task's core busy; 1 writes the chunks one after the other.
+CAMPAIGN_DEADLINE_WORKERS = env.int("CAMPAIGN_DEADLINE_WORKERS", default=2)
 # The only functions the worker runs: the public functions of these modules and the periodic
 # tasks the apps register in code (governance/scheduling.py). A task or Schedule naming anything
 # else (say "subprocess.getoutput") fails with TaskRefused before it is called.

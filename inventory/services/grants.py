@@ -138,22 +138,28 @@ def grants_end_many(
     action: str,
     owners: dict[int, User] | None = None,
     chunk: int = END_CHUNK,
+    events: list[EventSpec] | None = None,
 ) -> int:
     """End many active grants as ``status`` (revoked or expired) in one transaction with
     set-based writes, each audited as ``action``; grants already ended are skipped. The callers
     (the kill switch, retirement, the expiry sweep, campaign revocations) have checked who may.
     ``owners`` (business owners by id) is a cache a caller ending grants in many calls may
     share. ``chunk`` grants (by id) are ended per statement and audit batch, their events in the
-    grants' usual order within it. Returns how many were ended."""
+    grants' usual order within it. A caller that writes its own events in the same
+    transaction passes ``events``: the grants' events are added to that list, in the same order,
+    for the caller to append with its own before it commits (the transaction must be the
+    caller's). Returns how many were ended."""
     if status not in (GrantStatus.REVOKED, GrantStatus.EXPIRED):
         raise ValidationFailed.on("status", "Grants end as revoked or expired.")
     resolved = Actor.coerce(actor)
+    if events is not None and not connection.in_atomic_block:
+        raise RuntimeError("Events left to the caller must be written in the caller's transaction.")
     owners = {} if owners is None else owners
     ended = 0
     with transaction.atomic():
         end = _GrantEnd(status=status, reason=reason, action=action, now=timezone.now())
         for start in range(0, len(grant_ids), chunk):
-            ended += _end_chunk(resolved, grant_ids[start : start + chunk], end, owners)
+            ended += _end_chunk(resolved, grant_ids[start : start + chunk], end, owners, events)
     return ended
 
 
@@ -201,17 +207,23 @@ def _ids_sql(ids: Sequence[int]) -> tuple[str, list[Any]]:
     return f"IN ({', '.join(['%s'] * len(ids))})", list(ids)
 
 
-def _end_chunk(actor: Actor, ids: Sequence[int], end: _GrantEnd, owners: dict[int, User]) -> int:
+def _end_chunk(
+    actor: Actor, ids: Sequence[int], end: _GrantEnd, owners: dict[int, User], events: list[EventSpec] | None
+) -> int:
     """The active grants of ``ids``, locked, ended with one UPDATE; their history rows written
-    with one INSERT … SELECT and their audit events with one ``audit_record_many``, in the
-    grants' usual order (newest granted first). Returns how many ended."""
+    with one INSERT … SELECT and their audit events with one ``audit_record_many`` (or added to
+    ``events``), in the grants' usual order (newest granted first). Returns how many ended."""
     rows = _ended_rows_postgresql(actor, ids, end) if _ids_as_array() else _ended_rows(actor, ids, end)
     if not rows:
         return 0
     missing = {row[7] for row in rows} - owners.keys()
     if missing:
         owners.update(User.objects.in_bulk(list(missing)))
-    audit_record_many(actor=actor, events=[_end_event(row, end, owners) for row in rows])
+    specs = [_end_event(row, end, owners) for row in rows]
+    if events is None:
+        audit_record_many(actor=actor, events=specs)
+    else:
+        events += specs
     _history_insert([row[0] for row in rows], user=actor.user, reason=end.reason)
     return len(rows)
 
@@ -236,25 +248,24 @@ def _ended_rows_postgresql(actor: Actor, ids: Sequence[int], end: _GrantEnd) -> 
     """``_ended_rows`` in one statement: the active grants of ``ids`` locked in the grants' usual
     order (newest granted first, then id: every caller locks grants in the same order, so two
     writers ending overlapping grants cannot deadlock), then ended by an UPDATE that returns their
-    ``_END_COLUMNS`` (columns it does not change), sorted here into that order."""
+    ``_END_COLUMNS`` (columns it does not change) in that order."""
     quote = connection.ops.quote_name
     grant, scope, integration = (model._meta.db_table for model in (Grant, Scope, Integration))
     sql = (
         f"WITH locked AS (SELECT id FROM {quote(grant)} WHERE id = ANY(%s::bigint[]) AND status = %s "
-        "ORDER BY granted_at DESC, id FOR UPDATE) "
-        f"UPDATE {quote(grant)} AS g SET status = %s, ended_at = %s, ended_by_id = %s, end_reason = %s "
+        "ORDER BY granted_at DESC, id FOR UPDATE), "
+        f"ended AS (UPDATE {quote(grant)} AS g SET status = %s, ended_at = %s, ended_by_id = %s, end_reason = %s "
         f"FROM locked, {quote(scope)} AS s, {quote(integration)} AS i "
         "WHERE g.id = locked.id AND s.id = g.scope_id AND i.id = g.integration_id "
         "RETURNING g.id, g.integration_id, g.source_type, g.source_id, g.expires_at, s.code, i.name, "
-        "i.business_owner_id, g.granted_at"
+        "i.business_owner_id, g.granted_at) "
+        "SELECT id, integration_id, source_type, source_id, expires_at, code, name, business_owner_id "
+        "FROM ended ORDER BY granted_at DESC, id"
     )
     user_id = actor.user.pk if actor.user is not None else None
     with connection.cursor() as cursor:
         cursor.execute(sql, [list(ids), GrantStatus.ACTIVE, end.status, end.now, user_id, end.reason])
-        returned = cursor.fetchall()
-    returned.sort(key=lambda row: row[0])
-    returned.sort(key=lambda row: row[8], reverse=True)  # stable: newest granted first, then by id
-    return [tuple(row[:8]) for row in returned]
+        return [tuple(row) for row in cursor.fetchall()]
 
 
 def _end_event(row: tuple[Any, ...], end: _GrantEnd, owners: dict[int, User]) -> EventSpec:

@@ -5,11 +5,16 @@ owner; then the close. A draft that was never launched can be cancelled."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import contextvars
+import random
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import models, transaction
+from django.conf import settings
+from django.db import connection, models, transaction
 from django.db.models import Case, F, Value, When
 from django.utils import timezone
 
@@ -27,7 +32,7 @@ from approvals.campaigns.services.common import campaign_transition, check_trans
 from approvals.campaigns.services.decisions import covered_grants, end_revoked_grants
 from approvals.campaigns.services.notifications import campaign_links, email_reviewers, recipients_with_items
 from governance.actors import Actor
-from governance.audit import EventSpec, audit_record, audit_record_many
+from governance.audit import EventSpec, audit_append, audit_prepare, audit_record, audit_record_many
 from governance.exceptions import Conflict, IllegalTransition, NotAllowed
 from governance.models import User
 from governance.services import email_enqueue
@@ -151,8 +156,18 @@ def campaign_escalate_reviewers(*, campaign: Campaign, now: datetime | None = No
 # events per slice of grants. The events, their order in the chain and their payloads are those
 # the per-row path wrote: items in their usual order (integration, then id), grants in theirs.
 
-# What the deadline reads of an item: no model instance per row.
-_ITEM_COLUMNS = ("pk", "integration_id", "grant_id", "grant_ids", "status", "reviewer_id", "reviewer_group_id")
+# What the deadline reads of an item: no model instance per row. Its ``grant_ids`` only when it
+# covers a whole integration (``covered_grants`` reads them only then): a JSON column decoded for
+# nothing on every item of a campaign by grant.
+_ITEM_COLUMNS = (
+    "pk",
+    "integration_id",
+    "grant_id",
+    Case(When(grant__isnull=True, then=F("grant_ids")), default=Value(None), output_field=models.JSONField()),
+    "status",
+    "reviewer_id",
+    "reviewer_group_id",
+)
 _ITEM_LABEL = f"{ReviewItem._meta.app_label}.{ReviewItem._meta.model_name}"
 
 
@@ -202,48 +217,202 @@ def _defaulted_event(default: _Default, row: tuple[Any, ...], new_status: str) -
     )
 
 
+def _default_writes(default: _Default, rows: list[tuple[Any, ...]], size: int) -> list[EventSpec]:
+    """Revoke, or keep and flag, the locked undecided items of ``rows``: one UPDATE, revocations
+    applied at once (``size`` grants ended per statement). Returns their events for the caller to
+    append in the same transaction: each item's ``review_item.defaulted`` in the items' usual order
+    (integration, then id), then its grants' ``grant.revoked``."""
+    now = timezone.now()
+    revoke = default.action == DefaultAction.REVOKE
+    new_status = ItemStatus.REVOKED if revoke else ItemStatus.KEPT_FLAGGED
+    # The rows are locked and undecided: matched by id alone.
+    ReviewItem.objects.filter(pk_in([row[0] for row in rows])).update(
+        status=new_status,
+        by_default=True,
+        decided_at=now,
+        flagged=not revoke,
+        decision=ItemDecision.REVOKE if revoke else ItemDecision.CERTIFY,
+        comment=default.reason,
+        **({"applied_at": now} if revoke else {}),
+    )
+    ordered = sorted(rows, key=lambda row: (row[1], row[0]))  # ReviewItem's ordering
+    events = [_defaulted_event(default, row, new_status) for row in ordered]
+    if revoke:
+        covered = (covered_grants(row[2], row[3]) for row in ordered)
+        end_revoked_grants(default.actor, covered, default.reason, default.owners, chunk=size, events=events)
+    return events
+
+
 def _default_chunk(default: _Default, after_pk: int, size: int) -> tuple[int, int]:
-    """Revoke, or keep and flag, the next ``size`` undecided items after ``after_pk``: one
-    UPDATE, each audited as ``review_item.defaulted``, revocations applied at once. Returns how
-    many it decided and the last id read."""
+    """Default the next ``size`` undecided items after ``after_pk`` in one transaction, their
+    events appended last. Returns how many it decided and the last id read."""
     with transaction.atomic():
         rows = _locked_undecided(default.campaign, after_pk, size)
         if not rows:
             return 0, after_pk
-        now = timezone.now()
-        revoke = default.action == DefaultAction.REVOKE
-        new_status = ItemStatus.REVOKED if revoke else ItemStatus.KEPT_FLAGGED
-        # The rows are locked and undecided: matched by id alone.
-        ReviewItem.objects.filter(pk_in([row[0] for row in rows])).update(
-            status=new_status,
-            by_default=True,
-            decided_at=now,
-            flagged=not revoke,
-            decision=ItemDecision.REVOKE if revoke else ItemDecision.CERTIFY,
-            comment=default.reason,
-            **({"applied_at": now} if revoke else {}),
-        )
-        ordered = sorted(rows, key=lambda row: (row[1], row[0]))  # ReviewItem's ordering
-        audit_record_many(actor=default.actor, events=[_defaulted_event(default, row, new_status) for row in ordered])
-        if revoke:
-            covered = (covered_grants(row[2], row[3]) for row in ordered)
-            end_revoked_grants(default.actor, covered, default.reason, default.owners, chunk=size)
+        audit_append(audit_prepare(actor=default.actor, events=_default_writes(default, rows, size)))
         return len(rows), rows[-1][0]
 
 
-def _default_revoke_or_keep(campaign: Campaign, action: str, size: int) -> int:
+def _default_revoke_or_keep(campaign: Campaign, action: str, size: int, workers: int) -> int:
     default = _Default(
         campaign=campaign,
         action=action,
         actor=system_actor(campaign),
         reason=f"Not decided by the deadline of {campaign.name}",
     )
+    if workers > 1 and connection.vendor == "postgresql" and not connection.in_atomic_block:
+        more_than_one_chunk = (
+            ReviewItem.objects.filter(campaign=campaign, status__in=UNDECIDED).order_by("pk")[size : size + 1].exists()
+        )
+        if more_than_one_chunk:
+            return _default_in_parallel(default, size, workers)
     decided, last = 0, 0
     while True:
         count, last = _default_chunk(default, last, size)
         if not count:
             return decided
         decided += count
+
+
+# --- Chunks written side by side (PostgreSQL) -----------------------------------------------------
+#
+# Each worker thread has its own connection and writes whole chunks, each in its own transaction,
+# exactly as ``_default_chunk`` does. Chunks are handed out one at a time in id order and
+# numbered. A chunk takes an advisory lock named by its number when it starts and holds it to its
+# commit; before it appends its events it waits for the lock of the chunk before it, so chunks join
+# the audit trail in the order they were handed out, as one after the other would (its items and
+# grants are written meanwhile, while the chunk before it appends). Every wait is on a database
+# lock, where PostgreSQL's deadlock detection sees it. A chunk whose grants overlap those of a
+# chunk still running waits for the chunks before it first. After a failure no chunk is handed
+# out and the chunks waiting behind the failed one roll back, so those committed come before it
+# (only a failure of the commit itself may let the next chunk through first). Each chunk is
+# written whole or not at all, and the next sweep takes up the rest. Each worker keeps its own
+# cache of owners.
+
+# The first key of the chunks' advisory locks is drawn at random for each deadline (its second is
+# the chunk's number): two deadlines never share a lock, other than by a chance of 1 in 2^31.
+_TURN_KEYS = random.SystemRandom()
+
+
+@dataclass
+class _Claims:
+    """The chunks handed out so far to one deadline's workers (read and written under ``lock``)."""
+
+    key: int
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    after_pk: int = 0
+    handed_out: int = 0
+    decided: int = 0
+    # The number of the first chunk that failed (or the next to hand out, when handing one out
+    # failed): the chunks after it roll back, those before it go on.
+    failed_at: int | None = None
+    # The grants covered by each chunk still running, by number.
+    covering: dict[int, frozenset[int]] = field(default_factory=dict)
+
+
+class _EarlierChunkFailed(Exception):
+    """A chunk before this one failed: this one rolls back."""
+
+
+def _hold_turn(claims: _Claims, number: int) -> None:
+    """Take the advisory lock of chunk ``number`` until the transaction ends: at once for a
+    chunk's own, or once the chunk that holds it has committed or rolled back."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [claims.key, number % 2**31])
+
+
+def _claim(default: _Default, size: int, claims: _Claims) -> tuple[int, list[tuple[Any, ...]], bool] | None:
+    """The next chunk for this worker's transaction, locked, with its number and whether its
+    grants overlap a chunk still running; None when every item is handed out (or one failed)."""
+    with claims.lock:
+        if claims.failed_at is not None:
+            return None
+        rows = _locked_undecided(default.campaign, claims.after_pk, size)
+        if not rows:
+            return None
+        number = claims.handed_out
+        _hold_turn(claims, number)
+        claims.handed_out += 1
+        claims.after_pk = rows[-1][0]
+        covered = frozenset(pk for row in rows for pk in covered_grants(row[2], row[3]))
+        overlaps = any(covered & other for other in claims.covering.values())
+        claims.covering[number] = covered
+        return number, rows, overlaps
+
+
+def _failed(claims: _Claims, number: int) -> None:
+    if claims.failed_at is None or number < claims.failed_at:
+        claims.failed_at = number
+
+
+def _write_in_turn(
+    default: _Default, size: int, claims: _Claims, number: int, rows: list[tuple[Any, ...]], overlaps: bool
+) -> None:
+    """Write chunk ``number``'s items and grants, prepare its events, then append them once the
+    chunk before it has committed (or roll back if a chunk before it failed)."""
+    if overlaps:
+        _hold_turn(claims, number - 1)  # the grants of the chunks before are theirs to end first
+    batch = audit_prepare(actor=default.actor, events=_default_writes(default, rows, size))
+    if number:
+        _hold_turn(claims, number - 1)
+    if claims.failed_at is not None and claims.failed_at < number:
+        raise _EarlierChunkFailed
+    audit_append(batch)
+
+
+def _side_by_side_chunk(default: _Default, size: int, claims: _Claims) -> bool:
+    """Claim and write one chunk in this worker's transaction; False when none was left."""
+    number = None
+    try:
+        with transaction.atomic():
+            claimed = _claim(default, size, claims)
+            if claimed is None:
+                return False
+            number, rows, overlaps = claimed
+            try:
+                _write_in_turn(default, size, claims, number, rows, overlaps)
+            except _EarlierChunkFailed:
+                raise
+            except BaseException:
+                with claims.lock:
+                    _failed(claims, number)  # before the rollback lets the next chunk append
+                raise
+        with claims.lock:
+            claims.decided += len(rows)
+        return True
+    finally:
+        if number is not None:
+            with claims.lock:
+                claims.covering.pop(number, None)
+
+
+def _side_by_side_worker(default: _Default, size: int, claims: _Claims) -> None:
+    try:
+        while _side_by_side_chunk(default, size, claims):
+            pass
+    except _EarlierChunkFailed:
+        pass
+    except BaseException:
+        with claims.lock:
+            _failed(claims, claims.handed_out)
+        raise
+    finally:
+        connection.close()  # this thread's own
+
+
+def _default_in_parallel(default: _Default, size: int, workers: int) -> int:
+    """The default action by ``workers`` threads writing chunks side by side; how many items it
+    decided. The first failure is raised once every worker has stopped."""
+    claims = _Claims(key=_TURN_KEYS.randrange(2**31))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="deadline") as pool:
+        futures = [
+            pool.submit(contextvars.copy_context().run, _side_by_side_worker, replace(default, owners={}), size, claims)
+            for _worker in range(workers)
+        ]
+    for future in futures:
+        future.result()
+    return claims.decided
 
 
 # How an escalated item is reassigned: the new reviewer or group, and the kind of target.
@@ -402,13 +571,17 @@ def _close(campaign: Campaign, actor: Actor, *, action: str, defaulted: int, hel
         )
 
 
-def campaign_close(*, campaign: Campaign, size: int = DEADLINE_CHUNK, closed_by: Actor | None = None) -> Campaign:
+def campaign_close(
+    *, campaign: Campaign, size: int = DEADLINE_CHUNK, closed_by: Actor | None = None, workers: int | None = None
+) -> Campaign:
     """At the deadline: apply the default action to every undecided item (in chunks; each item
     audited with the system as actor on behalf of the owner), apply revocations held for the
     close, then close the campaign (active -> closed). With the "escalate" default, the first
     deadline that finds undecided items reassigns them and extends the deadline instead.
     ``closed_by`` is the person who closes it early (``campaign_close_early``); the sweep leaves
-    it out and the close is the system's."""
+    it out and the close is the system's. On PostgreSQL, outside a transaction, ``workers``
+    connections (``CAMPAIGN_DEADLINE_WORKERS`` when None) write the default action's chunks side
+    by side, with the same result as one after the other."""
     campaign = Campaign.objects.select_related("definition", "owner").get(pk=campaign.pk)
     check_transition(
         campaign.status, CampaignStatus.CLOSED, "Only a running campaign can be closed (this one is {current})."
@@ -422,7 +595,9 @@ def campaign_close(*, campaign: Campaign, size: int = DEADLINE_CHUNK, closed_by:
             _default_escalate(campaign, size)
             return campaign  # still running until the extended deadline
         action = DefaultAction.REVOKE
-    defaulted = _default_revoke_or_keep(campaign, action, size)
+    defaulted = _default_revoke_or_keep(
+        campaign, action, size, settings.CAMPAIGN_DEADLINE_WORKERS if workers is None else workers
+    )
     actor = system_actor(campaign)
     held = _apply_held_revocations(campaign, actor, size)
     _close(campaign, closed_by or actor, action=action, defaulted=defaulted, held=held, early=closed_by is not None)

@@ -21,7 +21,7 @@ from approvals.campaigns.models import (
 )
 from approvals.campaigns.recommend import advise_items
 from governance.actors import Actor
-from governance.audit import audit_record, snapshot
+from governance.audit import EventSpec, audit_record, snapshot
 from governance.exceptions import Conflict, DomainError, NotAllowed, ValidationFailed
 from governance.models import User
 from inventory.choices import GrantStatus
@@ -43,12 +43,14 @@ def end_revoked_grants(
     reason: str,
     owners: dict[int, User] | None = None,
     chunk: int | None = None,
+    events: list[EventSpec] | None = None,
 ) -> int:
     """End the grants of revoked items (each item's covered grant ids in ``covered``) with set-based
     writes, each audited as ``grant.revoked``, in grant id order; grants already ended are
     skipped by ``grants_end_many``. ``owners`` caches the grants' owners across calls; ``chunk``
-    is how many grants are ended per statement (``grants_end_many``'s own when None). Returns
-    how many ended."""
+    is how many grants are ended per statement (``grants_end_many``'s own when None); ``events``
+    takes the grants' events for the caller to write (``grants_end_many``). Returns how many
+    ended."""
     grant_ids = sorted({grant_id for ids in covered for grant_id in ids})
     return grants_end_many(
         actor=actor,
@@ -57,6 +59,7 @@ def end_revoked_grants(
         reason=reason,
         action="grant.revoked",
         owners=owners,
+        events=events,
         **({} if chunk is None else {"chunk": chunk}),
     )
 
