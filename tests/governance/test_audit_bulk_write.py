@@ -145,7 +145,6 @@ def test_the_trail_carries_only_the_indexes_a_query_needs() -> None:
         "(action varchar_pattern_ops)",
         "(actor_id)",
         "(created_at)",
-        "(hash)",
         "(id)",
         "(owner_id)",
         "(target_type, target_id, created_at, id)",
