@@ -17,7 +17,7 @@ from django.utils import timezone
 from approvals.campaigns import services
 from approvals.campaigns.models import Campaign, ItemStatus, ReviewItem
 from governance.actors import Actor
-from governance.audit import verify_chain
+from governance.audit import EventSpec, audit_record_many, verify_chain
 from governance.models import AuditEvent, User
 from governance.roles import Role
 from inventory.models import Grant, GrantStatus, Scope
@@ -83,6 +83,38 @@ def test_ending_grants_writes_what_the_per_row_path_wrote(grants: list[Grant], i
     )
 
     assert ended == len(grants) - 1
+    actual = _written(*marks)
+    for part in expected:
+        assert actual[part] == expected[part], part
+    assert verify_chain()[1] is None
+
+
+def test_ending_grants_can_leave_their_events_to_the_callers_batch(grants: list[Grant], iam_admin: User) -> None:
+    """With ``events`` the grants are ended and their history written, and their events (the same,
+    in the same order) are the caller's to append in its transaction."""
+    ids = sorted(grant.pk for grant in grants)
+    marks = _marks()
+    with transaction.atomic():
+        reference_grants_end_many(
+            actor=iam_admin, grant_ids=ids, status=GrantStatus.REVOKED, reason="Gone", action="grant.revoked"
+        )
+        expected = _written(*marks)
+        transaction.set_rollback(True)
+
+    events: list[EventSpec] = []
+    with transaction.atomic():
+        ended = grants_end_many(
+            actor=iam_admin,
+            grant_ids=ids,
+            status=GrantStatus.REVOKED,
+            reason="Gone",
+            action="grant.revoked",
+            events=events,
+        )
+        assert not AuditEvent.objects.filter(id__gt=marks[0]).exists()
+        audit_record_many(actor=iam_admin, events=events)
+
+    assert ended == len(events) == len(grants) - 1
     actual = _written(*marks)
     for part in expected:
         assert actual[part] == expected[part], part
