@@ -350,7 +350,7 @@ def _flat_canonical(value: Any) -> str | None:
     if value.__class__ is not dict:
         return None
     for key, item in value.items():
-        if not isinstance(key, str):
+        if key.__class__ is not str:  # a subclass might sort its own way
             return None
         if not isinstance(item, _SCALARS) and not (
             item.__class__ is list and all(isinstance(element, _SCALARS) for element in item)
