@@ -36,7 +36,8 @@ from benchmarks.campaign_launch import bench_definition, seed
 
 @dataclass
 class _Split:
-    """Seconds spent in ``audit_record_many`` and statements sent, during one close."""
+    """Seconds spent in ``audit_append`` (summed over the workers) and statements sent, during one
+    close."""
 
     audit: float = 0.0
     statements: int = 0
@@ -159,6 +160,18 @@ class _Run:
     database_cpu: float | None
 
 
+def _medians(results: list[_Run]) -> str:
+    times = [run.elapsed for run in results]
+    database_cpus = [run.database_cpu for run in results if run.database_cpu is not None]
+    return (
+        f"close median {statistics.median(times):.2f} s over {len(results)} runs "
+        f"(min {min(times):.2f}, max {max(times):.2f}); "
+        f"audit appends median {statistics.median(run.split.audit for run in results):.2f} s; "
+        f"CPU median: Python {statistics.median(run.python_cpu for run in results):.2f} s, database server "
+        f"{_seconds(statistics.median(database_cpus) if database_cpus else None)}"
+    )
+
+
 def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "governance.settings")
     import django
@@ -227,20 +240,11 @@ def main() -> None:
             f"max RSS so far {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB)"
         )
         assert run.defaulted == run.revoked == total, (run.defaulted, run.revoked, total)
-    times = [run.elapsed for run in results]
-    audit_times = [run.split.audit for run in results]
-    python_cpus = [run.python_cpu for run in results]
-    database_cpus = [run.database_cpu for run in results if run.database_cpu is not None]
     print(
         f"database: {connection.vendor}; open items at the deadline: {total}; chunk {chunk}; workers {workers}; "
         f"load now {_load()}"
     )
-    print(
-        f"close median {statistics.median(times):.2f} s over {runs} runs (min {min(times):.2f}, max {max(times):.2f}); "
-        f"audit appends median {statistics.median(audit_times):.2f} s; "
-        f"CPU median: Python {statistics.median(python_cpus):.2f} s, database server "
-        f"{_seconds(statistics.median(database_cpus) if database_cpus else None)}"
-    )
+    print(_medians(results))
     if os.environ.get("BENCH_TRACE", "1") == "1":
         traced = one_run(measure_memory=True)
         print(

@@ -1,7 +1,8 @@
 """The audit trail: append-only, hash-chained events written in the transaction of the change.
 
-``audit_record`` is the only way to write an event. It must run inside the caller's
-``transaction.atomic()`` block, so the event commits or rolls back with the change it records.
+``audit_record`` and ``audit_record_many`` (or its two halves, ``audit_prepare`` then
+``audit_append``) are the only ways to write events. They must run inside the caller's
+``transaction.atomic()`` block, so the events commit or roll back with the change they record.
 Writers are serialised while they extend the chain: on PostgreSQL with a transaction-scoped
 advisory lock, on SQLite by its IMMEDIATE transactions (one writer at a time).
 """
@@ -356,7 +357,13 @@ def _flat_canonical(value: Any) -> str | None:
             item.__class__ is list and all(isinstance(element, _SCALARS) for element in item)
         ):
             return None
-    return _encode_payload(value)
+    text = _encode_payload(value)
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:  # surrogates: the general path escapes (and joins) them
+            return None
+    return text
 
 
 # A before/after whose decoded copy is read from its stored text when first needed (``_instance``).
@@ -457,7 +464,7 @@ class AuditBatch:
 
 
 def audit_prepare(*, actor: Actor | User, events: Iterable[EventSpec]) -> AuditBatch:
-    """The first half of ``audit_record_many``, which touches no table and takes no lock: each
+    """The first half of ``audit_record_many``, which writes nothing and takes no lock: each
     event's owner, target, JSON and canonical payload but the time and the previous hash, and on
     PostgreSQL most of its row. A writer that must append after another transaction commits
     (the deadline's chunks, in order) prepares its events before it waits."""
@@ -516,6 +523,9 @@ class _Appended(Sequence[AuditEvent]):
                 for item, link, event_id in zip(prepared, links, ids, strict=True)
             ]
         return self._events
+
+    def __reduce__(self) -> tuple[type[list[AuditEvent]], tuple[list[AuditEvent]]]:
+        return list, (self._built(),)  # copied or pickled as the events themselves
 
     def __len__(self) -> int:
         return len(self._parts[2])
@@ -581,9 +591,8 @@ def _insert_statement(rows: int) -> str:
 
 def _allocate_ids(count: int) -> list[int]:
     """``count`` new consecutive ids, ascending, reserved in one step: the table's sequence is
-    moved past them at once. Writers hold the chain lock, so the ids follow every id written
-    and stay in chain order; a writer going around the lock would draw one of them and fail on
-    the primary key, never interleave."""
+    moved past them at once. Every writer must hold the chain lock: then the ids follow every id
+    written and stay in chain order."""
     table = AuditEvent._meta.db_table
     with connection.cursor() as cursor:
         cursor.execute(

@@ -156,10 +156,14 @@ def grants_end_many(
         raise RuntimeError("Events left to the caller must be written in the caller's transaction.")
     owners = {} if owners is None else owners
     ended = 0
+    # The caller's list takes the events once the grants' writes have all succeeded.
+    left: list[EventSpec] | None = None if events is None else []
     with transaction.atomic():
         end = _GrantEnd(status=status, reason=reason, action=action, now=timezone.now())
         for start in range(0, len(grant_ids), chunk):
-            ended += _end_chunk(resolved, grant_ids[start : start + chunk], end, owners, events)
+            ended += _end_chunk(resolved, grant_ids[start : start + chunk], end, owners, left)
+    if events is not None and left:
+        events += left
     return ended
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -21,6 +21,7 @@ from django.utils import timezone
 from approvals.campaigns import services
 from approvals.campaigns.models import Campaign, CampaignStatus, ItemStatus, ReviewItem
 from approvals.campaigns.services import deadline
+from governance import audit
 from governance.audit import verify_chain
 from governance.models import AuditEvent, User
 from governance.roles import Role
@@ -110,33 +111,48 @@ def test_chunks_written_side_by_side_give_what_one_after_the_other_gives(
     assert verify_chain()[1] is None
 
 
+@pytest.mark.parametrize("where", ["writing its items", "appending its events"])
 def test_a_failed_chunk_keeps_the_chunks_before_it_and_the_next_close_finishes(
     grants: list[Grant],
     make_definition: Callable[..., Any],
     launched: Callable[..., Campaign],
     monkeypatch: pytest.MonkeyPatch,
+    where: str,
 ) -> None:
+    """The third chunk (of two items) fails while it writes its items, or while it appends its
+    events (a listener fails with the chain locked)."""
     campaign = launched(make_definition(default_action="revoke", apply_mode="immediate"))
     items = list(ReviewItem.objects.filter(campaign=campaign).order_by("pk"))
     mark = AuditEvent.objects.aggregate(last=Max("id"))["last"] or 0
     writes = deadline._default_writes
-    failing = items[4].pk  # the third chunk of two
+    failing = items[4].pk
 
     def fail_on_the_third_chunk(default: Any, rows: list[tuple[Any, ...]], size: int) -> Any:
         if any(row[0] == failing for row in rows):
             raise RuntimeError("the database went away")
         return writes(default, rows, size)
 
-    monkeypatch.setattr(deadline, "_default_writes", fail_on_the_third_chunk)
-    with pytest.raises(RuntimeError, match="went away"):
-        services.campaign_close(campaign=campaign, size=2, workers=2)
+    def listener(events: Sequence[AuditEvent]) -> None:
+        if any(event.target_id == str(failing) and event.action == "review_item.defaulted" for event in events):
+            raise RuntimeError("the listener went away")
+
+    if where == "writing its items":
+        monkeypatch.setattr(deadline, "_default_writes", fail_on_the_third_chunk)
+    else:
+        audit.register_listener(listener)
+    try:
+        with pytest.raises(RuntimeError, match="went away"):
+            services.campaign_close(campaign=campaign, size=2, workers=2)
+    finally:
+        monkeypatch.setattr(deadline, "_default_writes", writes)
+        if listener in audit._LISTENERS:
+            audit._LISTENERS.remove(listener)
 
     decided = set(ReviewItem.objects.filter(campaign=campaign, by_default=True).values_list("pk", flat=True))
     assert decided == {item.pk for item in items[:4]}
     assert _assert_chunk_by_chunk(_events_after(mark), items[:4], 2) == len(_events_after(mark))
     assert verify_chain()[1] is None
 
-    monkeypatch.setattr(deadline, "_default_writes", writes)
     services.campaign_close(campaign=campaign, size=2, workers=2)
 
     events = _events_after(mark)
@@ -168,7 +184,7 @@ def test_items_covering_the_same_grant_end_it_once(
             connection.close()
             done.set()
 
-    threading.Thread(target=close).start()
+    threading.Thread(target=close, daemon=True).start()
     assert done.wait(30), "the chunks waited on each other"
 
     events = _events_after(mark)

@@ -33,6 +33,7 @@ FLAT = [
     {"grants": [3, 1, 2], "flag": True, "off": False, "level": _Level.HIGH},
     {"name": "Zoë \u2192 naïve", "tab": "a\tb", "line": "x\ny", "slash": "back\\slash", "quote": '"q"'},
     {"big": 10**30, "negative": -7, "mixed": ["a", 1, None, True]},
+    {"controls": "unit\x1fseparator, line\u2028separator, bell\x07"},
 ]
 NOT_FLAT = [
     {"ratio": 0.5},  # a float: normalised as jsonb gives it back
@@ -41,6 +42,7 @@ NOT_FLAT = [
     {_Key("sub"): "text key of a str subclass", "b": 1, "a": 2},
     {"nested": {"a": 1}},
     {"floats": [1.5]},
+    {"pair": "\ud83d\ude00"},  # a surrogate pair as two code points: JSON joins it into one
     ["a", "list"],
     "text",
     7,

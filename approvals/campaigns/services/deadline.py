@@ -282,13 +282,14 @@ def _default_revoke_or_keep(campaign: Campaign, action: str, size: int, workers:
 # numbered. A chunk takes an advisory lock named by its number when it starts and holds it to its
 # commit; before it appends its events it waits for the lock of the chunk before it, so chunks join
 # the audit trail in the order they were handed out, as one after the other would (its items and
-# grants are written meanwhile, while the chunk before it appends). Every wait is on a database
-# lock, where PostgreSQL's deadlock detection sees it. A chunk whose grants overlap those of a
-# chunk still running waits for the chunks before it first. After a failure no chunk is handed
-# out and the chunks waiting behind the failed one roll back, so those committed come before it
-# (only a failure of the commit itself may let the next chunk through first). Each chunk is
-# written whole or not at all, and the next sweep takes up the rest. Each worker keeps its own
-# cache of owners.
+# grants are written meanwhile, while the chunk before it appends). Every wait of one chunk on
+# another is on a database lock, where PostgreSQL's deadlock detection sees it; the one Python
+# lock held across a statement (the claim's) is taken only by a transaction that holds nothing.
+# A chunk whose grants overlap those of a chunk still running waits for the chunks before it
+# first. After a failure no chunk is handed out and the chunks waiting behind the failed one roll
+# back, so those committed come before it (only a failure of the commit itself may let the next
+# chunk through first). Each chunk is written whole or not at all, and the next sweep takes up
+# the rest. Each worker keeps its own cache of owners.
 
 # The first key of the chunks' advisory locks is drawn at random for each deadline (its second is
 # the chunk's number): two deadlines never share a lock, other than by a chance of 1 in 2^31.
@@ -297,18 +298,24 @@ _TURN_KEYS = random.SystemRandom()
 
 @dataclass
 class _Claims:
-    """The chunks handed out so far to one deadline's workers (read and written under ``lock``)."""
+    """The chunks handed out so far to one deadline's workers. ``lock`` serialises the claims
+    (it is held while a claim reads its items); ``failure`` is never held around a statement, so
+    a failing chunk, which still holds its rows, its grants and perhaps the chain, never waits
+    behind a claim that waits on the database."""
 
     key: int
     lock: threading.Lock = field(default_factory=threading.Lock)
+    failure: threading.Lock = field(default_factory=threading.Lock)
+    # Under ``lock``: where the next claim starts, how many chunks were handed out, and the grants
+    # covered by each chunk still running, by number.
     after_pk: int = 0
     handed_out: int = 0
-    decided: int = 0
-    # The number of the first chunk that failed (or the next to hand out, when handing one out
-    # failed): the chunks after it roll back, those before it go on.
-    failed_at: int | None = None
-    # The grants covered by each chunk still running, by number.
     covering: dict[int, frozenset[int]] = field(default_factory=dict)
+    # Under ``failure``: the items decided so far, and the number of the first chunk that failed
+    # (or the next to hand out, when handing one out failed): the chunks after it roll back,
+    # those before it go on.
+    decided: int = 0
+    failed_at: int | None = None
 
 
 class _EarlierChunkFailed(Exception):
@@ -322,28 +329,37 @@ def _hold_turn(claims: _Claims, number: int) -> None:
         cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [claims.key, number % 2**31])
 
 
+def _failed(claims: _Claims, number: int) -> None:
+    """Record that chunk ``number`` failed (the earliest failure wins)."""
+    with claims.failure:
+        if claims.failed_at is None or number < claims.failed_at:
+            claims.failed_at = number
+
+
+def _failed_before(claims: _Claims, number: int) -> bool:
+    with claims.failure:
+        return claims.failed_at is not None and claims.failed_at < number
+
+
 def _claim(default: _Default, size: int, claims: _Claims) -> tuple[int, list[tuple[Any, ...]], bool] | None:
     """The next chunk for this worker's transaction, locked, with its number and whether its
-    grants overlap a chunk still running; None when every item is handed out (or one failed)."""
+    grants overlap a chunk still running; None when every item is handed out (or one failed).
+    The chunk's own advisory lock is the last thing taken: once it is, the chunk is handed out."""
     with claims.lock:
-        if claims.failed_at is not None:
-            return None
+        with claims.failure:
+            if claims.failed_at is not None:
+                return None
         rows = _locked_undecided(default.campaign, claims.after_pk, size)
         if not rows:
             return None
+        covered = frozenset(pk for row in rows for pk in covered_grants(row[2], row[3]))
+        overlaps = any(covered & other for other in claims.covering.values())
         number = claims.handed_out
         _hold_turn(claims, number)
         claims.handed_out += 1
         claims.after_pk = rows[-1][0]
-        covered = frozenset(pk for row in rows for pk in covered_grants(row[2], row[3]))
-        overlaps = any(covered & other for other in claims.covering.values())
         claims.covering[number] = covered
         return number, rows, overlaps
-
-
-def _failed(claims: _Claims, number: int) -> None:
-    if claims.failed_at is None or number < claims.failed_at:
-        claims.failed_at = number
 
 
 def _write_in_turn(
@@ -353,16 +369,20 @@ def _write_in_turn(
     chunk before it has committed (or roll back if a chunk before it failed)."""
     if overlaps:
         _hold_turn(claims, number - 1)  # the grants of the chunks before are theirs to end first
+        if _failed_before(claims, number):
+            raise _EarlierChunkFailed
     batch = audit_prepare(actor=default.actor, events=_default_writes(default, rows, size))
     if number:
         _hold_turn(claims, number - 1)
-    if claims.failed_at is not None and claims.failed_at < number:
+    if _failed_before(claims, number):
         raise _EarlierChunkFailed
     audit_append(batch)
 
 
 def _side_by_side_chunk(default: _Default, size: int, claims: _Claims) -> bool:
-    """Claim and write one chunk in this worker's transaction; False when none was left."""
+    """Claim and write one chunk in this worker's transaction; False when none was left. A
+    failure is recorded before the rollback lets the next chunk append (a failure of the commit
+    itself, after it)."""
     number = None
     try:
         with transaction.atomic():
@@ -375,16 +395,20 @@ def _side_by_side_chunk(default: _Default, size: int, claims: _Claims) -> bool:
             except _EarlierChunkFailed:
                 raise
             except BaseException:
-                with claims.lock:
-                    _failed(claims, number)  # before the rollback lets the next chunk append
+                _failed(claims, number)
                 raise
-        with claims.lock:
-            claims.decided += len(rows)
-        return True
+    except _EarlierChunkFailed:
+        raise
+    except BaseException:
+        _failed(claims, claims.handed_out if number is None else number)
+        raise
     finally:
-        if number is not None:
+        if number is not None:  # the transaction has ended: nothing is held while waiting here
             with claims.lock:
                 claims.covering.pop(number, None)
+    with claims.failure:
+        claims.decided += len(rows)
+    return True
 
 
 def _side_by_side_worker(default: _Default, size: int, claims: _Claims) -> None:
@@ -393,17 +417,14 @@ def _side_by_side_worker(default: _Default, size: int, claims: _Claims) -> None:
             pass
     except _EarlierChunkFailed:
         pass
-    except BaseException:
-        with claims.lock:
-            _failed(claims, claims.handed_out)
-        raise
     finally:
         connection.close()  # this thread's own
 
 
 def _default_in_parallel(default: _Default, size: int, workers: int) -> int:
     """The default action by ``workers`` threads writing chunks side by side; how many items it
-    decided. The first failure is raised once every worker has stopped."""
+    decided. Once every worker has stopped, a failure is raised (that of the first worker, in
+    the order they were started, to have failed)."""
     claims = _Claims(key=_TURN_KEYS.randrange(2**31))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="deadline") as pool:
         futures = [
