@@ -39,7 +39,7 @@ from governance.services import email_enqueue
 from inventory.services.grants import pk_in
 
 # Items handled per transaction at the deadline; their grants are ended in slices of as many
-# (one UPDATE, one history INSERT … SELECT and one audit batch per slice). Each chunk costs the
+# (one UPDATE and one history INSERT … SELECT per slice; one audit batch per chunk). Each chunk costs the
 # same number of statements whatever its size, and one commit: larger chunks mean fewer of
 # both, while a chunk's rows and events in memory stay under about 30 MB.
 DEADLINE_CHUNK = 5000
@@ -151,10 +151,11 @@ def campaign_escalate_reviewers(*, campaign: Campaign, now: datetime | None = No
 # --- The default action at the deadline -----------------------------------------------------------
 #
 # Each chunk is written with set-based statements: one locked read of the items as plain rows,
-# one UPDATE for them, their audit events in one batch, and (for revocations) the grants ended
-# by ``grants_end_many`` with one UPDATE, one INSERT … SELECT of history rows and one batch of
-# events per slice of grants. The events, their order in the chain and their payloads are those
-# the per-row path wrote: items in their usual order (integration, then id), grants in theirs.
+# one UPDATE for them, (for revocations) the grants ended by ``grants_end_many`` with one UPDATE
+# and one INSERT … SELECT of history rows per slice of grants, and last all the chunk's events in
+# one batch, so the chain is locked only from that append to the commit. The events, their order
+# in the chain and their payloads are those the per-row path wrote: items in their usual order
+# (integration, then id), then their grants in theirs.
 
 # What the deadline reads of an item: no model instance per row. Its ``grant_ids`` only when it
 # covers a whole integration (``covered_grants`` reads them only then): a JSON column decoded for
